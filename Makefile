@@ -1,0 +1,85 @@
+# vzcluster: `make` builds everything into build/; `make test` installs what
+# is missing, builds, and runs unit and integration tests.
+B := build
+CC ?= cc
+PKGS := libprotobuf-c libzstd libev openssl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fno-strict-aliasing
+CPPFLAGS += -I. -Ilib -I$(B)/proto $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lev
+
+PROTOS := $(wildcard proto/*.proto)
+PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)
+PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h)
+
+LIB_SRC := $(wildcard lib/*.c) $(wildcard transport/*.c)
+AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard ckpt/*.c)
+TOOLS := vzctl vzlist vzpkg
+BINS := $(B)/bin/vzagent $(TOOLS:%=$(B)/bin/%)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+all: $(BINS) $(B)/tests/workloads
+
+$(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(B)/proto
+	protoc-c --c_out=$(B)/proto -Iproto $<
+
+$(B)/obj/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Generated code is not held to our warnings.
+$(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
+
+$(B)/libvz.a: $(call obj,$(LIB_SRC)) $(PROTO_C:%.c=$(B)/obj/%.o)
+	$(AR) rcs $@ $^
+
+$(B)/libvzagent.a: $(call obj,$(AGENTLIB_SRC))
+	$(AR) rcs $@ $^
+
+$(B)/bin/vzagent: $(call obj,agent/main.c) $(B)/libvzagent.a $(B)/libvz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+.SECONDEXPANSION:
+$(B)/bin/%: $$(call obj,$$(wildcard tools/%/*.c)) $(B)/libvz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Workloads run inside VEs: static, so they need nothing from the VE.
+WORKLOADS := $(patsubst tests/workloads/%.c,$(B)/tests/workloads/%,$(wildcard tests/workloads/*.c))
+$(B)/tests/workloads: $(WORKLOADS)
+	@mkdir -p $@
+$(B)/tests/workloads/%: tests/workloads/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -pthread -o $@ $<
+
+# Unit tests: one criterion binary per directory under tests/unit/.
+UNIT_DIRS := $(notdir $(wildcard tests/unit/*))
+UNIT_BINS := $(UNIT_DIRS:%=$(B)/tests/unit/%)
+$(B)/tests/unit/%: $$(call obj,$$(wildcard tests/unit/%/*.c)) $(B)/libvzagent.a $(B)/libvz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+deps:
+	deploy/install-deps
+
+test:
+	deploy/install-deps --check >/dev/null 2>&1 || deploy/install-deps
+	$(MAKE) all $(UNIT_BINS)
+	tests/run-all $(UNIT_BINS)
+
+lint:
+	tests/lint
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all deps test lint clean
+.SECONDARY:
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

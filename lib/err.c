@@ -1,0 +1,69 @@
+/* The error object: a message, an errno and an OpenVZ exit code. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+
+static int record(struct vz_err *err, int exit_code, int errnum, const char *fmt, va_list ap)
+{
+	if (errnum < 0)
+		errnum = -errnum;
+	if (errnum == 0)
+		errnum = EINVAL;
+	if (!err)
+		return -errnum;
+	err->errnum = errnum;
+	err->exit_code = exit_code;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	return -errnum;
+}
+
+int vz_error(struct vz_err *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = record(err, VZ_EXIT_SYSTEM, errnum, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int vz_error_exit(struct vz_err *err, int exit_code, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = record(err, exit_code, errnum, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int vz_error_wrap(struct vz_err *err, const char *fmt, ...)
+{
+	char prefix[512], old[sizeof(err->msg)];
+	va_list ap;
+
+	if (!err)
+		return -EINVAL;
+	if (err->errnum == 0)
+		err->errnum = EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	return -err->errnum;
+}
+
+void vz_err_clear(struct vz_err *err)
+{
+	if (!err)
+		return;
+	err->errnum = 0;
+	err->exit_code = 0;
+	err->msg[0] = '\0';
+}

@@ -1,0 +1,36 @@
+/* The control conversation between the CLIs and vzagent: control.proto
+ * messages in frames on the agent's unix socket. */
+#ifndef VZ_CONTROL_H
+#define VZ_CONTROL_H
+
+#include <stddef.h>
+
+#include "control.pb-c.h"
+#include "err.h"
+
+#define VZ_CONTROL_MAGIC 0x565a4331u /* "VZC1" */
+#define VZ_CONTROL_VERSION 1
+#define VZ_CONTROL_MAX_FRAME (4u << 20)
+
+typedef Vz__Control__Request vz_request;
+typedef Vz__Control__Reply vz_reply;
+
+/* Connect to the agent socket under VZ_ROOT. Sets *fd (close-on-exec). */
+int vz_ctl_connect(int *fd, struct vz_err *err);
+
+int vz_ctl_send_request(int fd, const vz_request *req, const int *fds, size_t nfds,
+			struct vz_err *err);
+/* Receive and check magic and version. Free with vz__control__request__free_unpacked. */
+int vz_ctl_recv_request(int fd, vz_request **req, int *fds, size_t *nfds, struct vz_err *err);
+
+int vz_ctl_send_reply(int fd, const vz_reply *reply, const int *fds, size_t nfds,
+		      struct vz_err *err);
+int vz_ctl_recv_reply(int fd, vz_reply **reply, int *fds, size_t *nfds, struct vz_err *err);
+
+/* Send a progress line (done = false). Errors are ignored: a client that
+ * went away does not stop the operation. */
+void vz_ctl_progress(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Send the final reply for a result: 0, or the error's code and message. */
+int vz_ctl_finish(int fd, int ret, const struct vz_err *err);
+
+#endif
