@@ -2,12 +2,12 @@
 # is missing, builds, and runs unit and integration tests.
 B := build
 CC ?= cc
-PKGS := libprotobuf-c libzstd libev openssl
+PKGS := libprotobuf-c libzstd openssl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fno-strict-aliasing
-CPPFLAGS += -I. -Ilib -I$(B)/proto $(PKG_CFLAGS)
+CPPFLAGS += -I. -Ilib -Itransport -Iagent -Ickpt -I$(B)/proto $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lev
 
 PROTOS := $(wildcard proto/*.proto)
@@ -66,6 +66,9 @@ $(B)/tests/unit/%: $$(call obj,$$(wildcard tests/unit/%/*.c)) $(B)/libvzagent.a 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
+demo:
+	deploy/demo
+
 deps:
 	deploy/install-deps
 
@@ -80,6 +83,6 @@ lint:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps test lint clean
+.PHONY: all deps test lint clean demo
 .SECONDARY:
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -27,7 +27,7 @@ int vz_ctl_connect(int *fd, struct vz_err *err)
 	if (s < 0)
 		return vz_error(err, errno, "Create socket: %s", strerror(errno));
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		return vz_error(err, errno, "Cannot reach vzagent at %s: %s (is it running?)", path,
+		return vz_error_exit(err, errno == EACCES ? VZ_EXIT_PERM : VZ_EXIT_SYSTEM, errno, "Cannot reach vzagent at %s: %s (is it running?)", path,
 				strerror(errno));
 	*fd = steal_fd(&s);
 	return 0;

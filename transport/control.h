@@ -33,4 +33,12 @@ void vz_ctl_progress(int fd, const char *fmt, ...) __attribute__((format(printf,
 /* Send the final reply for a result: 0, or the error's code and message. */
 int vz_ctl_finish(int fd, int ret, const struct vz_err *err);
 
+/* Client side of one call: connect, send req (with fds), print progress
+ * lines to stdout as they come, hand a descriptor that travels with a
+ * progress frame to on_fd (may be NULL), and return the final reply in
+ * *final (free with vz__control__reply__free_unpacked). */
+int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds,
+		int (*on_fd)(void *ctx, int fd, int conn), void *ctx, vz_reply **final,
+		struct vz_err *err);
+
 #endif

@@ -1,0 +1,81 @@
+/* vzagent's context and the handlers of control requests.
+ *
+ * The daemon's main process only accepts connections on the control socket
+ * (root peers only), reaps, and watches running VEs' inits. Each request is
+ * served in a forked worker that takes the VE's lock, does blocking work
+ * and answers; the state of VEs lives on disk (configs, pid files) and in
+ * the kernel (namespaces, cgroups, mounts), so a restarted agent finds and
+ * adopts them again. */
+#ifndef VZ_AGENT_H
+#define VZ_AGENT_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "control.h"
+#include "err.h"
+
+struct ve_watch;
+
+struct vz_agent {
+	struct ev_loop *loop;
+	struct vz_cg cg;
+	struct vz_conf global;    /* vz.conf */
+	char criu[4096];          /* criu executable to run */
+	char bridge[16];
+	unsigned ip_prefix;       /* prefix length for --ipadd without /N */
+	unsigned stop_timeout;    /* seconds init gets to shut down */
+	int listen_fd;
+	ev_io accept_w;
+	ev_signal sigterm_w, sigint_w;
+	ev_child child_w;
+	struct ve_watch *watches;
+};
+
+/* One request being served in a worker. fds are those that came with it. */
+struct vz_call {
+	struct vz_agent *agent;
+	int conn;
+	vz_request *req;
+	int fds[4];
+	size_t nfds;
+};
+
+/* Read vz.conf and derive the settings above. */
+int agent_load_global(struct vz_agent *a, struct vz_err *err);
+
+/* Server: listen, accept, fork workers, watch VEs (server.c). */
+int agent_listen(struct vz_agent *a, struct vz_err *err);
+void agent_watch_ve(struct vz_agent *a, unsigned veid, pid_t init);
+/* Find running VEs from their pid files, watch them, clean dead ones. */
+void agent_adopt(struct vz_agent *a);
+/* Serve until SIGTERM or SIGINT. Running VEs are left running. */
+int agent_run(struct vz_agent *a);
+
+/* Serve one request in a worker; returns the process exit status. */
+int agent_dispatch(struct vz_call *call);
+
+/* Handlers: each returns 0 or a negative errno with err filled. The
+ * dispatcher sends the final reply. */
+int op_create(struct vz_call *c, struct vz_err *err);
+int op_destroy(struct vz_call *c, struct vz_err *err);
+int op_mount(struct vz_call *c, struct vz_err *err);
+int op_umount(struct vz_call *c, struct vz_err *err);
+int op_start(struct vz_call *c, struct vz_err *err);
+int op_stop(struct vz_call *c, struct vz_err *err);
+int op_restart(struct vz_call *c, struct vz_err *err);
+int op_set(struct vz_call *c, struct vz_err *err);
+/* exec and enter send their own final reply (it carries the exit status). */
+int op_exec(struct vz_call *c, struct vz_err *err);
+int op_enter(struct vz_call *c, struct vz_err *err);
+int op_status(struct vz_call *c, struct vz_err *err);
+int op_list(struct vz_call *c, struct vz_err *err);
+
+/* Clean up after a VE whose init is gone: cgroups, mount, pid file.
+ * Idempotent; takes the VE lock. */
+int ve_cleanup_dead(struct vz_agent *a, unsigned veid, struct vz_err *err);
+
+#endif

@@ -1,0 +1,89 @@
+/* Host-wide settings from vz.conf, with OpenVZ-like defaults. A missing
+ * vz.conf is written with the defaults so an operator can see them. */
+#define LOG_PREFIX "global: "
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "paths.h"
+#include "util.h"
+#include "agent.h"
+
+static const char default_conf[] =
+	"# vzcluster host-wide settings (OpenVZ vz.conf names where they exist)\n"
+	"VE_BRIDGE=\"vzbr0\"\n"
+	"# Prefix length for --ipadd addresses given without one\n"
+	"VE_IP_PREFIX=\"24\"\n"
+	"# Default route inside VEs (empty: none)\n"
+	"VE_GATEWAY=\"\"\n"
+	"DEF_OSTEMPLATE=\"busybox\"\n"
+	"# Seconds a VE's init gets to shut down before it is killed\n"
+	"STOP_TIMEOUT=\"60\"\n"
+	"# Directory of this host's VEs in every cgroup hierarchy\n"
+	"CGROUP_BASE=\"vz\"\n"
+	"# criu executable; empty: the one deploy/install-deps recorded\n"
+	"CRIU=\"\"\n"
+	"LOG_LEVEL=\"info\"\n";
+
+static int read_criu_path(char *buf, size_t len)
+{
+	_cleanup_free_ char *text = NULL;
+	char line[PATH_MAX];
+
+	if (vz_read_file("/etc/vz/criu.path", &text, NULL, PATH_MAX) < 0)
+		return -ENOENT;
+	vz_last_line(text, line, sizeof(line));
+	if (!*line)
+		return -ENOENT;
+	snprintf(buf, len, "%s", line);
+	return 0;
+}
+
+int agent_load_global(struct vz_agent *a, struct vz_err *err)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	const char *v;
+	unsigned long n;
+	int ret;
+
+	vz_path(path, sizeof(path), VZ_GLOBAL_CONF);
+	if (!vz_exists(path)) {
+		vz_mkdir_p(vz_path(dir, sizeof(dir), "/etc/vz"), 0755);
+		ret = vz_write_file(path, default_conf, strlen(default_conf), 0);
+		if (ret < 0)
+			return vz_error(err, -ret, "Write %s: %s", path, strerror(-ret));
+		pr_info("Wrote default settings to %s", path);
+	}
+	ret = vz_conf_load(&a->global, path, err);
+	if (ret < 0)
+		return ret;
+
+	v = vz_conf_get(&a->global, "VE_BRIDGE");
+	snprintf(a->bridge, sizeof(a->bridge), "%s", v && *v ? v : "vzbr0");
+	v = vz_conf_get(&a->global, "VE_IP_PREFIX");
+	a->ip_prefix = 24;
+	if (v && *v) {
+		if (vz_parse_ulong(v, 1, 32, &n) < 0)
+			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: VE_IP_PREFIX must be 1..32", path);
+		a->ip_prefix = (unsigned)n;
+	}
+	v = vz_conf_get(&a->global, "STOP_TIMEOUT");
+	a->stop_timeout = 60;
+	if (v && *v) {
+		if (vz_parse_ulong(v, 0, 3600, &n) < 0)
+			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: STOP_TIMEOUT must be 0..3600", path);
+		a->stop_timeout = (unsigned)n;
+	}
+	v = vz_conf_get(&a->global, "CRIU");
+	if (v && *v)
+		snprintf(a->criu, sizeof(a->criu), "%s", v);
+	else if (read_criu_path(a->criu, sizeof(a->criu)) < 0)
+		snprintf(a->criu, sizeof(a->criu), "criu");
+	v = vz_conf_get(&a->global, "LOG_LEVEL");
+	if (v && *v)
+		vz_log_set_level(vz_log_level_from_string(v));
+	return 0;
+}

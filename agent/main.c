@@ -1,0 +1,81 @@
+/* vzagent: wires the daemon together. See agent.h for how it works. */
+#define LOG_PREFIX ""
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "paths.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: vzagent [--debug] [--log FILE]\n"
+		   "Serves vzctl, vzlist and vzmigrate on $VZ_ROOT/run/vz/agent.sock (VZ_ROOT: %s)\n",
+		vz_root()[0] ? vz_root() : "/");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "debug", no_argument, NULL, 'd' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vz_agent a = { .listen_fd = -1 };
+	struct vz_err err = { 0 };
+	char logpath[PATH_MAX] = "";
+	const char *cgbase;
+	int c, debug = 0;
+
+	while ((c = getopt_long(argc, argv, "dl:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': debug = 1; break;
+		case 'l': snprintf(logpath, sizeof(logpath), "%s", optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return VZ_EXIT_INVAL;
+		}
+	}
+	vz_log_init("vzagent", debug ? VZ_LOG_DEBUG : VZ_LOG_INFO, 1);
+	if (geteuid() != 0) {
+		fprintf(stderr, "vzagent: Must run as root\n");
+		return VZ_EXIT_PERM;
+	}
+	if (!*logpath) {
+		char dir[PATH_MAX];
+
+		vz_mkdir_p(vz_path(dir, sizeof(dir), "/var/log"), 0755);
+		vz_path(logpath, sizeof(logpath), "/var/log/vzagent.log");
+	}
+	if (vz_log_open(logpath) < 0)
+		fprintf(stderr, "vzagent: Cannot open log %s: %s\n", logpath, strerror(errno));
+	if (agent_load_global(&a, &err) < 0)
+		goto fail;
+	if (debug)
+		vz_log_set_level(VZ_LOG_DEBUG);
+	cgbase = vz_conf_get(&a.global, "CGROUP_BASE");
+	if (vz_cg_init(&a.cg, NULL, cgbase && *cgbase ? cgbase : "vz", 0, &err) < 0)
+		goto fail;
+	/* VE inits outlive the workers that start them: become their parent. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	signal(SIGPIPE, SIG_IGN);
+	a.loop = ev_default_loop(EVFLAG_AUTO);
+	if (agent_listen(&a, &err) < 0)
+		goto fail;
+	pr_info("vzagent started (VZ_ROOT %s, cgroup v%d, criu %s)", vz_root()[0] ? vz_root() : "/",
+		a.cg.mode == VZ_CG_V2 ? 2 : 1, a.criu);
+	agent_run(&a);
+	vz_conf_free(&a.global);
+	return 0;
+fail:
+	pr_err("%s", err.msg);
+	return err.exit_code ? err.exit_code : 1;
+}

@@ -1,0 +1,242 @@
+/* A VE's config, paths, lock, pid file, root mount and running state. */
+#define LOG_PREFIX "ve: "
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "paths.h"
+#include "util.h"
+#include "ve.h"
+
+int ve_open(unsigned veid, bool must_exist, struct ve *ve, struct vz_err *err)
+{
+	int ret;
+
+	memset(ve, 0, sizeof(*ve));
+	ve->veid = veid;
+	ve->lock_fd = -EBADF;
+	vz_path_ve_conf(ve->conf_path, sizeof(ve->conf_path), veid);
+	vz_path_ve_private(ve->private, sizeof(ve->private), veid);
+	vz_path_ve_root(ve->root, sizeof(ve->root), veid);
+	if (!vz_exists(ve->conf_path)) {
+		if (must_exist)
+			return vz_error_exit(err, VZ_EXIT_NOCONF, ENOENT, "VE %u does not exist", veid);
+		return 0;
+	}
+	ret = vz_conf_load(&ve->conf, ve->conf_path, err);
+	if (ret < 0)
+		return vz_error_wrap(err, "Load config of VE %u", veid);
+	return 0;
+}
+
+void ve_close(struct ve *ve)
+{
+	if (!ve)
+		return;
+	vz_conf_free(&ve->conf);
+	vz_closep(&ve->lock_fd);
+}
+
+int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	int fd, waited = 0;
+
+	vz_path(dir, sizeof(dir), VZ_LOCK_DIR);
+	vz_mkdir_p(dir, 0700);
+	snprintf(path, sizeof(path), "%s/%u.lck", dir, ve->veid);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return vz_error(err, errno, "Open lock %s: %s", path, strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK || waited >= wait_ms) {
+			close(fd);
+			return vz_error_exit(err, VZ_EXIT_LOCKED, EBUSY,
+					     "VE %u is locked by another operation", ve->veid);
+		}
+		usleep(20 * 1000);
+		waited += 20;
+	}
+	ve->lock_fd = fd;
+	return 0;
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long start = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	/* The command may hold spaces and parentheses: skip past the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* Field 22 is starttime; after ')' come fields 3..: skip 19 fields. */
+	p += 2;
+	for (int i = 0; i < 19 && p; i++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (p)
+		start = strtoull(p, NULL, 10);
+	return start;
+}
+
+static char *pidfile_path(char *buf, size_t len, unsigned veid)
+{
+	return vz_path(buf, len, VZ_RUN_DIR "/%u.pid", veid);
+}
+
+int ve_read_pidfile(unsigned veid, pid_t *pid, unsigned long long *start)
+{
+	char path[PATH_MAX];
+	_cleanup_free_ char *text = NULL;
+	int p;
+
+	pidfile_path(path, sizeof(path), veid);
+	if (vz_read_file(path, &text, NULL, 256) < 0)
+		return -ENOENT;
+	if (sscanf(text, "%d %llu", &p, start) != 2 || p <= 0)
+		return -EINVAL;
+	*pid = p;
+	return 0;
+}
+
+int ve_write_pidfile(const struct ve *ve, pid_t init, struct vz_err *err)
+{
+	char path[PATH_MAX], dir[PATH_MAX], buf[64];
+	int ret;
+
+	vz_path(dir, sizeof(dir), VZ_RUN_DIR);
+	vz_mkdir_p(dir, 0755);
+	pidfile_path(path, sizeof(path), ve->veid);
+	snprintf(buf, sizeof(buf), "%d %llu\n", (int)init, proc_start_time(init));
+	ret = vz_write_file(path, buf, strlen(buf), 0);
+	if (ret < 0)
+		return vz_error(err, -ret, "Write %s: %s", path, strerror(-ret));
+	return 0;
+}
+
+void ve_remove_pidfile(unsigned veid)
+{
+	char path[PATH_MAX];
+
+	unlink(pidfile_path(path, sizeof(path), veid));
+}
+
+bool ve_is_mounted(const struct ve *ve)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX];
+
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && strcmp(mnt, ve->root) == 0)
+			return true;
+	}
+	return false;
+}
+
+enum ve_state ve_state(const struct ve *ve, pid_t *init)
+{
+	unsigned long long start;
+	pid_t pid;
+
+	if (init)
+		*init = 0;
+	if (!vz_exists(ve->conf_path))
+		return VE_STATE_DELETED;
+	if (ve_read_pidfile(ve->veid, &pid, &start) == 0 && start && proc_start_time(pid) == start) {
+		if (init)
+			*init = pid;
+		return VE_STATE_RUNNING;
+	}
+	return ve_is_mounted(ve) ? VE_STATE_MOUNTED : VE_STATE_STOPPED;
+}
+
+int ve_save(struct ve *ve, struct vz_err *err)
+{
+	int ret = vz_conf_save(&ve->conf, ve->conf_path, err);
+
+	if (ret < 0) {
+		err->exit_code = VZ_EXIT_SAVECONF;
+		return vz_error_wrap(err, "Save config of VE %u", ve->veid);
+	}
+	return 0;
+}
+
+int ve_mount(struct ve *ve, struct vz_err *err)
+{
+	int ret;
+
+	if (ve_is_mounted(ve))
+		return 0;
+	if (!vz_exists(ve->private))
+		return vz_error_exit(err, VZ_EXIT_NOPRIVATE, ENOENT, "Private area %s of VE %u does not exist",
+				     ve->private, ve->veid);
+	ret = vz_mkdir_p(ve->root, 0755);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_MOUNT, -ret, "Create %s: %s", ve->root, strerror(-ret));
+	if (mount(ve->private, ve->root, NULL, MS_BIND, NULL) != 0)
+		return vz_error_exit(err, VZ_EXIT_MOUNT, errno, "Mount %s on %s: %s", ve->private, ve->root,
+				     strerror(errno));
+	/* Mounts made under the VE's root must not spread back to the host. */
+	if (mount(NULL, ve->root, NULL, MS_PRIVATE, NULL) != 0) {
+		int e = errno;
+
+		umount2(ve->root, MNT_DETACH);
+		return vz_error_exit(err, VZ_EXIT_MOUNT, e, "Make %s private: %s", ve->root, strerror(e));
+	}
+	pr_info("VE %u: mounted %s on %s", ve->veid, ve->private, ve->root);
+	return 0;
+}
+
+int ve_umount(struct ve *ve, struct vz_err *err)
+{
+	if (!ve_is_mounted(ve))
+		return 0;
+	if (umount2(ve->root, 0) != 0) {
+		if (errno != EBUSY || umount2(ve->root, MNT_DETACH) != 0)
+			return vz_error_exit(err, VZ_EXIT_UMOUNT, errno, "Unmount %s: %s", ve->root,
+					     strerror(errno));
+		pr_warn("VE %u: %s was busy, detached it", ve->veid, ve->root);
+	}
+	pr_info("VE %u: unmounted %s", ve->veid, ve->root);
+	return 0;
+}
+
+int ve_netif(struct ve *ve, struct vz_agent *a, struct vz_netif *nif, struct vz_err *err)
+{
+	const char *s = vz_conf_get(&ve->conf, "NETIF");
+	char buf[256];
+
+	if (s && *s)
+		return vz_netif_parse(s, nif, err);
+	vz_netif_new(nif, ve->veid, a->bridge);
+	vz_netif_format(nif, buf, sizeof(buf));
+	return vz_conf_set(&ve->conf, "NETIF", buf, err);
+}

@@ -1,0 +1,115 @@
+/* Inside a new VE, before its init runs: the mount namespace is made
+ * private, /proc, /sys and a small /dev with devpts are mounted in the
+ * VE's root, and pivot_root makes that root the VE's "/". Nothing of the
+ * host's mount tree or file descriptors stays visible. */
+#define LOG_PREFIX "rootfs: "
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "ve_rootfs.h"
+
+static const struct {
+	const char *name;
+	unsigned major, minor;
+	mode_t mode;
+} dev_nodes[] = {
+	{ "null", 1, 3, 0666 },   { "zero", 1, 5, 0666 },    { "full", 1, 7, 0666 },
+	{ "random", 1, 8, 0666 }, { "urandom", 1, 9, 0666 }, { "tty", 5, 0, 0666 },
+};
+
+static const struct {
+	const char *target, *link;
+} dev_links[] = {
+	{ "/proc/self/fd", "fd" },     { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
+	{ "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" },
+};
+
+static int mount_in(const char *root, const char *dir, const char *src, const char *type,
+		    unsigned long flags, const char *data, struct vz_err *err)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s%s", root, dir);
+	/* A symlink planted by the VE must not redirect a mount to the host. */
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode))
+		return vz_error(err, ENOTDIR, "%s in the VE is not a directory", dir);
+	if (vz_mkdir_p(path, 0755) < 0)
+		return vz_error(err, errno, "Create %s: %s", path, strerror(errno));
+	if (mount(src, path, type, flags, data) != 0)
+		return vz_error(err, errno, "Mount %s on %s: %s", type, dir, strerror(errno));
+	return 0;
+}
+
+static int setup_dev(const char *root, struct vz_err *err)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	ret = mount_in(root, "/dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k", err);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
+		snprintf(path, sizeof(path), "%s/dev/%s", root, dev_nodes[i].name);
+		if (mknod(path, S_IFCHR | dev_nodes[i].mode, makedev(dev_nodes[i].major, dev_nodes[i].minor)) != 0)
+			return vz_error(err, errno, "Create /dev/%s: %s", dev_nodes[i].name, strerror(errno));
+		chmod(path, dev_nodes[i].mode);
+	}
+	for (size_t i = 0; i < sizeof(dev_links) / sizeof(dev_links[0]); i++) {
+		snprintf(path, sizeof(path), "%s/dev/%s", root, dev_links[i].link);
+		if (symlink(dev_links[i].target, path) != 0)
+			return vz_error(err, errno, "Create /dev/%s: %s", dev_links[i].link, strerror(errno));
+	}
+	ret = mount_in(root, "/dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+		       "newinstance,ptmxmode=0666,mode=0620,gid=5", err);
+	if (ret < 0)
+		return ret;
+	ret = mount_in(root, "/dev/shm", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k",
+		       err);
+	if (ret < 0)
+		return ret;
+	return mount_in(root, "/dev/mqueue", "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
+}
+
+int ve_rootfs_setup(const char *root, struct vz_err *err)
+{
+	int ret;
+
+	/* Nothing we mount may propagate to the host, and host mount events
+	 * must not reach the VE. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return vz_error(err, errno, "Make mounts private: %s", strerror(errno));
+	/* The root must be a mount point of its own for pivot_root. */
+	if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) != 0)
+		return vz_error(err, errno, "Bind %s: %s", root, strerror(errno));
+	ret = mount_in(root, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
+	if (ret == 0)
+		ret = mount_in(root, "/sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+			       NULL, err);
+	if (ret == 0)
+		ret = setup_dev(root, err);
+	if (ret < 0)
+		return ret;
+	if (chdir(root) != 0)
+		return vz_error(err, errno, "Enter %s: %s", root, strerror(errno));
+	/* pivot_root(".", ".") stacks the old root on top of the new one;
+	 * detaching it leaves only the VE's tree. */
+	if (syscall(SYS_pivot_root, ".", ".") != 0)
+		return vz_error(err, errno, "pivot_root into %s: %s", root, strerror(errno));
+	if (umount2(".", MNT_DETACH) != 0)
+		return vz_error(err, errno, "Detach the host's root: %s", strerror(errno));
+	if (chdir("/") != 0)
+		return vz_error(err, errno, "Enter /: %s", strerror(errno));
+	return 0;
+}

@@ -1,0 +1,12 @@
+/* The VE's root file system setup, run by its future init after clone(). */
+#ifndef VZ_VE_ROOTFS_H
+#define VZ_VE_ROOTFS_H
+
+#include "err.h"
+
+/* In a fresh mount namespace: mount /proc, /sys (read-only), /dev (tmpfs
+ * with null, zero, full, random, urandom, tty, devpts, shm, mqueue) under
+ * root, then pivot_root into it and detach the host's tree. */
+int ve_rootfs_setup(const char *root, struct vz_err *err);
+
+#endif

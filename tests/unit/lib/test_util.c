@@ -1,0 +1,86 @@
+/* lib/util.c: parsing of numbers, VEIDs and sizes; processes; files. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "err.h"
+#include "frame.h"
+#include "util.h"
+
+Test(util, parse_veid)
+{
+	unsigned v;
+
+	cr_assert_eq(vz_parse_veid("101", &v), 0);
+	cr_assert_eq(v, 101);
+	cr_assert_lt(vz_parse_veid("0", &v), 0);
+	cr_assert_lt(vz_parse_veid("-1", &v), 0);
+	cr_assert_lt(vz_parse_veid("10a", &v), 0);
+	cr_assert_lt(vz_parse_veid("", &v), 0);
+	cr_assert_lt(vz_parse_veid(" 1", &v), 0);
+	cr_assert_lt(vz_parse_veid("2147483648", &v), 0);
+}
+
+Test(util, parse_size_suffixes_pages_and_unlimited)
+{
+	uint64_t b;
+
+	cr_assert_eq(vz_parse_size("256M", 1, &b), 0);
+	cr_assert_eq(b, 256ULL << 20);
+	cr_assert_eq(vz_parse_size("1G", 1, &b), 0);
+	cr_assert_eq(b, 1ULL << 30);
+	cr_assert_eq(vz_parse_size("4k", 1, &b), 0);
+	cr_assert_eq(b, 4096);
+	cr_assert_eq(vz_parse_size("10", 4096, &b), 0);
+	cr_assert_eq(b, 40960);
+	cr_assert_eq(vz_parse_size("unlimited", 1, &b), 0);
+	cr_assert_eq(b, UINT64_MAX);
+	cr_assert_lt(vz_parse_size("banana", 1, &b), 0);
+	cr_assert_lt(vz_parse_size("-5", 1, &b), 0);
+	cr_assert_lt(vz_parse_size("5X", 1, &b), 0);
+	cr_assert_lt(vz_parse_size("99999999999999999999", 1, &b), 0);
+	cr_assert_lt(vz_parse_size("20000000000000T", 1, &b), 0);
+}
+
+Test(util, run_captures_output_and_status)
+{
+	char *out = NULL;
+	char *const ok[] = { "sh", "-c", "echo one; echo two >&2; exit 3", NULL };
+	char *const missing[] = { "/nonexistent/prog", NULL };
+	struct vz_err err = { 0 };
+
+	cr_assert_eq(vz_run(ok, &out), 3);
+	cr_assert_str_eq(out, "one\ntwo\n");
+	free(out);
+	cr_assert_eq(vz_run(missing, NULL), 127);
+	cr_assert_lt(vz_run_checked(ok, &err), 0);
+	cr_assert(strstr(err.msg, "status 3") && strstr(err.msg, "two"), "%s", err.msg);
+}
+
+Test(util, rm_rf_removes_a_tree_but_not_through_symlinks)
+{
+	char dir[] = "/tmp/vzrm.XXXXXX", keep[] = "/tmp/vzkeep.XXXXXX", p[256];
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(mkdtemp(keep));
+	snprintf(p, sizeof(p), "%s/a/b/c", dir);
+	cr_assert_eq(vz_mkdir_p(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/a/link", dir);
+	cr_assert_eq(symlink(keep, p), 0);
+	cr_assert_eq(vz_rm_rf(dir), 0);
+	cr_assert_not(vz_exists(dir));
+	cr_assert(vz_exists(keep));
+	rmdir(keep);
+}
+
+Test(frame, header_caps_length)
+{
+	const uint8_t ok[4] = { 0, 0, 1, 0 }, big[4] = { 0xff, 0xff, 0xff, 0xff };
+	uint32_t len;
+
+	cr_assert_eq(vz_frame_parse_header(ok, 4096, &len), 0);
+	cr_assert_eq(len, 256);
+	cr_assert_eq(vz_frame_parse_header(big, 1 << 20, &len), -EMSGSIZE);
+}

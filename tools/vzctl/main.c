@@ -1,0 +1,145 @@
+/* vzctl: OpenVZ's container control tool, as a thin client of vzagent.
+ * Every subcommand returns an exit status (OpenVZ's codes) or a negative
+ * errno with err filled; only main prints the error. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+#include "vzctl.h"
+
+static const struct vzctl_cmd cmds[] = {
+	{ "create", cmd_create, "create VEID --ostemplate NAME [--hostname H] [--ipadd IP]..." },
+	{ "start", cmd_start, "start VEID" },
+	{ "stop", cmd_stop, "stop VEID [--fast]" },
+	{ "restart", cmd_restart, "restart VEID [--fast]" },
+	{ "status", cmd_status, "status VEID" },
+	{ "destroy", cmd_destroy, "destroy VEID" },
+	{ "delete", cmd_destroy, "delete VEID" },
+	{ "mount", cmd_mount, "mount VEID" },
+	{ "umount", cmd_umount, "umount VEID" },
+	{ "set", cmd_set, "set VEID [--hostname H] [--ipadd IP] [--ipdel IP|all] [--nameserver IP] "
+			  "[--onboot yes|no] [--disabled yes|no] [--save]" },
+	{ "exec", cmd_exec, "exec VEID COMMAND [ARG...]" },
+	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]" },
+	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: vzctl COMMAND VEID [OPTIONS]\n");
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		fprintf(f, "  vzctl %s\n", cmds[i].usage);
+}
+
+int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, struct vz_err *err)
+{
+	unsigned veid;
+
+	vz__control__request__init(req);
+	req->magic = VZ_CONTROL_MAGIC;
+	req->version = VZ_CONTROL_VERSION;
+	req->op = op;
+	if (argc < 2)
+		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "VEID is not given: vzctl %s VEID", argv[0]);
+	if (vz_parse_veid(argv[1], &veid) < 0)
+		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid VEID '%s': a number from 1 to 2147483647",
+				     argv[1]);
+	req->has_veid = 1;
+	req->veid = veid;
+	return 0;
+}
+
+/* Options of create and set that take a value. The agent checks values. */
+static const char *const value_opts[] = {
+	"ostemplate", "hostname", "ipadd", "ipdel", "nameserver", "onboot", "disabled", NULL,
+};
+
+int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags,
+		       unsigned *flag_seen, struct vz_err *err)
+{
+	for (int i = from; i < argc; i++) {
+		const char *a = argv[i], *name;
+		bool known = false;
+
+		if (strncmp(a, "--", 2) != 0)
+			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Unexpected argument '%s'", a);
+		name = a + 2;
+		for (unsigned k = 0; flags && flags[k]; k++)
+			if (!strcmp(name, flags[k])) {
+				*flag_seen |= 1u << k;
+				known = true;
+			}
+		if (known)
+			continue;
+		for (unsigned k = 0; value_opts[k]; k++)
+			known |= !strcmp(name, value_opts[k]);
+		if (!known)
+			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s", a);
+		if (i + 1 >= argc)
+			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Option %s needs a value", a);
+		Vz__Control__Param *p = calloc(1, sizeof(*p));
+		Vz__Control__Param **np = realloc(req->params, (req->n_params + 1) * sizeof(*np));
+
+		if (!p || !np) {
+			free(p);
+			return vz_error(err, ENOMEM, "Out of memory");
+		}
+		vz__control__param__init(p);
+		p->name = (char *)name;
+		p->value = argv[++i];
+		req->params = np;
+		req->params[req->n_params++] = p;
+	}
+	return 0;
+}
+
+void vzctl_free_params(vz_request *req)
+{
+	for (size_t i = 0; i < req->n_params; i++)
+		free(req->params[i]);
+	free(req->params);
+	req->params = NULL;
+	req->n_params = 0;
+}
+
+int vzctl_run(const vz_request *req, struct vz_err *err)
+{
+	vz_reply *r = NULL;
+	int ret = vz_ctl_call(req, NULL, 0, NULL, NULL, &r, err);
+
+	if (ret < 0)
+		return ret;
+	ret = r->code;
+	if (ret != 0)
+		vz_error_exit(err, r->code, EIO, "%s", r->error ? r->error : "Failed");
+	vz__control__reply__free_unpacked(r, NULL);
+	return ret ? -EIO : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct vz_err err = { 0 };
+	int ret;
+
+	vz_log_init("vzctl", VZ_LOG_WARN, 1);
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? VZ_EXIT_INVAL : 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		ret = cmds[i].fn(argc - 1, argv + 1, &err);
+		if (ret < 0) {
+			fprintf(stderr, "vzctl: %s\n", err.msg);
+			return err.exit_code ? err.exit_code : VZ_EXIT_SYSTEM;
+		}
+		return ret;
+	}
+	fprintf(stderr, "vzctl: Unknown command '%s'; see vzctl --help\n", argv[1]);
+	return VZ_EXIT_INVAL;
+}

@@ -1,0 +1,356 @@
+/* vzlist: OpenVZ's table of VEs (VEID NPROC STATUS IP_ADDR HOSTNAME),
+ * with -a, -S, -H, -o, -s, -j, -1, -L and -h, from the agent's list. */
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "control.h"
+#include "log.h"
+#include "util.h"
+
+typedef Vz__Control__VeInfo ve_info;
+
+static const char *conf_get(const ve_info *v, const char *key)
+{
+	for (size_t i = 0; i < v->n_conf; i++)
+		if (!strcmp(v->conf[i]->name, key))
+			return v->conf[i]->value;
+	return NULL;
+}
+
+static const char *status_word(const ve_info *v)
+{
+	switch (v->status) {
+	case VZ__CONTROL__VE_STATUS__VE_RUNNING: return "running";
+	case VZ__CONTROL__VE_STATUS__VE_MOUNTED: return "mounted";
+	case VZ__CONTROL__VE_STATUS__VE_STOPPED: return "stopped";
+	default: return "deleted";
+	}
+}
+
+/* A field's text for the table ("-" when unknown); numeric fields also
+ * give a number for sorting and JSON. */
+struct field {
+	const char *name, *header;
+	int width; /* negative: left aligned */
+	int (*get)(const ve_info *v, char *buf, size_t len, long long *num);
+	const char *conf_key;
+};
+
+static int get_veid(const ve_info *v, char *buf, size_t len, long long *num)
+{
+	*num = v->veid;
+	snprintf(buf, len, "%u", v->veid);
+	return 1;
+}
+
+static int get_nproc(const ve_info *v, char *buf, size_t len, long long *num)
+{
+	if (!v->has_nproc) {
+		snprintf(buf, len, "-");
+		return 0;
+	}
+	*num = v->nproc;
+	snprintf(buf, len, "%u", v->nproc);
+	return 1;
+}
+
+static int get_status(const ve_info *v, char *buf, size_t len, long long *num)
+{
+	(void)num;
+	snprintf(buf, len, "%s", status_word(v));
+	return 0;
+}
+
+static int get_ip(const ve_info *v, char *buf, size_t len, long long *num)
+{
+	(void)num;
+	buf[0] = '\0';
+	for (size_t i = 0; i < v->n_ip; i++) {
+		if (i)
+			strncat(buf, " ", len - strlen(buf) - 1);
+		strncat(buf, v->ip[i], len - strlen(buf) - 1);
+	}
+	if (!*buf)
+		snprintf(buf, len, "-");
+	return 0;
+}
+
+static int get_conf(const ve_info *v, const char *key, char *buf, size_t len)
+{
+	const char *s = conf_get(v, key);
+
+	snprintf(buf, len, "%s", s && *s ? s : "-");
+	return 0;
+}
+
+#define CONF_GETTER(fn, key)                                                  \
+	static int fn(const ve_info *v, char *buf, size_t len, long long *num) \
+	{                                                                     \
+		(void)num;                                                    \
+		return get_conf(v, key, buf, len);                            \
+	}
+CONF_GETTER(get_hostname, "HOSTNAME")
+CONF_GETTER(get_ostemplate, "OSTEMPLATE")
+CONF_GETTER(get_onboot, "ONBOOT")
+CONF_GETTER(get_private, "VE_PRIVATE")
+CONF_GETTER(get_root, "VE_ROOT")
+CONF_GETTER(get_description, "DESCRIPTION")
+
+static const struct field fields[] = {
+	{ "veid", "VEID", 10, get_veid, NULL },
+	{ "ctid", "CTID", 10, get_veid, NULL },
+	{ "nproc", "NPROC", 10, get_nproc, NULL },
+	{ "status", "STATUS", -9, get_status, NULL },
+	{ "ip", "IP_ADDR", -15, get_ip, NULL },
+	{ "hostname", "HOSTNAME", -20, get_hostname, NULL },
+	{ "ostemplate", "OSTEMPLATE", -20, get_ostemplate, NULL },
+	{ "onboot", "ONBOOT", -6, get_onboot, NULL },
+	{ "private", "PRIVATE", -24, get_private, NULL },
+	{ "root", "ROOT", -24, get_root, NULL },
+	{ "description", "DESCRIPTION", -20, get_description, NULL },
+};
+
+static const struct field *find_field(const char *name)
+{
+	if (!strcmp(name, "ip_addr"))
+		name = "ip";
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+		if (!strcmp(fields[i].name, name))
+			return &fields[i];
+	return NULL;
+}
+
+static const struct field *sort_field;
+static int sort_reverse;
+
+static int cmp_ve(const void *x, const void *y)
+{
+	const ve_info *a = *(ve_info *const *)x, *b = *(ve_info *const *)y;
+	char ba[512], bb[512];
+	long long na = -1, nb = -1;
+	int isnum = sort_field->get(a, ba, sizeof(ba), &na);
+	int r;
+
+	sort_field->get(b, bb, sizeof(bb), &nb);
+	if (isnum || sort_field->get == get_nproc)
+		r = na < nb ? -1 : na > nb;
+	else
+		r = strcmp(ba, bb);
+	if (r == 0)
+		r = a->veid < b->veid ? -1 : a->veid > b->veid;
+	return sort_reverse ? -r : r;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void print_json(ve_info **ves, size_t n, const struct field **cols, size_t ncols)
+{
+	printf("[");
+	for (size_t i = 0; i < n; i++) {
+		printf("%s\n  {", i ? "," : "");
+		for (size_t c = 0; c < ncols; c++) {
+			char buf[4096];
+			long long num = 0;
+			int isnum = cols[c]->get(ves[i], buf, sizeof(buf), &num);
+
+			printf("%s", c ? ", " : "");
+			json_str(cols[c]->name);
+			printf(": ");
+			if (cols[c]->get == get_ip) {
+				printf("[");
+				for (size_t k = 0; k < ves[i]->n_ip; k++) {
+					printf("%s", k ? ", " : "");
+					json_str(ves[i]->ip[k]);
+				}
+				printf("]");
+			} else if (isnum) {
+				printf("%lld", num);
+			} else if (!strcmp(buf, "-")) {
+				printf("null");
+			} else {
+				json_str(buf);
+			}
+		}
+		printf("}");
+	}
+	printf("%s]\n", n ? "\n" : "");
+}
+
+static void print_table(ve_info **ves, size_t n, const struct field **cols, size_t ncols, int header)
+{
+	if (header) {
+		for (size_t c = 0; c < ncols; c++) {
+			int w = cols[c]->width, last = c + 1 == ncols;
+
+			printf("%s%*s", c ? " " : "", last && w < 0 ? 0 : w, cols[c]->header);
+		}
+		printf("\n");
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (size_t c = 0; c < ncols; c++) {
+			char buf[4096];
+			long long num;
+			int w = cols[c]->width, last = c + 1 == ncols;
+
+			cols[c]->get(ves[i], buf, sizeof(buf), &num);
+			printf("%s%*s", c ? " " : "", last && w < 0 ? 0 : w, buf);
+		}
+		printf("\n");
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: vzlist [-a | -S] [-H] [-o FIELD,...] [-s [-]FIELD] [-j] [-1] [-L] [-h PATTERN] [VEID...]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "all", no_argument, NULL, 'a' },	  { "stopped", no_argument, NULL, 'S' },
+		{ "no-header", no_argument, NULL, 'H' },  { "output", required_argument, NULL, 'o' },
+		{ "sort", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "list", no_argument, NULL, 'L' },	  { "hostname", required_argument, NULL, 'h' },
+		{ "help", no_argument, NULL, 'x' },	  { NULL, 0, NULL, 0 },
+	};
+	const struct field *cols[32] = { find_field("veid"), find_field("nproc"), find_field("status"),
+					 find_field("ip"), find_field("hostname") };
+	size_t ncols = 5;
+	int all = 0, stopped = 0, header = 1, json = 0, ids_only = 0, c, explicit_cols = 0;
+	const char *host_glob = NULL;
+	struct vz_err err = { 0 };
+	vz_request req;
+	vz_reply *r = NULL;
+	_cleanup_free_ ve_info **ves = NULL;
+	size_t n = 0;
+
+	vz_log_init("vzlist", VZ_LOG_WARN, 1);
+	while ((c = getopt_long(argc, argv, "aSHo:s:jL1h:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': all = 1; break;
+		case 'S': stopped = 1; break;
+		case 'H': header = 0; break;
+		case 'j': json = 1; break;
+		case '1': ids_only = 1; break;
+		case 'h': host_glob = optarg; break;
+		case 'L':
+			for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+				printf("%-12s %s\n", fields[i].name, fields[i].header);
+			return 0;
+		case 'o': {
+			char *list = strdupa(optarg);
+
+			ncols = 0;
+			explicit_cols = 1;
+			for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				const struct field *f = find_field(t);
+
+				if (!f) {
+					fprintf(stderr, "vzlist: Unknown field '%s'; vzlist -L lists them\n", t);
+					return VZ_EXIT_INVAL;
+				}
+				if (ncols == ARRAY_SIZE(cols)) {
+					fprintf(stderr, "vzlist: Too many fields\n");
+					return VZ_EXIT_INVAL;
+				}
+				cols[ncols++] = f;
+			}
+			if (!ncols) {
+				fprintf(stderr, "vzlist: -o needs at least one field\n");
+				return VZ_EXIT_INVAL;
+			}
+			break;
+		}
+		case 's':
+			sort_reverse = optarg[0] == '-';
+			sort_field = find_field(optarg + sort_reverse);
+			if (!sort_field) {
+				fprintf(stderr, "vzlist: Unknown sort field '%s'; vzlist -L lists them\n", optarg + sort_reverse);
+				return VZ_EXIT_INVAL;
+			}
+			break;
+		case 'x': usage(stdout); return 0;
+		default: usage(stderr); return VZ_EXIT_INVAL;
+		}
+	}
+	if (json && !explicit_cols) {
+		ncols = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+			if (strcmp(fields[i].name, "ctid"))
+				cols[ncols++] = &fields[i];
+	}
+	for (int i = optind; i < argc; i++) {
+		unsigned v;
+
+		if (vz_parse_veid(argv[i], &v) < 0) {
+			fprintf(stderr, "vzlist: Invalid VEID '%s'\n", argv[i]);
+			return VZ_EXIT_INVAL;
+		}
+	}
+
+	vz__control__request__init(&req);
+	req.magic = VZ_CONTROL_MAGIC;
+	req.version = VZ_CONTROL_VERSION;
+	req.op = VZ__CONTROL__OP__OP_LIST;
+	if (vz_ctl_call(&req, NULL, 0, NULL, NULL, &r, &err) < 0) {
+		fprintf(stderr, "vzlist: %s\n", err.msg);
+		return VZ_EXIT_SYSTEM;
+	}
+	if (r->code) {
+		fprintf(stderr, "vzlist: %s\n", r->error ? r->error : "List failed");
+		return r->code;
+	}
+	ves = calloc(r->n_ves + 1, sizeof(*ves));
+	for (size_t i = 0; ves && i < r->n_ves; i++) {
+		ve_info *v = r->ves[i];
+		int running = v->status == VZ__CONTROL__VE_STATUS__VE_RUNNING, wanted = optind == argc;
+
+		for (int k = optind; k < argc; k++)
+			wanted |= strtoul(argv[k], NULL, 10) == v->veid;
+		if (!wanted)
+			continue;
+		/* Named VEs are shown whatever their state, as OpenVZ does. */
+		if (optind == argc && ((stopped && running) || (!all && !stopped && !running)))
+			continue;
+		if (host_glob) {
+			const char *h = conf_get(v, "HOSTNAME");
+
+			if (!h || fnmatch(host_glob, h, 0) != 0)
+				continue;
+		}
+		ves[n++] = v;
+	}
+	if (optind < argc && n == 0) {
+		fprintf(stderr, "vzlist: VE not found\n");
+		return 1;
+	}
+	if (sort_field)
+		qsort(ves, n, sizeof(*ves), cmp_ve);
+	if (ids_only) {
+		for (size_t i = 0; i < n; i++)
+			printf("%10u\n", ves[i]->veid);
+	} else if (json) {
+		print_json(ves, n, cols, ncols);
+	} else {
+		print_table(ves, n, cols, ncols, header);
+	}
+	vz__control__reply__free_unpacked(r, NULL);
+	return 0;
+}

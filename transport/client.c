@@ -1,0 +1,52 @@
+/* The CLIs' side of a control call. */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "control.h"
+
+int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds,
+		int (*on_fd)(void *ctx, int fd, int conn), void *ctx, vz_reply **final,
+		struct vz_err *err)
+{
+	_cleanup_close_ int conn = -EBADF;
+	int ret;
+
+	ret = vz_ctl_connect(&conn, err);
+	if (ret < 0)
+		return ret;
+	ret = vz_ctl_send_request(conn, req, fds, nfds, err);
+	if (ret < 0)
+		return ret;
+	for (;;) {
+		vz_reply *r = NULL;
+		int rfds[4];
+		size_t nrfds = 0;
+
+		ret = vz_ctl_recv_reply(conn, &r, rfds, &nrfds, err);
+		if (ret < 0)
+			return vz_error_wrap(err, "vzagent");
+		if (r->done) {
+			for (size_t i = 0; i < nrfds; i++)
+				close(rfds[i]);
+			*final = r;
+			return 0;
+		}
+		for (size_t i = 0; i < r->n_lines; i++)
+			printf("%s\n", r->lines[i]);
+		fflush(stdout);
+		for (size_t i = 0; i < nrfds; i++) {
+			if (on_fd && i == 0) {
+				ret = on_fd(ctx, rfds[i], conn);
+				if (ret < 0) {
+					vz__control__reply__free_unpacked(r, NULL);
+					return ret;
+				}
+			} else {
+				close(rfds[i]);
+			}
+		}
+		vz__control__reply__free_unpacked(r, NULL);
+	}
+}
