@@ -1,0 +1,322 @@
+/* VE networking with iproute2 by argv: the host's bridge, a veth pair per
+ * VE (host end on the bridge, "eth0" in the VE's netns), addresses and a
+ * default route inside, and OpenVZ's NETIF syntax. */
+#define LOG_PREFIX "net: "
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "net.h"
+#include "util.h"
+
+/* Run `ip ...` in pid's network namespace (pid 0: ours). */
+static int ip_in(pid_t pid, char *const argv[], char **out, struct vz_err *err)
+{
+	char path[64];
+	int fd, pfd[2], status;
+	pid_t child;
+
+	if (pid <= 0) {
+		int ret = vz_run(argv, out);
+
+		if (ret < 0)
+			return vz_error(err, -ret, "Run ip: %s", strerror(-ret));
+		return ret;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vz_error(err, errno, "Open %s: %s", path, strerror(errno));
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		close(fd);
+		return vz_error(err, errno, "Create pipe: %s", strerror(errno));
+	}
+	child = fork();
+	if (child == 0) {
+		char *o = NULL;
+		int ret;
+
+		close(pfd[0]);
+		if (setns(fd, CLONE_NEWNET) != 0)
+			_exit(126);
+		ret = vz_run(argv, &o);
+		if (o && write(pfd[1], o, strlen(o)) < 0)
+			_exit(126);
+		_exit(ret < 0 ? 126 : ret);
+	}
+	close(fd);
+	close(pfd[1]);
+	if (child < 0) {
+		close(pfd[0]);
+		return vz_error(err, errno, "Fork: %s", strerror(errno));
+	}
+	{
+		char buf[65536];
+		size_t n = 0;
+		ssize_t r;
+
+		while ((r = read(pfd[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+			n += (size_t)r;
+		buf[n] = '\0';
+		close(pfd[0]);
+		if (out)
+			*out = strdup(buf);
+	}
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR)
+			return vz_error(err, errno, "Wait: %s", strerror(errno));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ip_in, with a non-zero status turned into an error (exit code ecode). */
+static int ip_checked(pid_t pid, char *const argv[], int ecode, struct vz_err *err)
+{
+	_cleanup_free_ char *out = NULL;
+	char last[256], cmd[256] = "";
+	int ret = ip_in(pid, argv, &out, err);
+
+	if (ret == 0)
+		return 0;
+	if (ret > 0) {
+		for (int i = 0; argv[i] && strlen(cmd) < 200; i++) {
+			strcat(cmd, i ? " " : "");
+			strncat(cmd, argv[i], sizeof(cmd) - strlen(cmd) - 1);
+		}
+		vz_error(err, EIO, "%s: %s", cmd, vz_last_line(out ? out : "", last, sizeof(last)));
+	}
+	err->exit_code = ecode;
+	return -err->errnum;
+}
+
+static bool valid_ifname(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 15)
+		return false;
+	for (; *s; s++)
+		if (*s == '/' || *s == ':' || isspace((unsigned char)*s) || *s == ',' || *s == '=')
+			return false;
+	return true;
+}
+
+static bool valid_mac(const char *s)
+{
+	unsigned b[6];
+	char tail;
+
+	return strlen(s) == 17 &&
+	       sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) == 6;
+}
+
+int vz_netif_parse(const char *s, struct vz_netif *nif, struct vz_err *err)
+{
+	char buf[512];
+
+	memset(nif, 0, sizeof(*nif));
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '='), *v;
+		struct {
+			const char *key;
+			char *dst;
+			size_t len;
+		} fields[] = {
+			{ "ifname", nif->ifname, sizeof(nif->ifname) },
+			{ "host_ifname", nif->host_ifname, sizeof(nif->host_ifname) },
+			{ "mac", nif->mac, sizeof(nif->mac) },
+			{ "host_mac", nif->host_mac, sizeof(nif->host_mac) },
+			{ "bridge", nif->bridge, sizeof(nif->bridge) },
+		};
+
+		if (!eq)
+			return vz_error(err, EINVAL, "NETIF: '%s' is not key=value", kv);
+		*eq = '\0';
+		v = eq + 1;
+		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+			if (!strcmp(kv, fields[i].key)) {
+				if (strlen(v) >= fields[i].len)
+					return vz_error(err, EINVAL, "NETIF: %s is too long", kv);
+				strcpy(fields[i].dst, v);
+			}
+	}
+	if (!valid_ifname(nif->ifname) || !valid_ifname(nif->host_ifname))
+		return vz_error(err, EINVAL, "NETIF needs valid ifname and host_ifname");
+	if ((nif->mac[0] && !valid_mac(nif->mac)) || (nif->host_mac[0] && !valid_mac(nif->host_mac)))
+		return vz_error(err, EINVAL, "NETIF has a malformed MAC address");
+	if (nif->bridge[0] && !valid_ifname(nif->bridge))
+		return vz_error(err, EINVAL, "NETIF has a malformed bridge name");
+	return 0;
+}
+
+void vz_netif_format(const struct vz_netif *nif, char *buf, size_t len)
+{
+	snprintf(buf, len, "ifname=%s,mac=%s,host_ifname=%s,host_mac=%s,bridge=%s", nif->ifname, nif->mac,
+		 nif->host_ifname, nif->host_mac, nif->bridge);
+}
+
+static void random_mac(char *buf)
+{
+	unsigned char b[6] = { 0 };
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)rand();
+	b[0] = (unsigned char)((b[0] & 0xfe) | 0x02); /* unicast, locally administered */
+	sprintf(buf, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+}
+
+void vz_netif_new(struct vz_netif *nif, unsigned veid, const char *bridge)
+{
+	memset(nif, 0, sizeof(*nif));
+	strcpy(nif->ifname, "eth0");
+	if (snprintf(nif->host_ifname, sizeof(nif->host_ifname), "veth%u.0", veid) >= (int)sizeof(nif->host_ifname))
+		snprintf(nif->host_ifname, sizeof(nif->host_ifname), "veth%x", veid);
+	random_mac(nif->mac);
+	random_mac(nif->host_mac);
+	snprintf(nif->bridge, sizeof(nif->bridge), "%s", bridge);
+}
+
+int vz_net_parse_ip(const char *s, unsigned default_prefix4, char *out, size_t len, struct vz_err *err)
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	unsigned char bin[16];
+	unsigned long prefix;
+	int v6;
+
+	if (!*s || (slash ? (size_t)(slash - s) : strlen(s)) >= sizeof(addr))
+		return vz_error(err, EINVAL, "Invalid IP address '%s'", s);
+	snprintf(addr, sizeof(addr), "%.*s", (int)(slash ? slash - s : (long)strlen(s)), s);
+	if (inet_pton(AF_INET, addr, bin) == 1)
+		v6 = 0;
+	else if (inet_pton(AF_INET6, addr, bin) == 1)
+		v6 = 1;
+	else
+		return vz_error(err, EINVAL, "Invalid IP address '%s'", s);
+	prefix = v6 ? 128 : default_prefix4;
+	if (slash && vz_parse_ulong(slash + 1, 0, v6 ? 128 : 32, &prefix) < 0)
+		return vz_error(err, EINVAL, "Invalid prefix length in '%s'", s);
+	snprintf(out, len, "%s/%lu", addr, prefix);
+	return 0;
+}
+
+int vz_net_bridge_ensure(const char *bridge, struct vz_err *err)
+{
+	char *show[] = { "ip", "link", "show", (char *)bridge, NULL };
+	char *add[] = { "ip", "link", "add", (char *)bridge, "type", "bridge", NULL };
+	char *up[] = { "ip", "link", "set", (char *)bridge, "up", NULL };
+	int ret;
+
+	if (ip_in(0, show, NULL, err) != 0) {
+		ret = ip_checked(0, add, VZ_EXIT_VETH, err);
+		if (ret < 0)
+			return ret;
+		pr_info("Created bridge %s", bridge);
+	}
+	return ip_checked(0, up, VZ_EXIT_VETH, err);
+}
+
+int vz_net_veth_del(const struct vz_netif *nif, struct vz_err *err)
+{
+	char *show[] = { "ip", "link", "show", (char *)nif->host_ifname, NULL };
+	char *del[] = { "ip", "link", "del", (char *)nif->host_ifname, NULL };
+
+	if (ip_in(0, show, NULL, err) != 0)
+		return 0;
+	return ip_checked(0, del, VZ_EXIT_VETH, err);
+}
+
+int vz_net_veth_setup(const struct vz_netif *nif, pid_t pid, struct vz_err *err)
+{
+	static unsigned seq;
+	char tmp[16], pidbuf[16];
+	int ret;
+
+	snprintf(tmp, sizeof(tmp), "vzp%d_%u", (int)getpid() % 100000, seq++ % 100);
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	/* A host end left over by a VE whose namespace is still dying. */
+	vz_net_veth_del(nif, err);
+	{
+		char *argv[] = { "ip", "link", "add", (char *)nif->host_ifname, "type", "veth", "peer", "name", tmp, NULL };
+
+		ret = ip_checked(0, argv, VZ_EXIT_VETH, err);
+		if (ret < 0)
+			return ret;
+	}
+	char *host_steps[][8] = {
+		{ "ip", "link", "set", (char *)nif->host_ifname, "address", (char *)nif->host_mac, NULL },
+		{ "ip", "link", "set", (char *)nif->host_ifname, "master", (char *)nif->bridge, NULL },
+		{ "ip", "link", "set", (char *)nif->host_ifname, "up", NULL },
+		{ "ip", "link", "set", tmp, "netns", pidbuf, NULL },
+	};
+	char *ve_steps[][8] = {
+		{ "ip", "link", "set", tmp, "name", (char *)nif->ifname, NULL },
+		{ "ip", "link", "set", (char *)nif->ifname, "address", (char *)nif->mac, NULL },
+		{ "ip", "link", "set", "lo", "up", NULL },
+		{ "ip", "link", "set", (char *)nif->ifname, "up", NULL },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(host_steps); i++) {
+		if (i == 0 && !nif->host_mac[0])
+			continue;
+		ret = ip_checked(0, host_steps[i], VZ_EXIT_VETH, err);
+		if (ret < 0)
+			goto on_error;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(ve_steps); i++) {
+		if (i == 1 && !nif->mac[0])
+			continue;
+		ret = ip_checked(pid, ve_steps[i], VZ_EXIT_VETH, err);
+		if (ret < 0)
+			goto on_error;
+	}
+	pr_info("veth %s on %s for pid %d", nif->host_ifname, nif->bridge, (int)pid);
+	return 0;
+on_error:
+	{
+		struct vz_err e2 = { 0 };
+
+		vz_net_veth_del(nif, &e2);
+	}
+	return vz_error_wrap(err, "Set up veth %s", nif->host_ifname);
+}
+
+int vz_net_ip_add(pid_t pid, const char *ifname, const char *cidr, struct vz_err *err)
+{
+	char *show[] = { "ip", "-o", "addr", "show", "dev", (char *)ifname, NULL };
+	char *add[] = { "ip", "addr", "add", (char *)cidr, "dev", (char *)ifname, NULL };
+	_cleanup_free_ char *out = NULL;
+	char needle[80];
+
+	snprintf(needle, sizeof(needle), " %s ", cidr);
+	if (ip_in(pid, show, &out, err) == 0 && out && strstr(out, needle))
+		return 0;
+	return ip_checked(pid, add, VZ_EXIT_IPADD, err);
+}
+
+int vz_net_ip_del(pid_t pid, const char *ifname, const char *cidr, struct vz_err *err)
+{
+	char *del[] = { "ip", "addr", "del", (char *)cidr, "dev", (char *)ifname, NULL };
+
+	return ip_checked(pid, del, VZ_EXIT_IPADD, err);
+}
+
+int vz_net_route_default(pid_t pid, const char *ifname, const char *gw, struct vz_err *err)
+{
+	char *argv[] = { "ip", "route", "replace", "default", "via", (char *)gw, "dev", (char *)ifname, NULL };
+
+	if (!gw || !*gw)
+		return 0;
+	return ip_checked(pid, argv, VZ_EXIT_IPADD, err);
+}
