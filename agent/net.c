@@ -320,3 +320,32 @@ int vz_net_route_default(pid_t pid, const char *ifname, const char *gw, struct v
 		return 0;
 	return ip_checked(pid, argv, VZ_EXIT_IPADD, err);
 }
+
+bool vz_net_link_exists(pid_t pid, const char *ifname)
+{
+	char *show[] = { "ip", "link", "show", (char *)ifname, NULL };
+
+	return ip_in(pid, show, NULL, NULL) == 0;
+}
+
+int vz_net_ip_list(pid_t pid, const char *ifname, char *buf, size_t len, struct vz_err *err)
+{
+	char *show[] = { "ip", "-o", "addr", "show", "dev", (char *)ifname, "scope", "global", NULL };
+	_cleanup_free_ char *out = NULL;
+	int ret = ip_in(pid, show, &out, err);
+
+	buf[0] = '\0';
+	if (ret != 0)
+		return ret < 0 ? ret : vz_error(err, EIO, "List addresses of %s", ifname);
+	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char fam[16], addr[64];
+
+		/* "3: eth0    inet 198.18.0.1/24 scope global eth0 ..." */
+		if (sscanf(line, "%*s %*s %15s %63s", fam, addr) != 2 || strncmp(fam, "inet", 4))
+			continue;
+		if (*buf)
+			strncat(buf, " ", len - strlen(buf) - 1);
+		strncat(buf, addr, len - strlen(buf) - 1);
+	}
+	return 0;
+}

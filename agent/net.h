@@ -6,6 +6,7 @@
 #ifndef VZ_NET_H
 #define VZ_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -45,6 +46,11 @@ int vz_net_veth_del(const struct vz_netif *nif, struct vz_err *err);
  * address present already succeeds. */
 int vz_net_ip_add(pid_t pid, const char *ifname, const char *cidr, struct vz_err *err);
 int vz_net_ip_del(pid_t pid, const char *ifname, const char *cidr, struct vz_err *err);
+/* Does a link of this name exist in pid's namespace (0: ours)? */
+bool vz_net_link_exists(pid_t pid, const char *ifname);
+/* Global addresses on ifname inside pid's namespace, "addr/N" separated
+ * by spaces, into buf. */
+int vz_net_ip_list(pid_t pid, const char *ifname, char *buf, size_t len, struct vz_err *err);
 /* Set a default route via gw inside pid's namespace (when gw is non-empty). */
 int vz_net_route_default(pid_t pid, const char *ifname, const char *gw, struct vz_err *err);
 

@@ -141,10 +141,20 @@ struct net_change {
 	size_t ndel;
 };
 
-static int plan_ips(struct vz_call *c, struct ve *ve, char *list, size_t len, struct net_change *nc,
-		    struct vz_err *err)
+static int plan_ips(struct vz_call *c, struct ve *ve, pid_t init, char *list, size_t len,
+		    struct net_change *nc, struct vz_err *err)
 {
 	const vz_request *req = c->req;
+	char live[4096] = "";
+
+	/* A running VE may hold addresses added without --save. */
+	if (init > 0) {
+		struct vz_netif nif;
+		const char *s = vz_conf_get(&ve->conf, "NETIF");
+
+		if (s && vz_netif_parse(s, &nif, NULL) == 0)
+			vz_net_ip_list(init, nif.ifname, live, sizeof(live), NULL);
+	}
 
 	for (size_t i = 0; i < req->n_params; i++) {
 		const char *name = req->params[i]->name, *v = req->params[i]->value ? req->params[i]->value : "";
@@ -162,15 +172,17 @@ static int plan_ips(struct vz_call *c, struct ve *ve, char *list, size_t len, st
 			if (owner)
 				return vz_error_exit(err, VZ_EXIT_IPINUSE, EADDRINUSE,
 						     "IP address %s is already used by VE %u", v, owner);
-			if (ip_list_has(list, v))
+			if (ip_list_has(list, v) && (init <= 0 || ip_list_has(live, v)))
 				continue;
 			if (nc->nadd == ARRAY_SIZE(nc->add) || strlen(list) + strlen(v) + 2 > len)
 				return vz_error_exit(err, VZ_EXIT_BADVAL, E2BIG, "Too many IP addresses");
 			ip_addr_part(v, addr, sizeof(addr));
 			/* Keep the user's form: a bare address, or one with a prefix. */
-			if (*list)
-				strcat(list, " ");
-			strcat(list, strchr(v, '/') ? cidr : addr);
+			if (!ip_list_has(list, v)) {
+				if (*list)
+					strcat(list, " ");
+				strcat(list, strchr(v, '/') ? cidr : addr);
+			}
 			snprintf(nc->add[nc->nadd++], sizeof(nc->add[0]), "%s", cidr);
 		} else if (!strcmp(name, "ipdel")) {
 			if (!strcmp(v, "all")) {
@@ -192,9 +204,11 @@ static int plan_ips(struct vz_call *c, struct ve *ve, char *list, size_t len, st
 				err->exit_code = VZ_EXIT_BADVAL;
 				return vz_error_wrap(err, "--ipdel");
 			}
-			if (!ip_list_has(list, v))
+			if (!ip_list_has(list, v) && !ip_list_has(live, v))
 				return vz_error_exit(err, VZ_EXIT_BADVAL, ENOENT, "VE %u has no IP address %s", ve->veid, v);
 			ip_list_del(list, v);
+			if (init > 0 && !ip_list_has(live, v))
+				continue; /* saved but not on the VE: nothing to remove there */
 			snprintf(nc->del[nc->ndel++], sizeof(nc->del[0]), "%s", cidr);
 		}
 	}
@@ -276,7 +290,7 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 			return ret;
 	}
 	snprintf(list, sizeof(list), "%s", ips ? ips : "");
-	ret = plan_ips(c, ve, list, sizeof(list), &nc, err);
+	ret = plan_ips(c, ve, init, list, sizeof(list), &nc, err);
 	if (ret < 0)
 		return ret;
 
@@ -331,11 +345,8 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 				return ret;
 		}
 		if (nc.nadd) {
-			char path[PATH_MAX];
-
 			/* The VE may have started without any interface. */
-			snprintf(path, sizeof(path), "/sys/class/net/%s", nif.host_ifname);
-			if (!vz_exists(path)) {
+			if (!vz_net_link_exists(0, nif.host_ifname)) {
 				ret = vz_net_bridge_ensure(nif.bridge, err);
 				if (ret == 0)
 					ret = vz_net_veth_setup(&nif, init, err);

@@ -49,9 +49,9 @@ vz_template() {
 }
 
 vz_setup() {
-	VZ_NETNS="vzt$$"
+	export VZ_NETNS="vzt$$"
 	export VZ_ROOT="$BATS_FILE_TMPDIR/root"
-	VZ_CGBASE="vzt$$"
+	export VZ_CGBASE="vzt$$"
 	mkdir -p "$VZ_ROOT/etc/vz" "$VZ_ROOT/var/log"
 	cat >"$VZ_ROOT/etc/vz/vz.conf" <<-CONF
 		VE_BRIDGE="vzbr0"
@@ -75,8 +75,15 @@ vz_teardown() {
 		vzctl stop "$veid" --fast >/dev/null 2>&1
 	done
 	vz_stop_agent
-	# Anything left behind by a failed test: by the ids we made.
-	local d
+	# Anything left behind by a failed test, by the pids and ids we made.
+	local d f
+	for f in "$VZ_ROOT"/run/vz/*.pid; do
+		[ -f "$f" ] && kill -KILL "$(cut -d' ' -f1 "$f")" 2>/dev/null
+	done
+	for f in /sys/fs/cgroup/pids/"$VZ_CGBASE"/*/cgroup.procs /sys/fs/cgroup/"$VZ_CGBASE"/*/cgroup.procs; do
+		[ -f "$f" ] && xargs -r kill -KILL <"$f" 2>/dev/null
+	done
+	sleep 0.2
 	for d in /sys/fs/cgroup/*/"$VZ_CGBASE" /sys/fs/cgroup/"$VZ_CGBASE"; do
 		[ -d "$d" ] || continue
 		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
