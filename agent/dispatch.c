@@ -11,6 +11,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
+#include "resources.h"
 #include "util.h"
 #include "ve.h"
 
@@ -58,7 +59,7 @@ struct info {
 	Vz__Control__Param params[128], *pparams[128];
 };
 
-static void info_fill(struct vz_agent *a, unsigned veid, struct info *in)
+static void info_fill(struct vz_agent *a, unsigned veid, bool with_ubc, struct info *in)
 {
 	struct ve ve;
 	pid_t init = 0;
@@ -84,6 +85,10 @@ static void info_fill(struct vz_agent *a, unsigned veid, struct info *in)
 			in->vi.nproc = (uint32_t)n;
 		}
 		free(pids);
+		if (with_ubc && res_ubc(&a->cg, veid, &ve.conf, &in->vi.ubc, &in->vi.n_ubc, NULL) < 0) {
+			in->vi.ubc = NULL;
+			in->vi.n_ubc = 0;
+		}
 	}
 	/* Hand the config over to the info (ve_close would free it). */
 	in->conf = ve.conf;
@@ -127,7 +132,7 @@ static int send_infos(struct vz_call *c, unsigned *veids, size_t n, struct vz_er
 		return vz_error(err, ENOMEM, "Out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
-		info_fill(c->agent, veids[i], &infos[i]);
+		info_fill(c->agent, veids[i], c->req->with_ubc, &infos[i]);
 		vis[i] = &infos[i].vi;
 	}
 	r.done = 1;
@@ -135,11 +140,27 @@ static int send_infos(struct vz_call *c, unsigned *veids, size_t n, struct vz_er
 	r.n_ves = n;
 	r.ves = vis;
 	ret = vz_ctl_send_reply(c->conn, &r, NULL, 0, err);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		vz_conf_free(&infos[i].conf);
+		res_ubc_free(infos[i].vi.ubc, infos[i].vi.n_ubc);
+	}
 	free(infos);
 	free(vis);
 	return ret;
+}
+
+static int op_ubc(struct vz_call *c, struct vz_err *err)
+{
+	_cleanup_ve_ struct ve ve;
+	int ret = ve_open(c->req->veid, true, &ve, err);
+
+	if (ret < 0)
+		return ret;
+	if (ve_state(&ve, NULL) != VE_STATE_RUNNING)
+		return vz_error_exit(err, VZ_EXIT_NOTRUNNING, EINVAL, "VE %u is not running", ve.veid);
+	c->req->has_with_ubc = 1;
+	c->req->with_ubc = 1;
+	return op_status(c, err);
 }
 
 int op_status(struct vz_call *c, struct vz_err *err)
@@ -202,6 +223,7 @@ static const struct {
 	{ VZ__CONTROL__OP__OP_LIST, op_list, false, true },
 	{ VZ__CONTROL__OP__OP_MOUNT, op_mount, true, false },
 	{ VZ__CONTROL__OP__OP_UMOUNT, op_umount, true, false },
+	{ VZ__CONTROL__OP__OP_UBC, op_ubc, true, true },
 };
 
 int agent_dispatch(struct vz_call *c)

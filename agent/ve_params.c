@@ -15,6 +15,7 @@
 #include "log.h"
 #include "net.h"
 #include "paths.h"
+#include "resources.h"
 #include "util.h"
 #include "ve.h"
 
@@ -259,7 +260,9 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 	const char *ips = vz_conf_get(&ve->conf, "IP_ADDRESS");
 	char list[4096];
 	struct net_change nc = { 0 };
-	bool hostname_changed = false, ns_changed = false, net_changed;
+	bool hostname_changed = false, ns_changed = false, net_changed, res_changed = false;
+	_cleanup_conf_ struct vz_conf scratch = { 0 }, before = { 0 };
+	unsigned ncpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	int ret;
 
 	/* 1. Check everything. */
@@ -275,6 +278,9 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 			known = true;
 		} else if (!strcmp(name, "ipadd") || !strcmp(name, "ipdel") || !strcmp(name, "ostemplate")) {
 			ret = 0;
+			known = true;
+		} else if (res_is_option(name)) {
+			ret = res_set_option(&scratch, name, v, ncpus, c->agent->cg.mode, err);
 			known = true;
 		} else {
 			ret = 0;
@@ -295,10 +301,16 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 		return ret;
 
 	/* 2. Store. */
+	ret = vz_conf_copy(&before, &ve->conf, err);
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0; i < req->n_params; i++) {
 		const char *name = req->params[i]->name, *v = req->params[i]->value ? req->params[i]->value : "";
 
-		if (!strcmp(name, "hostname")) {
+		if (res_is_option(name)) {
+			ret = res_set_option(&ve->conf, name, v, ncpus, c->agent->cg.mode, err);
+			res_changed = true;
+		} else if (!strcmp(name, "hostname")) {
 			ret = vz_conf_set(&ve->conf, "HOSTNAME", v, err);
 			hostname_changed = true;
 		} else if (!strcmp(name, "nameserver")) {
@@ -328,7 +340,22 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 	if (init <= 0)
 		return 0;
 
-	/* 3. Apply to the running VE. */
+	/* 3. Apply to the running VE. Limits go first: the kernel may refuse
+	 * one (a memory limit below what the VE holds), and then the VE keeps
+	 * the limits it had. */
+	if (res_changed) {
+		ret = res_apply(&c->agent->cg, ve->veid, &ve->conf, err);
+		if (ret < 0) {
+			struct vz_err e2 = { 0 };
+
+			if (res_apply(&c->agent->cg, ve->veid, &before, &e2) < 0)
+				pr_err("VE %u: restoring limits: %s", ve->veid, e2.msg);
+			vz_conf_free(&ve->conf);
+			ve->conf = before;
+			before = (struct vz_conf){ 0 };
+			return ret;
+		}
+	}
 	if (net_changed) {
 		struct vz_netif nif;
 

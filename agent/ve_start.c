@@ -21,6 +21,7 @@
 #include "log.h"
 #include "net.h"
 #include "paths.h"
+#include "resources.h"
 #include "util.h"
 #include "ve.h"
 #include "ve_rootfs.h"
@@ -153,6 +154,10 @@ static int do_start(struct vz_call *c, struct ve *ve, struct vz_err *err)
 	ret = vz_cg_create(&a->cg, ve->veid, err);
 	if (ret < 0)
 		goto on_umount;
+	/* The VE starts with its saved limits, before its init runs. */
+	ret = res_apply(&a->cg, ve->veid, &ve->conf, err);
+	if (ret < 0)
+		goto on_teardown;
 	if (pipe2(go, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
 		ret = vz_error(err, errno, "Create pipes: %s", strerror(errno));
 		goto on_teardown;

@@ -219,6 +219,25 @@ int vz_conf_save(const struct vz_conf *conf, const char *path, struct vz_err *er
 	return 0;
 }
 
+int vz_conf_copy(struct vz_conf *dst, const struct vz_conf *src, struct vz_err *err)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		const struct vz_conf_line *l = &src->lines[i];
+		char *k = l->key ? strdup(l->key) : NULL, *v = strdup(l->value);
+		int ret;
+
+		if ((l->key && !k) || !v) {
+			free(k);
+			free(v);
+			return vz_error(err, ENOMEM, "Out of memory");
+		}
+		ret = push_line(dst, k, v, err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 void vz_conf_free(struct vz_conf *conf)
 {
 	if (!conf)

@@ -28,6 +28,8 @@ const char *vz_conf_get(const struct vz_conf *conf, const char *key);
 int vz_conf_set(struct vz_conf *conf, const char *key, const char *value, struct vz_err *err);
 /* Write atomically (temporary file, fsync, rename), mode 0644. */
 int vz_conf_save(const struct vz_conf *conf, const char *path, struct vz_err *err);
+/* dst becomes a deep copy of src (dst must be empty). */
+int vz_conf_copy(struct vz_conf *dst, const struct vz_conf *src, struct vz_err *err);
 void vz_conf_free(struct vz_conf *conf);
 
 static inline void vz_conf_freep(struct vz_conf *c)

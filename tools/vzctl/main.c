@@ -22,10 +22,14 @@ static const struct vzctl_cmd cmds[] = {
 	{ "mount", cmd_mount, "mount VEID" },
 	{ "umount", cmd_umount, "umount VEID" },
 	{ "set", cmd_set, "set VEID [--hostname H] [--ipadd IP] [--ipdel IP|all] [--nameserver IP] "
-			  "[--onboot yes|no] [--disabled yes|no] [--save]" },
+			  "[--onboot yes|no] [--disabled yes|no] [--cpuunits N] [--cpulimit PCT] [--cpus N] "
+			  "[--cpumask CPUS] [--ram SIZE] [--swap SIZE] [--physpages [B:]L] [--swappages [B:]L] "
+			  "[--numproc [B:]L] [--kmemsize [B:]L] [--tcpsndbuf [B:]L] [--tcprcvbuf [B:]L] "
+			  "[--diskspace [SOFT:]HARD] [--diskinodes [SOFT:]HARD] [--quotaugidlimit N] [--save]" },
 	{ "exec", cmd_exec, "exec VEID COMMAND [ARG...]" },
 	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]" },
 	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]" },
+	{ "ubc", cmd_ubc, "ubc VEID" },
 };
 
 static void usage(FILE *f)
@@ -55,7 +59,9 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 
 /* Options of create and set that take a value. The agent checks values. */
 static const char *const value_opts[] = {
-	"ostemplate", "hostname", "ipadd", "ipdel", "nameserver", "onboot", "disabled", NULL,
+	"ostemplate", "hostname", "ipadd", "ipdel", "nameserver", "onboot", "disabled", "cpuunits",
+	"cpulimit", "cpus", "cpumask", "ram", "swap", "physpages", "swappages", "numproc", "kmemsize",
+	"tcpsndbuf", "tcprcvbuf", "diskspace", "diskinodes", "quotaugidlimit", NULL,
 };
 
 int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags,

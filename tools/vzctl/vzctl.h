@@ -35,5 +35,6 @@ int cmd_umount(int argc, char **argv, struct vz_err *err);
 int cmd_status(int argc, char **argv, struct vz_err *err);
 int cmd_exec(int argc, char **argv, struct vz_err *err);
 int cmd_enter(int argc, char **argv, struct vz_err *err);
+int cmd_ubc(int argc, char **argv, struct vz_err *err);
 
 #endif

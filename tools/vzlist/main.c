@@ -2,6 +2,8 @@
  * with -a, -S, -H, -o, -s, -j, -1, -L and -h, from the agent's list. */
 #include <errno.h>
 #include <fnmatch.h>
+#include <limits.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +40,11 @@ struct field {
 	const char *name, *header;
 	int width; /* negative: left aligned */
 	int (*get)(const ve_info *v, char *buf, size_t len, long long *num);
-	const char *conf_key;
+	const char *ubc; /* beancounter fields: the parameter */
+	char suffix;     /* '\0' held, 'm' maxheld, 'b' barrier, 'l' limit, 'f' failcnt */
 };
+
+static const struct field *current; /* the field a getter is asked for */
 
 static int get_veid(const ve_info *v, char *buf, size_t len, long long *num)
 {
@@ -102,27 +107,101 @@ CONF_GETTER(get_root, "VE_ROOT")
 CONF_GETTER(get_description, "DESCRIPTION")
 
 static const struct field fields[] = {
-	{ "veid", "VEID", 10, get_veid, NULL },
-	{ "ctid", "CTID", 10, get_veid, NULL },
-	{ "nproc", "NPROC", 10, get_nproc, NULL },
-	{ "status", "STATUS", -9, get_status, NULL },
-	{ "ip", "IP_ADDR", -15, get_ip, NULL },
-	{ "hostname", "HOSTNAME", -20, get_hostname, NULL },
-	{ "ostemplate", "OSTEMPLATE", -20, get_ostemplate, NULL },
-	{ "onboot", "ONBOOT", -6, get_onboot, NULL },
-	{ "private", "PRIVATE", -24, get_private, NULL },
-	{ "root", "ROOT", -24, get_root, NULL },
-	{ "description", "DESCRIPTION", -20, get_description, NULL },
+	{ "veid", "VEID", 10, get_veid, NULL, 0 },
+	{ "ctid", "CTID", 10, get_veid, NULL, 0 },
+	{ "nproc", "NPROC", 10, get_nproc, NULL, 0 },
+	{ "status", "STATUS", -9, get_status, NULL, 0 },
+	{ "ip", "IP_ADDR", -15, get_ip, NULL, 0 },
+	{ "hostname", "HOSTNAME", -20, get_hostname, NULL, 0 },
+	{ "ostemplate", "OSTEMPLATE", -20, get_ostemplate, NULL, 0 },
+	{ "onboot", "ONBOOT", -6, get_onboot, NULL, 0 },
+	{ "private", "PRIVATE", -24, get_private, NULL, 0 },
+	{ "root", "ROOT", -24, get_root, NULL, 0 },
+	{ "description", "DESCRIPTION", -20, get_description, NULL, 0 },
 };
+
+static const char *const ubc_names[] = {
+	"kmemsize", "lockedpages", "privvmpages", "shmpages", "numproc", "physpages", "vmguarpages",
+	"oomguarpages", "numtcpsock", "numflock", "numpty", "numsiginfo", "tcpsndbuf", "tcprcvbuf",
+	"othersockbuf", "dgramrcvbuf", "numothersock", "dcachesize", "numfile", "numiptent", "swappages",
+};
+
+/* "physpages" held, "physpages.m" maxheld, .b barrier, .l limit, .f failcnt */
+static int get_ubc(const ve_info *v, char *buf, size_t len, long long *num)
+{
+	const struct field *f = current;
+
+	snprintf(buf, len, "-");
+	for (size_t i = 0; i < v->n_ubc; i++) {
+		const Vz__Control__Beancounter *b = v->ubc[i];
+		uint64_t val;
+		protobuf_c_boolean has;
+
+		if (strcmp(b->name, f->ubc) || b->unsupported)
+			continue;
+		switch (f->suffix) {
+		case 'm': has = b->has_maxheld; val = b->maxheld; break;
+		case 'b': has = b->has_barrier; val = b->barrier; break;
+		case 'l': has = b->has_limit; val = b->limit; break;
+		case 'f': has = b->has_failcnt; val = b->failcnt; break;
+		default: has = b->has_held; val = b->held; break;
+		}
+		if (!has)
+			return 0;
+		if (val == UINT64_MAX) {
+			snprintf(buf, len, "unlimited");
+			*num = LLONG_MAX;
+		} else {
+			snprintf(buf, len, "%llu", (unsigned long long)val);
+			*num = (long long)val;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static struct field ubc_fields[32];
+static size_t n_ubc_fields;
+static int want_ubc;
 
 static const struct field *find_field(const char *name)
 {
+	char base[32], *dot;
+
 	if (!strcmp(name, "ip_addr"))
 		name = "ip";
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		if (!strcmp(fields[i].name, name))
 			return &fields[i];
+	snprintf(base, sizeof(base), "%s", name);
+	dot = strchr(base, '.');
+	if (dot) {
+		if (strlen(dot) != 2 || !strchr("mblf", dot[1]))
+			return NULL;
+		*dot = '\0';
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(ubc_names); i++) {
+		struct field *f;
+
+		if (strcmp(ubc_names[i], base) || n_ubc_fields == ARRAY_SIZE(ubc_fields))
+			continue;
+		f = &ubc_fields[n_ubc_fields++];
+		f->name = strdup(name);
+		f->header = f->name;
+		f->width = 12;
+		f->get = get_ubc;
+		f->ubc = ubc_names[i];
+		f->suffix = dot ? dot[1] : '\0';
+		want_ubc = 1;
+		return f;
+	}
 	return NULL;
+}
+
+static int field_get(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
+{
+	current = f;
+	return f->get(v, buf, len, num);
 }
 
 static const struct field *sort_field;
@@ -133,11 +212,11 @@ static int cmp_ve(const void *x, const void *y)
 	const ve_info *a = *(ve_info *const *)x, *b = *(ve_info *const *)y;
 	char ba[512], bb[512];
 	long long na = -1, nb = -1;
-	int isnum = sort_field->get(a, ba, sizeof(ba), &na);
+	int isnum = field_get(sort_field, a, ba, sizeof(ba), &na);
 	int r;
 
-	sort_field->get(b, bb, sizeof(bb), &nb);
-	if (isnum || sort_field->get == get_nproc)
+	isnum |= field_get(sort_field, b, bb, sizeof(bb), &nb);
+	if (isnum || sort_field->get == get_nproc || sort_field->get == get_ubc)
 		r = na < nb ? -1 : na > nb;
 	else
 		r = strcmp(ba, bb);
@@ -168,7 +247,7 @@ static void print_json(ve_info **ves, size_t n, const struct field **cols, size_
 		for (size_t c = 0; c < ncols; c++) {
 			char buf[4096];
 			long long num = 0;
-			int isnum = cols[c]->get(ves[i], buf, sizeof(buf), &num);
+			int isnum = field_get(cols[c], ves[i], buf, sizeof(buf), &num);
 
 			printf("%s", c ? ", " : "");
 			json_str(cols[c]->name);
@@ -209,7 +288,7 @@ static void print_table(ve_info **ves, size_t n, const struct field **cols, size
 			long long num;
 			int w = cols[c]->width, last = c + 1 == ncols;
 
-			cols[c]->get(ves[i], buf, sizeof(buf), &num);
+			field_get(cols[c], ves[i], buf, sizeof(buf), &num);
 			printf("%s%*s", c ? " " : "", last && w < 0 ? 0 : w, buf);
 		}
 		printf("\n");
@@ -253,6 +332,9 @@ int main(int argc, char **argv)
 		case 'L':
 			for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 				printf("%-12s %s\n", fields[i].name, fields[i].header);
+			for (size_t i = 0; i < ARRAY_SIZE(ubc_names); i++)
+				printf("%-12s %s (held; .m maxheld, .b barrier, .l limit, .f failcnt)\n", ubc_names[i],
+				       ubc_names[i]);
 			return 0;
 		case 'o': {
 			char *list = strdupa(optarg);
@@ -309,6 +391,8 @@ int main(int argc, char **argv)
 	req.magic = VZ_CONTROL_MAGIC;
 	req.version = VZ_CONTROL_VERSION;
 	req.op = VZ__CONTROL__OP__OP_LIST;
+	req.has_with_ubc = want_ubc;
+	req.with_ubc = want_ubc;
 	if (vz_ctl_call(&req, NULL, 0, NULL, NULL, &r, &err) < 0) {
 		fprintf(stderr, "vzlist: %s\n", err.msg);
 		return VZ_EXIT_SYSTEM;
