@@ -1,5 +1,6 @@
 /* The CLIs' side of a control call. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -17,16 +18,26 @@ int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds,
 	if (ret < 0)
 		return ret;
 	ret = vz_ctl_send_request(conn, req, fds, nfds, err);
-	if (ret < 0)
+	/* An agent that refuses us closes at once; its reason may already
+	 * wait in the socket. */
+	bool refused = ret == -EPIPE || ret == -ECONNRESET;
+
+	if (ret < 0 && !refused)
 		return ret;
 	for (;;) {
 		vz_reply *r = NULL;
 		int rfds[4];
 		size_t nrfds = 0;
 
-		ret = vz_ctl_recv_reply(conn, &r, rfds, &nrfds, err);
-		if (ret < 0)
+		struct vz_err rerr = { 0 };
+
+		ret = vz_ctl_recv_reply(conn, &r, rfds, &nrfds, &rerr);
+		if (ret < 0) {
+			if (refused)
+				return vz_error_wrap(err, "vzagent");
+			*err = rerr;
 			return vz_error_wrap(err, "vzagent");
+		}
 		if (r->done) {
 			for (size_t i = 0; i < nrfds; i++)
 				close(rfds[i]);

@@ -1,5 +1,6 @@
 /* lib/config.c: OpenVZ KEY="value" files. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,9 @@
 /* lib/util.c: parsing of numbers, VEIDs and sizes; processes; files. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
