@@ -86,16 +86,3 @@ teardown() {
 	[ "$status" -eq 20 ]
 	[ ! -e "$VZ_ROOT/vz/template/cache" ] || [ -z "$(ls -A "$VZ_ROOT/vz/template/cache")" ]
 }
-
-@test "vzpkg create cache debian-12-minimal builds a Debian tree with debootstrap" {
-	[ -n "${VZ_TEST_DEBOOTSTRAP:-}" ] || skip "set VZ_TEST_DEBOOTSTRAP=1: debootstrap downloads about 40 MB and takes minutes"
-	run vzpkg create cache debian-12-minimal
-	[ "$status" -eq 0 ]
-	tree="$BATS_TEST_TMPDIR/tree"
-	mkdir "$tree"
-	tar --zstd -xf "$VZ_ROOT/vz/template/cache/debian-12-minimal.tar.zst" -C "$tree"
-	[ -x "$tree/sbin/init" ]
-	[ -x "$tree/bin/sh" ]
-	[ -x "$tree/bin/ip" ] || [ -x "$tree/sbin/ip" ] || [ -x "$tree/usr/bin/ip" ]
-	grep -q bookworm "$tree/etc/os-release"
-}
