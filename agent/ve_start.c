@@ -241,16 +241,27 @@ static int do_stop(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *
 	if (!c->req->fast) {
 		char path[PATH_MAX];
 
-		snprintf(path, sizeof(path), "%s/sbin/poweroff", ve->root);
-		if (vz_exists(path)) {
-			pid_t pid = ve_fork_inside(a, ve->veid, init, NULL, "/sbin/poweroff", err);
+		uint64_t end = vz_now_ns() + (uint64_t)a->stop_timeout * 1000000000ULL;
 
-			if (pid > 0)
-				waitpid(pid, NULL, 0);
-		} else {
+		snprintf(path, sizeof(path), "%s/sbin/poweroff", ve->root);
+		if (!vz_exists(path))
 			kill(init, SIGPWR);
+		ret = -ETIMEDOUT;
+		while (ret == -ETIMEDOUT && vz_now_ns() < end) {
+			int left_ms = (int)((end - vz_now_ns()) / 1000000), status = 0;
+
+			if (vz_exists(path)) {
+				/* An init still booting may not listen yet (sysvinit's
+				 * fifo): ask again until it does or time runs out. */
+				pid_t pid = ve_fork_inside(a, ve->veid, init, NULL, "/sbin/poweroff", err);
+
+				if (pid > 0)
+					waitpid(pid, &status, 0);
+				if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+					left_ms = left_ms < 500 ? left_ms : 500;
+			}
+			ret = wait_gone(init, left_ms);
 		}
-		ret = wait_gone(init, (int)a->stop_timeout * 1000);
 		if (ret == -ETIMEDOUT) {
 			pr_warn("VE %u: init did not stop in %u s, killing", ve->veid, a->stop_timeout);
 			vz_ctl_progress(c->conn, "Stop timeout: killing VE");
