@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "disk.h"
 #include "log.h"
 #include "paths.h"
 #include "util.h"
@@ -198,12 +199,9 @@ int ve_mount(struct ve *ve, struct vz_err *err)
 	if (!vz_exists(ve->private))
 		return vz_error_exit(err, VZ_EXIT_NOPRIVATE, ENOENT, "Private area %s of VE %u does not exist",
 				     ve->private, ve->veid);
-	ret = vz_mkdir_p(ve->root, 0755);
+	ret = disk_mount(ve, err);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_MOUNT, -ret, "Create %s: %s", ve->root, strerror(-ret));
-	if (mount(ve->private, ve->root, NULL, MS_BIND, NULL) != 0)
-		return vz_error_exit(err, VZ_EXIT_MOUNT, errno, "Mount %s on %s: %s", ve->private, ve->root,
-				     strerror(errno));
+		return ret;
 	/* Mounts made under the VE's root must not spread back to the host. */
 	if (mount(NULL, ve->root, NULL, MS_PRIVATE, NULL) != 0) {
 		int e = errno;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "disk.h"
 #include "log.h"
 #include "paths.h"
 #include "util.h"
@@ -38,6 +39,8 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	const char *tmpl = ve_req_param(c->req, "ostemplate");
 	_cleanup_ve_ struct ve ve;
 	char cache[PATH_MAX], buf[PATH_MAX];
+	const char *layout;
+	bool image;
 	int ret;
 
 	ret = ve_open(c->req->veid, false, &ve, err);
@@ -67,22 +70,42 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	if (vz_exists(ve.private))
 		return vz_error_exit(err, VZ_EXIT_EXISTS, EEXIST, "Private area %s already exists", ve.private);
 
-	vz_ctl_progress(c->conn, "Creating VE private area (%s)", tmpl);
-	ret = vz_mkdir_p(ve.private, 0700);
-	if (ret < 0) {
-		vz_error_exit(err, VZ_EXIT_CREATE, -ret, "Create %s: %s", ve.private, strerror(-ret));
-		goto on_error;
+	/* An image when a disk size is asked for here or by vz.conf. */
+	layout = vz_conf_get(&c->agent->global, "VE_LAYOUT");
+	image = vz_conf_get(&ve.conf, "DISKSPACE") || (layout && !strcmp(layout, "ploop"));
+	if (image && !vz_conf_get(&ve.conf, "DISKSPACE")) {
+		const char *def = vz_conf_get(&c->agent->global, "DISKSPACE");
+
+		ret = disk_set_option(&ve, "diskspace", def && *def ? def : "10G", err);
+		if (ret < 0)
+			return vz_error_wrap(err, "DISKSPACE in vz.conf");
 	}
-	ret = unpack_template(cache, ve.private, err);
+	ret = vz_conf_set(&ve.conf, "VE_LAYOUT", image ? "ploop" : "simfs", err);
+	if (ret < 0)
+		return ret;
+	vz_ctl_progress(c->conn, "Creating VE private area (%s)", tmpl);
+	ret = disk_create(&ve, image, disk_conf_bytes(&ve), err);
+	if (ret < 0)
+		goto on_error;
+	ret = ve_mount(&ve, err);
 	if (ret < 0) {
 		err->exit_code = VZ_EXIT_CREATE;
 		goto on_error;
 	}
-	snprintf(buf, sizeof(buf), "%s/sbin/init", ve.private);
+	ret = unpack_template(cache, ve.root, err);
+	if (ret < 0) {
+		err->exit_code = VZ_EXIT_CREATE;
+		goto on_umount;
+	}
+	snprintf(buf, sizeof(buf), "%s/sbin/init", ve.root);
 	if (!vz_exists(buf)) {
 		ret = vz_error_exit(err, VZ_EXIT_BROKEN, ENOENT, "Template %s has no /sbin/init", tmpl);
-		goto on_error;
+		goto on_umount;
 	}
+	ret = ve_umount(&ve, err);
+	if (ret < 0)
+		goto on_error;
+	rmdir(ve.root);
 	ret = vz_conf_set(&ve.conf, "VE_ROOT", VZ_ROOT_DIR "/$VEID", err);
 	if (ret == 0)
 		ret = vz_conf_set(&ve.conf, "VE_PRIVATE", VZ_PRIVATE_DIR "/$VEID", err);
@@ -103,7 +126,14 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	vz_ctl_progress(c->conn, "VE private area was created");
 	return 0;
 
+on_umount:
+	{
+		struct vz_err e2 = { 0 };
+
+		ve_umount(&ve, &e2);
+	}
 on_error:
+	rmdir(ve.root);
 	vz_rm_rf(ve.private);
 	return ret;
 }

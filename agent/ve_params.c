@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "disk.h"
 #include "log.h"
 #include "net.h"
 #include "paths.h"
@@ -260,7 +261,8 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 	const char *ips = vz_conf_get(&ve->conf, "IP_ADDRESS");
 	char list[4096];
 	struct net_change nc = { 0 };
-	bool hostname_changed = false, ns_changed = false, net_changed, res_changed = false;
+	bool hostname_changed = false, ns_changed = false, net_changed, res_changed = false, disk_changed = false;
+	_cleanup_free_ char *old_disk = NULL;
 	_cleanup_conf_ struct vz_conf scratch = { 0 }, before = { 0 };
 	unsigned ncpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	int ret;
@@ -281,6 +283,14 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 			known = true;
 		} else if (res_is_option(name)) {
 			ret = res_set_option(&scratch, name, v, ncpus, c->agent->cg.mode, err);
+			known = true;
+		} else if (disk_is_option(name)) {
+			/* Checked and stored in one go: nothing else reads it before
+			 * every option has passed. */
+			if (!disk_changed && vz_conf_get(&ve->conf, "DISKSPACE"))
+				old_disk = strdup(vz_conf_get(&ve->conf, "DISKSPACE"));
+			ret = disk_set_option(ve, name, v, err);
+			disk_changed = true;
 			known = true;
 		} else {
 			ret = 0;
@@ -337,12 +347,21 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 				return ret;
 		}
 	}
-	if (init <= 0)
+	if (init <= 0 && !disk_changed)
 		return 0;
 
-	/* 3. Apply to the running VE. Limits go first: the kernel may refuse
-	 * one (a memory limit below what the VE holds), and then the VE keeps
-	 * the limits it had. */
+	/* 3. Apply to the running VE. The disk and limits go first: the
+	 * kernel may refuse them (a disk smaller than the VE's files, a memory
+	 * limit below what it holds), and then the VE keeps what it had. */
+	if (disk_changed && ve_is_mounted(ve)) {
+		ret = disk_resize(ve, disk_conf_bytes(ve), err);
+		if (ret < 0) {
+			vz_conf_set(&ve->conf, "DISKSPACE", old_disk, NULL);
+			return ret;
+		}
+	}
+	if (init <= 0)
+		return 0;
 	if (res_changed) {
 		ret = res_apply(&c->agent->cg, ve->veid, &ve->conf, err);
 		if (ret < 0) {
@@ -350,6 +369,11 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 
 			if (res_apply(&c->agent->cg, ve->veid, &before, &e2) < 0)
 				pr_err("VE %u: restoring limits: %s", ve->veid, e2.msg);
+			if (disk_changed) {
+				vz_conf_set(&ve->conf, "DISKSPACE", old_disk, NULL);
+				if (disk_conf_bytes(ve) && disk_resize(ve, disk_conf_bytes(ve), &e2) < 0)
+					pr_err("VE %u: restoring disk size: %s", ve->veid, e2.msg);
+			}
 			vz_conf_free(&ve->conf);
 			ve->conf = before;
 			before = (struct vz_conf){ 0 };

@@ -99,6 +99,20 @@ static int get_conf(const ve_info *v, const char *key, char *buf, size_t len)
 		(void)num;                                                    \
 		return get_conf(v, key, buf, len);                            \
 	}
+#define NUM_GETTER(fn, has, field)                                         \
+	static int fn(const ve_info *v, char *buf, size_t len, long long *num) \
+	{                                                                     \
+		if (!v->has) {                                                \
+			snprintf(buf, len, "-");                              \
+			return 0;                                             \
+		}                                                             \
+		*num = (long long)v->field;                                   \
+		snprintf(buf, len, "%llu", (unsigned long long)v->field);     \
+		return 1;                                                     \
+	}
+NUM_GETTER(get_disk_used, has_diskspace_used, diskspace_used)
+NUM_GETTER(get_disk_total, has_diskspace_total, diskspace_total)
+NUM_GETTER(get_inodes_used, has_diskinodes_used, diskinodes_used)
 CONF_GETTER(get_hostname, "HOSTNAME")
 CONF_GETTER(get_ostemplate, "OSTEMPLATE")
 CONF_GETTER(get_onboot, "ONBOOT")
@@ -118,6 +132,9 @@ static const struct field fields[] = {
 	{ "private", "PRIVATE", -24, get_private, NULL, 0 },
 	{ "root", "ROOT", -24, get_root, NULL, 0 },
 	{ "description", "DESCRIPTION", -20, get_description, NULL, 0 },
+	{ "diskspace", "DQBLOCKS", 10, get_disk_used, NULL, 0 },
+	{ "diskspace.h", "DQBLOCKS.H", 10, get_disk_total, NULL, 0 },
+	{ "diskinodes", "DQINODES", 10, get_inodes_used, NULL, 0 },
 };
 
 static const char *const ubc_names[] = {
@@ -216,7 +233,8 @@ static int cmp_ve(const void *x, const void *y)
 	int r;
 
 	isnum |= field_get(sort_field, b, bb, sizeof(bb), &nb);
-	if (isnum || sort_field->get == get_nproc || sort_field->get == get_ubc)
+	if (isnum || sort_field->get == get_nproc || sort_field->get == get_ubc || sort_field->get == get_disk_used ||
+	    sort_field->get == get_disk_total || sort_field->get == get_inodes_used)
 		r = na < nb ? -1 : na > nb;
 	else
 		r = strcmp(ba, bb);
