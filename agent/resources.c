@@ -491,8 +491,17 @@ int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
 			SET(b, barrier, 0);
 			SET(b, limit, to_pages(v));
 		}
-		if (v2 ? read_keyed(mem, "memory.events", "max", &v) == 0 : read_u64(mem, "memory.failcnt", &v) == 0)
+		if (v2) {
+			if (read_keyed(mem, "memory.events", "max", &v) == 0)
+				SET(b, failcnt, v);
+		} else if (read_u64(mem, "memory.failcnt", &v) == 0) {
+			/* Recent kernels may leave v1's failcnt at 0 (they track it
+			 * only for some counters); every OOM kill in the VE's group
+			 * is at least one hit of its limit, so count those too. */
+			if (read_keyed(mem, "memory.oom_control", "oom_kill", &w) == 0 && w > v)
+				v = w;
 			SET(b, failcnt, v);
+		}
 	}
 	if ((b = add_row(&l, "swappages"))) {
 		if (v2) {

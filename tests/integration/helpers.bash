@@ -107,3 +107,26 @@ vz_cgroup_dir() {
 		echo "/sys/fs/cgroup/pids/$VZ_CGBASE/$1"
 	fi
 }
+
+# CPU time a VE's cgroup has used, in nanoseconds.
+vz_cpu_ns() {
+	local f
+	if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+		f="/sys/fs/cgroup/$VZ_CGBASE/$1/cpu.stat"
+		echo $(($(awk '$1 == "usage_usec" {print $2}' "$f") * 1000))
+	else
+		cat "/sys/fs/cgroup/cpuacct/$VZ_CGBASE/$1/cpuacct.usage"
+	fi
+}
+
+# Monotonic time in nanoseconds.
+now_ns() {
+	local up
+	read -r up _ </proc/uptime
+	date +%s%N
+}
+
+# Copy a static workload into a VE (its root must be mounted).
+vz_put_workload() {
+	cp "$VZ_TOP/build/tests/workloads/$2" "$VZ_ROOT/vz/root/$1/bin/$2"
+}
