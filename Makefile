@@ -3,16 +3,18 @@
 B := build
 CC ?= cc
 PKGS := libprotobuf-c libzstd openssl
+# CRIU's RPC messages, from the rpc.proto Debian's criu package installs.
+CRIU_RPC_PROTO ?= /usr/include/criu/rpc.proto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fno-strict-aliasing
-CPPFLAGS += -I. -Ilib -Itransport -Iagent -Ickpt -I$(B)/proto $(PKG_CFLAGS)
+CPPFLAGS += -I. -Ilib -Itransport -Iagent -Ickpt -I$(B)/proto -I$(B)/criu $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lev
 
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)
-PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h)
+PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h) $(B)/criu/rpc.pb-c.h
 
 LIB_SRC := $(wildcard lib/*.c) $(wildcard transport/*.c)
 AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard ckpt/*.c)
@@ -27,6 +29,10 @@ $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/proto
 	protoc-c --c_out=$(B)/proto -Iproto $<
 
+$(B)/criu/rpc.pb-c.c $(B)/criu/rpc.pb-c.h: $(CRIU_RPC_PROTO)
+	@mkdir -p $(B)/criu
+	protoc-c --c_out=$(B)/criu -I$(dir $(CRIU_RPC_PROTO)) $<
+
 $(B)/obj/%.o: %.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
@@ -35,11 +41,14 @@ $(B)/obj/%.o: %.c $(PROTO_H)
 $(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
+$(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
 
 $(B)/libvz.a: $(call obj,$(LIB_SRC)) $(PROTO_C:%.c=$(B)/obj/%.o)
 	$(AR) rcs $@ $^
 
-$(B)/libvzagent.a: $(call obj,$(AGENTLIB_SRC))
+$(B)/libvzagent.a: $(call obj,$(AGENTLIB_SRC)) $(B)/obj/$(B)/criu/rpc.pb-c.o
 	$(AR) rcs $@ $^
 
 $(B)/bin/vzagent: $(call obj,agent/main.c) $(B)/libvzagent.a $(B)/libvz.a

@@ -73,6 +73,10 @@ int op_exec(struct vz_call *c, struct vz_err *err);
 int op_enter(struct vz_call *c, struct vz_err *err);
 int op_status(struct vz_call *c, struct vz_err *err);
 int op_list(struct vz_call *c, struct vz_err *err);
+/* Checkpoint and restore (ve_ckpt.c). */
+int op_chkpnt(struct vz_call *c, struct vz_err *err);
+int op_restore(struct vz_call *c, struct vz_err *err);
+int op_ckpt_check(struct vz_call *c, struct vz_err *err);
 
 /* Clean up after a VE whose init is gone: cgroups, mount, pid file.
  * Idempotent; takes the VE lock. */

@@ -235,6 +235,9 @@ static const struct {
 	{ VZ__CONTROL__OP__OP_MOUNT, op_mount, true, false },
 	{ VZ__CONTROL__OP__OP_UMOUNT, op_umount, true, false },
 	{ VZ__CONTROL__OP__OP_UBC, op_ubc, true, true },
+	{ VZ__CONTROL__OP__OP_CHKPNT, op_chkpnt, true, false },
+	{ VZ__CONTROL__OP__OP_RESTORE, op_restore, true, false },
+	{ VZ__CONTROL__OP__OP_CKPT_CHECK, op_ckpt_check, false, false },
 };
 
 int agent_dispatch(struct vz_call *c)

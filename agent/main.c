@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "ckpt.h"
 #include "log.h"
 #include "paths.h"
 #include "util.h"
@@ -64,6 +65,19 @@ int main(int argc, char **argv)
 	cgbase = vz_conf_get(&a.global, "CGROUP_BASE");
 	if (vz_cg_init(&a.cg, NULL, cgbase && *cgbase ? cgbase : "vz", 0, &err) < 0)
 		goto fail;
+	{
+		/* CRIU's lazy pages splice through pipes larger than the
+		 * default 1 MiB, which only this sysctl allows without
+		 * CAP_SYS_RESOURCE. */
+		size_t was = 0;
+		int r = vz_pipe_max_ensure(4u << 20, &was, &err);
+
+		if (r > 0)
+			pr_info("Raised fs.pipe-max-size from %zu to 4194304 for CRIU's lazy pages", was);
+		else if (r < 0)
+			pr_warn("%s: lazy-pages migration will fail", err.msg);
+		vz_err_clear(&err);
+	}
 	/* VE inits outlive the workers that start them: become their parent. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);

@@ -349,3 +349,13 @@ int vz_net_ip_list(pid_t pid, const char *ifname, char *buf, size_t len, struct 
 	}
 	return 0;
 }
+
+int vz_net_host_mac(const struct vz_netif *nif, struct vz_err *err)
+{
+	char *argv[] = { "ip", "link", "set", "dev", (char *)nif->host_ifname, "address", (char *)nif->host_mac,
+			 NULL };
+
+	if (!nif->host_mac[0])
+		return 0;
+	return vz_run_checked(argv, err);
+}

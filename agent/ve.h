@@ -68,6 +68,13 @@ int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *e
 pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg,
 		     struct vz_err *err);
 
+/* SIGKILL init (when > 0) and everything left in the VE's cgroups, and
+ * wait for them to be gone. */
+void ve_kill(struct vz_agent *a, unsigned veid, pid_t init);
+/* Undo what a start (or restore) made: pid file, cgroups, root mount. The
+ * VE's processes must be gone. */
+int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err);
+
 /* Value of the last option `name` in the request ("" when it has none),
  * NULL when absent. */
 const char *ve_req_param(const vz_request *req, const char *name);

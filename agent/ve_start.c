@@ -101,7 +101,7 @@ fail:
 	_exit(1);
 }
 
-static void stop_kill(struct vz_agent *a, unsigned veid, pid_t init)
+void ve_kill(struct vz_agent *a, unsigned veid, pid_t init)
 {
 	struct vz_err err = { 0 };
 
@@ -115,8 +115,7 @@ static void stop_kill(struct vz_agent *a, unsigned veid, pid_t init)
 		pr_warn("VE %u: %s", veid, err.msg);
 }
 
-/* Undo what a start made; the VE's processes must be gone. */
-static int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err)
+int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err)
 {
 	int ret = 0;
 
@@ -207,7 +206,7 @@ static int do_start(struct vz_call *c, struct ve *ve, struct vz_err *err)
 	return 0;
 
 on_kill:
-	stop_kill(a, ve->veid, init);
+	ve_kill(a, ve->veid, init);
 	waitpid(init, NULL, 0);
 on_teardown:
 	for (int i = 0; i < 2; i++) {
@@ -267,7 +266,7 @@ static int do_stop(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *
 			vz_ctl_progress(c->conn, "Stop timeout: killing VE");
 		}
 	}
-	stop_kill(a, ve->veid, init);
+	ve_kill(a, ve->veid, init);
 	ret = ve_teardown(a, ve, err);
 	if (ret < 0)
 		return vz_error_exit(err, VZ_EXIT_STOP, -ret, "Stop VE %u: %s", ve->veid, err->msg);
@@ -346,7 +345,7 @@ int ve_cleanup_dead(struct vz_agent *a, unsigned veid, struct vz_err *err)
 	if (ve_state(&ve, &init) == VE_STATE_RUNNING)
 		return 0; /* restarted meanwhile */
 	pr_info("VE %u: init is gone, cleaning up", veid);
-	stop_kill(a, veid, 0);
+	ve_kill(a, veid, 0);
 	return ve_teardown(a, &ve, err);
 }
 
@@ -412,6 +411,10 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
 		_exit(126);
 	if (inner == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* A session led from outside the VE's pid namespace would
+		 * outlive our helper in what it leaves running, and CRIU
+		 * cannot dump such a VE. */
+		setsid();
 		if (chdir("/") != 0)
 			_exit(126);
 		if (!fn) {

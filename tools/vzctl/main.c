@@ -30,6 +30,10 @@ static const struct vzctl_cmd cmds[] = {
 	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]" },
 	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]" },
 	{ "ubc", cmd_ubc, "ubc VEID" },
+	{ "chkpnt", cmd_chkpnt, "chkpnt VEID [--dumpfile FILE]  |  chkpnt --check" },
+	{ "suspend", cmd_chkpnt, "suspend VEID [--dumpfile FILE]" },
+	{ "restore", cmd_restore, "restore VEID [--dumpfile FILE]" },
+	{ "resume", cmd_restore, "resume VEID [--dumpfile FILE]" },
 };
 
 static void usage(FILE *f)

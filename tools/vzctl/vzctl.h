@@ -36,5 +36,7 @@ int cmd_status(int argc, char **argv, struct vz_err *err);
 int cmd_exec(int argc, char **argv, struct vz_err *err);
 int cmd_enter(int argc, char **argv, struct vz_err *err);
 int cmd_ubc(int argc, char **argv, struct vz_err *err);
+int cmd_chkpnt(int argc, char **argv, struct vz_err *err);
+int cmd_restore(int argc, char **argv, struct vz_err *err);
 
 #endif

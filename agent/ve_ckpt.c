@@ -1,0 +1,343 @@
+/* Checkpoint and restore of a VE on this host (vzctl chkpnt / restore,
+ * suspend / resume) and the host's checkpoint report (chkpnt --check).
+ *
+ * chkpnt: CRIU freezes the VE through its freezer cgroup and dumps it with
+ * its TCP connections, the network locked by nftables. At CRIU's
+ * "post-dump" call, while the tasks are still frozen, the images are
+ * packed into the dump file; only when that succeeded does CRIU kill the
+ * tasks. Any failure before makes CRIU resume them: the VE runs on.
+ *
+ * restore: the whole dump file is checked (header, VEID, CRIU version,
+ * checksum) before anything is made; then the root is mounted, the
+ * cgroups made with the saved limits, and CRIU restores the tree as our
+ * child, recreating the veth pair on the bridge. On failure everything
+ * made is removed and the dump file is kept. */
+#define LOG_PREFIX "ckpt: "
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "cleanup.h"
+#include "criu.h"
+#include "dumpfile.h"
+#include "log.h"
+#include "paths.h"
+#include "resources.h"
+#include "util.h"
+#include "ve.h"
+
+/* The dump file of a request: --dumpfile, or OpenVZ's /vz/dump/Dump.VEID. */
+static int dump_path(const struct vz_call *c, char *buf, size_t len, bool *is_default, struct vz_err *err)
+{
+	const char *f = c->req->dumpfile;
+
+	*is_default = !f || !*f;
+	if (*is_default) {
+		vz_path(buf, len, VZ_DUMP_DIR "/Dump.%u", c->req->veid);
+		return 0;
+	}
+	if (f[0] != '/')
+		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Dump file %s is not an absolute path", f);
+	if (strlen(f) >= len - 32)
+		return vz_error_exit(err, VZ_EXIT_INVAL, ENAMETOOLONG, "Dump file name is too long");
+	snprintf(buf, len, "%s", f);
+	return 0;
+}
+
+/* A fresh image directory under /vz/dump, and that directory's fd. */
+static int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
+			struct vz_err *err)
+{
+	char base[PATH_MAX];
+
+	vz_path(base, sizeof(base), VZ_DUMP_DIR);
+	if (vz_mkdir_p(base, 0700) < 0)
+		return vz_error(err, errno, "Create %s: %s", base, strerror(errno));
+	snprintf(dir, len, "%s/%u.%s.%d", base, veid, what, (int)getpid());
+	vz_rm_rf(dir);
+	if (mkdir(dir, 0700) != 0)
+		return vz_error(err, errno, "Create %s: %s", dir, strerror(errno));
+	*dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	*work_fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dir_fd < 0 || *work_fd < 0) {
+		int e = errno;
+
+		vz_rm_rf(dir);
+		return vz_error(err, e, "Open %s: %s", dir, strerror(e));
+	}
+	return 0;
+}
+
+static void criu_of(const struct vz_agent *a, struct vz_criu *c)
+{
+	c->path = a->criu;
+}
+
+struct post_dump {
+	struct vz_call *call;
+	const char *path;
+	int images_fd;
+	struct vz_criu_version ver;
+	struct vz_img_stats st;
+	struct vz_err err;
+	bool packed;
+};
+
+/* CRIU's callbacks during a dump: pack the images while the tasks are
+ * still frozen; a failure here makes CRIU resume them. */
+static int dump_notify(const char *script, pid_t pid, void *arg)
+{
+	struct post_dump *pd = arg;
+	struct vz_dump_hdr h = { 0 };
+
+	(void)pid;
+	if (strcmp(script, "post-dump"))
+		return 0;
+	h.veid = pd->call->req->veid;
+	snprintf(h.criu_version, sizeof(h.criu_version), "%s", pd->ver.text);
+	vz_ctl_progress(pd->call->conn, "Writing the dump file %s", pd->path);
+	if (vz_dumpfile_write(pd->path, pd->images_fd, &h, &pd->st, &pd->err) < 0) {
+		pr_err("VE %u: %s", h.veid, pd->err.msg);
+		return -1;
+	}
+	pd->packed = true;
+	return 0;
+}
+
+int op_chkpnt(struct vz_call *c, struct vz_err *err)
+{
+	struct vz_agent *a = c->agent;
+	_cleanup_ve_ struct ve ve;
+	_cleanup_close_ int img_fd = -1, work_fd = -1;
+	struct post_dump pd = { .call = c };
+	struct vz_criu_opts o = { 0 };
+	struct vz_criu criu;
+	char path[PATH_MAX], dir[PATH_MAX], freezer[PATH_MAX], logname[64], size[32];
+	bool is_default;
+	uint64_t t0 = vz_now_ns();
+	pid_t init;
+	int ret;
+
+	ret = dump_path(c, path, sizeof(path), &is_default, err);
+	if (ret == 0)
+		ret = ve_open(c->req->veid, true, &ve, err);
+	if (ret == 0)
+		ret = ve_lock(&ve, 2000, err);
+	if (ret < 0)
+		return ret;
+	if (ve_state(&ve, &init) != VE_STATE_RUNNING)
+		return vz_error_exit(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to checkpoint: VE %u is not running",
+				     ve.veid);
+	criu_of(a, &criu);
+	ret = vz_criu_version(&criu, &pd.ver, err);
+	if (ret == 0)
+		ret = vz_cg_path(&a->cg, ve.veid, "freezer", freezer, sizeof(freezer), err);
+	if (ret == 0)
+		ret = make_img_dir(ve.veid, "dump", dir, sizeof(dir), &img_fd, &work_fd, err);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_CHKPNT, -ret, "Unable to checkpoint VE %u: %s", ve.veid, err->msg);
+
+	vz_ctl_progress(c->conn, "Setting up checkpoint...");
+	snprintf(logname, sizeof(logname), "%u.dump.log", ve.veid);
+	o.images_dir_fd = img_fd;
+	o.work_dir_fd = work_fd;
+	o.log_file = logname;
+	o.pid = init;
+	o.freeze_cgroup = freezer;
+	o.tcp_established = true;
+	o.nftables_lock = true;
+	o.notify = dump_notify;
+	o.notify_arg = &pd;
+	pd.path = path;
+	pd.images_fd = img_fd;
+	vz_ctl_progress(c->conn, "Checkpointing VE %u ...", ve.veid);
+	ret = vz_criu_dump(&criu, &o, err);
+	vz_rm_rf(dir);
+	if (ret < 0 || !pd.packed) {
+		struct vz_err e2 = { 0 };
+
+		if (pd.err.msg[0] && !pd.packed)
+			snprintf(err->msg, sizeof(err->msg), "%s", pd.err.msg);
+		/* CRIU resumes the tasks when it fails; make sure of it. */
+		if (ve_state(&ve, &init) == VE_STATE_RUNNING && vz_cg_thaw(&a->cg, ve.veid, &e2) < 0)
+			pr_warn("VE %u: %s", ve.veid, e2.msg);
+		return vz_error_exit(err, VZ_EXIT_CHKPNT, ret < 0 ? -ret : EIO,
+				     "Checkpointing failed for VE %u: %s (log: %s/%s)", ve.veid,
+				     err->msg[0] ? err->msg : "unknown error", vz_path(freezer, sizeof(freezer), VZ_DUMP_DIR),
+				     logname);
+	}
+	/* CRIU has killed the tasks; remove the rest of the running VE. */
+	ve_kill(a, ve.veid, 0);
+	ret = ve_teardown(a, &ve, err);
+	if (ret < 0)
+		pr_warn("VE %u: after checkpoint: %s", ve.veid, err->msg);
+	vz_err_clear(err);
+	pr_info("VE %u: checkpointed to %s in %llu ms (%u files, %llu bytes, %llu on disk)", ve.veid, path,
+		(unsigned long long)((vz_now_ns() - t0) / 1000000), pd.st.nfiles,
+		(unsigned long long)pd.st.raw_bytes, (unsigned long long)pd.st.wire_bytes);
+	vz_ctl_progress(c->conn, "Dump file: %s (%s)", path, vz_fmt_size(pd.st.wire_bytes, size, sizeof(size)));
+	vz_ctl_progress(c->conn, "Checkpointing completed successfully");
+	return 0;
+}
+
+static int restore_notify(const char *script, pid_t pid, void *arg)
+{
+	(void)arg;
+	pr_debug("restore: %s (pid %d)", script, (int)pid);
+	return 0;
+}
+
+int op_restore(struct vz_call *c, struct vz_err *err)
+{
+	struct vz_agent *a = c->agent;
+	_cleanup_ve_ struct ve ve;
+	_cleanup_close_ int img_fd = -1, work_fd = -1;
+	struct vz_criu_version ver;
+	struct vz_criu_opts o = { 0 };
+	struct vz_dump_hdr h;
+	struct vz_img_stats st;
+	struct vz_netif nif;
+	struct vz_criu criu;
+	char path[PATH_MAX], dir[PATH_MAX], cgroot[128], ext[96], logname[64];
+	bool is_default, made = false;
+	uint64_t t0 = vz_now_ns();
+	pid_t pid = 0;
+	int ret;
+
+	ret = dump_path(c, path, sizeof(path), &is_default, err);
+	if (ret == 0)
+		ret = ve_open(c->req->veid, true, &ve, err);
+	if (ret == 0)
+		ret = ve_lock(&ve, 2000, err);
+	if (ret < 0)
+		return ret;
+	if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
+		return vz_error_exit(err, VZ_EXIT_RUNNING, EBUSY, "Unable to restore: VE %u is already running",
+				     ve.veid);
+	if (!vz_exists(path))
+		return vz_error_exit(err, VZ_EXIT_RESTORE, ENOENT, "Unable to restore VE %u: no dump file %s",
+				     ve.veid, path);
+	criu_of(a, &criu);
+	ret = vz_criu_version(&criu, &ver, err);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
+	/* Everything about the file is checked before anything is made. */
+	vz_ctl_progress(c->conn, "Checking the dump file %s", path);
+	ret = vz_dumpfile_verify(path, ve.veid, &ver, &h, err);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
+	ret = ve_netif(&ve, a, &nif, err);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
+	ret = make_img_dir(ve.veid, "restore", dir, sizeof(dir), &img_fd, &work_fd, err);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
+	ret = vz_dumpfile_unpack(path, img_fd, &st, err);
+	if (ret < 0)
+		goto fail;
+
+	vz_ctl_progress(c->conn, "Restoring VE %u ...", ve.veid);
+	made = true;
+	ret = ve_mount(&ve, err);
+	if (ret == 0)
+		ret = vz_cg_create(&a->cg, ve.veid, err);
+	if (ret == 0)
+		ret = res_apply(&a->cg, ve.veid, &ve.conf, err);
+	if (ret == 0)
+		ret = vz_net_bridge_ensure(nif.bridge, err);
+	if (ret < 0)
+		goto fail;
+	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve.veid);
+	snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
+	snprintf(logname, sizeof(logname), "%u.restore.log", ve.veid);
+	o.images_dir_fd = img_fd;
+	o.work_dir_fd = work_fd;
+	o.log_file = logname;
+	o.root = ve.root;
+	o.cgroup_root = cgroot;
+	o.externals[0] = ext;
+	o.tcp_established = true;
+	o.notify = restore_notify;
+	ret = vz_criu_restore(&criu, &o, &pid, err);
+	if (ret < 0)
+		goto fail;
+	ret = ve_write_pidfile(&ve, pid, err);
+	if (ret < 0)
+		goto fail;
+	{
+		struct vz_err e2 = { 0 };
+
+		if (vz_net_host_mac(&nif, &e2) < 0)
+			pr_warn("VE %u: %s", ve.veid, e2.msg);
+	}
+	vz_rm_rf(dir);
+	/* The default dump is used up; one the user named stays theirs. */
+	if (is_default)
+		unlink(path);
+	pr_info("VE %u: restored from %s in %llu ms, init is pid %d", ve.veid, path,
+		(unsigned long long)((vz_now_ns() - t0) / 1000000), (int)pid);
+	vz_ctl_progress(c->conn, "Restoring completed successfully");
+	return 0;
+
+fail:
+	{
+		struct vz_err e2 = { 0 };
+
+		if (pid > 0 || made)
+			ve_kill(a, ve.veid, pid);
+		if (made && ve_teardown(a, &ve, &e2) < 0)
+			pr_warn("VE %u: cleanup after a failed restore: %s", ve.veid, e2.msg);
+		if (made && vz_net_veth_del(&nif, &e2) < 0)
+			pr_warn("VE %u: %s", ve.veid, e2.msg);
+	}
+	vz_rm_rf(dir);
+	return vz_error_exit(err, VZ_EXIT_RESTORE, ret < 0 ? -ret : EIO, "Restoring failed for VE %u: %s", ve.veid,
+			     err->msg);
+}
+
+int op_ckpt_check(struct vz_call *c, struct vz_err *err)
+{
+	struct vz_agent *a = c->agent;
+	struct vz_ckpt_report r;
+	struct vz_criu criu;
+	char freezer[PATH_MAX] = "", dir[PATH_MAX];
+	_cleanup_close_ int work_fd = -1;
+	const char *fz = NULL;
+
+	criu_of(a, &criu);
+	for (size_t i = 0; i < a->cg.nhier; i++)
+		if (a->cg.mode == VZ_CG_V2 || strstr(a->cg.hier[i].name, "freezer")) {
+			snprintf(freezer, sizeof(freezer), "%s", a->cg.hier[i].path);
+			fz = freezer;
+			break;
+		}
+	vz_path(dir, sizeof(dir), VZ_DUMP_DIR);
+	if (vz_mkdir_p(dir, 0700) < 0)
+		return vz_error(err, errno, "Create %s: %s", dir, strerror(errno));
+	work_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (work_fd < 0)
+		return vz_error(err, errno, "Open %s: %s", dir, strerror(errno));
+	vz_ckpt_probe(&criu, work_fd, fz, &r);
+	for (size_t i = 0; i < r.n; i++) {
+		const struct vz_feat *f = &r.feat[i];
+		const char *state = f->state == VZ_FEAT_YES ? "yes" : f->state == VZ_FEAT_WARN ? "warn" : "no";
+
+		vz_ctl_progress(c->conn, "%-4s %s: %s", state, f->name, f->detail);
+	}
+	if (!strcmp(r.tracker, "uffd-wp"))
+		vz_ctl_progress(c->conn, "Live migration: memory pre-copy with userfaultfd write-protect");
+	else if (!strcmp(r.tracker, "soft-dirty"))
+		vz_ctl_progress(c->conn, "Live migration: memory pre-copy with CRIU pre-dump (soft-dirty)");
+	else
+		vz_ctl_progress(c->conn, "Live migration: stop-and-copy only (no dirty-memory tracking)");
+	if (!r.can_checkpoint)
+		return vz_error_exit(err, VZ_EXIT_CHKPNT, ENOTSUP, "This host cannot checkpoint VEs: see the lines above");
+	vz_ctl_progress(c->conn, "This host can checkpoint and restore VEs");
+	return 0;
+}
