@@ -49,9 +49,21 @@ static int find_v1(struct vz_cg *cg, struct vz_err *err)
 		char mnt[PATH_MAX], fstype[64], opts[1024], *sep = strstr(line, " - ");
 
 		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
-		    sscanf(sep + 3, "%63s %*s %1023s", fstype, opts) != 2 || strcmp(fstype, "cgroup"))
+		    sscanf(sep + 3, "%63s %*s %1023s", fstype, opts) != 2)
 			continue;
 		if (strncmp(mnt, cg->fsroot, strlen(cg->fsroot)))
+			continue;
+		/* A hybrid host's cgroup2 mount ("unified", no controllers): the
+		 * VE gets a group there too, so that its cgroup namespace has
+		 * the same root in every hierarchy, as CRIU needs to restore it
+		 * again after a restore. */
+		if (!strcmp(fstype, "cgroup2") && cg->nhier < VZ_CG_MAX_HIER) {
+			snprintf(cg->hier[cg->nhier].name, sizeof(cg->hier[0].name), "unified");
+			snprintf(cg->hier[cg->nhier].path, sizeof(cg->hier[0].path), "%s", mnt);
+			cg->nhier++;
+			continue;
+		}
+		if (strcmp(fstype, "cgroup"))
 			continue;
 		for (size_t i = 0; i < sizeof(v1_wanted) / sizeof(v1_wanted[0]); i++) {
 			bool dup = false;

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "ckpt.h"
@@ -118,7 +121,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	struct post_dump pd = { .call = c };
 	struct vz_criu_opts o = { 0 };
 	struct vz_criu criu;
-	char path[PATH_MAX], dir[PATH_MAX], freezer[PATH_MAX], logname[64], size[32];
+	char path[PATH_MAX], dir[PATH_MAX], freezer[PATH_MAX], logname[64];
 	bool is_default;
 	uint64_t t0 = vz_now_ns();
 	pid_t init;
@@ -181,9 +184,64 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	pr_info("VE %u: checkpointed to %s in %llu ms (%u files, %llu bytes, %llu on disk)", ve.veid, path,
 		(unsigned long long)((vz_now_ns() - t0) / 1000000), pd.st.nfiles,
 		(unsigned long long)pd.st.raw_bytes, (unsigned long long)pd.st.wire_bytes);
-	vz_ctl_progress(c->conn, "Dump file: %s (%s)", path, vz_fmt_size(pd.st.wire_bytes, size, sizeof(size)));
+	vz_ctl_progress(c->conn, "Dump file: %s (%llu bytes, %llu before compression)", path,
+			(unsigned long long)pd.st.wire_bytes + VZ_DUMP_HDR_SIZE, (unsigned long long)pd.st.raw_bytes);
 	vz_ctl_progress(c->conn, "Checkpointing completed successfully");
 	return 0;
+}
+
+/* CRIU restores a periodic timerfd that was overdue when the VE froze
+ * with it_value 0, which disarms it for good (criu#3162): a VE whose
+ * timer ticks faster than a checkpoint takes would stop ticking. Re-arm
+ * such timers one period ahead, through a copy of the descriptor. */
+static void rearm_timerfds(pid_t pid)
+{
+	char dir[64];
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_close_ int pidfd = -1;
+	struct dirent *de;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fdinfo", (int)pid);
+	d = opendir(dir);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	while (d && pidfd >= 0 && (de = readdir(d))) {
+		char path[128], line[128];
+		long long vs = -1, vns = -1, is = 0, ins = 0;
+		_cleanup_fclose_ FILE *f = NULL;
+		bool tfd = false;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_name[0] == '.' || !(f = fopen(path, "re")))
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			tfd |= !strncmp(line, "clockid:", 8);
+			sscanf(line, "it_value: (%lld, %lld)", &vs, &vns);
+			sscanf(line, "it_interval: (%lld, %lld)", &is, &ins);
+		}
+		if (!tfd || vs != 0 || vns != 0 || (is == 0 && ins == 0))
+			continue;
+		{
+			struct itimerspec its = { { is, ins }, { is, ins } };
+			int fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+
+			if (fd >= 0 && timerfd_settime(fd, 0, &its, NULL) == 0)
+				pr_info("Re-armed periodic timerfd %s of pid %d that CRIU left disarmed", de->d_name,
+					(int)pid);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+}
+
+static void rearm_ve_timerfds(struct vz_agent *a, unsigned veid)
+{
+	pid_t *pids = NULL;
+	size_t n = 0;
+
+	if (vz_cg_pids(&a->cg, veid, &pids, &n, NULL) == 0)
+		for (size_t i = 0; i < n; i++)
+			rearm_timerfds(pids[i]);
+	free(pids);
 }
 
 static int restore_notify(const char *script, pid_t pid, void *arg)
@@ -270,6 +328,7 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 	ret = ve_write_pidfile(&ve, pid, err);
 	if (ret < 0)
 		goto fail;
+	rearm_ve_timerfds(a, ve.veid);
 	{
 		struct vz_err e2 = { 0 };
 

@@ -357,8 +357,10 @@ struct inside_args {
 pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg,
 		     struct vz_err *err)
 {
-	static const char *const ns_names[] = { "cgroup", "ipc", "uts", "net", "pid", "mnt" };
-	int nsfd[6];
+	/* "time" too: a restored VE lives in a time namespace CRIU made,
+	 * and a process outside it could not be checkpointed with it. */
+	static const char *const ns_names[] = { "cgroup", "ipc", "uts", "net", "pid", "time", "mnt" };
+	int nsfd[7];
 	pid_t pid;
 
 	for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++) {

@@ -14,9 +14,13 @@ static int record(struct vz_err *err, int exit_code, int errnum, const char *fmt
 		errnum = EINVAL;
 	if (!err)
 		return -errnum;
+	/* Through a copy: callers may pass err->msg itself as an argument. */
+	char msg[sizeof(err->msg)];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	memcpy(err->msg, msg, sizeof(msg));
 	err->errnum = errnum;
 	err->exit_code = exit_code;
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	return -errnum;
 }
 

@@ -31,7 +31,7 @@ int cmd_status(int argc, char **argv, struct vz_err *err)
 	}
 	const char *const *w = words[r->ves[0]->status];
 
-	printf("VEID %u %s %s %s\n", r->ves[0]->veid, w[0], w[1], w[2]);
+	printf("VEID %u %s %s %s%s\n", r->ves[0]->veid, w[0], w[1], w[2], r->ves[0]->suspended ? " suspended" : "");
 	vz__control__reply__free_unpacked(r, NULL);
 	return 0;
 }

@@ -26,6 +26,9 @@ static const char *conf_get(const ve_info *v, const char *key)
 
 static const char *status_word(const ve_info *v)
 {
+	/* OpenVZ's vzlist says "suspended" for a VE with a dump waiting. */
+	if (v->suspended && v->status != VZ__CONTROL__VE_STATUS__VE_RUNNING)
+		return "suspended";
 	switch (v->status) {
 	case VZ__CONTROL__VE_STATUS__VE_RUNNING: return "running";
 	case VZ__CONTROL__VE_STATUS__VE_MOUNTED: return "mounted";
