@@ -75,6 +75,18 @@ $(B)/tests/unit/%: $$(call obj,$$(wildcard tests/unit/%/*.c)) $(B)/libvzagent.a 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
+# libFuzzer targets for the parsers of untrusted bytes (clang only).
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
+FUZZ_LIBS := $(PKG_LIBS)
+FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame
+$(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+$(B)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c transport/frame.c lib/err.c $(B)/proto/control.pb-c.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+fuzz: $(FUZZERS)
+
 demo:
 	deploy/demo
 
@@ -83,7 +95,7 @@ deps:
 
 test:
 	deploy/install-deps --check >/dev/null 2>&1 || deploy/install-deps
-	$(MAKE) all $(UNIT_BINS)
+	$(MAKE) all $(UNIT_BINS) $(FUZZERS)
 	tests/run-all $(UNIT_BINS)
 
 lint:
@@ -92,6 +104,6 @@ lint:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps test lint clean demo
+.PHONY: all deps test lint clean demo fuzz
 .SECONDARY:
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -247,7 +247,7 @@ static void rearm_ve_timerfds(struct vz_agent *a, unsigned veid)
 static int restore_notify(const char *script, pid_t pid, void *arg)
 {
 	(void)arg;
-	pr_debug("restore: %s (pid %d)", script, (int)pid);
+	pr_debug("Restore notify %s (pid %d)", script, (int)pid);
 	return 0;
 }
 

@@ -103,19 +103,19 @@ static int recv_resp(struct session *s, CriuResp **resp, struct vz_err *err)
 			break;
 	}
 	if (n == 0)
-		return vz_error(err, EPIPE, "criu exited without an answer");
+		return vz_error(err, EPIPE, "CRIU exited without an answer");
 	if (n < 0)
-		return vz_error(err, errno, "Read criu's answer: %s", strerror(errno));
+		return vz_error(err, errno, "Read CRIU's answer: %s", strerror(errno));
 	if (n > RPC_MAX_MSG)
-		return vz_error(err, EMSGSIZE, "criu's answer is too large (%zd bytes)", n);
+		return vz_error(err, EMSGSIZE, "CRIU's answer is too large (%zd bytes)", n);
 	buf = malloc((size_t)n);
 	if (!buf)
 		return vz_error(err, ENOMEM, "Out of memory");
 	if (recv(s->sk, buf, (size_t)n, 0) != n)
-		return vz_error(err, EIO, "Read criu's answer: %s", strerror(errno));
+		return vz_error(err, EIO, "Read CRIU's answer: %s", strerror(errno));
 	*resp = criu_resp__unpack(NULL, (size_t)n, buf);
 	if (!*resp)
-		return vz_error(err, EBADMSG, "criu's answer does not parse");
+		return vz_error(err, EBADMSG, "CRIU's answer does not parse");
 	return 0;
 }
 
@@ -174,7 +174,7 @@ static int call(struct session *s, const CriuReq *req, const struct vz_criu_opts
 
 			if (o && o->notify)
 				r = o->notify(script, pid, o->notify_arg);
-			pr_debug("notify %s (pid %d): %s", script, (int)pid, r < 0 ? "refused" : "ok");
+			pr_debug("Notify %s (pid %d): %s", script, (int)pid, r < 0 ? "refused" : "ok");
 			criu_resp__free_unpacked(resp, NULL);
 			ack.type = CRIU_REQ_TYPE__NOTIFY;
 			ack.has_notify_success = true;
@@ -184,7 +184,7 @@ static int call(struct session *s, const CriuReq *req, const struct vz_criu_opts
 		}
 		if (resp->type != req->type) {
 			criu_resp__free_unpacked(resp, NULL);
-			return vz_error(err, EBADMSG, "criu answered a request we did not make");
+			return vz_error(err, EBADMSG, "CRIU answered a request we did not make");
 		}
 		*out = resp;
 		return 0;

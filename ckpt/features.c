@@ -56,20 +56,20 @@ int vz_uffd_wp_probe(struct vz_err *err)
 
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (uffd < 0)
-		return vz_error(err, errno, "userfaultfd() fails: %s", strerror(errno));
+		return vz_error(err, errno, "The userfaultfd() call fails: %s", strerror(errno));
 	if (ioctl(uffd, UFFDIO_API, &api) != 0)
-		return vz_error(err, errno, "userfaultfd has no async write-protect (needs Linux 6.7): %s",
+		return vz_error(err, errno, "Userfaultfd has no async write-protect (needs Linux 6.7): %s",
 				strerror(errno));
 	mem = mmap(NULL, (size_t)psz * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
-		return vz_error(err, errno, "mmap: %s", strerror(errno));
+		return vz_error(err, errno, "Map a page: %s", strerror(errno));
 	{
 		struct uffdio_register rg = { .range = { (unsigned long)mem, (unsigned long)psz * 2 },
 					      .mode = UFFDIO_REGISTER_MODE_WP };
 		struct uffdio_writeprotect wp = { .range = rg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 
 		if (ioctl(uffd, UFFDIO_REGISTER, &rg) != 0 || ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) != 0) {
-			ret = vz_error(err, errno, "userfaultfd write-protect fails: %s", strerror(errno));
+			ret = vz_error(err, errno, "Userfaultfd write-protect fails: %s", strerror(errno));
 			goto out;
 		}
 	}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bats
+# The parsers of untrusted bytes under libFuzzer, for a bounded time each:
+# the image-stream records and dump header (what a restore reads), and a
+# control frame (length header, then protobuf). A crash, a sanitizer
+# report or a leak fails the test and leaves the input in the log.
+
+VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+FUZZ_SECONDS=${VZ_FUZZ_SECONDS:-15}
+
+run_fuzzer() {
+	local bin="$VZ_TOP/build/fuzz/$1"
+	[ -x "$bin" ] || skip "$1 not built (make fuzz needs clang)"
+	mkdir -p "$BATS_TEST_TMPDIR/corpus"
+	run "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 \
+		-artifact_prefix="$BATS_TEST_TMPDIR/" "$BATS_TEST_TMPDIR/corpus"
+	echo "$output" | tail -n 5
+	[ "$status" -eq 0 ]
+	runs=$(grep -o 'Done [0-9]* runs' <<<"$output" | grep -o '[0-9]*')
+	echo "# $1: $runs inputs in ${FUZZ_SECONDS} s, no crash" >&3
+	[ "$runs" -gt 1000 ]
+}
+
+@test "the image stream and dump header parsers survive fuzzing" {
+	run_fuzzer fuzz_imgstream
+}
+
+@test "the control frame parser survives fuzzing" {
+	run_fuzzer fuzz_frame
+}
