@@ -1,0 +1,633 @@
+/* File passes of a migration (see mig_files.h): the sender's walk with its
+ * memory of what it sent, and the receiver that applies each message
+ * beneath the private area. */
+#define LOG_PREFIX "files: "
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "mig_files.h"
+#include "migrate.pb-c.h"
+#include "util.h"
+
+#define BLOCK (1u << 20)
+
+typedef Vz__Migrate__Msg msg_t;
+
+struct fent {
+	char *path;
+	ino_t ino;
+	uint64_t size;
+	int64_t mtime_ns, ctime_ns;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint64_t *hash; /* per block, regular files */
+	size_t nblocks;
+	bool seen;      /* in the current pass */
+};
+
+struct mig_fstate {
+	struct fent *e;
+	size_t n, cap;
+	bool sorted;
+};
+
+static int cmp_ent(const void *a, const void *b)
+{
+	return strcmp(((const struct fent *)a)->path, ((const struct fent *)b)->path);
+}
+
+static struct fent *lookup(struct mig_fstate *st, const char *path)
+{
+	struct fent key = { .path = (char *)path };
+
+	if (!st->sorted) {
+		qsort(st->e, st->n, sizeof(*st->e), cmp_ent);
+		st->sorted = true;
+	}
+	return bsearch(&key, st->e, st->n, sizeof(*st->e), cmp_ent);
+}
+
+void mig_fstate_free(struct mig_fstate *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->e[i].path);
+		free(st->e[i].hash);
+	}
+	free(st->e);
+	free(st);
+}
+
+/* A fast 64-bit hash of a block: the sender's own data, no adversary. */
+static uint64_t block_hash(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 29;
+	}
+	for (; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+struct sender {
+	struct vz_conn *c;
+	struct vz_zenc *z;
+	struct mig_fstate *old, *cur;
+	struct mig_pass_stats *ps;
+	void (*progress)(void *arg, uint64_t raw);
+	void *arg;
+	uint8_t *buf;
+	uint64_t last_progress;
+};
+
+static int send_msg(struct sender *s, msg_t *m, struct vz_err *err)
+{
+	return vz_msg_send(s->c, &m->base, err);
+}
+
+static int send_data(struct sender *s, const uint8_t *p, size_t len, uint64_t off, struct vz_err *err)
+{
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+	const void *z;
+	size_t zl;
+	int ret = vz_zenc_chunk(s->z, p, len, &z, &zl, err);
+
+	if (ret < 0)
+		return ret;
+	m.type = VZ__MIGRATE__TYPE__T_DATA;
+	m.has_data = m.has_offset = m.has_raw_len = true;
+	m.data.data = (uint8_t *)z;
+	m.data.len = zl;
+	m.offset = off;
+	m.raw_len = len;
+	s->ps->raw_bytes += len;
+	if (s->progress && s->ps->raw_bytes - s->last_progress >= (16u << 20)) {
+		s->last_progress = s->ps->raw_bytes;
+		s->progress(s->arg, s->ps->raw_bytes);
+	}
+	return send_msg(s, &m, err);
+}
+
+static Vz__Migrate__FileType ftype(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFDIR: return VZ__MIGRATE__FILE_TYPE__F_DIR;
+	case S_IFLNK: return VZ__MIGRATE__FILE_TYPE__F_SYMLINK;
+	case S_IFCHR: return VZ__MIGRATE__FILE_TYPE__F_CHR;
+	case S_IFBLK: return VZ__MIGRATE__FILE_TYPE__F_BLK;
+	case S_IFIFO: return VZ__MIGRATE__FILE_TYPE__F_FIFO;
+	case S_IFSOCK: return VZ__MIGRATE__FILE_TYPE__F_SOCK;
+	default: return VZ__MIGRATE__FILE_TYPE__F_REG;
+	}
+}
+
+static int remember(struct mig_fstate *st, const char *path, const struct stat *sb, uint64_t *hash,
+		    size_t nblocks, struct vz_err *err)
+{
+	struct fent *e;
+
+	if (st->n == st->cap) {
+		struct fent *n = realloc(st->e, (st->cap = st->cap ? st->cap * 2 : 256) * sizeof(*n));
+
+		if (!n)
+			return vz_error(err, ENOMEM, "Out of memory");
+		st->e = n;
+	}
+	e = &st->e[st->n++];
+	memset(e, 0, sizeof(*e));
+	e->path = strdup(path);
+	if (!e->path)
+		return vz_error(err, ENOMEM, "Out of memory");
+	e->ino = sb->st_ino;
+	e->size = (uint64_t)sb->st_size;
+	e->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+	e->ctime_ns = (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
+	e->mode = sb->st_mode;
+	e->uid = sb->st_uid;
+	e->gid = sb->st_gid;
+	e->hash = hash;
+	e->nblocks = nblocks;
+	st->sorted = false;
+	return 0;
+}
+
+static bool unchanged(const struct fent *o, const struct stat *sb)
+{
+	return o && o->ino == sb->st_ino && o->size == (uint64_t)sb->st_size && o->mode == sb->st_mode &&
+	       o->uid == sb->st_uid && o->gid == sb->st_gid &&
+	       o->mtime_ns == (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec &&
+	       o->ctime_ns == (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
+}
+
+/* A regular file's blocks: all non-zero ones (first pass), or those whose
+ * hash differs from the old pass's (delta). */
+static int send_blocks(struct sender *s, int fd, const struct stat *sb, const struct fent *old, uint64_t **hash_out,
+		       size_t *nb_out, struct vz_err *err)
+{
+	size_t nb = (size_t)(((uint64_t)sb->st_size + BLOCK - 1) / BLOCK);
+	uint64_t *hash = calloc(nb ? nb : 1, sizeof(*hash));
+	off_t off = 0;
+
+	if (!hash)
+		return vz_error(err, ENOMEM, "Out of memory");
+	for (size_t b = 0; b < nb; b++, off += BLOCK) {
+		size_t want = (uint64_t)sb->st_size - (uint64_t)off < BLOCK ? (size_t)((uint64_t)sb->st_size - (uint64_t)off) : BLOCK;
+		off_t data = lseek(fd, off, SEEK_DATA);
+		ssize_t n;
+		int ret;
+
+		/* A hole: nothing to read or send. */
+		if (data < 0 || data >= off + (off_t)want) {
+			hash[b] = block_hash(NULL, 0) ^ want;
+			if (old && b < old->nblocks && old->hash[b] != hash[b]) {
+				memset(s->buf, 0, want);
+				ret = send_data(s, s->buf, want, (uint64_t)off, err);
+				if (ret < 0)
+					goto fail;
+			}
+			continue;
+		}
+		n = pread(fd, s->buf, want, off);
+		if (n != (ssize_t)want) {
+			free(hash);
+			return vz_error(err, n < 0 ? errno : EIO, "Read the private area: %s",
+					n < 0 ? strerror(errno) : "a file shrank while read");
+		}
+		hash[b] = all_zero(s->buf, want) ? block_hash(NULL, 0) ^ want : block_hash(s->buf, want);
+		if (old && b < old->nblocks && old->hash[b] == hash[b])
+			continue;
+		if (!old && hash[b] == (block_hash(NULL, 0) ^ want))
+			continue;
+		ret = send_data(s, s->buf, want, (uint64_t)off, err);
+		if (ret < 0)
+			goto fail;
+		continue;
+fail:
+		free(hash);
+		return ret;
+	}
+	*hash_out = hash;
+	*nb_out = nb;
+	return 0;
+}
+
+static int walk(struct sender *s, int dirfd, const char *rel, struct vz_err *err);
+
+static int send_entry(struct sender *s, int dirfd, const char *name, const char *rel, struct vz_err *err)
+{
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+	Vz__Migrate__FileMeta f = VZ__MIGRATE__FILE_META__INIT;
+	char target[PATH_MAX];
+	struct stat sb;
+	struct fent *old;
+	uint64_t *hash = NULL;
+	size_t nb = 0;
+	int ret;
+
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : vz_error(err, errno, "Inspect %s: %s", rel, strerror(errno));
+	old = s->old ? lookup(s->old, rel) : NULL;
+	if (old)
+		old->seen = true;
+	if (old && (old->mode & S_IFMT) != (sb.st_mode & S_IFMT))
+		old = NULL; /* replaced by another kind: send afresh */
+	if (!unchanged(old, &sb)) {
+		f.path = (char *)rel;
+		f.type = ftype(sb.st_mode);
+		f.has_mode = f.has_uid = f.has_gid = f.has_size = f.has_mtime_ns = true;
+		f.mode = sb.st_mode & 07777;
+		f.uid = sb.st_uid;
+		f.gid = sb.st_gid;
+		f.size = (uint64_t)sb.st_size;
+		f.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+		if (S_ISLNK(sb.st_mode)) {
+			ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+
+			if (n < 0)
+				return vz_error(err, errno, "Read link %s: %s", rel, strerror(errno));
+			target[n] = '\0';
+			f.target = target;
+		}
+		if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode)) {
+			f.has_rdev = true;
+			f.rdev = sb.st_rdev;
+		}
+		f.has_delta = S_ISREG(sb.st_mode) && old;
+		f.delta = f.has_delta;
+		m.type = VZ__MIGRATE__TYPE__T_FILE;
+		m.file = &f;
+		ret = send_msg(s, &m, err);
+		if (ret < 0)
+			return ret;
+		s->ps->files++;
+		if (S_ISREG(sb.st_mode)) {
+			_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			msg_t end = VZ__MIGRATE__MSG__INIT;
+
+			if (fd < 0)
+				return vz_error(err, errno, "Open %s: %s", rel, strerror(errno));
+			ret = send_blocks(s, fd, &sb, old, &hash, &nb, err);
+			if (ret < 0)
+				return ret;
+			end.type = VZ__MIGRATE__TYPE__T_FILE_END;
+			ret = send_msg(s, &end, err);
+			if (ret < 0) {
+				free(hash);
+				return ret;
+			}
+		}
+	} else if (old->hash) {
+		hash = malloc(old->nblocks * sizeof(*hash) + 1);
+		if (!hash)
+			return vz_error(err, ENOMEM, "Out of memory");
+		memcpy(hash, old->hash, old->nblocks * sizeof(*hash));
+		nb = old->nblocks;
+	}
+	ret = remember(s->cur, rel, &sb, hash, nb, err);
+	if (ret < 0) {
+		free(hash);
+		return ret;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (sub < 0)
+			return vz_error(err, errno, "Open %s: %s", rel, strerror(errno));
+		ret = walk(s, sub, rel, err);
+		close(sub);
+	}
+	return ret;
+}
+
+static int walk(struct sender *s, int dirfd, const char *rel, struct vz_err *err)
+{
+	int dfd = dup(dirfd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return vz_error(err, errno, "Read %s: %s", *rel ? rel : ".", strerror(errno));
+	}
+	while (ret == 0 && (de = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof(path))
+			return closedir(d), vz_error(err, ENAMETOOLONG, "Path too long under %s", rel);
+		ret = send_entry(s, dirfd, de->d_name, path, err);
+	}
+	closedir(d);
+	return ret;
+}
+
+int mig_files_send(struct vz_conn *c, const char *root, struct mig_fstate **st, struct mig_pass_stats *ps,
+		   void (*progress)(void *arg, uint64_t raw), void *arg, struct vz_err *err)
+{
+	struct sender s = { .c = c, .ps = ps, .progress = progress, .arg = arg, .old = *st };
+	msg_t end = VZ__MIGRATE__MSG__INIT;
+	uint64_t wire0 = c->bytes_out;
+	_cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret;
+
+	memset(ps, 0, sizeof(*ps));
+	if (rfd < 0)
+		return vz_error(err, errno, "Open %s: %s", root, strerror(errno));
+	s.cur = calloc(1, sizeof(*s.cur));
+	s.z = vz_zenc_new(1);
+	s.buf = malloc(BLOCK);
+	if (!s.cur || !s.z || !s.buf) {
+		ret = vz_error(err, ENOMEM, "Out of memory");
+		goto out;
+	}
+	ret = walk(&s, rfd, "", err);
+	/* What the last pass had and this one did not: gone, deepest first. */
+	for (size_t i = s.old ? s.old->n : 0; ret == 0 && i-- > 0;) {
+		msg_t del = VZ__MIGRATE__MSG__INIT;
+
+		if (s.old->e[i].seen)
+			continue;
+		del.type = VZ__MIGRATE__TYPE__T_DELETE;
+		del.path = s.old->e[i].path;
+		ret = send_msg(&s, &del, err);
+		ps->deleted++;
+	}
+	if (ret == 0) {
+		end.type = VZ__MIGRATE__TYPE__T_PASS_END;
+		ret = send_msg(&s, &end, err);
+	}
+	ps->wire_bytes = c->bytes_out - wire0;
+out:
+	vz_zenc_free(s.z);
+	free(s.buf);
+	if (ret == 0) {
+		mig_fstate_free(*st);
+		*st = s.cur;
+	} else {
+		mig_fstate_free(s.cur);
+	}
+	return ret;
+}
+
+/* ---- receiver ---- */
+
+bool mig_path_ok(const char *p)
+{
+	size_t len = strlen(p);
+
+	if (len == 0 || len >= PATH_MAX || p[0] == '/')
+		return false;
+	for (const char *c = p; *c;) {
+		const char *e = strchr(c, '/');
+		size_t n = e ? (size_t)(e - c) : strlen(c);
+
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		c += n;
+		if (*c == '/')
+			c++;
+		if (e && !*c)
+			return false; /* trailing slash */
+	}
+	return true;
+}
+
+struct mig_recv {
+	int root;
+	int fd;          /* the regular file being received */
+	char path[PATH_MAX];
+	Vz__Migrate__FileMeta meta;
+	struct vz_zdec *z;
+	uint64_t off, bytes;
+};
+
+struct mig_recv *mig_recv_new(const char *root, struct vz_err *err)
+{
+	struct mig_recv *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		vz_error(err, ENOMEM, "Out of memory");
+		return NULL;
+	}
+	r->fd = -1;
+	r->root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r->z = vz_zdec_new();
+	if (r->root < 0 || !r->z) {
+		vz_error(err, errno ? errno : ENOMEM, "Open %s: %s", root, strerror(errno ? errno : ENOMEM));
+		mig_recv_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void mig_recv_free(struct mig_recv *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->root >= 0)
+		close(r->root);
+	vz_zdec_free(r->z);
+	free(r);
+}
+
+uint64_t mig_recv_bytes(const struct mig_recv *r)
+{
+	return r->bytes;
+}
+
+/* The directory holding path, beneath root, with no symlink on the way;
+ * *base gets the last component. */
+static int open_parent(struct mig_recv *r, const char *path, const char **base, struct vz_err *err)
+{
+	struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash) {
+		*base = path;
+		return dup(r->root);
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	*base = slash + 1;
+	fd = (int)syscall(SYS_openat2, r->root, dir, &how, sizeof(how));
+	if (fd < 0)
+		return vz_error(err, errno, "Open %s beneath the private area: %s", dir, strerror(errno));
+	return fd;
+}
+
+static int data_sink(void *arg, const void *buf, size_t len, struct vz_err *err)
+{
+	struct mig_recv *r = arg;
+	ssize_t n = pwrite(r->fd, buf, len, (off_t)r->off);
+
+	if (n != (ssize_t)len)
+		return vz_error(err, n < 0 ? errno : ENOSPC, "Write %s: %s", r->path,
+				n < 0 ? strerror(errno) : "short write");
+	r->off += len;
+	r->bytes += len;
+	return 0;
+}
+
+static void set_meta(int dirfd, const char *base, const Vz__Migrate__FileMeta *f)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { f->mtime_ns / 1000000000, f->mtime_ns % 1000000000 } };
+
+	fchownat(dirfd, base, f->uid, f->gid, AT_SYMLINK_NOFOLLOW);
+	if (f->type != VZ__MIGRATE__FILE_TYPE__F_SYMLINK)
+		fchmodat(dirfd, base, f->mode & 07777, 0);
+	utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct vz_err *err)
+{
+	_cleanup_close_ int dfd = -1;
+	const char *base;
+	struct stat sb;
+	int ret = 0;
+
+	if (!mig_path_ok(f->path))
+		return vz_error(err, EINVAL, "Refused the unsafe path %s", f->path);
+	dfd = open_parent(r, f->path, &base, err);
+	if (dfd < 0)
+		return dfd;
+	/* Something of another kind in the way goes. */
+	if (fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 && ftype(sb.st_mode) != f->type) {
+		if (S_ISDIR(sb.st_mode)) {
+			char full[PATH_MAX];
+
+			snprintf(full, sizeof(full), "/proc/self/fd/%d/%s", dfd, base);
+			vz_rm_rf(full);
+		} else {
+			unlinkat(dfd, base, 0);
+		}
+	}
+	switch (f->type) {
+	case VZ__MIGRATE__FILE_TYPE__F_DIR:
+		if (mkdirat(dfd, base, 0700) != 0 && errno != EEXIST)
+			ret = vz_error(err, errno, "Create %s: %s", f->path, strerror(errno));
+		break;
+	case VZ__MIGRATE__FILE_TYPE__F_SYMLINK:
+		unlinkat(dfd, base, 0);
+		if (!f->target || symlinkat(f->target, dfd, base) != 0)
+			ret = vz_error(err, errno, "Create link %s: %s", f->path, strerror(errno));
+		break;
+	case VZ__MIGRATE__FILE_TYPE__F_REG:
+		r->fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (f->delta ? 0 : O_TRUNC),
+			       0600);
+		if (r->fd < 0)
+			return vz_error(err, errno, "Create %s: %s", f->path, strerror(errno));
+		snprintf(r->path, sizeof(r->path), "%s", f->path);
+		r->meta = *f;
+		r->meta.path = r->path;
+		return 0; /* the rest at FILE_END */
+	default: {
+		mode_t t = f->type == VZ__MIGRATE__FILE_TYPE__F_CHR ? S_IFCHR :
+			   f->type == VZ__MIGRATE__FILE_TYPE__F_BLK ? S_IFBLK :
+			   f->type == VZ__MIGRATE__FILE_TYPE__F_FIFO ? S_IFIFO : S_IFSOCK;
+
+		unlinkat(dfd, base, 0);
+		if (mknodat(dfd, base, t | (f->mode & 07777), (dev_t)f->rdev) != 0)
+			ret = vz_error(err, errno, "Create %s: %s", f->path, strerror(errno));
+	}
+	}
+	if (ret == 0)
+		set_meta(dfd, base, f);
+	return ret;
+}
+
+static int file_end(struct mig_recv *r, struct vz_err *err)
+{
+	_cleanup_close_ int dfd = -1;
+	const char *base;
+	int ret = 0;
+
+	if (r->fd < 0)
+		return vz_error(err, EPROTO, "FILE_END without a file");
+	if (ftruncate(r->fd, (off_t)r->meta.size) != 0)
+		ret = vz_error(err, errno, "Size %s: %s", r->path, strerror(errno));
+	close(r->fd);
+	r->fd = -1;
+	dfd = open_parent(r, r->path, &base, err);
+	if (ret == 0 && dfd >= 0)
+		set_meta(dfd, base, &r->meta);
+	return dfd < 0 ? dfd : ret;
+}
+
+int mig_recv_msg(struct mig_recv *r, const Vz__Migrate__Msg *m, struct vz_err *err)
+{
+	switch (m->type) {
+	case VZ__MIGRATE__TYPE__T_FILE:
+		if (!m->file || r->fd >= 0)
+			return vz_error(err, EPROTO, "Malformed FILE message");
+		return recv_file(r, m->file, err);
+	case VZ__MIGRATE__TYPE__T_DATA:
+		if (r->fd < 0 || !m->has_data || !m->has_offset || !m->has_raw_len || m->raw_len > BLOCK ||
+		    m->offset > r->meta.size || m->raw_len > r->meta.size - m->offset)
+			return vz_error(err, EPROTO, "DATA outside of the file it belongs to");
+		r->off = m->offset;
+		{
+			uint64_t before = r->off;
+			int ret = vz_zdec_chunk(r->z, m->data.data, m->data.len, m->raw_len, data_sink, r, err);
+
+			if (ret == 0 && r->off - before != m->raw_len)
+				ret = vz_error(err, EPROTO, "DATA for %s has the wrong length", r->path);
+			return ret;
+		}
+	case VZ__MIGRATE__TYPE__T_FILE_END:
+		return file_end(r, err);
+	case VZ__MIGRATE__TYPE__T_DELETE: {
+		_cleanup_close_ int dfd = -1;
+		const char *base;
+		char full[PATH_MAX];
+
+		if (!m->path || !mig_path_ok(m->path))
+			return vz_error(err, EINVAL, "Refused the unsafe path %s", m->path ? m->path : "");
+		dfd = open_parent(r, m->path, &base, err);
+		if (dfd < 0)
+			return errno == ENOENT ? 0 : dfd;
+		if (unlinkat(dfd, base, 0) != 0 && (errno == EISDIR || errno == EPERM)) {
+			snprintf(full, sizeof(full), "/proc/self/fd/%d/%s", dfd, base);
+			vz_rm_rf(full);
+		}
+		return 0;
+	}
+	default:
+		return vz_error(err, EPROTO, "Unexpected message %d in a file pass", (int)m->type);
+	}
+}
