@@ -14,6 +14,13 @@
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -358,4 +365,62 @@ int vz_net_host_mac(const struct vz_netif *nif, struct vz_err *err)
 	if (!nif->host_mac[0])
 		return 0;
 	return vz_run_checked(argv, err);
+}
+
+/* In the VE's namespace: one gratuitous ARP per IPv4 address of ifname. */
+static int garp_here(const char *ifname)
+{
+	struct ifaddrs *ifa = NULL;
+	struct ifreq ifr = { 0 };
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP), .sll_halen = 6 };
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP)), sent = 0;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (fd < 0 || ioctl(fd, SIOCGIFHWADDR, &ifr) != 0 || getifaddrs(&ifa) != 0)
+		return 1;
+	ll.sll_ifindex = (int)if_nametoindex(ifname);
+	memset(ll.sll_addr, 0xff, 6);
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		uint8_t f[42];
+		const uint8_t *mac = (const uint8_t *)ifr.ifr_hwaddr.sa_data, *ip;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, ifname))
+			continue;
+		ip = (const uint8_t *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+		memset(f, 0xff, 6);                       /* to everyone */
+		memcpy(f + 6, mac, 6);
+		f[12] = 0x08, f[13] = 0x06;              /* ARP */
+		f[14] = 0, f[15] = 1, f[16] = 0x08, f[17] = 0, f[18] = 6, f[19] = 4;
+		f[20] = 0, f[21] = 1;                     /* request: who has my IP */
+		memcpy(f + 22, mac, 6);
+		memcpy(f + 28, ip, 4);
+		memset(f + 32, 0, 6);
+		memcpy(f + 38, ip, 4);
+		sent += sendto(fd, f, sizeof(f), 0, (struct sockaddr *)&ll, sizeof(ll)) == (ssize_t)sizeof(f);
+	}
+	freeifaddrs(ifa);
+	close(fd);
+	return sent ? 0 : 1;
+}
+
+int vz_net_garp(pid_t pid, const char *ifname, struct vz_err *err)
+{
+	char path[64];
+	int fd, status;
+	pid_t child;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vz_error(err, errno, "Open %s: %s", path, strerror(errno));
+	child = fork();
+	if (child == 0)
+		_exit(setns(fd, CLONE_NEWNET) == 0 ? garp_here(ifname) : 2);
+	close(fd);
+	if (child < 0)
+		return vz_error(err, errno, "Fork: %s", strerror(errno));
+	waitpid(child, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return vz_error(err, EIO, "Announce the addresses of %s: no gratuitous ARP sent", ifname);
+	return 0;
 }

@@ -42,6 +42,9 @@ int vz_net_bridge_ensure(const char *bridge, struct vz_err *err);
 int vz_net_veth_setup(const struct vz_netif *nif, pid_t pid, struct vz_err *err);
 /* Give the host end its recorded MAC (a restore recreates the pair). */
 int vz_net_host_mac(const struct vz_netif *nif, struct vz_err *err);
+/* Announce the VE's IPv4 addresses on ifname with gratuitous ARP, from
+ * inside pid's namespace, so switches learn where its MAC now lives. */
+int vz_net_garp(pid_t pid, const char *ifname, struct vz_err *err);
 /* Delete the host end if it exists (the peer goes with it). */
 int vz_net_veth_del(const struct vz_netif *nif, struct vz_err *err);
 /* Add / remove "addr/N" on ifname inside pid's namespace. Adding an

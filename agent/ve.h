@@ -75,6 +75,23 @@ void ve_kill(struct vz_agent *a, unsigned veid, pid_t init);
  * VE's processes must be gone. */
 int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err);
 
+/* Restore a VE from the CRIU images in img_fd (ve_ckpt.c): mount, cgroups
+ * with its limits, CRIU restore as our child, pid file. With leave_frozen
+ * the tree is frozen before it runs a single instruction (a migration's
+ * destination thaws it on the source's go). On failure nothing is left. */
+int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
+		      bool leave_frozen, pid_t *pid, struct vz_err *err);
+/* A fresh directory VZ_ROOT/vz/dump/VEID.WHAT.PID (dir, its fd) and the
+ * dump directory's fd for CRIU's logs. */
+int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
+		 struct vz_err *err);
+
+/* Start a stopped VE / stop a running one (progress to c->conn). */
+int ve_do_start(struct vz_call *c, struct ve *ve, struct vz_err *err);
+int ve_do_stop(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err);
+/* Unmount, remove the private area, the root directory and the config. */
+int ve_destroy_files(struct ve *ve, struct vz_err *err);
+
 /* Value of the last option `name` in the request ("" when it has none),
  * NULL when absent. */
 const char *ve_req_param(const vz_request *req, const char *name);

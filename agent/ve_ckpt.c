@@ -54,7 +54,7 @@ static int dump_path(const struct vz_call *c, char *buf, size_t len, bool *is_de
 }
 
 /* A fresh image directory under /vz/dump, and that directory's fd. */
-static int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
+int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
 			struct vz_err *err)
 {
 	char base[PATH_MAX];
@@ -244,11 +244,95 @@ static void rearm_ve_timerfds(struct vz_agent *a, unsigned veid)
 	free(pids);
 }
 
+struct restore_ctx {
+	struct vz_agent *a;
+	unsigned veid;
+	bool leave_frozen;
+	int frozen;
+};
+
+/* Freeze the restored tree before CRIU lets it run, when asked: a
+ * migration's destination holds it until the source says go. Traced and
+ * stopped tasks count as frozen, so this holds them at once. */
 static int restore_notify(const char *script, pid_t pid, void *arg)
 {
-	(void)arg;
+	struct restore_ctx *r = arg;
+	struct vz_err err = { 0 };
+
 	pr_debug("Restore notify %s (pid %d)", script, (int)pid);
+	if (!r->leave_frozen || strcmp(script, "post-restore"))
+		return 0;
+	if (vz_cg_freeze(&r->a->cg, r->veid, 5000, &err) < 0) {
+		pr_err("VE %u: %s", r->veid, err.msg);
+		return -1;
+	}
+	r->frozen = 1;
 	return 0;
+}
+
+int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
+		      bool leave_frozen, pid_t *pidp, struct vz_err *err)
+{
+	struct restore_ctx rc = { .a = a, .veid = ve->veid, .leave_frozen = leave_frozen };
+	struct vz_criu_opts o = { 0 };
+	struct vz_netif nif;
+	struct vz_criu criu;
+	char cgroot[128], ext[96];
+	pid_t pid = 0;
+	int ret;
+
+	criu_of(a, &criu);
+	ret = ve_netif(ve, a, &nif, err);
+	if (ret < 0)
+		return ret;
+	ret = ve_mount(ve, err);
+	if (ret == 0)
+		ret = vz_cg_create(&a->cg, ve->veid, err);
+	if (ret == 0)
+		ret = res_apply(&a->cg, ve->veid, &ve->conf, err);
+	if (ret == 0)
+		ret = vz_net_bridge_ensure(nif.bridge, err);
+	if (ret < 0)
+		goto fail;
+	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve->veid);
+	snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
+	o.images_dir_fd = img_fd;
+	o.work_dir_fd = work_fd;
+	o.log_file = logname;
+	o.root = ve->root;
+	o.cgroup_root = cgroot;
+	o.externals[0] = ext;
+	o.tcp_established = true;
+	o.notify = restore_notify;
+	o.notify_arg = &rc;
+	ret = vz_criu_restore(&criu, &o, &pid, err);
+	if (ret == 0 && leave_frozen && !rc.frozen)
+		ret = vz_error(err, EIO, "CRIU restored VE %u without a post-restore call to freeze it", ve->veid);
+	if (ret == 0)
+		ret = ve_write_pidfile(ve, pid, err);
+	if (ret < 0)
+		goto fail;
+	rearm_ve_timerfds(a, ve->veid);
+	{
+		struct vz_err e2 = { 0 };
+
+		if (vz_net_host_mac(&nif, &e2) < 0)
+			pr_warn("VE %u: %s", ve->veid, e2.msg);
+	}
+	*pidp = pid;
+	return 0;
+fail:
+	{
+		struct vz_err e2 = { 0 };
+
+		ve_kill(a, ve->veid, pid);
+		vz_cg_thaw(&a->cg, ve->veid, &e2);
+		if (ve_teardown(a, ve, &e2) < 0)
+			pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
+		if (vz_net_veth_del(&nif, &e2) < 0)
+			pr_warn("VE %u: %s", ve->veid, e2.msg);
+	}
+	return ret;
 }
 
 int op_restore(struct vz_call *c, struct vz_err *err)
@@ -257,13 +341,11 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 	_cleanup_ve_ struct ve ve;
 	_cleanup_close_ int img_fd = -1, work_fd = -1;
 	struct vz_criu_version ver;
-	struct vz_criu_opts o = { 0 };
 	struct vz_dump_hdr h;
 	struct vz_img_stats st;
-	struct vz_netif nif;
 	struct vz_criu criu;
-	char path[PATH_MAX], dir[PATH_MAX], cgroot[128], ext[96], logname[64];
-	bool is_default, made = false;
+	char path[PATH_MAX], dir[PATH_MAX], logname[64];
+	bool is_default;
 	uint64_t t0 = vz_now_ns();
 	pid_t pid = 0;
 	int ret;
@@ -290,52 +372,19 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 	ret = vz_dumpfile_verify(path, ve.veid, &ver, &h, err);
 	if (ret < 0)
 		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
-	ret = ve_netif(&ve, a, &nif, err);
-	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
 	ret = make_img_dir(ve.veid, "restore", dir, sizeof(dir), &img_fd, &work_fd, err);
 	if (ret < 0)
 		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
 	ret = vz_dumpfile_unpack(path, img_fd, &st, err);
-	if (ret < 0)
-		goto fail;
-
-	vz_ctl_progress(c->conn, "Restoring VE %u ...", ve.veid);
-	made = true;
-	ret = ve_mount(&ve, err);
-	if (ret == 0)
-		ret = vz_cg_create(&a->cg, ve.veid, err);
-	if (ret == 0)
-		ret = res_apply(&a->cg, ve.veid, &ve.conf, err);
-	if (ret == 0)
-		ret = vz_net_bridge_ensure(nif.bridge, err);
-	if (ret < 0)
-		goto fail;
-	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve.veid);
-	snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
-	snprintf(logname, sizeof(logname), "%u.restore.log", ve.veid);
-	o.images_dir_fd = img_fd;
-	o.work_dir_fd = work_fd;
-	o.log_file = logname;
-	o.root = ve.root;
-	o.cgroup_root = cgroot;
-	o.externals[0] = ext;
-	o.tcp_established = true;
-	o.notify = restore_notify;
-	ret = vz_criu_restore(&criu, &o, &pid, err);
-	if (ret < 0)
-		goto fail;
-	ret = ve_write_pidfile(&ve, pid, err);
-	if (ret < 0)
-		goto fail;
-	rearm_ve_timerfds(a, ve.veid);
-	{
-		struct vz_err e2 = { 0 };
-
-		if (vz_net_host_mac(&nif, &e2) < 0)
-			pr_warn("VE %u: %s", ve.veid, e2.msg);
+	if (ret == 0) {
+		vz_ctl_progress(c->conn, "Restoring VE %u ...", ve.veid);
+		snprintf(logname, sizeof(logname), "%u.restore.log", ve.veid);
+		ret = ve_restore_images(a, &ve, img_fd, work_fd, logname, false, &pid, err);
 	}
 	vz_rm_rf(dir);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Restoring failed for VE %u: %s", ve.veid,
+				     err->msg);
 	/* The default dump is used up; one the user named stays theirs. */
 	if (is_default)
 		unlink(path);
@@ -343,21 +392,6 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 		(unsigned long long)((vz_now_ns() - t0) / 1000000), (int)pid);
 	vz_ctl_progress(c->conn, "Restoring completed successfully");
 	return 0;
-
-fail:
-	{
-		struct vz_err e2 = { 0 };
-
-		if (pid > 0 || made)
-			ve_kill(a, ve.veid, pid);
-		if (made && ve_teardown(a, &ve, &e2) < 0)
-			pr_warn("VE %u: cleanup after a failed restore: %s", ve.veid, e2.msg);
-		if (made && vz_net_veth_del(&nif, &e2) < 0)
-			pr_warn("VE %u: %s", ve.veid, e2.msg);
-	}
-	vz_rm_rf(dir);
-	return vz_error_exit(err, VZ_EXIT_RESTORE, ret < 0 ? -ret : EIO, "Restoring failed for VE %u: %s", ve.veid,
-			     err->msg);
 }
 
 int op_ckpt_check(struct vz_call *c, struct vz_err *err)

@@ -138,6 +138,22 @@ on_error:
 	return ret;
 }
 
+int ve_destroy_files(struct ve *ve, struct vz_err *err)
+{
+	int ret = ve_umount(ve, err);
+
+	if (ret < 0)
+		return ret;
+	ret = vz_rm_rf(ve->private);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_DESTROY, -ret, "Remove %s: %s", ve->private, strerror(-ret));
+	rmdir(ve->root);
+	if (unlink(ve->conf_path) != 0 && errno != ENOENT)
+		return vz_error_exit(err, VZ_EXIT_DESTROY, errno, "Remove %s: %s", ve->conf_path,
+				     strerror(errno));
+	return 0;
+}
+
 int op_destroy(struct vz_call *c, struct vz_err *err)
 {
 	_cleanup_ve_ struct ve ve;
@@ -152,17 +168,10 @@ int op_destroy(struct vz_call *c, struct vz_err *err)
 		return ret;
 	if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
 		return vz_error_exit(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is running: stop it first", ve.veid);
-	ret = ve_umount(&ve, err);
+	vz_ctl_progress(c->conn, "Destroying VE private area: %s", ve.private);
+	ret = ve_destroy_files(&ve, err);
 	if (ret < 0)
 		return ret;
-	vz_ctl_progress(c->conn, "Destroying VE private area: %s", ve.private);
-	ret = vz_rm_rf(ve.private);
-	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_DESTROY, -ret, "Remove %s: %s", ve.private, strerror(-ret));
-	rmdir(ve.root);
-	if (unlink(ve.conf_path) != 0 && errno != ENOENT)
-		return vz_error_exit(err, VZ_EXIT_DESTROY, errno, "Remove %s: %s", ve.conf_path,
-				     strerror(errno));
 	unlink(vz_path(path, sizeof(path), VZ_LOCK_DIR "/%u.lck", ve.veid));
 	pr_info("VE %u: destroyed", ve.veid);
 	vz_ctl_progress(c->conn, "VE private area was destroyed");

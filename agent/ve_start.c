@@ -132,7 +132,7 @@ int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err)
 	return ve_umount(ve, err);
 }
 
-static int do_start(struct vz_call *c, struct ve *ve, struct vz_err *err)
+int ve_do_start(struct vz_call *c, struct ve *ve, struct vz_err *err)
 {
 	struct vz_agent *a = c->agent;
 	char path[PATH_MAX], msg[1024];
@@ -231,7 +231,7 @@ on_umount:
 }
 
 /* Ask init to shut down (the VE's own poweroff, else SIGPWR), wait, kill. */
-static int do_stop(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err)
+int ve_do_stop(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err)
 {
 	struct vz_agent *a = c->agent;
 	int ret;
@@ -298,7 +298,7 @@ int op_start(struct vz_call *c, struct vz_err *err)
 	disabled = vz_conf_get(&ve.conf, "DISABLED");
 	if (disabled && !strcmp(disabled, "yes"))
 		return vz_error_exit(err, VZ_EXIT_INVAL, EPERM, "VE %u start is disabled (DISABLED=yes)", ve.veid);
-	return do_start(c, &ve, err);
+	return ve_do_start(c, &ve, err);
 }
 
 int op_stop(struct vz_call *c, struct vz_err *err)
@@ -312,7 +312,7 @@ int op_stop(struct vz_call *c, struct vz_err *err)
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING)
 		return vz_error_exit(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to stop: VE %u is not running",
 				     ve.veid);
-	return do_stop(c, &ve, init, err);
+	return ve_do_stop(c, &ve, init, err);
 }
 
 int op_restart(struct vz_call *c, struct vz_err *err)
@@ -325,11 +325,11 @@ int op_restart(struct vz_call *c, struct vz_err *err)
 		return ret;
 	vz_ctl_progress(c->conn, "Restarting VE");
 	if (ve_state(&ve, &init) == VE_STATE_RUNNING) {
-		ret = do_stop(c, &ve, init, err);
+		ret = ve_do_stop(c, &ve, init, err);
 		if (ret < 0)
 			return ret;
 	}
-	return do_start(c, &ve, err);
+	return ve_do_start(c, &ve, err);
 }
 
 int ve_cleanup_dead(struct vz_agent *a, unsigned veid, struct vz_err *err)

@@ -394,6 +394,20 @@ int vz_criu_check(const struct vz_criu *c, int dir_fd, struct vz_err *err)
 	return ret;
 }
 
+int vz_criu_cpuinfo_dump(const struct vz_criu *c, int dir_fd, struct vz_err *err)
+{
+	struct vz_criu_opts o = { .images_dir_fd = dir_fd, .work_dir_fd = -1, .log_file = "cpuinfo.log" };
+
+	return run_op(c, CRIU_REQ_TYPE__CPUINFO_DUMP, "CRIU cpuinfo dump", &o, NULL, err);
+}
+
+int vz_criu_cpuinfo_check(const struct vz_criu *c, int dir_fd, struct vz_err *err)
+{
+	struct vz_criu_opts o = { .images_dir_fd = dir_fd, .work_dir_fd = -1, .log_file = "cpuinfo.log" };
+
+	return run_op(c, CRIU_REQ_TYPE__CPUINFO_CHECK, "CRIU cpuinfo check", &o, NULL, err);
+}
+
 int vz_criu_dump(const struct vz_criu *c, const struct vz_criu_opts *o, struct vz_err *err)
 {
 	return run_op(c, CRIU_REQ_TYPE__DUMP, "CRIU dump", o, NULL, err);

@@ -86,6 +86,12 @@ int vz_criu_restore(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t
 int vz_criu_page_server(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid,
 			struct vz_err *err);
 
+/* CPU features: the source writes cpuinfo.img into dir_fd, the
+ * destination checks that image against its own CPU (a VE restored on a
+ * CPU lacking a feature it used would crash). */
+int vz_criu_cpuinfo_dump(const struct vz_criu *c, int dir_fd, struct vz_err *err);
+int vz_criu_cpuinfo_check(const struct vz_criu *c, int dir_fd, struct vz_err *err);
+
 /* Append "; criu log: <last error lines>" from dir_fd/log_file to err. */
 void vz_criu_log_tail(int dir_fd, const char *log_file, struct vz_err *err);
 
