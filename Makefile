@@ -18,7 +18,7 @@ PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h) $(B)/criu/rpc.pb-c.h
 
 LIB_SRC := $(wildcard lib/*.c) $(wildcard transport/*.c)
 AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard ckpt/*.c)
-TOOLS := vzctl vzlist vzpkg
+TOOLS := vzctl vzlist vzpkg vzmigrate
 BINS := $(B)/bin/vzagent $(TOOLS:%=$(B)/bin/%)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))

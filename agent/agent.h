@@ -30,6 +30,12 @@ struct vz_agent {
 	unsigned stop_timeout;    /* seconds init gets to shut down */
 	int listen_fd;
 	ev_io accept_w;
+	/* Migrations: TLS on mig_port, -1 when this host has no certificate. */
+	int mig_fd;
+	unsigned mig_port;
+	ev_io mig_w;
+	char host_name[64];
+	char tls_ca[4096], tls_cert[4096], tls_key[4096];
 	ev_signal sigterm_w, sigint_w;
 	ev_child child_w;
 	struct ve_watch *watches;
@@ -54,6 +60,14 @@ void agent_watch_ve(struct vz_agent *a, unsigned veid, pid_t init);
 void agent_adopt(struct vz_agent *a);
 /* Serve until SIGTERM or SIGINT. Running VEs are left running. */
 int agent_run(struct vz_agent *a);
+
+/* Listen for migrations on mig_port when this host has TLS files. */
+int agent_listen_migrate(struct vz_agent *a, struct vz_err *err);
+/* Worker for an accepted migration connection (migrate.c): the
+ * destination side, or a source answering a destination's question. */
+void agent_migrate_serve(struct vz_agent *a, int fd);
+/* Source side: vzmigrate's request (migrate.c). */
+int op_migrate(struct vz_call *c, struct vz_err *err);
 
 /* Serve one request in a worker; returns the process exit status. */
 int agent_dispatch(struct vz_call *call);

@@ -244,6 +244,7 @@ static const struct {
 	{ VZ__CONTROL__OP__OP_CHKPNT, op_chkpnt, true, false },
 	{ VZ__CONTROL__OP__OP_RESTORE, op_restore, true, false },
 	{ VZ__CONTROL__OP__OP_CKPT_CHECK, op_ckpt_check, false, false },
+	{ VZ__CONTROL__OP__OP_MIGRATE, op_migrate, true, false },
 };
 
 int agent_dispatch(struct vz_call *c)

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -26,7 +27,9 @@ static const char default_conf[] =
 	"CGROUP_BASE=\"vz\"\n"
 	"# criu executable; empty: the one deploy/install-deps recorded\n"
 	"CRIU=\"\"\n"
-	"LOG_LEVEL=\"info\"\n";
+	"LOG_LEVEL=\"info\"\n"
+	"# TCP port of migrations between agents (mutual TLS under the cluster CA)\n"
+	"MIGRATE_PORT=\"7799\"\n";
 
 static int read_criu_path(char *buf, size_t len)
 {
@@ -82,6 +85,26 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 		snprintf(a->criu, sizeof(a->criu), "%s", v);
 	else if (read_criu_path(a->criu, sizeof(a->criu)) < 0)
 		snprintf(a->criu, sizeof(a->criu), "criu");
+	v = vz_conf_get(&a->global, "MIGRATE_PORT");
+	a->mig_port = 7799;
+	if (v && *v) {
+		if (vz_parse_ulong(v, 1, 65535, &n) < 0)
+			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_PORT must be 1..65535", path);
+		a->mig_port = (unsigned)n;
+	}
+	v = vz_conf_get(&a->global, "HOST_NAME");
+	if (v && *v)
+		snprintf(a->host_name, sizeof(a->host_name), "%s", v);
+	else
+		gethostname(a->host_name, sizeof(a->host_name) - 1);
+	/* This host's identity in the cluster: deploy/vz-certs makes these. */
+	v = vz_conf_get(&a->global, "TLS_CA");
+	snprintf(a->tls_ca, sizeof(a->tls_ca), "%s", v && *v ? v : vz_path(dir, sizeof(dir), "/etc/vz/tls/ca.crt"));
+	v = vz_conf_get(&a->global, "TLS_CERT");
+	snprintf(a->tls_cert, sizeof(a->tls_cert), "%s",
+		 v && *v ? v : vz_path(dir, sizeof(dir), "/etc/vz/tls/host.crt"));
+	v = vz_conf_get(&a->global, "TLS_KEY");
+	snprintf(a->tls_key, sizeof(a->tls_key), "%s", v && *v ? v : vz_path(dir, sizeof(dir), "/etc/vz/tls/host.key"));
 	v = vz_conf_get(&a->global, "LOG_LEVEL");
 	if (v && *v)
 		vz_log_set_level(vz_log_level_from_string(v));

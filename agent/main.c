@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vz_agent a = { .listen_fd = -1 };
+	struct vz_agent a = { .listen_fd = -1, .mig_fd = -1 };
 	struct vz_err err = { 0 };
 	char logpath[PATH_MAX] = "";
 	const char *cgbase;
@@ -83,6 +83,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	a.loop = ev_default_loop(EVFLAG_AUTO);
 	if (agent_listen(&a, &err) < 0)
+		goto fail;
+	if (agent_listen_migrate(&a, &err) < 0)
 		goto fail;
 	pr_info("vzagent started (VZ_ROOT %s, cgroup v%d, criu %s)", vz_root()[0] ? vz_root() : "/",
 		a.cg.mode == VZ_CG_V2 ? 2 : 1, a.criu);

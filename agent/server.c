@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -67,6 +68,60 @@ int agent_listen(struct vz_agent *a, struct vz_err *err)
 	return 0;
 }
 
+int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)a->mig_port),
+				   .sin6_addr = IN6ADDR_ANY_INIT };
+	int fd, one = 1, zero = 0;
+
+	a->mig_fd = -1;
+	if (!vz_exists(a->tls_cert) || !vz_exists(a->tls_key) || !vz_exists(a->tls_ca)) {
+		pr_info("No TLS certificate at %s: this host takes no migrations (deploy/vz-certs makes one)",
+			a->tls_cert);
+		return 0;
+	}
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return vz_error(err, errno, "Create the migration socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+		int e = errno;
+
+		close(fd);
+		return vz_error(err, e, "Listen for migrations on port %u: %s", a->mig_port, strerror(e));
+	}
+	a->mig_fd = fd;
+	pr_info("Taking migrations on port %u (TLS, certificate %s)", a->mig_port, a->tls_cert);
+	return 0;
+}
+
+static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vz_agent *a = container_of(w, struct vz_agent, mig_w);
+	int conn;
+	pid_t pid;
+
+	(void)loop;
+	(void)revents;
+	conn = accept4(a->mig_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		close(a->listen_fd);
+		close(a->mig_fd);
+		agent_migrate_serve(a, conn);
+		_exit(0);
+	}
+	if (pid < 0)
+		pr_perror("Fork a migration worker");
+	close(conn);
+}
+
 static void refuse(int conn, const char *why)
 {
 	struct vz_err err = { 0 };
@@ -86,6 +141,8 @@ static void worker(struct vz_agent *a, int conn)
 	signal(SIGINT, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
 	close(a->listen_fd);
+	if (a->mig_fd >= 0)
+		close(a->mig_fd);
 	ret = vz_ctl_recv_request(conn, &call.req, call.fds, &call.nfds, &err);
 	if (ret < 0) {
 		pr_warn("Bad request: %s", err.msg);
@@ -255,6 +312,10 @@ int agent_run(struct vz_agent *a)
 
 	ev_io_init(&a->accept_w, accept_cb, a->listen_fd, EV_READ);
 	ev_io_start(a->loop, &a->accept_w);
+	if (a->mig_fd >= 0) {
+		ev_io_init(&a->mig_w, mig_accept_cb, a->mig_fd, EV_READ);
+		ev_io_start(a->loop, &a->mig_w);
+	}
 	ev_child_init(&a->child_w, child_cb, 0, 0);
 	ev_child_start(a->loop, &a->child_w);
 	ev_signal_init(&a->sigterm_w, signal_cb, SIGTERM);

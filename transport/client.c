@@ -2,10 +2,29 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "control.h"
+
+/* A "[progress] ..." line redraws one status line on a terminal and is
+ * an ordinary line elsewhere; other lines end a status line first. */
+static void print_line(const char *line)
+{
+	static bool drawn;
+	const char *p = !strncmp(line, "[progress] ", 11) ? line + 11 : NULL;
+
+	if (p && isatty(STDOUT_FILENO)) {
+		printf("\r%s\033[K", p);
+		drawn = true;
+		return;
+	}
+	if (drawn)
+		putchar('\n');
+	drawn = false;
+	printf("%s\n", p ? p : line);
+}
 
 int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds,
 		int (*on_fd)(void *ctx, int fd, int conn), void *ctx, vz_reply **final,
@@ -45,7 +64,7 @@ int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds,
 			return 0;
 		}
 		for (size_t i = 0; i < r->n_lines; i++)
-			printf("%s\n", r->lines[i]);
+			print_line(r->lines[i]);
 		fflush(stdout);
 		for (size_t i = 0; i < nrfds; i++) {
 			if (on_fd && i == 0) {

@@ -1,0 +1,999 @@
+/* Live migration between two agents (migrate.proto), both sides.
+ *
+ * Source (op_migrate, a worker serving vzmigrate): negotiate, first file
+ * pass while the VE runs, then either stop-copy-start (offline) or a CRIU
+ * dump whose post-dump call, with the VE frozen, runs the final file
+ * pass, sends the images, waits for the destination's "restored", writes
+ * the decision and says go. Only when the decision is written does it let
+ * CRIU end the source copy; any failure before makes CRIU resume it.
+ *
+ * Destination (agent_migrate_serve, a worker per accepted connection):
+ * checks the VEID, CRIU, CPU and disk; receives files and images;
+ * restores the VE frozen; thaws it on go. Without a go it never thaws:
+ * it asks the source for the decision until it gets one. Before that
+ * point any failure removes everything it made.
+ *
+ * The decision is one file per migration (vz/migrate/VEID.ID.decision)
+ * created with O_EXCL: the source's "go" and an "abort" written on behalf
+ * of a destination that asks first cannot both exist. */
+#define LOG_PREFIX "migrate: "
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "conn.h"
+#include "criu.h"
+#include "dumpfile.h"
+#include "imgstream.h"
+#include "log.h"
+#include "mig_files.h"
+#include "migrate.pb-c.h"
+#include "paths.h"
+#include "util.h"
+#include "ve.h"
+
+typedef Vz__Migrate__Msg msg_t;
+
+#define IO_TIMEOUT_MS 30000
+#define CONNECT_TIMEOUT_MS 5000
+/* How long a destination holding a frozen VE asks for the decision. */
+#define DECISION_WAIT_S 300
+
+static double ms_since(uint64_t t0)
+{
+	return (double)(vz_now_ns() - t0) / 1e6;
+}
+
+/* ---- decision records ---- */
+
+static char *decision_path(char *buf, size_t len, unsigned veid, const char *mid)
+{
+	char dir[PATH_MAX];
+
+	vz_mkdir_p(vz_path(dir, sizeof(dir), "/vz/migrate"), 0700);
+	return vz_path(buf, len, "/vz/migrate/%u.%s.decision", veid, mid);
+}
+
+static bool mid_ok(const char *mid)
+{
+	size_t n = strlen(mid);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((mid[i] >= '0' && mid[i] <= '9') || (mid[i] >= 'a' && mid[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Record go or abort unless a decision exists; *go gets the one that
+ * stands. Durable before it returns. */
+static int decide(unsigned veid, const char *mid, bool want_go, bool *go, struct vz_err *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	decision_path(path, sizeof(path), veid, mid);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		const char *text = want_go ? "go\n" : "abort\n";
+		char dir[PATH_MAX];
+		int dfd, ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text) && fsync(fd) == 0;
+
+		close(fd);
+		dfd = open(vz_path(dir, sizeof(dir), "/vz/migrate"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		if (!ok) {
+			unlink(path);
+			return vz_error(err, EIO, "Write the decision %s: %s", path, strerror(errno));
+		}
+		*go = want_go;
+		return 0;
+	}
+	if (errno != EEXIST)
+		return vz_error(err, errno, "Write the decision %s: %s", path, strerror(errno));
+	{
+		_cleanup_free_ char *text = NULL;
+
+		if (vz_read_file(path, &text, NULL, 64) < 0)
+			return vz_error(err, errno, "Read the decision %s: %s", path, strerror(errno));
+		*go = !strncmp(text, "go", 2);
+	}
+	return 0;
+}
+
+/* ---- messages ---- */
+
+static int send_type(struct vz_conn *c, Vz__Migrate__Type t, struct vz_err *err)
+{
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+
+	m.type = t;
+	return vz_msg_send(c, &m.base, err);
+}
+
+static int send_error(struct vz_conn *c, int code, const char *text)
+{
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+	struct vz_err e = { 0 };
+
+	m.type = VZ__MIGRATE__TYPE__T_ERROR;
+	m.error = (char *)text;
+	m.has_exit_code = true;
+	m.exit_code = (uint32_t)(code ? code : VZ_EXIT_SYSTEM);
+	return vz_msg_send(c, &m.base, &e);
+}
+
+static int recv_msg(struct vz_conn *c, msg_t **m, struct vz_err *err)
+{
+	return vz_msg_recv(c, &vz__migrate__msg__descriptor, VZ_MSG_MAX, (ProtobufCMessage **)m, err);
+}
+
+static void msg_free(msg_t *m)
+{
+	if (m)
+		vz__migrate__msg__free_unpacked(m, NULL);
+}
+
+/* Wait for one of the wanted types; T_ERROR becomes our error. */
+static int expect(struct vz_conn *c, Vz__Migrate__Type want, msg_t **out, struct vz_err *err)
+{
+	msg_t *m = NULL;
+	int ret = recv_msg(c, &m, err);
+
+	if (ret < 0)
+		return ret;
+	if (m->type == VZ__MIGRATE__TYPE__T_ERROR) {
+		ret = vz_error_exit(err, m->has_exit_code ? (int)m->exit_code : VZ_EXIT_SYSTEM, EREMOTEIO, "%s: %s",
+				    c->peer, m->error ? m->error : "unknown error");
+		msg_free(m);
+		return ret;
+	}
+	if (m->type != want) {
+		ret = vz_error(err, EPROTO, "%s sent message %d where %d was due", c->peer, (int)m->type, (int)want);
+		msg_free(m);
+		return ret;
+	}
+	if (out)
+		*out = m;
+	else
+		msg_free(m);
+	return 0;
+}
+
+static struct vz_tls *host_tls(struct vz_agent *a, bool server, struct vz_err *err)
+{
+	struct vz_tls *t = NULL;
+
+	if (vz_tls_new(&t, a->tls_ca, a->tls_cert, a->tls_key, server, err) < 0)
+		return NULL;
+	return t;
+}
+
+/* DEST as a name from VZ_ROOT/etc/vz/hosts ("name address" lines), else
+ * as given (an address, or a name the resolver knows). */
+static void resolve_dest(const char *dest, char *out, size_t len)
+{
+	char path[PATH_MAX], line[512];
+	_cleanup_fclose_ FILE *f = fopen(vz_path(path, sizeof(path), "/etc/vz/hosts"), "re");
+
+	snprintf(out, len, "%s", dest);
+	while (f && fgets(line, sizeof(line), f)) {
+		char name[128], addr[128];
+
+		if (sscanf(line, "%127s %127s", name, addr) == 2 && name[0] != '#' && !strcmp(name, dest)) {
+			snprintf(out, len, "%s", addr);
+			return;
+		}
+	}
+}
+
+/* ---- source ---- */
+
+struct src {
+	struct vz_call *call;
+	struct vz_agent *a;
+	struct ve *ve;
+	struct vz_conn conn;
+	struct mig_fstate *fs;
+	char mid[40];
+	bool committed, go_sent, done_seen;
+	int images_fd;
+	/* times, ms */
+	double t_pass1, t_dump, t_pass2, t_copy, t_undump, t_frozen, t_total;
+	uint64_t raw_bytes, freeze_ns;
+	struct vz_err err;
+};
+
+static void pass_progress(void *arg, uint64_t raw)
+{
+	struct src *s = arg;
+
+	vz_ctl_progress(s->call->conn, "[progress] files %llu MiB", (unsigned long long)(raw >> 20));
+}
+
+static int pass(struct src *s, const char *what, double *t, struct vz_err *err)
+{
+	struct mig_pass_stats ps;
+	uint64_t t0 = vz_now_ns();
+	int ret = mig_files_send(&s->conn, s->ve->private, &s->fs, &ps, pass_progress, s, err);
+
+	*t = ms_since(t0);
+	if (ret < 0)
+		return vz_error_wrap(err, "%s", what);
+	s->raw_bytes += ps.raw_bytes;
+	vz_ctl_progress(s->call->conn, "%s: %llu entries, %llu bytes (%llu on the wire), %llu deleted, %.0f ms", what,
+			(unsigned long long)ps.files, (unsigned long long)ps.raw_bytes,
+			(unsigned long long)ps.wire_bytes, (unsigned long long)ps.deleted, *t);
+	return 0;
+}
+
+static int images_sink(void *arg, const void *buf, size_t len, struct vz_err *err)
+{
+	struct src *s = arg;
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+
+	/* The image stream is compressed already: DATA carries it as is. */
+	m.type = VZ__MIGRATE__TYPE__T_DATA;
+	m.has_data = true;
+	m.data.data = (uint8_t *)buf;
+	m.data.len = len;
+	return vz_msg_send(&s->conn, &m.base, err);
+}
+
+/* With the source copy frozen and dumped: the rest of the migration up
+ * to the decision. A failure here resumes the source copy. */
+static int commit_phase(struct src *s, struct vz_err *err)
+{
+	struct vz_img_stats st;
+	uint64_t t0;
+	bool go = false;
+	int ret, rfd;
+
+	s->t_dump = ms_since(s->freeze_ns);
+	/* Everything the frozen VE wrote reaches its disk image first. */
+	rfd = open(s->ve->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd >= 0) {
+		syncfs(rfd);
+		close(rfd);
+	}
+	ret = pass(s, "Second file pass", &s->t_pass2, err);
+	if (ret < 0)
+		return ret;
+	t0 = vz_now_ns();
+	ret = send_type(&s->conn, VZ__MIGRATE__TYPE__T_IMAGES, err);
+	if (ret == 0)
+		ret = vz_img_pack(s->images_fd, 1, images_sink, s, &st, err);
+	if (ret == 0)
+		ret = send_type(&s->conn, VZ__MIGRATE__TYPE__T_IMAGES_END, err);
+	if (ret < 0)
+		return vz_error_wrap(err, "Send the dump");
+	s->raw_bytes += st.raw_bytes;
+	s->t_copy = ms_since(t0);
+	vz_ctl_progress(s->call->conn, "Dump sent: %u images, %llu bytes (%llu compressed), %.0f ms", st.nfiles,
+			(unsigned long long)st.raw_bytes, (unsigned long long)st.wire_bytes, s->t_copy);
+	t0 = vz_now_ns();
+	ret = expect(&s->conn, VZ__MIGRATE__TYPE__T_RESTORED, NULL, err);
+	if (ret < 0)
+		return vz_error_wrap(err, "Restore on the destination");
+	s->t_undump = ms_since(t0);
+	ret = decide(s->ve->veid, s->mid, true, &go, err);
+	if (ret < 0)
+		return ret;
+	if (!go)
+		return vz_error(err, ECANCELED, "The destination lost us and the migration was aborted");
+	s->committed = true;
+	pr_info("VE %u: migration %s committed", s->ve->veid, s->mid);
+	/* From here the destination owns the VE: failures only delay it. */
+	t0 = vz_now_ns();
+	if (send_type(&s->conn, VZ__MIGRATE__TYPE__T_GO, err) == 0) {
+		s->go_sent = true;
+		s->done_seen = expect(&s->conn, VZ__MIGRATE__TYPE__T_DONE, NULL, err) == 0;
+	}
+	s->t_undump += ms_since(t0);
+	s->t_frozen = ms_since(s->freeze_ns);
+	if (!s->done_seen)
+		pr_warn("VE %u: no confirmation from the destination (%s); it will ask for the decision", s->ve->veid,
+			err->msg);
+	vz_err_clear(err);
+	return 0;
+}
+
+static int dump_notify(const char *script, pid_t pid, void *arg)
+{
+	struct src *s = arg;
+
+	(void)pid;
+	if (strcmp(script, "post-dump"))
+		return 0;
+	if (commit_phase(s, &s->err) < 0) {
+		struct vz_err e = { 0 };
+
+		pr_err("VE %u: %s", s->ve->veid, s->err.msg);
+		send_type(&s->conn, VZ__MIGRATE__TYPE__T_ABORT, &e);
+		return -1;
+	}
+	return 0;
+}
+
+static uint64_t du_total;
+
+static int du_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)p;
+	(void)flag;
+	(void)f;
+	du_total += (uint64_t)sb->st_blocks * 512;
+	return 0;
+}
+
+static int hello(struct src *s, bool online, bool dry_run, bool start_after, struct vz_err *err)
+{
+	Vz__Migrate__Hello h = VZ__MIGRATE__HELLO__INIT;
+	msg_t m = VZ__MIGRATE__MSG__INIT, *r = NULL;
+	struct vz_criu criu = { s->a->criu };
+	struct vz_criu_version ver = { 0 };
+	_cleanup_free_ char *conf = NULL, *cpuinfo = NULL;
+	size_t conf_len = 0, cpu_len = 0;
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	struct utsname u;
+	int img = -1, work = -1, ret;
+
+	uname(&u);
+	ret = vz_read_file(s->ve->conf_path, &conf, &conf_len, 1 << 20);
+	if (ret < 0)
+		return vz_error(err, -ret, "Read %s: %s", s->ve->conf_path, strerror(-ret));
+	if (online) {
+		ret = vz_criu_version(&criu, &ver, err);
+		if (ret == 0)
+			ret = make_img_dir(s->ve->veid, "cpuinfo", dir, sizeof(dir), &img, &work, err);
+		if (ret == 0) {
+			ret = vz_criu_cpuinfo_dump(&criu, img, err);
+			snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
+			if (ret == 0)
+				ret = vz_read_file(path, &cpuinfo, &cpu_len, 1 << 20);
+			vz_rm_rf(dir);
+			close(img);
+			close(work);
+		}
+		if (ret < 0)
+			return vz_error_wrap(err, "Describe this host's CPU for the destination");
+	}
+	du_total = 0;
+	nftw(s->ve->private, du_cb, 16, FTW_PHYS);
+	h.veid = s->ve->veid;
+	h.migration_id = s->mid;
+	h.has_online = h.has_dry_run = h.has_start_after = h.has_private_bytes = h.has_conf = true;
+	h.online = online;
+	h.dry_run = dry_run;
+	h.start_after = start_after;
+	h.criu_version = ver.text;
+	h.kernel = u.release;
+	h.machine = u.machine;
+	h.conf.data = (uint8_t *)conf;
+	h.conf.len = conf_len;
+	h.private_bytes = du_total;
+	if (cpuinfo) {
+		h.has_cpuinfo = true;
+		h.cpuinfo.data = (uint8_t *)cpuinfo;
+		h.cpuinfo.len = cpu_len;
+	}
+	h.has_keep_dst = true;
+	h.keep_dst = s->call->req->keep_dst;
+	h.has_source_port = true;
+	h.source_port = s->a->mig_port;
+	h.source_host = s->a->host_name;
+	m.type = VZ__MIGRATE__TYPE__T_HELLO;
+	m.hello = &h;
+	ret = vz_msg_send(&s->conn, &m.base, err);
+	if (ret == 0)
+		ret = expect(&s->conn, VZ__MIGRATE__TYPE__T_HELLO_OK, &r, err);
+	if (ret < 0)
+		return ret;
+	vz_ctl_progress(s->call->conn, "Destination %s: VE %u can move there (%llu MiB free, CRIU %s)", s->conn.peer,
+			s->ve->veid, (unsigned long long)(r->free_bytes >> 20), r->criu_version ? r->criu_version : "-");
+	msg_free(r);
+	return 0;
+}
+
+static void summary(struct src *s, bool online, double total)
+{
+	int fd = s->call->conn;
+
+	vz_ctl_progress(fd, "Migration summary for VE %u to %s (%s):", s->ve->veid, s->conn.peer,
+			online ? "online" : "offline");
+	vz_ctl_progress(fd, "  first file pass      %8.0f ms", s->t_pass1);
+	if (online) {
+		vz_ctl_progress(fd, "  suspend + dump       %8.0f ms", s->t_dump);
+		vz_ctl_progress(fd, "  second file pass     %8.0f ms", s->t_pass2);
+		vz_ctl_progress(fd, "  copy dump            %8.0f ms", s->t_copy);
+		vz_ctl_progress(fd, "  undump + resume      %8.0f ms", s->t_undump);
+		vz_ctl_progress(fd, "  total suspended      %8.0f ms  (downtime)", s->t_frozen);
+	}
+	vz_ctl_progress(fd, "  total                %8.0f ms", total);
+	vz_ctl_progress(fd, "  bytes: %llu before compression, %llu on the wire", (unsigned long long)s->raw_bytes,
+			(unsigned long long)s->conn.bytes_out);
+	if (s->call->req->times) {
+		/* OpenVZ vzmigrate -t's own lines. */
+		vz_ctl_progress(fd, "Times:");
+		if (online) {
+			vz_ctl_progress(fd, "  Suspend + Dump:         %.3f", s->t_dump / 1000);
+			vz_ctl_progress(fd, "  Copy dump file:         %.3f", s->t_copy / 1000);
+			vz_ctl_progress(fd, "  Second rsync:           %.3f", s->t_pass2 / 1000);
+			vz_ctl_progress(fd, "  Undump + Resume:        %.3f", s->t_undump / 1000);
+			vz_ctl_progress(fd, "  Total time suspended:   %.3f", s->t_frozen / 1000);
+		}
+		vz_ctl_progress(fd, "  Total time:             %.3f", total / 1000);
+	}
+}
+
+int op_migrate(struct vz_call *c, struct vz_err *err)
+{
+	struct vz_agent *a = c->agent;
+	const vz_request *req = c->req;
+	_cleanup_ve_ struct ve ve;
+	struct src s = { .call = c, .a = a, .ve = &ve, .images_fd = -1 };
+	struct vz_tls *tls = NULL;
+	char addr[256], dir[PATH_MAX], logname[64];
+	uint64_t t0 = vz_now_ns();
+	bool online = req->online, was_running;
+	uint8_t rnd[8];
+	pid_t init = 0;
+	int ret, work = -1;
+
+	if (!req->dest || !*req->dest)
+		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "No destination host given");
+	ret = ve_open(req->veid, true, &ve, err);
+	if (ret == 0)
+		ret = ve_lock(&ve, 2000, err);
+	if (ret < 0)
+		return ret;
+	was_running = ve_state(&ve, &init) == VE_STATE_RUNNING;
+	if (online && !was_running) {
+		vz_ctl_progress(c->conn, "VE %u is not running: migrating it offline", ve.veid);
+		online = false;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return vz_error(err, errno, "Random migration id: %s", strerror(errno));
+	for (int i = 0; i < 8; i++)
+		snprintf(s.mid + 2 * i, 3, "%02x", rnd[i]);
+	tls = host_tls(a, false, err);
+	if (!tls)
+		return vz_error_wrap(err, "This host cannot migrate");
+	resolve_dest(req->dest, addr, sizeof(addr));
+	vz_ctl_progress(c->conn, "Connecting to %s (%s:%u)", req->dest, addr, a->mig_port);
+	ret = vz_tls_connect(tls, addr, a->mig_port, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, &s.conn, err);
+	vz_tls_free(tls);
+	if (ret < 0)
+		return vz_error_exit(err, VZ_EXIT_SYSTEM, -ret, "Cannot reach %s: %s", req->dest, err->msg);
+	pr_info("VE %u: migration %s to %s (%s), %s", ve.veid, s.mid, req->dest, s.conn.peer,
+		online ? "online" : "offline");
+	ret = hello(&s, online, req->dry_run, was_running, err);
+	if (ret < 0)
+		goto fail;
+	if (req->dry_run) {
+		send_type(&s.conn, VZ__MIGRATE__TYPE__T_ABORT, err);
+		vz_err_clear(err);
+		vz_ctl_progress(c->conn, "Dry run: VE %u can be migrated to %s", ve.veid, req->dest);
+		goto out;
+	}
+	if (!online && was_running) {
+		ret = ve_do_stop(c, &ve, init, err);
+		if (ret < 0)
+			goto fail;
+	}
+	vz_ctl_progress(c->conn, "Syncing the private area of VE %u", ve.veid);
+	ret = pass(&s, "First file pass", &s.t_pass1, err);
+	if (ret < 0)
+		goto fail;
+	if (!online) {
+		bool go = false;
+
+		ret = expect(&s.conn, VZ__MIGRATE__TYPE__T_RESTORED, NULL, err);
+		if (ret == 0)
+			ret = decide(ve.veid, s.mid, true, &go, err);
+		if (ret == 0 && !go)
+			ret = vz_error(err, ECANCELED, "The destination lost us and the migration was aborted");
+		if (ret < 0)
+			goto fail;
+		s.committed = true;
+		if (send_type(&s.conn, VZ__MIGRATE__TYPE__T_GO, err) == 0)
+			expect(&s.conn, VZ__MIGRATE__TYPE__T_DONE, NULL, err);
+		vz_err_clear(err);
+	} else {
+		struct vz_criu criu = { a->criu };
+		struct vz_criu_opts o = { 0 };
+		char freezer[PATH_MAX];
+
+		ret = vz_cg_path(&a->cg, ve.veid, "freezer", freezer, sizeof(freezer), err);
+		if (ret == 0)
+			ret = make_img_dir(ve.veid, "mig", dir, sizeof(dir), &s.images_fd, &work, err);
+		if (ret < 0)
+			goto fail;
+		snprintf(logname, sizeof(logname), "%u.migrate.log", ve.veid);
+		o.images_dir_fd = s.images_fd;
+		o.work_dir_fd = work;
+		o.log_file = logname;
+		o.pid = init;
+		o.freeze_cgroup = freezer;
+		o.tcp_established = true;
+		o.nftables_lock = true;
+		o.notify = dump_notify;
+		o.notify_arg = &s;
+		vz_ctl_progress(c->conn, "Suspending and dumping VE %u", ve.veid);
+		s.freeze_ns = vz_now_ns();
+		ret = vz_criu_dump(&criu, &o, err);
+		vz_rm_rf(dir);
+		close(s.images_fd);
+		close(work);
+		if (!s.committed) {
+			struct vz_err e2 = { 0 };
+
+			if (s.err.msg[0])
+				snprintf(err->msg, sizeof(err->msg), "%s", s.err.msg);
+			if (ret == 0)
+				ret = -EIO;
+			/* CRIU resumed the VE; make sure it is not left frozen. */
+			if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
+				vz_cg_thaw(&a->cg, ve.veid, &e2);
+			goto fail;
+		}
+		if (ret < 0)
+			pr_warn("VE %u: CRIU after the commit: %s", ve.veid, err->msg);
+		vz_err_clear(err);
+		ve_kill(a, ve.veid, 0);
+		if (ve_teardown(a, &ve, err) < 0)
+			pr_warn("VE %u: %s", ve.veid, err->msg);
+		vz_err_clear(err);
+	}
+	if (!req->keep_src) {
+		if (ve_destroy_files(&ve, err) < 0)
+			pr_warn("VE %u: remove the source copy: %s", ve.veid, err->msg);
+		vz_err_clear(err);
+	} else {
+		vz_ctl_progress(c->conn, "Keeping the stopped source copy of VE %u (-r no)", ve.veid);
+	}
+	summary(&s, online, ms_since(t0));
+	vz_ctl_progress(c->conn, "VE %u migrated to %s", ve.veid, req->dest);
+	pr_info("VE %u: migrated to %s", ve.veid, req->dest);
+out:
+	mig_fstate_free(s.fs);
+	vz_conn_close(&s.conn);
+	return 0;
+
+fail:
+	{
+		struct vz_err e2 = { 0 };
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		send_type(&s.conn, VZ__MIGRATE__TYPE__T_ABORT, &e2);
+		mig_fstate_free(s.fs);
+		vz_conn_close(&s.conn);
+		/* Offline: the VE was stopped for the move; it runs again here. */
+		if (!online && was_running && !req->dry_run && ve_state(&ve, NULL) != VE_STATE_RUNNING &&
+		    ve_do_start(c, &ve, &e2) < 0)
+			pr_err("VE %u: restart after a failed migration: %s", ve.veid, e2.msg);
+		pr_err("VE %u: migration to %s failed: %s", ve.veid, req->dest, why);
+		return vz_error_exit(err, err->exit_code ? err->exit_code : VZ_EXIT_SYSTEM, EIO,
+				     "Migration of VE %u to %s failed: %s", ve.veid, req->dest, why);
+	}
+}
+
+/* ---- destination ---- */
+
+struct dst {
+	struct vz_agent *a;
+	struct vz_conn conn;
+	Vz__Migrate__Hello *h;
+	char mid[80];
+	unsigned veid;
+	char private[PATH_MAX], conf_path[PATH_MAX], marker[PATH_MAX], imgdir[PATH_MAX];
+	bool made_private, made_conf, restored, keep;
+	int img_fd;
+	pid_t pid;
+	struct ve ve;
+	bool ve_open;
+};
+
+static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, size_t len, struct vz_err *err)
+{
+	const Vz__Migrate__Hello *h = d->h;
+	struct vz_criu criu = { d->a->criu };
+	struct vz_criu_version ver;
+	struct statvfs sv;
+	struct utsname u;
+	char path[PATH_MAX];
+
+	if (!h->veid || h->veid > INT32_MAX || !mid_ok(h->migration_id))
+		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Malformed migration request");
+	if (vz_exists(vz_path(path, sizeof(path), VZ_CONF_DIR "/%u.conf", h->veid)))
+		return vz_error_exit(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists on %s", h->veid,
+				     d->a->host_name);
+	if (vz_exists(vz_path(path, sizeof(path), "/vz/migrate/%u.incoming", h->veid)))
+		return vz_error_exit(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is already migrating to %s", h->veid,
+				     d->a->host_name);
+	uname(&u);
+	if (h->machine && strcmp(h->machine, u.machine))
+		return vz_error(err, EPROTONOSUPPORT, "Source is %s, %s is %s", h->machine, d->a->host_name,
+				u.machine);
+	if (vz_criu_version(&criu, &ver, err) < 0)
+		return vz_error_wrap(err, "CRIU on %s", d->a->host_name);
+	snprintf(criu_text, len, "%s", ver.text);
+	if (h->online && h->criu_version && *h->criu_version && vz_version_cmp(h->criu_version, ver.text) > 0)
+		return vz_error(err, EPROTONOSUPPORT, "CRIU %s on %s is older than CRIU %s on the source",
+				ver.text, d->a->host_name, h->criu_version);
+	if (h->online && h->has_cpuinfo) {
+		char dir[PATH_MAX];
+		int img = -1, work = -1, ret;
+
+		ret = make_img_dir(h->veid, "cpucheck", dir, sizeof(dir), &img, &work, err);
+		if (ret < 0)
+			return ret;
+		snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
+		ret = vz_write_file(path, (const char *)h->cpuinfo.data, h->cpuinfo.len, 0);
+		if (ret == 0)
+			ret = vz_criu_cpuinfo_check(&criu, img, err);
+		vz_rm_rf(dir);
+		close(img);
+		close(work);
+		if (ret < 0)
+			return vz_error(err, ENOTSUP, "The CPU of %s lacks features VE %u uses: %s", d->a->host_name,
+					h->veid, err->msg);
+	}
+	if (statvfs(vz_path(path, sizeof(path), "/vz"), &sv) != 0 && statvfs(vz_root(), &sv) != 0)
+		return vz_error(err, errno, "Free space on %s: %s", path, strerror(errno));
+	*free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (*free_bytes < h->private_bytes + h->private_bytes / 20 + (64u << 20))
+		return vz_error_exit(err, VZ_EXIT_NOSPACE, ENOSPC,
+				     "Not enough disk space on %s: VE %u needs %llu MiB, %llu MiB free",
+				     d->a->host_name, h->veid, (unsigned long long)(h->private_bytes >> 20),
+				     (unsigned long long)(*free_bytes >> 20));
+	return 0;
+}
+
+/* Remove everything this migration made here. */
+static void dst_cleanup(struct dst *d)
+{
+	struct vz_err e = { 0 };
+
+	if (d->restored || d->pid > 0) {
+		ve_kill(d->a, d->veid, d->pid);
+		vz_cg_thaw(&d->a->cg, d->veid, &e);
+		if (d->pid > 0)
+			waitpid(d->pid, NULL, WNOHANG);
+		if (d->ve_open && ve_teardown(d->a, &d->ve, &e) < 0)
+			pr_warn("VE %u: %s", d->veid, e.msg);
+	}
+	if (d->ve_open) {
+		ve_umount(&d->ve, &e);
+		rmdir(d->ve.root);
+	}
+	if (d->imgdir[0])
+		vz_rm_rf(d->imgdir);
+	if (d->made_conf)
+		unlink(d->conf_path);
+	if (d->made_private && !d->keep)
+		vz_rm_rf(d->private);
+	if (d->marker[0])
+		unlink(d->marker);
+	pr_info("VE %u: incoming migration %s undone", d->veid, d->mid);
+}
+
+static int write_conf(struct dst *d, struct vz_err *err)
+{
+	char tmp[PATH_MAX + 8];
+	int ret;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->conf_path);
+	ret = vz_write_file(tmp, (const char *)d->h->conf.data, d->h->conf.len, 0);
+	if (ret == 0 && rename(tmp, d->conf_path) != 0)
+		ret = -errno;
+	if (ret < 0)
+		return vz_error(err, -ret, "Write %s: %s", d->conf_path, strerror(-ret));
+	d->made_conf = true;
+	ret = ve_open(d->veid, true, &d->ve, err);
+	if (ret == 0)
+		d->ve_open = true;
+	return ret;
+}
+
+static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err *err)
+{
+	_cleanup_close_ int img = -1, work = -1;
+	char logname[64];
+	int ret;
+
+	(void)u;
+	img = open(d->imgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	work = open(vz_path(logname, sizeof(logname), VZ_DUMP_DIR), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (img < 0 || work < 0)
+		return vz_error(err, errno, "Open the images: %s", strerror(errno));
+	ret = write_conf(d, err);
+	if (ret < 0)
+		return ret;
+	snprintf(logname, sizeof(logname), "%u.migrate-restore.log", d->veid);
+	ret = ve_restore_images(d->a, &d->ve, img, work, logname, true, &d->pid, err);
+	if (ret < 0)
+		return ret;
+	d->restored = true;
+	return 0;
+}
+
+/* Finish on go: thaw (online) or start (offline), announce, done. */
+static int finish(struct dst *d, struct vz_err *err)
+{
+	struct vz_netif nif;
+	int ret = 0;
+
+	if (d->h->online) {
+		ret = vz_cg_thaw(&d->a->cg, d->veid, err);
+		if (ret == 0 && ve_netif(&d->ve, d->a, &nif, err) == 0 && vz_net_garp(d->pid, nif.ifname, err) < 0)
+			pr_warn("VE %u: %s", d->veid, err->msg);
+		vz_err_clear(err);
+	} else if (d->h->start_after) {
+		struct vz_call fake = { .agent = d->a, .conn = -1 };
+
+		ret = ve_do_start(&fake, &d->ve, err);
+	}
+	unlink(d->marker);
+	d->marker[0] = '\0';
+	if (d->imgdir[0])
+		vz_rm_rf(d->imgdir);
+	pr_info("VE %u: migration %s from %s completed", d->veid, d->mid, d->conn.peer);
+	return ret;
+}
+
+/* Connection lost with the VE restored and frozen: only the source's
+ * decision may free it. Ask until it answers. */
+static void ask_decision(struct dst *d)
+{
+	struct vz_err err = { 0 };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[128] = "";
+	uint64_t end = vz_now_ns() + (uint64_t)DECISION_WAIT_S * 1000000000ULL;
+
+	if (getpeername(d->conn.fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(host, sizeof(host), "%s", d->h->source_host ? d->h->source_host : "");
+	vz_conn_close(&d->conn);
+	while (vz_now_ns() < end) {
+		struct vz_tls *tls = host_tls(d->a, false, &err);
+		struct vz_conn c;
+		msg_t q = VZ__MIGRATE__MSG__INIT, *r = NULL;
+
+		if (tls && vz_tls_connect(tls, host, d->h->source_port, CONNECT_TIMEOUT_MS, 10000, &c, &err) == 0) {
+			q.type = VZ__MIGRATE__TYPE__T_ASK_DECISION;
+			q.migration_id = d->mid;
+			q.has_offset = true;
+			q.offset = d->veid;
+			if (vz_msg_send(&c, &q.base, &err) == 0 && expect(&c, VZ__MIGRATE__TYPE__T_DECISION, &r, &err) == 0) {
+				bool go = r->has_go && r->go;
+
+				msg_free(r);
+				vz_conn_close(&c);
+				vz_tls_free(tls);
+				pr_info("VE %u: the source decided %s for migration %s", d->veid, go ? "go" : "abort",
+					d->mid);
+				if (go && finish(d, &err) == 0)
+					return;
+				dst_cleanup(d);
+				return;
+			}
+			vz_conn_close(&c);
+		}
+		vz_tls_free(tls);
+		pr_warn("VE %u: waiting for the decision on migration %s from %s: %s", d->veid, d->mid, host, err.msg);
+		vz_err_clear(&err);
+		sleep(2);
+	}
+	pr_err("VE %u: no decision from the source in %d s; the VE stays frozen here (migration %s)", d->veid,
+	       DECISION_WAIT_S, d->mid);
+}
+
+/* A destination asks what was decided (we are its source). */
+static void answer_decision(struct dst *d, const msg_t *q)
+{
+	msg_t r = VZ__MIGRATE__MSG__INIT;
+	struct vz_err err = { 0 };
+	bool go = false;
+
+	if (!q->migration_id || !mid_ok(q->migration_id) || !q->has_offset || q->offset == 0 ||
+	    q->offset > INT32_MAX) {
+		send_error(&d->conn, VZ_EXIT_INVAL, "Malformed question");
+		return;
+	}
+	/* No decision yet means the source gave up: record abort, first. */
+	if (decide((unsigned)q->offset, q->migration_id, false, &go, &err) < 0) {
+		send_error(&d->conn, VZ_EXIT_SYSTEM, err.msg);
+		return;
+	}
+	pr_info("VE %u: told %s the decision on migration %s: %s", (unsigned)q->offset, d->conn.peer,
+		q->migration_id, go ? "go" : "abort");
+	r.type = VZ__MIGRATE__TYPE__T_DECISION;
+	r.has_go = true;
+	r.go = go;
+	vz_msg_send(&d->conn, &r.base, &err);
+}
+
+static int dst_loop(struct dst *d, struct vz_err *err)
+{
+	struct vz_img_unpacker *u = NULL;
+	struct mig_recv *rcv = mig_recv_new(d->private, err);
+	int ret = rcv ? 0 : -EIO;
+
+	while (ret == 0) {
+		msg_t *m = NULL;
+
+		ret = recv_msg(&d->conn, &m, err);
+		if (ret < 0)
+			break;
+		switch (m->type) {
+		case VZ__MIGRATE__TYPE__T_FILE:
+		case VZ__MIGRATE__TYPE__T_FILE_END:
+		case VZ__MIGRATE__TYPE__T_DELETE:
+			ret = mig_recv_msg(rcv, m, err);
+			break;
+		case VZ__MIGRATE__TYPE__T_DATA:
+			ret = u ? vz_img_unpacker_feed(u, m->data.data, m->data.len, err) : mig_recv_msg(rcv, m, err);
+			break;
+		case VZ__MIGRATE__TYPE__T_PASS_END:
+			if (!d->h->online) {
+				ret = write_conf(d, err);
+				if (ret == 0)
+					ret = send_type(&d->conn, VZ__MIGRATE__TYPE__T_RESTORED, err);
+			}
+			break;
+		case VZ__MIGRATE__TYPE__T_IMAGES: {
+			int work = -1;
+
+			if (u || d->img_fd >= 0) {
+				ret = vz_error(err, EPROTO, "A second IMAGES");
+				break;
+			}
+			ret = make_img_dir(d->veid, "incoming", d->imgdir, sizeof(d->imgdir), &d->img_fd, &work, err);
+			if (ret == 0) {
+				close(work);
+				/* Images hold memory: cap at what a host may hold. */
+				u = vz_img_unpacker_new(d->img_fd, 64ull << 30, err);
+				if (!u)
+					ret = -ENOMEM;
+			}
+			break;
+		}
+		case VZ__MIGRATE__TYPE__T_IMAGES_END:
+			ret = u ? vz_img_unpacker_finish(u, NULL, err) : vz_error(err, EPROTO, "IMAGES_END without IMAGES");
+			if (ret == 0)
+				ret = restore_here(d, u, err);
+			if (ret == 0)
+				ret = send_type(&d->conn, VZ__MIGRATE__TYPE__T_RESTORED, err);
+			break;
+		case VZ__MIGRATE__TYPE__T_GO:
+			ret = finish(d, err);
+			send_type(&d->conn, VZ__MIGRATE__TYPE__T_DONE, err);
+			msg_free(m);
+			mig_recv_free(rcv);
+			vz_img_unpacker_free(u);
+			return ret < 0 ? ret : 1;
+		case VZ__MIGRATE__TYPE__T_ABORT:
+			ret = vz_error(err, ECANCELED, "The source aborted the migration");
+			break;
+		default:
+			ret = vz_error(err, EPROTO, "Unexpected message %d", (int)m->type);
+		}
+		msg_free(m);
+	}
+	mig_recv_free(rcv);
+	vz_img_unpacker_free(u);
+	return ret;
+}
+
+void agent_migrate_serve(struct vz_agent *a, int fd)
+{
+	struct dst d = { .a = a, .img_fd = -1 };
+	struct vz_err err = { 0 };
+	struct vz_tls *tls = host_tls(a, true, &err);
+	msg_t *m = NULL, ok = VZ__MIGRATE__MSG__INIT;
+	char criu_text[32] = "";
+	uint64_t free_bytes = 0;
+	int ret;
+
+	if (!tls) {
+		pr_err("Migration refused: %s", err.msg);
+		close(fd);
+		return;
+	}
+	ret = vz_tls_accept(tls, fd, IO_TIMEOUT_MS, &d.conn, &err);
+	vz_tls_free(tls);
+	if (ret < 0) {
+		pr_err("Refused a migration peer: %s", err.msg);
+		return;
+	}
+	if (recv_msg(&d.conn, &m, &err) < 0) {
+		pr_warn("%s: %s", d.conn.peer, err.msg);
+		vz_conn_close(&d.conn);
+		return;
+	}
+	if (m->type == VZ__MIGRATE__TYPE__T_ASK_DECISION) {
+		answer_decision(&d, m);
+		goto out;
+	}
+	if (m->type != VZ__MIGRATE__TYPE__T_HELLO || !m->hello) {
+		send_error(&d.conn, VZ_EXIT_INVAL, "Expected HELLO");
+		goto out;
+	}
+	d.h = m->hello;
+	d.veid = d.h->veid;
+	d.keep = d.h->has_keep_dst && d.h->keep_dst;
+	snprintf(d.mid, sizeof(d.mid), "%s", d.h->migration_id);
+	if (check_hello(&d, &free_bytes, criu_text, sizeof(criu_text), &err) < 0) {
+		pr_info("Refused migration of VE %u from %s: %s", d.veid, d.conn.peer, err.msg);
+		send_error(&d.conn, err.exit_code, err.msg);
+		goto out;
+	}
+	ok.type = VZ__MIGRATE__TYPE__T_HELLO_OK;
+	ok.has_free_bytes = true;
+	ok.free_bytes = free_bytes;
+	ok.criu_version = criu_text;
+	if (d.h->dry_run) {
+		vz_msg_send(&d.conn, &ok.base, &err);
+		goto out;
+	}
+	vz_path(d.marker, sizeof(d.marker), "/vz/migrate/%u.incoming", d.veid);
+	vz_path(d.private, sizeof(d.private), VZ_PRIVATE_DIR "/%u", d.veid);
+	vz_path(d.conf_path, sizeof(d.conf_path), VZ_CONF_DIR "/%u.conf", d.veid);
+	{
+		char dir[PATH_MAX];
+
+		vz_mkdir_p(vz_path(dir, sizeof(dir), "/vz/migrate"), 0700);
+		vz_mkdir_p(vz_path(dir, sizeof(dir), VZ_CONF_DIR), 0755);
+		vz_mkdir_p(vz_path(dir, sizeof(dir), VZ_PRIVATE_DIR), 0755);
+	}
+	if (vz_write_file(d.marker, d.mid, strlen(d.mid), 0) < 0 || mkdir(d.private, 0755) != 0) {
+		send_error(&d.conn, VZ_EXIT_CREATE, "Cannot make the VE's private area");
+		d.marker[0] = '\0';
+		goto out;
+	}
+	d.made_private = true;
+	pr_info("VE %u: incoming migration %s from %s (%s)", d.veid, d.mid, d.conn.peer,
+		d.h->online ? "online" : "offline");
+	ret = vz_msg_send(&d.conn, &ok.base, &err);
+	if (ret == 0)
+		ret = dst_loop(&d, &err);
+	if (ret > 0)
+		goto out; /* done */
+	if (d.restored && d.h->online && err.errnum != ECANCELED) {
+		/* Lost the source after restoring: the VE stays frozen until the
+		 * source's decision is known. */
+		pr_warn("VE %u: lost the source (%s) after the restore; asking for the decision", d.veid, err.msg);
+		ask_decision(&d);
+		goto out;
+	}
+	pr_info("VE %u: incoming migration failed: %s", d.veid, err.msg);
+	send_error(&d.conn, err.exit_code, err.msg);
+	dst_cleanup(&d);
+out:
+	if (d.ve_open)
+		ve_close(&d.ve);
+	if (d.img_fd >= 0)
+		close(d.img_fd);
+	msg_free(m);
+	vz_conn_close(&d.conn);
+}

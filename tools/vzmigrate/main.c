@@ -1,0 +1,83 @@
+/* vzmigrate [--online] [--keep-dst] [-r yes|no] [--times] [--dry-run]
+ * DEST VEID: move a VE to another host, with OpenVZ's options. The local
+ * agent does the work (it talks to DEST's agent over mutual TLS); this
+ * shows its progress and summary and exits with its status. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "err.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run] DEST VEID\n"
+		   "  --online      move the VE while it runs (checkpoint, copy, restore)\n"
+		   "  --keep-dst    keep the synced private area on DEST if the move fails\n"
+		   "  -r yes|no     remove the VE here after the move (default yes)\n"
+		   "  -t, --times   print the time of each phase\n"
+		   "  --dry-run     only check that DEST can take the VE\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "online", no_argument, NULL, 'o' }, { "live", no_argument, NULL, 'o' },
+		{ "keep-dst", no_argument, NULL, 'k' }, { "times", no_argument, NULL, 't' },
+		{ "dry-run", no_argument, NULL, 'n' }, { "help", no_argument, NULL, 'h' },
+		{ "remove-area", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+	};
+	struct vz_err err = { 0 };
+	vz_request req;
+	vz_reply *r = NULL;
+	unsigned veid;
+	int c, ret;
+
+	vz__control__request__init(&req);
+	req.magic = VZ_CONTROL_MAGIC;
+	req.version = VZ_CONTROL_VERSION;
+	req.op = VZ__CONTROL__OP__OP_MIGRATE;
+	while ((c = getopt_long(argc, argv, "tr:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': req.has_online = req.online = 1; break;
+		case 'k': req.has_keep_dst = req.keep_dst = 1; break;
+		case 't': req.has_times = req.times = 1; break;
+		case 'n': req.has_dry_run = req.dry_run = 1; break;
+		case 'r':
+			if (strcmp(optarg, "yes") && strcmp(optarg, "no")) {
+				fprintf(stderr, "vzmigrate: -r takes yes or no, not '%s'\n", optarg);
+				return VZ_EXIT_INVAL;
+			}
+			req.has_keep_src = 1;
+			req.keep_src = !strcmp(optarg, "no");
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return VZ_EXIT_INVAL;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "vzmigrate: need DEST and VEID\n");
+		usage(stderr);
+		return VZ_EXIT_INVAL;
+	}
+	if (vz_parse_veid(argv[optind + 1], &veid) < 0) {
+		fprintf(stderr, "vzmigrate: Invalid VEID '%s': a number from 1 to 2147483647\n", argv[optind + 1]);
+		return VZ_EXIT_INVAL;
+	}
+	req.dest = argv[optind];
+	req.has_veid = 1;
+	req.veid = veid;
+	ret = vz_ctl_call(&req, NULL, 0, NULL, NULL, &r, &err);
+	if (ret < 0) {
+		fprintf(stderr, "vzmigrate: %s\n", err.msg);
+		return err.exit_code ? err.exit_code : VZ_EXIT_SYSTEM;
+	}
+	ret = r->code;
+	if (ret)
+		fprintf(stderr, "vzmigrate: %s\n", r->error ? r->error : "Failed");
+	vz__control__reply__free_unpacked(r, NULL);
+	return ret;
+}
