@@ -674,8 +674,9 @@ static void dst_cleanup(struct dst *d)
 	struct vz_err e = { 0 };
 
 	if (d->restored || d->pid > 0) {
-		ve_kill(d->a, d->veid, d->pid);
+		/* Frozen tasks die only once thawed. */
 		vz_cg_thaw(&d->a->cg, d->veid, &e);
+		ve_kill(d->a, d->veid, d->pid);
 		if (d->pid > 0)
 			waitpid(d->pid, NULL, WNOHANG);
 		if (d->ve_open && ve_teardown(d->a, &d->ve, &e) < 0)

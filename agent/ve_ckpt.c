@@ -260,7 +260,7 @@ static int restore_notify(const char *script, pid_t pid, void *arg)
 	struct vz_err err = { 0 };
 
 	pr_debug("Restore notify %s (pid %d)", script, (int)pid);
-	if (!r->leave_frozen || strcmp(script, "post-restore"))
+	if (!r->leave_frozen || strcmp(script, "pre-resume"))
 		return 0;
 	if (vz_cg_freeze(&r->a->cg, r->veid, 5000, &err) < 0) {
 		pr_err("VE %u: %s", r->veid, err.msg);
@@ -307,7 +307,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.notify_arg = &rc;
 	ret = vz_criu_restore(&criu, &o, &pid, err);
 	if (ret == 0 && leave_frozen && !rc.frozen)
-		ret = vz_error(err, EIO, "CRIU restored VE %u without a post-restore call to freeze it", ve->veid);
+		ret = vz_error(err, EIO, "CRIU restored VE %u without a pre-resume call to freeze it", ve->veid);
 	if (ret == 0)
 		ret = ve_write_pidfile(ve, pid, err);
 	if (ret < 0)
@@ -325,8 +325,9 @@ fail:
 	{
 		struct vz_err e2 = { 0 };
 
-		ve_kill(a, ve->veid, pid);
+		/* Frozen tasks die only once thawed. */
 		vz_cg_thaw(&a->cg, ve->veid, &e2);
+		ve_kill(a, ve->veid, pid);
 		if (ve_teardown(a, ve, &e2) < 0)
 			pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
 		if (vz_net_veth_del(&nif, &e2) < 0)
