@@ -33,6 +33,7 @@ struct vz_agent {
 	/* Migrations: TLS on mig_port, -1 when this host has no certificate. */
 	int mig_fd;
 	unsigned mig_port;
+	unsigned mig_timeout;      /* seconds without progress before a migration fails */
 	ev_io mig_w;
 	char host_name[64];
 	char tls_ca[4096], tls_cert[4096], tls_key[4096];
@@ -66,6 +67,8 @@ int agent_listen_migrate(struct vz_agent *a, struct vz_err *err);
 /* Worker for an accepted migration connection (migrate.c): the
  * destination side, or a source answering a destination's question. */
 void agent_migrate_serve(struct vz_agent *a, int fd);
+/* At start: finish or undo incoming migrations a previous agent left. */
+void agent_migrate_recover(struct vz_agent *a);
 /* Source side: vzmigrate's request (migrate.c). */
 int op_migrate(struct vz_call *c, struct vz_err *err);
 

@@ -29,7 +29,9 @@ static const char default_conf[] =
 	"CRIU=\"\"\n"
 	"LOG_LEVEL=\"info\"\n"
 	"# TCP port of migrations between agents (mutual TLS under the cluster CA)\n"
-	"MIGRATE_PORT=\"7799\"\n";
+	"MIGRATE_PORT=\"7799\"\n"
+	"# Seconds a migration waits for its peer before it fails (and is undone)\n"
+	"MIGRATE_TIMEOUT=\"30\"\n";
 
 static int read_criu_path(char *buf, size_t len)
 {
@@ -91,6 +93,13 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 		if (vz_parse_ulong(v, 1, 65535, &n) < 0)
 			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_PORT must be 1..65535", path);
 		a->mig_port = (unsigned)n;
+	}
+	v = vz_conf_get(&a->global, "MIGRATE_TIMEOUT");
+	a->mig_timeout = 30;
+	if (v && *v) {
+		if (vz_parse_ulong(v, 1, 3600, &n) < 0)
+			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_TIMEOUT must be 1..3600", path);
+		a->mig_timeout = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "HOST_NAME");
 	if (v && *v)

@@ -17,6 +17,7 @@
  * created with O_EXCL: the source's "go" and an "abort" written on behalf
  * of a destination that asks first cannot both exist. */
 #define LOG_PREFIX "migrate: "
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -47,7 +48,6 @@
 
 typedef Vz__Migrate__Msg msg_t;
 
-#define IO_TIMEOUT_MS 30000
 #define CONNECT_TIMEOUT_MS 5000
 /* How long a destination holding a frozen VE asks for the decision. */
 #define DECISION_WAIT_S 300
@@ -308,7 +308,12 @@ static int commit_phase(struct src *s, struct vz_err *err)
 	}
 	s->t_undump += ms_since(t0);
 	s->t_frozen = ms_since(s->freeze_ns);
-	if (!s->done_seen)
+	if (s->done_seen) {
+		char path[PATH_MAX];
+
+		/* Confirmed: nobody will ask for this decision again. */
+		unlink(decision_path(path, sizeof(path), s->ve->veid, s->mid));
+	} else
 		pr_warn("VE %u: no confirmation from the destination (%s); it will ask for the decision", s->ve->veid,
 			err->msg);
 	vz_err_clear(err);
@@ -478,7 +483,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		return vz_error_wrap(err, "This host cannot migrate");
 	resolve_dest(req->dest, addr, sizeof(addr));
 	vz_ctl_progress(c->conn, "Connecting to %s (%s:%u)", req->dest, addr, a->mig_port);
-	ret = vz_tls_connect(tls, addr, a->mig_port, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, &s.conn, err);
+	ret = vz_tls_connect(tls, addr, a->mig_port, CONNECT_TIMEOUT_MS, (int)(a->mig_timeout * 1000), &s.conn, err);
 	vz_tls_free(tls);
 	if (ret < 0)
 		return vz_error_exit(err, VZ_EXIT_SYSTEM, -ret, "Cannot reach %s: %s", req->dest, err->msg);
@@ -610,6 +615,7 @@ struct dst {
 	pid_t pid;
 	struct ve ve;
 	bool ve_open;
+	char src_host[128]; /* recovery: where the source is */
 };
 
 static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, size_t len, struct vz_err *err)
@@ -771,8 +777,10 @@ static void ask_decision(struct dst *d)
 	char host[128] = "";
 	uint64_t end = vz_now_ns() + (uint64_t)DECISION_WAIT_S * 1000000000ULL;
 
-	if (getpeername(d->conn.fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
+	if (d->src_host[0])
+		snprintf(host, sizeof(host), "%s", d->src_host);
+	else if (d->conn.fd < 0 || getpeername(d->conn.fd, (struct sockaddr *)&ss, &sl) != 0 ||
+		 getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(host, sizeof(host), "%s", d->h->source_host ? d->h->source_host : "");
 	vz_conn_close(&d->conn);
 	while (vz_now_ns() < end) {
@@ -912,7 +920,7 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	struct vz_err err = { 0 };
 	struct vz_tls *tls = host_tls(a, true, &err);
 	msg_t *m = NULL, ok = VZ__MIGRATE__MSG__INIT;
-	char criu_text[32] = "";
+	char criu_text[32] = "", marker_text[256];
 	uint64_t free_bytes = 0;
 	int ret;
 
@@ -921,7 +929,7 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 		close(fd);
 		return;
 	}
-	ret = vz_tls_accept(tls, fd, IO_TIMEOUT_MS, &d.conn, &err);
+	ret = vz_tls_accept(tls, fd, (int)(a->mig_timeout * 1000), &d.conn, &err);
 	vz_tls_free(tls);
 	if (ret < 0) {
 		pr_err("Refused a migration peer: %s", err.msg);
@@ -967,7 +975,17 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 		vz_mkdir_p(vz_path(dir, sizeof(dir), VZ_CONF_DIR), 0755);
 		vz_mkdir_p(vz_path(dir, sizeof(dir), VZ_PRIVATE_DIR), 0755);
 	}
-	if (vz_write_file(d.marker, d.mid, strlen(d.mid), 0) < 0 || mkdir(d.private, 0755) != 0) {
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char host[128] = "-";
+
+		if (getpeername(d.conn.fd, (struct sockaddr *)&ss, &sl) == 0)
+			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+		snprintf(marker_text, sizeof(marker_text), "%s %s %u %d\n", d.mid, host, d.h->source_port,
+			 d.h->online ? 1 : 0);
+	}
+	if (vz_write_file(d.marker, marker_text, strlen(marker_text), 0) < 0 || mkdir(d.private, 0755) != 0) {
 		send_error(&d.conn, VZ_EXIT_CREATE, "Cannot make the VE's private area");
 		d.marker[0] = '\0';
 		goto out;
@@ -997,4 +1015,62 @@ out:
 		close(d.img_fd);
 	msg_free(m);
 	vz_conn_close(&d.conn);
+}
+
+/* At agent start: incoming migrations a previous agent left half done.
+ * A VE restored and frozen here waits for the source's decision; anything
+ * less is removed. Each runs in a worker of its own. */
+void agent_migrate_recover(struct vz_agent *a)
+{
+	char dir[PATH_MAX];
+	_cleanup_closedir_ DIR *dd = opendir(vz_path(dir, sizeof(dir), "/vz/migrate"));
+	struct dirent *de;
+
+	while (dd && (de = readdir(dd))) {
+		Vz__Migrate__Hello h = VZ__MIGRATE__HELLO__INIT;
+		struct dst d = { .a = a, .img_fd = -1 };
+		_cleanup_free_ char *text = NULL;
+		char path[PATH_MAX + 256], mid[80], host[128];
+		unsigned veid, port;
+		int online;
+		pid_t pid;
+
+		if (sscanf(de->d_name, "%u.incoming", &veid) != 1 || !strstr(de->d_name, ".incoming"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (vz_read_file(path, &text, NULL, 512) < 0 ||
+		    sscanf(text, "%79s %127s %u %d", mid, host, &port, &online) != 4)
+			continue;
+		pid = fork();
+		if (pid != 0)
+			continue;
+		close(a->listen_fd);
+		if (a->mig_fd >= 0)
+			close(a->mig_fd);
+		d.conn.fd = -1;
+		d.h = &h;
+		h.veid = veid;
+		h.online = online;
+		h.source_port = port;
+		d.veid = veid;
+		snprintf(d.mid, sizeof(d.mid), "%s", mid);
+		snprintf(d.src_host, sizeof(d.src_host), "%s", host);
+		snprintf(d.marker, sizeof(d.marker), "%s", path);
+		vz_path(d.private, sizeof(d.private), VZ_PRIVATE_DIR "/%u", veid);
+		vz_path(d.conf_path, sizeof(d.conf_path), VZ_CONF_DIR "/%u.conf", veid);
+		d.made_private = d.made_conf = true;
+		if (ve_open(veid, true, &d.ve, NULL) == 0)
+			d.ve_open = true;
+		if (d.ve_open && ve_state(&d.ve, &d.pid) == VE_STATE_RUNNING && online) {
+			d.restored = true;
+			pr_info("VE %u: found restored by migration %s, waiting for its decision", veid, mid);
+			ask_decision(&d);
+		} else {
+			pr_info("VE %u: removing what the unfinished migration %s left", veid, mid);
+			d.pid = 0;
+			d.restored = d.ve_open;
+			dst_cleanup(&d);
+		}
+		_exit(0);
+	}
 }

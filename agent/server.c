@@ -323,6 +323,7 @@ int agent_run(struct vz_agent *a)
 	ev_signal_init(&a->sigint_w, signal_cb, SIGINT);
 	ev_signal_start(a->loop, &a->sigint_w);
 	agent_adopt(a);
+	agent_migrate_recover(a);
 	ev_run(a->loop, 0);
 	close(a->listen_fd);
 	unlink(vz_path_agent_sock(path, sizeof(path)));

@@ -1,0 +1,268 @@
+#!/usr/bin/env bats
+# Migration between two hosts of a sandbox (deploy/sandbox): offline and
+# online moves, the workloads' self-checks and a TCP client outside the VE
+# across an online move, and failures (destination refuses, link cut while
+# the VE is frozen, destination agent killed, destination disk full,
+# foreign certificate): each leaves the VE running on exactly one host and
+# nothing of the failed attempt on the other.
+
+VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+SB="$VZ_TOP/deploy/sandbox"
+
+setup_file() {
+	export VZ_SANDBOX="vzm$$"
+	export VZ_SANDBOX_DIR="$BATS_FILE_TMPDIR/sandbox"
+	"$SB" up 2 >/dev/null
+	# Fail fast in fault tests: a silent peer ends a migration in 5 s.
+	for h in h1 h2; do
+		echo 'MIGRATE_TIMEOUT="5"' >>"$VZ_SANDBOX_DIR/$h/etc/vz/vz.conf"
+	done
+	"$SB" restart-agents >/dev/null 2>&1 || restart_agents
+}
+
+teardown_file() {
+	local p
+	for p in "$VZ_SANDBOX_DIR"/probe*.pid; do
+		[ -f "$p" ] && kill -TERM "$(cat "$p")" 2>/dev/null
+	done
+	"$SB" down >/dev/null 2>&1
+}
+
+on() {
+	"$SB" exec "$@"
+}
+
+# Agents read vz.conf at start: restart them by pid, VEs keep running.
+restart_agents() {
+	local h pid
+	for h in h1 h2; do
+		pid=$(cat "$VZ_SANDBOX_DIR/$h/agent.pid")
+		kill -TERM "$pid"
+		wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
+		VZ_ROOT="$VZ_SANDBOX_DIR/$h" nsenter --net="/run/netns/$VZ_SANDBOX-$h" "$VZ_TOP/build/bin/vzagent" \
+			--log "$VZ_SANDBOX_DIR/$h/var/log/vzagent.log" </dev/null >>"$VZ_SANDBOX_DIR/$h/agent.stderr" 2>&1 3>&- &
+		echo $! >"$VZ_SANDBOX_DIR/$h/agent.pid"
+		wait_for 10 test -S "$VZ_SANDBOX_DIR/$h/run/vz/agent.sock"
+	done
+}
+
+wait_for() {
+	local secs=$1
+	shift
+	local end=$((SECONDS + secs))
+	until "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
+put_workloads() {
+	local h=$1 veid=$2 w
+	for w in wl-mem wl-counter wl-pipe wl-unix wl-file wl-threads wl-tcpecho; do
+		cp "$VZ_TOP/build/tests/workloads/$w" "$VZ_SANDBOX_DIR/$h/vz/root/$veid/bin/"
+	done
+}
+
+start_workloads() {
+	on "$1" vzctl exec "$2" 'wl-mem -m 64 -r 2; wl-counter; wl-pipe; wl-unix; wl-file; wl-threads -t 4; wl-tcpecho -p 7000' >/dev/null
+}
+
+all_pass() {
+	local h=$1 veid=$2 w out rc=0
+	for w in wl-mem wl-counter wl-pipe wl-unix wl-file wl-threads wl-tcpecho; do
+		on "$h" vzctl exec "$veid" "rm -f /run/$w.result; kill -USR1 \$(cat /run/$w.pid)" || return 1
+	done
+	for w in wl-mem wl-counter wl-pipe wl-unix wl-file wl-threads wl-tcpecho; do
+		wait_for 10 on "$h" vzctl exec "$veid" test -f "/run/$w.result"
+		out=$(on "$h" vzctl exec "$veid" cat "/run/$w.result")
+		echo "$w: $out"
+		[ "$out" = PASS ] || rc=1
+	done
+	return $rc
+}
+
+start_probe() {
+	nsenter --net="/run/netns/$VZ_SANDBOX-c" "$VZ_TOP/build/tests/workloads/tcpprobe" \
+		-o "$VZ_SANDBOX_DIR/$1.status" "$2" 7000 </dev/null >/dev/null 2>&1 3>&- &
+	echo $! >"$VZ_SANDBOX_DIR/$1.pid"
+	wait_for 5 probe_ok "$1"
+}
+
+probe_line() {
+	rm -f "$VZ_SANDBOX_DIR/$1.status"
+	kill -USR1 "$(cat "$VZ_SANDBOX_DIR/$1.pid")"
+	wait_for 5 test -s "$VZ_SANDBOX_DIR/$1.status"
+	cat "$VZ_SANDBOX_DIR/$1.status"
+}
+
+probe_ok() {
+	[[ "$(probe_line "$1")" == *"state=ok"* ]] && [ "$(probe_field "$1" received)" -gt 10 ]
+}
+
+probe_field() {
+	sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$(probe_line "$1")"
+}
+
+# Nothing of VE $2 on host $1: no config, private area, mount, cgroup,
+# pid file, veth or half-received images.
+nothing_of() {
+	local r="$VZ_SANDBOX_DIR/$1"
+	[ ! -e "$r/etc/vz/conf/$2.conf" ] || { echo "config left on $1"; return 1; }
+	[ ! -e "$r/vz/private/$2" ] || { echo "private area left on $1"; return 1; }
+	! grep -q " $r/vz/root/$2 " /proc/self/mountinfo || { echo "mount left on $1"; return 1; }
+	[ ! -d "/sys/fs/cgroup/pids/$VZ_SANDBOX-$1/$2" ] || { echo "cgroup left on $1"; return 1; }
+	[ ! -e "$r/run/vz/$2.pid" ] || { echo "pid file left on $1"; return 1; }
+	! on "$1" ip link show "veth$2.0" >/dev/null 2>&1 || { echo "veth left on $1"; return 1; }
+	! ls "$r"/vz/dump/"$2".incoming.* >/dev/null 2>&1 || { echo "images left on $1"; return 1; }
+	[ ! -e "$r/vz/migrate/$2.incoming" ] || { echo "incoming marker left on $1"; return 1; }
+}
+
+running_on() {
+	[ "$(on "$1" vzctl status "$2")" = "VEID $2 exist mounted running" ]
+}
+
+@test "a peer with a certificate from another CA is refused" {
+	"$VZ_TOP/deploy/vz-certs" ca "$BATS_TEST_TMPDIR/rogue-ca" >/dev/null
+	"$VZ_TOP/deploy/vz-certs" host "$BATS_TEST_TMPDIR/rogue-ca" "$BATS_TEST_TMPDIR/rogue" h9 198.18.0.9 >/dev/null
+	run on c timeout 10 openssl s_client -connect 198.18.0.2:7799 -brief \
+		-cert "$BATS_TEST_TMPDIR/rogue/host.crt" -key "$BATS_TEST_TMPDIR/rogue/host.key" \
+		-CAfile "$BATS_TEST_TMPDIR/rogue/ca.crt" </dev/null
+	echo "$output"
+	[ "$status" -ne 0 ] || [[ "$output" != *"CONNECTION ESTABLISHED"* ]] || ! [[ "$output" == *"Verification: OK"* ]]
+	wait_for 5 grep -q "Refused a migration peer.*certificate" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	grep "Refused a migration peer" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" | tail -1
+	# The agent is still serving.
+	run on h2 vzlist -a
+	[ "$status" -eq 0 ]
+}
+
+@test "vzmigrate --dry-run checks the destination and moves nothing" {
+	on h1 vzctl create 101 --ostemplate busybox --ipadd 198.18.1.1 >/dev/null
+	on h1 vzctl start 101 >/dev/null
+	run on h1 vzmigrate --dry-run --online h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"can be migrated to h2"* ]]
+	running_on h1 101
+	nothing_of h2 101
+}
+
+@test "a destination that already has the VEID refuses, and the VE stays where it was" {
+	on h2 vzctl create 101 --ostemplate busybox >/dev/null
+	run on h1 vzmigrate --online h2 101
+	echo "$output"
+	[ "$status" -eq 44 ]
+	[[ "$output" == *"VE 101 already exists on h2"* ]]
+	[ "$(grep -c 'vzmigrate:' <<<"$output")" -eq 1 ]
+	running_on h1 101
+	on h2 vzctl destroy 101 >/dev/null
+	nothing_of h2 101
+}
+
+@test "vzmigrate without --online stops, moves and starts the VE" {
+	echo payload-offline >"$VZ_SANDBOX_DIR/h1/vz/root/101/root/marker"
+	run on h1 vzmigrate h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+	running_on h2 101
+	[ "$(on h2 vzctl exec 101 cat /root/marker)" = payload-offline ]
+	nothing_of h1 101
+	# And back, while stopped: it stays stopped.
+	on h2 vzctl stop 101 >/dev/null
+	run on h2 vzmigrate h1 101
+	[ "$status" -eq 0 ]
+	[ "$(on h1 vzctl status 101)" = "VEID 101 exist unmounted down" ]
+	nothing_of h2 101
+	on h1 vzctl start 101 >/dev/null
+}
+
+@test "vzmigrate --online keeps the workloads and the TCP client's connection" {
+	put_workloads h1 101
+	start_workloads h1 101
+	start_probe probe1 198.18.1.1
+	run on h1 vzmigrate --online --times h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Total time suspended"* ]]
+	running_on h2 101
+	nothing_of h1 101
+	run all_pass h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# The client outside kept its connection and talks to the new host.
+	wait_for 10 bash -c "[ \$(sed -n 's/.*received=\([0-9]*\).*/\1/p' '$VZ_SANDBOX_DIR/probe1.status') -gt 0 ]"
+	[ "$(probe_field probe1 state)" = ok ]
+	[ "$(probe_field probe1 errors)" -eq 0 ]
+	on c ping -c 1 -W 2 198.18.1.1 >/dev/null
+	on h2 ip neigh >/dev/null
+	# Downtime: the agent's figure and the probe's longest gap agree
+	# (within 50% and 300 ms: the probe sees the resume a little later,
+	# and not the first milliseconds of the freeze).
+	agent_ms=$(sed -n 's/.*total suspended *\([0-9]*\) ms.*/\1/p' <<<"$output")
+	probe_ms=$(($(probe_field probe1 maxgap_us) / 1000))
+	echo "# downtime: agent $agent_ms ms, external probe $probe_ms ms" >&3
+	diff=$((agent_ms > probe_ms ? agent_ms - probe_ms : probe_ms - agent_ms))
+	[ "$diff" -le $((agent_ms / 2 + 300)) ]
+}
+
+@test "a link cut while the VE is frozen resumes it on the source and clears the destination" {
+	# Slow the link so the dump is in flight when it is cut.
+	"$SB" link h1 rate 40mbit
+	(on h2 vzmigrate --online h1 101 >"$BATS_TEST_TMPDIR/out" 2>&1; echo "rc=$?" >>"$BATS_TEST_TMPDIR/out") &
+	wait_for 30 grep -q "Suspending and dumping" "$BATS_TEST_TMPDIR/out"
+	wait_for 30 grep -q "Second file pass" "$BATS_TEST_TMPDIR/out"
+	"$SB" link h1 down
+	wait_for 60 grep -q "^rc=" "$BATS_TEST_TMPDIR/out"
+	cat "$BATS_TEST_TMPDIR/out"
+	"$SB" link h1 up
+	"$SB" link h1 rate off
+	! grep -q "^rc=0" "$BATS_TEST_TMPDIR/out"
+	running_on h2 101
+	wait_for 30 nothing_of h1 101
+	run all_pass h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "a destination agent killed during the move leaves the VE running on the source" {
+	"$SB" link h1 rate 40mbit
+	(on h2 vzmigrate --online h1 101 >"$BATS_TEST_TMPDIR/out" 2>&1; echo "rc=$?" >>"$BATS_TEST_TMPDIR/out") &
+	wait_for 30 grep -q "Suspending and dumping" "$BATS_TEST_TMPDIR/out"
+	# The agent and every worker it forked, by pid.
+	pid=$(cat "$VZ_SANDBOX_DIR/h1/agent.pid")
+	kids=$(ps -o pid= --ppid "$pid")
+	kill -KILL "$pid" $kids
+	wait_for 60 grep -q "^rc=" "$BATS_TEST_TMPDIR/out"
+	cat "$BATS_TEST_TMPDIR/out"
+	"$SB" link h1 rate off
+	! grep -q "^rc=0" "$BATS_TEST_TMPDIR/out"
+	running_on h2 101
+	run all_pass h2 101
+	[ "$status" -eq 0 ]
+	# A restarted agent finds what the killed one left and clears it.
+	restart_agents
+	on h1 vzctl status 101 || true
+}
+
+@test "a destination whose disk fills up refuses the dump; the VE runs on" {
+	mount -t tmpfs -o size=8m vzm-full "$VZ_SANDBOX_DIR/h1/vz/dump"
+	run on h2 vzmigrate --online h1 101
+	umount "$VZ_SANDBOX_DIR/h1/vz/dump"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	running_on h2 101
+	wait_for 10 nothing_of h1 101
+	run all_pass h2 101
+	[ "$status" -eq 0 ]
+}
+
+@test "the VE moves back online and still passes" {
+	run on h2 vzmigrate --online h1 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+	running_on h1 101
+	nothing_of h2 101
+	run all_pass h1 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
