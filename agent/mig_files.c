@@ -464,6 +464,11 @@ void mig_recv_free(struct mig_recv *r)
 	free(r);
 }
 
+void mig_recv_pass_end(struct mig_recv *r)
+{
+	vz_zdec_reset(r->z);
+}
+
 uint64_t mig_recv_bytes(const struct mig_recv *r)
 {
 	return r->bytes;

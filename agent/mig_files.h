@@ -38,6 +38,8 @@ void mig_recv_free(struct mig_recv *r);
 struct Vz__Migrate__Msg;
 int mig_recv_msg(struct mig_recv *r, const struct Vz__Migrate__Msg *m, struct vz_err *err);
 uint64_t mig_recv_bytes(const struct mig_recv *r);
+/* A pass ended: the next one's data is a new compressed stream. */
+void mig_recv_pass_end(struct mig_recv *r);
 
 /* Pure: is p a safe relative path ("a/b", no "..", no "//", no leading
  * "/")? Fuzzed and unit-tested. */

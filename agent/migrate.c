@@ -864,6 +864,7 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 			ret = u ? vz_img_unpacker_feed(u, m->data.data, m->data.len, err) : mig_recv_msg(rcv, m, err);
 			break;
 		case VZ__MIGRATE__TYPE__T_PASS_END:
+			mig_recv_pass_end(rcv);
 			if (!d->h->online) {
 				ret = write_conf(d, err);
 				if (ret == 0)
@@ -984,6 +985,7 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
 		snprintf(marker_text, sizeof(marker_text), "%s %s %u %d\n", d.mid, host, d.h->source_port,
 			 d.h->online ? 1 : 0);
+		snprintf(d.src_host, sizeof(d.src_host), "%s", host);
 	}
 	if (vz_write_file(d.marker, marker_text, strlen(marker_text), 0) < 0 || mkdir(d.private, 0755) != 0) {
 		send_error(&d.conn, VZ_EXIT_CREATE, "Cannot make the VE's private area");

@@ -224,6 +224,8 @@ int vz_net_bridge_ensure(const char *bridge, struct vz_err *err)
 	char *show[] = { "ip", "link", "show", (char *)bridge, NULL };
 	char *add[] = { "ip", "link", "add", (char *)bridge, "type", "bridge", NULL };
 	char *up[] = { "ip", "link", "set", (char *)bridge, "up", NULL };
+	char path[64], mac[32] = "";
+	_cleanup_free_ char *cur = NULL;
 	int ret;
 
 	if (ip_in(0, show, NULL, err) != 0) {
@@ -231,6 +233,21 @@ int vz_net_bridge_ensure(const char *bridge, struct vz_err *err)
 		if (ret < 0)
 			return ret;
 		pr_info("Created bridge %s", bridge);
+	}
+	/* A bridge takes the lowest MAC of its ports unless given one: a VE's
+	 * veth arriving by migration would change the host's own address
+	 * under its peers' ARP caches. Pin the one it has. */
+	snprintf(path, sizeof(path), "/sys/class/net/%s/addr_assign_type", bridge);
+	if (vz_read_file(path, &cur, NULL, 16) == 0 && cur[0] != '3') {
+		char *set[] = { "ip", "link", "set", (char *)bridge, "address", mac, NULL };
+		_cleanup_free_ char *addr = NULL;
+
+		snprintf(path, sizeof(path), "/sys/class/net/%s/address", bridge);
+		if (vz_read_file(path, &addr, NULL, 64) == 0) {
+			snprintf(mac, sizeof(mac), "%.17s", addr);
+			ip_checked(0, set, VZ_EXIT_VETH, err);
+			vz_err_clear(err);
+		}
 	}
 	return ip_checked(0, up, VZ_EXIT_VETH, err);
 }

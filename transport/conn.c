@@ -486,6 +486,11 @@ struct vz_zdec *vz_zdec_new(void)
 	return z;
 }
 
+void vz_zdec_reset(struct vz_zdec *z)
+{
+	ZSTD_DCtx_reset(z->dctx, ZSTD_reset_session_only);
+}
+
 void vz_zdec_free(struct vz_zdec *z)
 {
 	if (!z)

@@ -78,6 +78,8 @@ int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **ou
 struct vz_zdec;
 struct vz_zdec *vz_zdec_new(void);
 void vz_zdec_free(struct vz_zdec *z);
+/* A new stream begins (the sender started a new encoder). */
+void vz_zdec_reset(struct vz_zdec *z);
 /* Decompress one chunk, calling sink for each piece; refuses a chunk that
  * expands past max_total bytes. */
 int vz_zdec_chunk(struct vz_zdec *z, const void *in, size_t len, size_t max_total,
