@@ -1,4 +1,5 @@
-/* libFuzzer target: a control frame as the agent reads it: the length
+/* libFuzzer target: a control frame as the agent reads it, and an
+ * agent-to-agent migration message: the length
  * header checked against the cap, then the protobuf request unpacked. A
  * lying length or a garbled message is refused, never a crash. */
 #include <stddef.h>
@@ -6,6 +7,7 @@
 
 #include "control.pb-c.h"
 #include "frame.h"
+#include "migrate.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,5 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	req = vz__control__request__unpack(NULL, len, data + VZ_FRAME_HDR);
 	if (req)
 		vz__control__request__free_unpacked(req, NULL);
+	/* The same bytes as a message from another agent. */
+	{
+		Vz__Migrate__Msg *m = vz__migrate__msg__unpack(NULL, len, data + VZ_FRAME_HDR);
+
+		if (m)
+			vz__migrate__msg__free_unpacked(m, NULL);
+	}
 	return 0;
 }
