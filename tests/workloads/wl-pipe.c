@@ -65,7 +65,7 @@ static void child(int a, int b, int c, int ctl, int ans, pid_t parent)
 			uint8_t buf[HELD], x;
 			char res = 'Y';
 
-			if (read(ctl, &x, 1) != 1)
+			if (!read_full(ctl, &x, 1))
 				_exit(0);
 			if (!read_full(c, buf, HELD))
 				res = 'C';
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 
 			wl_check_req = 0;
 			wl_check_pid(&w);
-			if (write(ctl[1], "?", 1) != 1 || read(ans[0], &res, 1) != 1)
+			if (write(ctl[1], "?", 1) != 1 || !read_full(ans[0], &res, 1))
 				wl_fail(&w, "the child does not answer");
 			else if (res == 'C')
 				wl_fail(&w, "pipe C lost its buffered data");

@@ -37,11 +37,29 @@ static bool check_msgs(int fd, char tag)
 	return recv(fd, (char[1]){ 0 }, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN;
 }
 
+/* Whole 8-byte values: a freeze by CRIU may interrupt a call (EINTR) or
+ * cut it short, as any signal may; neither is lost data. */
+static bool xfer(int fd, void *buf, bool out)
+{
+	size_t done = 0;
+
+	while (done < 8) {
+		ssize_t n = out ? send(fd, (char *)buf + done, 8 - done, 0) : recv(fd, (char *)buf + done, 8 - done, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += (size_t)n;
+	}
+	return true;
+}
+
 static bool echo(int fd, uint64_t seq)
 {
 	uint64_t got;
 
-	return send(fd, &seq, 8, 0) == 8 && recv(fd, &got, 8, MSG_WAITALL) == 8 && got == seq;
+	return xfer(fd, &seq, true) && xfer(fd, &got, false) && got == seq;
 }
 
 /* Child: echo on both stream sockets; on a byte from ctl check the queues. */
@@ -55,15 +73,19 @@ static void child(int st, int conn, int dg, int sp, int ctl, pid_t parent)
 			continue;
 		for (int i = 0; i < 2; i++)
 			if (p[i].revents) {
-				if (recv(p[i].fd, &v, 8, MSG_WAITALL) != 8)
+				if (!xfer(p[i].fd, &v, false))
 					_exit(0);
-				if (send(p[i].fd, &v, 8, 0) != 8)
+				if (!xfer(p[i].fd, &v, true))
 					_exit(1);
 			}
 		if (p[2].revents) {
 			char x, res = 'Y';
 
-			if (recv(ctl, &x, 1, 0) != 1)
+			ssize_t r;
+
+			while ((r = recv(ctl, &x, 1, 0)) < 0 && errno == EINTR)
+				;
+			if (r != 1)
 				_exit(0);
 			if (!check_msgs(dg, 'd'))
 				res = 'D';
@@ -127,7 +149,12 @@ int main(int argc, char **argv)
 
 			wl_check_req = 0;
 			wl_check_pid(&w);
-			if (send(ctl[0], "?", 1, 0) != 1 || recv(ctl[0], &res, 1, 0) != 1)
+			ssize_t r = send(ctl[0], "?", 1, 0);
+
+			if (r == 1)
+				while ((r = recv(ctl[0], &res, 1, 0)) < 0 && errno == EINTR)
+					;
+			if (r != 1)
 				wl_fail(&w, "the child does not answer");
 			else if (res == 'D')
 				wl_fail(&w, "the datagram queue changed");
