@@ -219,20 +219,58 @@ struct src {
 	double t_pass1, t_dump, t_pass2, t_copy, t_undump, t_frozen, t_total;
 	uint64_t raw_bytes, freeze_ns;
 	struct vz_err err;
+	/* the phase being shown: name, expected bytes, start, bytes so far */
+	const char *phase;
+	uint64_t phase_total, phase_t0, phase_done, last_shown;
+	uint64_t images_total, private_total;
 };
+
+static void phase_start(struct src *s, const char *name, uint64_t total)
+{
+	s->phase = name;
+	s->phase_total = total;
+	s->phase_t0 = vz_now_ns();
+	s->phase_done = s->last_shown = 0;
+}
+
+/* A progress line: bytes, rate and time left (a bar on a terminal). */
+static void phase_show(struct src *s, uint64_t done)
+{
+	double secs = (double)(vz_now_ns() - s->phase_t0) / 1e9, rate = secs > 0 ? (double)done / secs : 0;
+	char left[32] = "";
+
+	s->phase_done = done;
+	if (done - s->last_shown < (8u << 20) && done < s->phase_total)
+		return;
+	s->last_shown = done;
+	if (s->phase_total > done && rate > 0)
+		snprintf(left, sizeof(left), ", %.0f s left", (double)(s->phase_total - done) / rate);
+	if (s->phase_total) {
+		int pct = (int)(done * 100 / (s->phase_total ? s->phase_total : 1)), bar = pct > 100 ? 20 : pct / 5;
+
+		vz_ctl_progress(s->call->conn, "[progress] %-18s [%.*s%*s] %3d%% %llu/%llu MiB, %.0f MiB/s%s", s->phase,
+				bar, "####################", 20 - bar, "", pct > 100 ? 100 : pct,
+				(unsigned long long)(done >> 20), (unsigned long long)(s->phase_total >> 20),
+				rate / 1048576, left);
+	} else {
+		vz_ctl_progress(s->call->conn, "[progress] %-18s %llu MiB, %.0f MiB/s", s->phase,
+				(unsigned long long)(done >> 20), rate / 1048576);
+	}
+}
 
 static void pass_progress(void *arg, uint64_t raw)
 {
-	struct src *s = arg;
-
-	vz_ctl_progress(s->call->conn, "[progress] files %llu MiB", (unsigned long long)(raw >> 20));
+	phase_show(arg, raw);
 }
 
 static int pass(struct src *s, const char *what, double *t, struct vz_err *err)
 {
 	struct mig_pass_stats ps;
 	uint64_t t0 = vz_now_ns();
-	int ret = mig_files_send(&s->conn, s->ve->private, &s->fs, &ps, pass_progress, s, err);
+	int ret;
+
+	phase_start(s, what, s->fs ? 0 : s->private_total);
+	ret = mig_files_send(&s->conn, s->ve->private, &s->fs, &ps, pass_progress, s, err);
 
 	*t = ms_since(t0);
 	if (ret < 0)
@@ -254,7 +292,19 @@ static int images_sink(void *arg, const void *buf, size_t len, struct vz_err *er
 	m.has_data = true;
 	m.data.data = (uint8_t *)buf;
 	m.data.len = len;
+	phase_show(s, s->phase_done + len);
 	return vz_msg_send(&s->conn, &m.base, err);
+}
+
+static uint64_t du_total;
+
+static int du_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)p;
+	(void)flag;
+	(void)f;
+	du_total += (uint64_t)sb->st_blocks * 512;
+	return 0;
 }
 
 /* With the source copy frozen and dumped: the rest of the migration up
@@ -277,6 +327,16 @@ static int commit_phase(struct src *s, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	t0 = vz_now_ns();
+	{
+		/* What the images hold, for the progress bar (compressed, so
+		 * the bar ends early on compressible memory). */
+		char fdpath[64];
+
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", s->images_fd);
+		du_total = 0;
+		nftw(fdpath, du_cb, 16, FTW_PHYS);
+		phase_start(s, "Copying the dump", du_total);
+	}
 	ret = send_type(&s->conn, VZ__MIGRATE__TYPE__T_IMAGES, err);
 	if (ret == 0)
 		ret = vz_img_pack(s->images_fd, 1, images_sink, s, &st, err);
@@ -337,17 +397,6 @@ static int dump_notify(const char *script, pid_t pid, void *arg)
 	return 0;
 }
 
-static uint64_t du_total;
-
-static int du_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)p;
-	(void)flag;
-	(void)f;
-	du_total += (uint64_t)sb->st_blocks * 512;
-	return 0;
-}
-
 static int hello(struct src *s, bool online, bool dry_run, bool start_after, struct vz_err *err)
 {
 	Vz__Migrate__Hello h = VZ__MIGRATE__HELLO__INIT;
@@ -382,6 +431,7 @@ static int hello(struct src *s, bool online, bool dry_run, bool start_after, str
 	}
 	du_total = 0;
 	nftw(s->ve->private, du_cb, 16, FTW_PHYS);
+	s->private_total = du_total;
 	h.veid = s->ve->veid;
 	h.migration_id = s->mid;
 	h.has_online = h.has_dry_run = h.has_start_after = h.has_private_bytes = h.has_conf = true;
@@ -635,6 +685,21 @@ static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, siz
 	if (vz_exists(vz_path(path, sizeof(path), "/vz/migrate/%u.incoming", h->veid)))
 		return vz_error_exit(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is already migrating to %s", h->veid,
 				     d->a->host_name);
+	{
+		/* The VE's host-side interface name must be free here. */
+		struct vz_conf conf = { 0 };
+		struct vz_netif nif;
+		const char *netif;
+
+		if (vz_conf_parse(&conf, (const char *)h->conf.data, h->conf.len, NULL) == 0 &&
+		    (netif = vz_conf_get(&conf, "NETIF")) && vz_netif_parse(netif, &nif, NULL) == 0 &&
+		    vz_net_link_exists(0, nif.host_ifname)) {
+			vz_conf_free(&conf);
+			return vz_error_exit(err, VZ_EXIT_VETH, EEXIST, "Interface %s of VE %u is in use on %s",
+					     nif.host_ifname, h->veid, d->a->host_name);
+		}
+		vz_conf_free(&conf);
+	}
 	uname(&u);
 	if (h->machine && strcmp(h->machine, u.machine))
 		return vz_error(err, EPROTONOSUPPORT, "Source is %s, %s is %s", h->machine, d->a->host_name,

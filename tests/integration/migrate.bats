@@ -167,6 +167,17 @@ running_on() {
 	nothing_of h2 101
 }
 
+@test "a destination where the VE's interface name is taken refuses before anything moves" {
+	on h2 ip link add veth101.0 type veth peer name vzmtaken
+	run on h1 vzmigrate --online h2 101
+	on h2 ip link del veth101.0
+	echo "$output"
+	[ "$status" -eq 130 ]
+	[[ "$output" == *"Interface veth101.0 of VE 101 is in use on h2"* ]]
+	running_on h1 101
+	nothing_of h2 101
+}
+
 @test "vzmigrate without --online stops, moves and starts the VE" {
 	echo payload-offline >"$VZ_SANDBOX_DIR/h1/vz/root/101/root/marker"
 	run on h1 vzmigrate h2 101
