@@ -23,6 +23,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,7 @@ struct src {
 	const char *phase;
 	uint64_t phase_total, phase_t0, phase_done, last_shown;
 	uint64_t images_total, private_total;
+	const char *images_dir;
 };
 
 static void phase_start(struct src *s, const char *name, uint64_t total)
@@ -240,7 +242,7 @@ static void phase_show(struct src *s, uint64_t done)
 	char left[32] = "";
 
 	s->phase_done = done;
-	if (done - s->last_shown < (8u << 20) && done < s->phase_total)
+	if (done - s->last_shown < (8u << 20) && (done < s->phase_total || !s->phase_total))
 		return;
 	s->last_shown = done;
 	if (s->phase_total > done && rate > 0)
@@ -330,11 +332,8 @@ static int commit_phase(struct src *s, struct vz_err *err)
 	{
 		/* What the images hold, for the progress bar (compressed, so
 		 * the bar ends early on compressible memory). */
-		char fdpath[64];
-
-		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", s->images_fd);
 		du_total = 0;
-		nftw(fdpath, du_cb, 16, FTW_PHYS);
+		nftw(s->images_dir, du_cb, 16, FTW_PHYS);
 		phase_start(s, "Copying the dump", du_total);
 	}
 	ret = send_type(&s->conn, VZ__MIGRATE__TYPE__T_IMAGES, err);
@@ -360,6 +359,18 @@ static int commit_phase(struct src *s, struct vz_err *err)
 		return vz_error(err, ECANCELED, "The destination lost us and the migration was aborted");
 	s->committed = true;
 	pr_info("VE %u: migration %s committed", s->ve->veid, s->mid);
+	{
+		/* The source copy is doomed from here, whatever becomes of this
+		 * worker: if it died now CRIU would let the tasks go, and the
+		 * pending SIGKILL ends them before they run again. */
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, NULL) == 0)
+			for (size_t i = 0; i < n; i++)
+				kill(pids[i], SIGKILL);
+		free(pids);
+	}
 	/* From here the destination owns the VE: failures only delay it. */
 	t0 = vz_now_ns();
 	if (send_type(&s->conn, VZ__MIGRATE__TYPE__T_GO, err) == 0) {
@@ -368,12 +379,7 @@ static int commit_phase(struct src *s, struct vz_err *err)
 	}
 	s->t_undump += ms_since(t0);
 	s->t_frozen = ms_since(s->freeze_ns);
-	if (s->done_seen) {
-		char path[PATH_MAX];
-
-		/* Confirmed: nobody will ask for this decision again. */
-		unlink(decision_path(path, sizeof(path), s->ve->veid, s->mid));
-	} else
+	if (!s->done_seen)
 		pr_warn("VE %u: no confirmation from the destination (%s); it will ask for the decision", s->ve->veid,
 			err->msg);
 	vz_err_clear(err);
@@ -569,7 +575,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 			goto fail;
 		s.committed = true;
 		if (send_type(&s.conn, VZ__MIGRATE__TYPE__T_GO, err) == 0)
-			expect(&s.conn, VZ__MIGRATE__TYPE__T_DONE, NULL, err);
+			s.done_seen = expect(&s.conn, VZ__MIGRATE__TYPE__T_DONE, NULL, err) == 0;
 		vz_err_clear(err);
 	} else {
 		struct vz_criu criu = { a->criu };
@@ -582,6 +588,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		if (ret < 0)
 			goto fail;
 		snprintf(logname, sizeof(logname), "%u.migrate.log", ve.veid);
+		s.images_dir = dir;
 		o.images_dir_fd = s.images_fd;
 		o.work_dir_fd = work;
 		o.log_file = logname;
@@ -623,6 +630,13 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		vz_err_clear(err);
 	} else {
 		vz_ctl_progress(c->conn, "Keeping the stopped source copy of VE %u (-r no)", ve.veid);
+	}
+	if (s.done_seen) {
+		char path[PATH_MAX];
+
+		/* Confirmed and the source copy gone: nobody needs the decision
+		 * (a restarted agent would otherwise remove a copy by it). */
+		unlink(decision_path(path, sizeof(path), ve.veid, s.mid));
 	}
 	summary(&s, online, ms_since(t0));
 	vz_ctl_progress(c->conn, "VE %u migrated to %s", ve.veid, req->dest);
@@ -1094,6 +1108,35 @@ void agent_migrate_recover(struct vz_agent *a)
 	struct dirent *de;
 
 	while (dd && (de = readdir(dd))) {
+		unsigned ov;
+		char omid[80];
+
+		/* An outgoing move decided "go" whose source copy is still here
+		 * (the worker died after the decision): it ran for the last time
+		 * when the decision was written; remove it. A VE that came back
+		 * later has a newer config than the decision. */
+		if (sscanf(de->d_name, "%u.%79[0-9a-f].decision", &ov, omid) == 2) {
+			char dpath[PATH_MAX + 256];
+			_cleanup_free_ char *dec = NULL;
+			struct stat ds, cs;
+			struct ve ve;
+
+			snprintf(dpath, sizeof(dpath), "%s/%s", dir, de->d_name);
+			if (vz_read_file(dpath, &dec, NULL, 64) == 0 && !strncmp(dec, "go", 2) &&
+			    stat(dpath, &ds) == 0 && ve_open(ov, true, &ve, NULL) == 0) {
+				if (stat(ve.conf_path, &cs) == 0 && cs.st_mtime <= ds.st_mtime &&
+				    ve_state(&ve, NULL) != VE_STATE_RUNNING && ve_lock(&ve, 10000, NULL) == 0) {
+					struct vz_err e = { 0 };
+
+					pr_info("VE %u: moved away by migration %s; removing the source copy", ov, omid);
+					ve_kill(a, ov, 0);
+					ve_teardown(a, &ve, &e);
+					ve_destroy_files(&ve, &e);
+				}
+				ve_close(&ve);
+			}
+			continue;
+		}
 		Vz__Migrate__Hello h = VZ__MIGRATE__HELLO__INIT;
 		struct dst d = { .a = a, .img_fd = -1 };
 		_cleanup_free_ char *text = NULL;

@@ -288,3 +288,21 @@ running_on() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
+
+@test "a source agent killed after its decision: the VE ends up on the destination only" {
+	ls "$VZ_SANDBOX_DIR"/h1/vz/migrate/ >"$BATS_TEST_TMPDIR/before" 2>/dev/null || true
+	(rc=0; on h1 vzmigrate --online h2 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+	# The moment the source has written "go" for this migration.
+	wait_for 60 bash -c "ls '$VZ_SANDBOX_DIR'/h1/vz/migrate/ | grep -qvxF -f '$BATS_TEST_TMPDIR/before' || grep -q '^rc=' '$BATS_TEST_TMPDIR/out'"
+	pid=$(cat "$VZ_SANDBOX_DIR/h1/agent.pid")
+	kids=$(ps -o pid= --ppid "$pid" || true)
+	kill -KILL "$pid" $kids
+	wait_for 60 grep -q "^rc=" "$BATS_TEST_TMPDIR/out"
+	restart_agents
+	# The destination finishes with the source's go, asked again if need be.
+	wait_for 60 running_on h2 101
+	wait_for 30 nothing_of h1 101
+	run all_pass h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
