@@ -1,0 +1,278 @@
+/* ckpt/track.c on a live child process: the first round sends every
+ * present page, later rounds exactly the pages written since (from any
+ * thread), and memory it could not vouch for (a mapping made or a process
+ * forked after tracking began) is sent whole. Data handed on is the
+ * page's content at the time of the round. Skipped, with the kernel's
+ * reason, where no tracker works. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "track.h"
+
+#define PG 4096
+#define NPAGES 64
+
+/* The child: a region of NPAGES pages, commands on a pipe. */
+static int cmd[2], rep[2];
+static pid_t child;
+static uint8_t *region;
+
+struct twrite {
+	int page;
+};
+
+static void *thread_write(void *arg)
+{
+	struct twrite *t = arg;
+
+	memset(region + (size_t)t->page * PG, 0x70 + t->page, PG);
+	return NULL;
+}
+
+static void child_main(void)
+{
+	char c;
+	unsigned long v;
+
+	region = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (int i = 0; i < NPAGES; i++)
+		memset(region + i * PG, i, PG);
+	v = (unsigned long)region;
+	if (write(rep[1], &v, sizeof(v)) != sizeof(v))
+		_exit(1);
+	while (read(cmd[0], &c, 1) == 1) {
+		int arg = 0;
+
+		if (c == 'w' && read(cmd[0], &arg, sizeof(arg)) == sizeof(arg)) {
+			memset(region + (size_t)arg * PG, 0xA0 + arg % 16, PG);
+			v = 0;
+		} else if (c == 't') {
+			/* Four threads, one page each: 10..13. */
+			pthread_t th[4];
+			struct twrite tw[4];
+
+			for (int i = 0; i < 4; i++) {
+				tw[i].page = 10 + i;
+				pthread_create(&th[i], NULL, thread_write, &tw[i]);
+			}
+			for (int i = 0; i < 4; i++)
+				pthread_join(th[i], NULL);
+			v = 0;
+		} else if (c == 'm') {
+			uint8_t *m = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			memset(m, 0x55, 8 * PG);
+			v = (unsigned long)m;
+		} else if (c == 'f') {
+			int ready[2];
+			pid_t p;
+			char b;
+
+			if (pipe(ready) != 0)
+				_exit(1);
+			p = fork();
+			if (p == 0) {
+				memset(region, 0x66, PG);
+				if (write(ready[1], "x", 1) != 1)
+					_exit(1);
+				for (;;)
+					pause();
+			}
+			if (read(ready[0], &b, 1) != 1)
+				_exit(1);
+			close(ready[0]);
+			close(ready[1]);
+			v = (unsigned long)p;
+		}
+		if (write(rep[1], &v, sizeof(v)) != sizeof(v))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+static unsigned long ask(char c, int arg)
+{
+	unsigned long v = 0;
+
+	cr_assert_eq(write(cmd[1], &c, 1), 1);
+	if (c == 'w')
+		cr_assert_eq(write(cmd[1], &arg, sizeof(arg)), (ssize_t)sizeof(arg));
+	cr_assert_eq(read(rep[0], &v, sizeof(v)), (ssize_t)sizeof(v));
+	return v;
+}
+
+/* What a round handed on, restricted to one range. */
+struct seen {
+	unsigned long lo, hi;
+	int vpid;          /* 0: any */
+	int pages[1024];
+	uint8_t first[1024];
+	int n;
+	uint64_t total;
+};
+
+static int emit(void *arg, int vpid, uint64_t vaddr, const void *data, size_t npages, struct vz_err *err)
+{
+	struct seen *s = arg;
+
+	(void)err;
+	s->total += npages;
+	if (s->vpid && vpid != s->vpid)
+		return 0;
+	for (size_t i = 0; i < npages; i++) {
+		uint64_t a = vaddr + i * PG;
+
+		if (a >= s->lo && a < s->hi && s->n < 1024) {
+			s->pages[s->n] = (int)((a - s->lo) / PG);
+			s->first[s->n++] = ((const uint8_t *)data)[i * PG];
+		}
+	}
+	return 0;
+}
+
+static struct vz_track *t;
+static unsigned long base;
+
+static void setup(void)
+{
+	char why[512];
+	enum vz_track_kind k = vz_track_detect(why, sizeof(why));
+	struct vz_err err = { 0 };
+
+	if (k != VZ_TRACK_UFFD_WP)
+		cr_skip_test("No userfaultfd write-protect tracker on this kernel (%s)", why);
+	cr_assert_eq(pipe(cmd), 0);
+	cr_assert_eq(pipe(rep), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0)
+		child_main();
+	cr_assert_eq(read(rep[0], &base, sizeof(base)), (ssize_t)sizeof(base));
+	t = vz_track_new(k, NULL, NULL, &err);
+	cr_assert_not_null(t, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+	vz_track_free(t);
+	t = NULL;
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	child = 0;
+}
+
+static void round_of(pid_t *pids, size_t n, struct seen *s, struct vz_track_stats *st)
+{
+	struct vz_err err = { 0 };
+
+	cr_assert_eq(vz_track_round(t, pids, n, emit, s, st, &err), 0, "%s", err.msg);
+}
+
+Test(track, first_round_all_then_only_written, .init = setup, .fini = teardown)
+{
+	struct seen s = { .lo = base, .hi = base + NPAGES * PG };
+	struct vz_track_stats st;
+	struct vz_err err = { 0 };
+	uint64_t peek = 99;
+
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, NPAGES, "round 0 sent %d of the region's %d pages", s.n, NPAGES);
+	cr_assert_eq(st.new_procs, 1);
+	cr_assert_eq(st.untracked_procs, 0);
+
+	/* Nothing written: a peek and a round find nothing in the region. */
+	memset(&s, 0, sizeof(s));
+	s.lo = base;
+	s.hi = base + NPAGES * PG;
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, 0, "a quiet region sent %d pages", s.n);
+
+	ask('w', 3);
+	ask('w', 40);
+	cr_assert_eq(vz_track_peek(t, &child, 1, &peek, &err), 0, "%s", err.msg);
+	cr_assert_geq(peek, 2);
+	memset(&s, 0, sizeof(s));
+	s.lo = base;
+	s.hi = base + NPAGES * PG;
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, 2, "two written pages, %d sent", s.n);
+	cr_assert(s.pages[0] == 3 && s.pages[1] == 40);
+	cr_assert_eq(s.first[0], 0xA3, "page 3 carries the new content");
+	cr_assert_eq(s.first[1], 0xA8);
+}
+
+Test(track, writes_from_many_threads, .init = setup, .fini = teardown)
+{
+	struct seen s = { .lo = base, .hi = base + NPAGES * PG };
+	struct vz_track_stats st;
+
+	round_of(&child, 1, &s, &st);
+	ask('t', 0);
+	memset(&s, 0, sizeof(s));
+	s.lo = base;
+	s.hi = base + NPAGES * PG;
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, 4, "four threads wrote four pages, %d sent", s.n);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(s.pages[i], 10 + i);
+		cr_assert_eq(s.first[i], 0x70 + 10 + i);
+	}
+}
+
+Test(track, new_mapping_is_sent_whole, .init = setup, .fini = teardown)
+{
+	struct seen s = { .lo = base, .hi = base + NPAGES * PG };
+	struct vz_track_stats st;
+	unsigned long m;
+
+	round_of(&child, 1, &s, &st);
+	m = ask('m', 0);
+	memset(&s, 0, sizeof(s));
+	s.lo = m;
+	s.hi = m + 8 * PG;
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, 8, "a mapping made after tracking began: %d of 8 pages sent", s.n);
+	cr_assert_eq(s.first[0], 0x55);
+	/* From then on it is tracked like the rest. */
+	memset(&s, 0, sizeof(s));
+	s.lo = m;
+	s.hi = m + 8 * PG;
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, 0, "the new mapping, untouched, sent %d pages again", s.n);
+}
+
+Test(track, forked_process_is_sent_whole, .init = setup, .fini = teardown)
+{
+	struct seen s = { .lo = base, .hi = base + NPAGES * PG };
+	struct vz_track_stats st;
+	pid_t pids[2];
+
+	round_of(&child, 1, &s, &st);
+	pids[0] = child;
+	pids[1] = (pid_t)ask('f', 0);
+	memset(&s, 0, sizeof(s));
+	s.lo = base;
+	s.hi = base + NPAGES * PG;
+	s.vpid = pids[1];
+	round_of(pids, 2, &s, &st);
+	cr_assert_eq(st.new_procs, 1);
+	cr_assert_eq(s.n, NPAGES, "a process forked after tracking began: %d of %d pages sent", s.n, NPAGES);
+	cr_assert_eq(s.first[0], 0x66, "the fork child's own write is what is sent");
+	/* The parent's region was not written: nothing from it. */
+	memset(&s, 0, sizeof(s));
+	s.lo = base;
+	s.hi = base + NPAGES * PG;
+	s.vpid = child;
+	round_of(pids, 2, &s, &st);
+	cr_assert_eq(s.n, 0);
+	kill(pids[1], SIGKILL);
+}
