@@ -23,6 +23,9 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +45,9 @@
 #include "imgstream.h"
 #include "log.h"
 #include "mig_files.h"
+#include "mig_lazy.h"
+#include "pagestore.h"
+#include "track.h"
 #include "migrate.pb-c.h"
 #include "paths.h"
 #include "util.h"
@@ -52,6 +58,8 @@ typedef Vz__Migrate__Msg msg_t;
 #define CONNECT_TIMEOUT_MS 5000
 /* How long a destination holding a frozen VE asks for the decision. */
 #define DECISION_WAIT_S 300
+/* Pages in one PAGES message at most (the tracker sends 1 MiB). */
+#define MIG_PAGES_MAX (1u << 20)
 
 static double ms_since(uint64_t t0)
 {
@@ -207,6 +215,8 @@ static void resolve_dest(const char *dest, char *out, size_t len)
 
 /* ---- source ---- */
 
+#define MAX_ROUNDS 64
+
 struct src {
 	struct vz_call *call;
 	struct vz_agent *a;
@@ -225,6 +235,21 @@ struct src {
 	uint64_t phase_total, phase_t0, phase_done, last_shown;
 	uint64_t images_total, private_total;
 	const char *images_dir;
+	/* pre-copy */
+	bool precopy, verify, converged;
+	enum vz_track_kind tkind;
+	struct vz_track *trk;
+	struct vz_zenc *pz;
+	unsigned downtime_ms, max_rounds, nrounds;
+	struct {
+		uint64_t pages, wire;
+		double ms;
+	} rounds[MAX_ROUNDS + 1];
+	char conv_why[200];
+	struct vz_mem_mask *mask; /* --verify-memory: rseq areas */
+	size_t nmask;
+	double t_final;
+	uint64_t final_pages;
 };
 
 static void phase_start(struct src *s, const char *name, uint64_t total)
@@ -300,6 +325,199 @@ static int images_sink(void *arg, const void *buf, size_t len, struct vz_err *er
 
 static uint64_t du_total;
 
+/* A tracker's pages go out as PAGES, one zstd stream for the migration. */
+static int page_emit(void *arg, int vpid, uint64_t vaddr, const void *data, size_t npages, struct vz_err *err)
+{
+	struct src *s = arg;
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+	const void *out;
+	size_t olen;
+	int ret = vz_zenc_chunk(s->pz, data, npages * 4096, &out, &olen, err);
+
+	if (ret < 0)
+		return ret;
+	m.type = VZ__MIGRATE__TYPE__T_PAGES;
+	m.has_vpid = m.has_vaddr = m.has_raw_len = m.has_data = true;
+	m.vpid = (uint32_t)vpid;
+	m.vaddr = vaddr;
+	m.raw_len = npages * 4096;
+	m.data.data = (uint8_t *)out;
+	m.data.len = olen;
+	s->raw_bytes += npages * 4096;
+	phase_show(s, s->phase_done + npages * 4096);
+	return vz_msg_send(&s->conn, &m.base, err);
+}
+
+/* Soft-dirty rounds hold the VE still while its bits are read. */
+static int hold_ve(void *arg, bool hold, struct vz_err *err)
+{
+	struct src *s = arg;
+
+	return hold ? vz_cg_freeze(&s->a->cg, s->ve->veid, 5000, err) : vz_cg_thaw(&s->a->cg, s->ve->veid, err);
+}
+
+/* One round: what the tracker finds, then ROUND_END. */
+static int send_round(struct src *s, unsigned r, struct vz_track_stats *st, struct vz_err *err)
+{
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+	uint64_t t0 = vz_now_ns(), w0 = s->conn.bytes_out;
+	pid_t *pids = NULL;
+	size_t n = 0;
+	int ret = vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err);
+
+	if (ret == 0)
+		ret = vz_track_round(s->trk, pids, n, page_emit, s, st, err);
+	free(pids);
+	if (ret < 0)
+		return vz_error_wrap(err, "Memory round %u", r);
+	m.type = VZ__MIGRATE__TYPE__T_ROUND_END;
+	m.has_round = true;
+	m.round = r;
+	ret = vz_msg_send(&s->conn, &m.base, err);
+	if (ret < 0)
+		return ret;
+	if (r <= MAX_ROUNDS) {
+		s->rounds[r].pages = st->pages;
+		s->rounds[r].wire = s->conn.bytes_out - w0;
+		s->rounds[r].ms = ms_since(t0);
+	}
+	return 0;
+}
+
+/* Rounds while the VE runs, until what is left fits the downtime budget
+ * at the rate the link has shown, or stops shrinking, or the round limit. */
+static int precopy_rounds(struct src *s, struct vz_err *err)
+{
+	s->trk = vz_track_new(s->tkind, hold_ve, s, err);
+	s->pz = vz_zenc_new(1);
+	if (!s->trk || !s->pz)
+		return vz_error(err, ENOMEM, "Memory tracker: %s", err->msg);
+	for (unsigned r = 0;; r++) {
+		struct vz_track_stats st;
+		char name[40];
+		uint64_t left = 0;
+		double rate, est;
+		int ret;
+
+		snprintf(name, sizeof(name), "Memory round %u", r);
+		phase_start(s, name, 0);
+		ret = send_round(s, r, &st, err);
+		if (ret < 0)
+			return ret;
+		s->nrounds = r + 1;
+		if (s->tkind == VZ_TRACK_SOFT_DIRTY)
+			left = r ? st.pages : UINT64_MAX / 8192; /* known only by the next round */
+		else {
+			pid_t *pids = NULL;
+			size_t n = 0;
+
+			vz_err_clear(err);
+			if (vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err) == 0)
+				vz_track_peek(s->trk, pids, n, &left, err);
+			free(pids);
+			vz_err_clear(err);
+		}
+		/* bytes per ms the round achieved, reading and sending */
+		rate = s->rounds[r].ms > 1 ? (double)st.pages * 4096 / s->rounds[r].ms : 1e9;
+		est = (double)left * 4096 / (rate > 0 ? rate : 1);
+		vz_ctl_progress(s->call->conn,
+				"Memory round %u: %llu pages (%llu MiB, %llu MiB on the wire) in %.0f ms%s; "
+				"%llu pages written meanwhile, ~%.0f ms to send",
+				r, (unsigned long long)st.pages, (unsigned long long)(st.pages >> 8),
+				(unsigned long long)(s->rounds[r].wire >> 20), s->rounds[r].ms,
+				st.new_procs && r ? ", new processes" : "", (unsigned long long)left, est);
+		if (est <= s->downtime_ms) {
+			s->converged = true;
+			snprintf(s->conv_why, sizeof(s->conv_why),
+				 "converged after %u rounds: %llu pages left, ~%.0f ms at %.0f MiB/s, budget %u ms",
+				 r + 1, (unsigned long long)left, est, rate * 1000 / 1048576, s->downtime_ms);
+			break;
+		}
+		if (r + 1 >= s->max_rounds || r + 1 >= MAX_ROUNDS) {
+			snprintf(s->conv_why, sizeof(s->conv_why),
+				 "did not converge: round limit (%u) reached with %llu pages (%llu MiB) still written, "
+				 "~%.0f ms to send against a budget of %u ms",
+				 s->max_rounds, (unsigned long long)left, (unsigned long long)(left >> 8), est,
+				 s->downtime_ms);
+			break;
+		}
+		if (r >= 1 && left >= st.pages) {
+			snprintf(s->conv_why, sizeof(s->conv_why),
+				 "did not converge: the VE writes memory as fast as it is sent (%llu pages written during "
+				 "a round of %llu); the last %llu MiB go while it is frozen",
+				 (unsigned long long)left, (unsigned long long)st.pages,
+				 (unsigned long long)(left >> 8));
+			break;
+		}
+	}
+	vz_ctl_progress(s->call->conn, "Pre-copy %s", s->conv_why);
+	if (s->verify) {
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err) == 0)
+			vz_rseq_areas(pids, n, &s->mask, &s->nmask, err);
+		free(pids);
+		vz_err_clear(err);
+	}
+	return 0;
+}
+
+/* Frozen: the last round, then the tracker goes; digests if asked. */
+static int precopy_final(struct src *s, struct vz_err *err)
+{
+	struct vz_track_stats st;
+	uint64_t t0 = vz_now_ns();
+	int ret;
+
+	phase_start(s, "Memory, last round", 0);
+	ret = send_round(s, s->nrounds, &st, err);
+	vz_track_free(s->trk);
+	s->trk = NULL;
+	if (ret < 0)
+		return ret;
+	s->final_pages = st.pages;
+	if (s->verify) {
+		msg_t m = VZ__MIGRATE__MSG__INIT;
+		pid_t *pids = NULL;
+		size_t n = 0, len = 0;
+		char *text = NULL;
+
+		ret = vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err);
+		if (ret == 0)
+			ret = vz_mem_digest(pids, n, s->mask, s->nmask, &text, &len, err);
+		free(pids);
+		if (ret == 0) {
+			/* The masked areas first, so that the destination masks the same. */
+			size_t cap = len + s->nmask * 64 + 1, k = 0;
+			char *all = malloc(cap);
+
+			for (size_t i = 0; all && i < s->nmask; i++)
+				k += (size_t)snprintf(all + k, cap - k, "mask %d %llx %u\n", s->mask[i].vpid,
+						      (unsigned long long)s->mask[i].addr, s->mask[i].len);
+			if (all)
+				memcpy(all + k, text, len + 1);
+			free(text);
+			text = all;
+			len += k;
+		}
+		if (ret == 0 && text) {
+			m.type = VZ__MIGRATE__TYPE__T_MEMHASH;
+			m.has_data = true;
+			m.data.data = (uint8_t *)text;
+			m.data.len = len;
+			ret = vz_msg_send(&s->conn, &m.base, err);
+		}
+		free(text);
+		if (ret < 0)
+			return vz_error_wrap(err, "Memory digests");
+	}
+	s->t_final = ms_since(t0);
+	vz_ctl_progress(s->call->conn, "Memory, last round (frozen): %llu pages in %.0f ms",
+			(unsigned long long)st.pages, s->t_final);
+	return 0;
+}
+
 static int du_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
 	(void)p;
@@ -319,6 +537,11 @@ static int commit_phase(struct src *s, struct vz_err *err)
 	int ret, rfd;
 
 	s->t_dump = ms_since(s->freeze_ns);
+	if (s->precopy) {
+		ret = precopy_final(s, err);
+		if (ret < 0)
+			return ret;
+	}
 	/* Everything the frozen VE wrote reaches its disk image first. */
 	rfd = open(s->ve->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rfd >= 0) {
@@ -457,6 +680,9 @@ static int hello(struct src *s, bool online, bool dry_run, bool start_after, str
 	}
 	h.has_keep_dst = true;
 	h.keep_dst = s->call->req->keep_dst;
+	h.has_precopy = h.has_verify_memory = true;
+	h.precopy = s->precopy;
+	h.verify_memory = s->verify;
 	h.has_source_port = true;
 	h.source_port = s->a->mig_port;
 	h.source_host = s->a->host_name;
@@ -469,6 +695,10 @@ static int hello(struct src *s, bool online, bool dry_run, bool start_after, str
 		return ret;
 	vz_ctl_progress(s->call->conn, "Destination %s: VE %u can move there (%llu MiB free, CRIU %s)", s->conn.peer,
 			s->ve->veid, (unsigned long long)(r->free_bytes >> 20), r->criu_version ? r->criu_version : "-");
+	if (s->precopy && !(r->has_precopy && r->precopy)) {
+		vz_ctl_progress(s->call->conn, "The destination cannot restore lazily: stop-and-copy");
+		s->precopy = false;
+	}
 	msg_free(r);
 	return 0;
 }
@@ -480,6 +710,20 @@ static void summary(struct src *s, bool online, double total)
 	vz_ctl_progress(fd, "Migration summary for VE %u to %s (%s):", s->ve->veid, s->conn.peer,
 			online ? "online" : "offline");
 	vz_ctl_progress(fd, "  first file pass      %8.0f ms", s->t_pass1);
+	if (online && s->precopy) {
+		vz_ctl_progress(fd, "  memory (%s tracker), rounds while running:", vz_track_name(s->tkind));
+		for (unsigned r = 0; r < s->nrounds && r <= MAX_ROUNDS; r++)
+			vz_ctl_progress(fd, "    round %-3u %10llu pages %8llu KiB on the wire %8.0f ms", r,
+					(unsigned long long)s->rounds[r].pages,
+					(unsigned long long)(s->rounds[r].wire >> 10), s->rounds[r].ms);
+		vz_ctl_progress(fd, "    frozen    %10llu pages %8llu KiB on the wire %8.0f ms",
+				(unsigned long long)s->final_pages,
+				(unsigned long long)(s->nrounds <= MAX_ROUNDS ? s->rounds[s->nrounds].wire >> 10 : 0),
+				s->t_final);
+		vz_ctl_progress(fd, "    %s", s->conv_why);
+	} else if (online) {
+		vz_ctl_progress(fd, "  memory: stop-and-copy (%s)", s->conv_why[0] ? s->conv_why : "all of it while frozen");
+	}
 	if (online) {
 		vz_ctl_progress(fd, "  suspend + dump       %8.0f ms", s->t_dump);
 		vz_ctl_progress(fd, "  second file pass     %8.0f ms", s->t_pass2);
@@ -502,6 +746,68 @@ static void summary(struct src *s, bool online, double total)
 		}
 		vz_ctl_progress(fd, "  Total time:             %.3f", total / 1000);
 	}
+}
+
+/* Ends CRIU's lazy-dump page-server session the moment it listens: the
+ * destination serves pages itself. Whether CRIU then kills or resumes the
+ * VE follows from the post-dump answer, not from this session. */
+struct closer {
+	int port;
+	volatile int stop;
+	bool running;
+	pthread_t th;
+};
+
+static void *closer_main(void *arg)
+{
+	struct closer *c = arg;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	while (!c->stop) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			pr_debug("ended CRIU's lazy-dump page server session");
+			return NULL;
+		}
+		if (fd >= 0)
+			close(fd);
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static int closer_start(struct closer *c, struct vz_err *err)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	/* A free loopback port for CRIU to listen on. */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return vz_error(err, errno, "A port for CRIU's page server: %s", strerror(errno));
+	}
+	close(fd);
+	c->port = ntohs(sa.sin_port);
+	c->stop = 0;
+	if (pthread_create(&c->th, NULL, closer_main, c) != 0)
+		return vz_error(err, EAGAIN, "Cannot start a thread");
+	c->running = true;
+	return 0;
+}
+
+static void closer_stop(struct closer *c)
+{
+	if (!c->running)
+		return;
+	c->stop = 1;
+	pthread_join(c->th, NULL);
+	c->running = false;
 }
 
 int op_migrate(struct vz_call *c, struct vz_err *err)
@@ -534,6 +840,21 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		return vz_error(err, errno, "Random migration id: %s", strerror(errno));
 	for (int i = 0; i < 8; i++)
 		snprintf(s.mid + 2 * i, 3, "%02x", rnd[i]);
+	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 300;
+	s.max_rounds = req->has_max_rounds && req->max_rounds ? req->max_rounds : 10;
+	s.verify = req->verify_memory;
+	if (online && !req->stop_copy) {
+		char why[600];
+
+		s.tkind = vz_track_detect(why, sizeof(why));
+		s.precopy = s.tkind != VZ_TRACK_NONE;
+		if (!s.precopy) {
+			snprintf(s.conv_why, sizeof(s.conv_why), "no memory tracker here: %s", why);
+			vz_ctl_progress(c->conn, "Memory pre-copy is not possible on this host (%s): stop-and-copy", why);
+		}
+	} else if (online) {
+		snprintf(s.conv_why, sizeof(s.conv_why), "--stop-copy");
+	}
 	tls = host_tls(a, false, err);
 	if (!tls)
 		return vz_error_wrap(err, "This host cannot migrate");
@@ -582,11 +903,38 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		struct vz_criu_opts o = { 0 };
 		char freezer[PATH_MAX];
 
+		struct closer cl = { 0 };
+		char conf[PATH_MAX + 16];
+
+		if (s.precopy) {
+			vz_ctl_progress(c->conn, "Copying the memory of VE %u while it runs (%s tracker)", ve.veid,
+					vz_track_name(s.tkind));
+			ret = precopy_rounds(&s, err);
+			if (ret < 0)
+				goto fail;
+		}
 		ret = vz_cg_path(&a->cg, ve.veid, "freezer", freezer, sizeof(freezer), err);
 		if (ret == 0)
 			ret = make_img_dir(ve.veid, "mig", dir, sizeof(dir), &s.images_fd, &work, err);
 		if (ret < 0)
 			goto fail;
+		if (s.precopy) {
+			/* CRIU's lazy dump serves pages we do not need (the
+			 * destination has them): on loopback only, and we end its
+			 * session as soon as it opens. */
+			snprintf(conf, sizeof(conf), "%s.conf", dir);
+			ret = vz_write_file(conf, "address 127.0.0.1\n", 18, 0);
+			if (ret == 0)
+				ret = closer_start(&cl, err);
+			if (ret < 0) {
+				vz_rm_rf(dir);
+				goto fail;
+			}
+			o.lazy_pages = true;
+			o.ps_address = "127.0.0.1";
+			o.ps_port = cl.port;
+			o.config_file = conf;
+		}
 		snprintf(logname, sizeof(logname), "%u.migrate.log", ve.veid);
 		s.images_dir = dir;
 		o.images_dir_fd = s.images_fd;
@@ -601,6 +949,12 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		vz_ctl_progress(c->conn, "Suspending and dumping VE %u", ve.veid);
 		s.freeze_ns = vz_now_ns();
 		ret = vz_criu_dump(&criu, &o, err);
+		if (s.precopy) {
+			closer_stop(&cl);
+			unlink(conf);
+		}
+		vz_track_free(s.trk);
+		s.trk = NULL;
 		vz_rm_rf(dir);
 		close(s.images_fd);
 		close(work);
@@ -643,6 +997,8 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 	pr_info("VE %u: migrated to %s", ve.veid, req->dest);
 out:
 	mig_fstate_free(s.fs);
+	vz_zenc_free(s.pz);
+	free(s.mask);
 	vz_conn_close(&s.conn);
 	return 0;
 
@@ -653,6 +1009,9 @@ fail:
 
 		snprintf(why, sizeof(why), "%s", err->msg);
 		send_type(&s.conn, VZ__MIGRATE__TYPE__T_ABORT, &e2);
+		vz_track_free(s.trk);
+		vz_zenc_free(s.pz);
+		free(s.mask);
 		mig_fstate_free(s.fs);
 		vz_conn_close(&s.conn);
 		/* Offline: the VE was stopped for the move; it runs again here. */
@@ -680,6 +1039,17 @@ struct dst {
 	struct ve ve;
 	bool ve_open;
 	char src_host[128]; /* recovery: where the source is */
+	/* pre-copy: the pages of every round, and the lazy restore from them */
+	bool precopy;
+	struct vz_pstore *ps;
+	struct vz_zdec *pz;
+	uint8_t *pbuf;
+	size_t pbuf_len;
+	uint64_t pages_in;
+	struct mig_lazy *lazy;
+	char workdir[PATH_MAX];
+	char *memhash; /* --verify-memory: the source's digests */
+	bool failed_here; /* a failure of ours, not a lost source */
 };
 
 static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, size_t len, struct vz_err *err)
@@ -771,8 +1141,12 @@ static void dst_cleanup(struct dst *d)
 		ve_umount(&d->ve, &e);
 		rmdir(d->ve.root);
 	}
+	mig_lazy_free(d->lazy);
+	d->lazy = NULL;
 	if (d->imgdir[0])
 		vz_rm_rf(d->imgdir);
+	if (d->workdir[0])
+		vz_rm_rf(d->workdir);
 	if (d->made_conf)
 		unlink(d->conf_path);
 	if (d->made_private && !d->keep)
@@ -815,11 +1189,83 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 	if (ret < 0)
 		return ret;
 	snprintf(logname, sizeof(logname), "%u.migrate-restore.log", d->veid);
-	ret = ve_restore_images(d->a, &d->ve, img, work, logname, true, &d->pid, err);
+	if (d->precopy) {
+		char lazylog[64];
+
+		/* The daemon's socket lives in the work dir the restore uses:
+		 * one per migration. */
+		vz_path(d->workdir, sizeof(d->workdir), VZ_DUMP_DIR "/%u.lazy.%d", d->veid, (int)getpid());
+		vz_rm_rf(d->workdir);
+		close(work);
+		work = -1;
+		if (mkdir(d->workdir, 0700) != 0 ||
+		    (work = open(d->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return vz_error(err, errno, "Create %s: %s", d->workdir, strerror(errno));
+		snprintf(lazylog, sizeof(lazylog), "%u.migrate-lazy.log", d->veid);
+		ret = mig_lazy_start(&d->lazy, d->a->criu, d->ps, d->imgdir, d->workdir, lazylog, err);
+		if (ret < 0)
+			return vz_error_wrap(err, "Lazy restore");
+	}
+	ret = ve_restore_images(d->a, &d->ve, img, work, logname, true, d->precopy, &d->pid, err);
 	if (ret < 0)
 		return ret;
 	d->restored = true;
-	return 0;
+	if (d->memhash) {
+		/* Every page in place, then compare with the source's digests. */
+		pid_t *pids = NULL;
+		size_t n = 0, len = 0;
+		char *mine = NULL;
+
+		if (d->lazy)
+			ret = mig_lazy_wait(d->lazy, 120000, err);
+		if (ret == 0)
+			ret = vz_cg_pids(&d->a->cg, d->veid, &pids, &n, err);
+		struct vz_mem_mask *mask = NULL;
+		size_t nmask = 0;
+		char *digests = d->memhash;
+
+		while (ret == 0 && !strncmp(digests, "mask ", 5)) {
+			struct vz_mem_mask mk;
+			unsigned long long addr;
+			struct vz_mem_mask *nm;
+
+			if (sscanf(digests, "mask %d %llx %u", &mk.vpid, &addr, &mk.len) != 3 ||
+			    !(nm = realloc(mask, (nmask + 1) * sizeof(*mask)))) {
+				ret = vz_error(err, EPROTO, "Malformed MEMHASH");
+				break;
+			}
+			mk.addr = addr;
+			mask = nm;
+			mask[nmask++] = mk;
+			digests = strchr(digests, '\n');
+			digests = digests ? digests + 1 : (char *)"";
+		}
+		if (ret == 0)
+			ret = vz_mem_digest(pids, n, mask, nmask, &mine, &len, err);
+		free(mask);
+		if (ret < 0)
+			d->failed_here = true;
+		if (ret == 0 && strcmp(mine, digests)) {
+			char path[PATH_MAX];
+
+			vz_write_file(vz_path(path, sizeof(path), VZ_DUMP_DIR "/%u.memhash.dst", d->veid), mine, len,
+				      0);
+			vz_write_file(vz_path(path, sizeof(path), VZ_DUMP_DIR "/%u.memhash.src", d->veid),
+				      digests, strlen(digests), 0);
+			ret = vz_error(err, EIO, "Restored memory differs from the source's (digests in %s)",
+				       VZ_DUMP_DIR);
+			d->failed_here = true;
+		} else if (ret == 0) {
+			size_t lines = 0;
+
+			for (const char *q = mine; *q; q++)
+				lines += *q == '\n';
+			pr_info("VE %u: memory verified: %zu mappings identical to the source's", d->veid, lines);
+		}
+		free(mine);
+		free(pids);
+	}
+	return ret;
 }
 
 /* Finish on go: thaw (online) or start (offline), announce, done. */
@@ -840,10 +1286,42 @@ static int finish(struct dst *d, struct vz_err *err)
 	}
 	unlink(d->marker);
 	d->marker[0] = '\0';
-	if (d->imgdir[0])
+	if (d->imgdir[0] && !d->lazy)
 		vz_rm_rf(d->imgdir);
 	pr_info("VE %u: migration %s from %s completed", d->veid, d->mid, d->conn.peer);
 	return ret;
+}
+
+/* After the go and DONE: the lazy-pages daemon copies what remains, all
+ * of it from the local store; then the logs go beside the others. */
+static void finish_lazy(struct dst *d)
+{
+	if (d->lazy) {
+		struct vz_err e = { 0 };
+		uint64_t t0 = vz_now_ns();
+
+		if (mig_lazy_wait(d->lazy, 600000, &e) < 0)
+			pr_err("VE %u: %s", d->veid, e.msg);
+		else
+			pr_info("VE %u: every page in place %.0f ms after the go", d->veid, ms_since(t0));
+		mig_lazy_free(d->lazy);
+		d->lazy = NULL;
+	}
+	if (d->workdir[0]) {
+		char from[PATH_MAX + 64], to[PATH_MAX];
+
+		/* Keep CRIU's logs where the other logs are. */
+		for (int i = 0; i < 2; i++) {
+			const char *n = i ? "migrate-lazy" : "migrate-restore";
+
+			snprintf(from, sizeof(from), "%s/%u.%s.log", d->workdir, d->veid, n);
+			rename(from, vz_path(to, sizeof(to), VZ_DUMP_DIR "/%u.%s.log", d->veid, n));
+		}
+		vz_rm_rf(d->workdir);
+		d->workdir[0] = '\0';
+	}
+	if (d->imgdir[0])
+		vz_rm_rf(d->imgdir);
 }
 
 /* Connection lost with the VE restored and frozen: only the source's
@@ -880,8 +1358,10 @@ static void ask_decision(struct dst *d)
 				vz_tls_free(tls);
 				pr_info("VE %u: the source decided %s for migration %s", d->veid, go ? "go" : "abort",
 					d->mid);
-				if (go && finish(d, &err) == 0)
+				if (go && finish(d, &err) == 0) {
+					finish_lazy(d);
 					return;
+				}
 				dst_cleanup(d);
 				return;
 			}
@@ -921,6 +1401,35 @@ static void answer_decision(struct dst *d, const msg_t *q)
 	vz_msg_send(&d->conn, &r.base, &err);
 }
 
+static int pages_sink(void *arg, const void *buf, size_t len, struct vz_err *err)
+{
+	struct dst *d = arg;
+
+	(void)err;
+	memcpy(d->pbuf + d->pbuf_len, buf, len);
+	d->pbuf_len += len;
+	return 0;
+}
+
+/* PAGES: one process's pages, zstd; into the store. */
+static int pages_in(struct dst *d, const msg_t *m, struct vz_err *err)
+{
+	size_t raw = m->has_raw_len ? (size_t)m->raw_len : 0;
+	int ret;
+
+	if (!d->ps || !m->has_vpid || !m->has_vaddr || !m->has_data || raw == 0 || raw % 4096 ||
+	    raw > MIG_PAGES_MAX || m->vpid == 0 || m->vpid > INT32_MAX)
+		return vz_error(err, EPROTO, "Malformed PAGES");
+	d->pbuf_len = 0;
+	ret = vz_zdec_chunk(d->pz, m->data.data, m->data.len, raw, pages_sink, d, err);
+	if (ret == 0 && d->pbuf_len != raw)
+		ret = vz_error(err, EPROTO, "PAGES holds %zu bytes, not %zu", d->pbuf_len, raw);
+	if (ret == 0)
+		ret = vz_pstore_put(d->ps, (int)m->vpid, m->vaddr, d->pbuf, raw / 4096, err);
+	d->pages_in += raw / 4096;
+	return ret;
+}
+
 static int dst_loop(struct dst *d, struct vz_err *err)
 {
 	struct vz_img_unpacker *u = NULL;
@@ -941,6 +1450,17 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 			break;
 		case VZ__MIGRATE__TYPE__T_DATA:
 			ret = u ? vz_img_unpacker_feed(u, m->data.data, m->data.len, err) : mig_recv_msg(rcv, m, err);
+			break;
+		case VZ__MIGRATE__TYPE__T_PAGES:
+			ret = pages_in(d, m, err);
+			break;
+		case VZ__MIGRATE__TYPE__T_ROUND_END:
+			pr_info("VE %u: pre-copy round %u received, %llu pages held", d->veid, m->round,
+				(unsigned long long)(d->ps ? vz_pstore_pages(d->ps) : 0));
+			break;
+		case VZ__MIGRATE__TYPE__T_MEMHASH:
+			free(d->memhash);
+			d->memhash = strndup((const char *)m->data.data, m->data.len);
 			break;
 		case VZ__MIGRATE__TYPE__T_PASS_END:
 			mig_recv_pass_end(rcv);
@@ -977,6 +1497,7 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 		case VZ__MIGRATE__TYPE__T_GO:
 			ret = finish(d, err);
 			send_type(&d->conn, VZ__MIGRATE__TYPE__T_DONE, err);
+			finish_lazy(d);
 			msg_free(m);
 			mig_recv_free(rcv);
 			vz_img_unpacker_free(u);
@@ -1041,6 +1562,29 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	ok.has_free_bytes = true;
 	ok.free_bytes = free_bytes;
 	ok.criu_version = criu_text;
+	if (d.h->online && d.h->has_precopy && d.h->precopy) {
+		/* Lazy restore needs userfaultfd and CRIU's lazy pages. */
+		struct vz_criu criu = { a->criu };
+		struct vz_criu_features f = { 0 };
+		char dir[PATH_MAX];
+
+		ok.has_precopy = true;
+		ok.precopy = vz_criu_features(&criu, &f, &err) == 0 && f.lazy_pages;
+		if (!ok.precopy)
+			pr_warn("VE %u: no lazy pages here (%s): stop-and-copy", d.veid,
+				err.msg[0] ? err.msg : "CRIU says no");
+		vz_err_clear(&err);
+		if (ok.precopy && !d.h->dry_run) {
+			d.ps = vz_pstore_new(vz_path(dir, sizeof(dir), VZ_DUMP_DIR), &err);
+			d.pz = vz_zdec_new();
+			d.pbuf = malloc(MIG_PAGES_MAX);
+			if (!d.ps || !d.pz || !d.pbuf) {
+				send_error(&d.conn, VZ_EXIT_SYSTEM, err.msg[0] ? err.msg : "Out of memory");
+				goto out;
+			}
+			d.precopy = true;
+		}
+	}
 	if (d.h->dry_run) {
 		vz_msg_send(&d.conn, &ok.base, &err);
 		goto out;
@@ -1079,7 +1623,7 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 		ret = dst_loop(&d, &err);
 	if (ret > 0)
 		goto out; /* done */
-	if (d.restored && d.h->online && err.errnum != ECANCELED) {
+	if (d.restored && d.h->online && err.errnum != ECANCELED && !d.failed_here) {
 		/* Lost the source after restoring: the VE stays frozen until the
 		 * source's decision is known. */
 		pr_warn("VE %u: lost the source (%s) after the restore; asking for the decision", d.veid, err.msg);
@@ -1090,6 +1634,11 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	send_error(&d.conn, err.exit_code, err.msg);
 	dst_cleanup(&d);
 out:
+	mig_lazy_free(d.lazy);
+	vz_pstore_free(d.ps);
+	vz_zdec_free(d.pz);
+	free(d.pbuf);
+	free(d.memhash);
 	if (d.ve_open)
 		ve_close(&d.ve);
 	if (d.img_fd >= 0)

@@ -80,7 +80,7 @@ int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err);
  * the tree is frozen before it runs a single instruction (a migration's
  * destination thaws it on the source's go). On failure nothing is left. */
 int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
-		      bool leave_frozen, pid_t *pid, struct vz_err *err);
+		      bool leave_frozen, bool lazy, pid_t *pid, struct vz_err *err);
 /* A fresh directory VZ_ROOT/vz/dump/VEID.WHAT.PID (dir, its fd) and the
  * dump directory's fd for CRIU's logs. */
 int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,

@@ -271,7 +271,7 @@ static int restore_notify(const char *script, pid_t pid, void *arg)
 }
 
 int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
-		      bool leave_frozen, pid_t *pidp, struct vz_err *err)
+		      bool leave_frozen, bool lazy, pid_t *pidp, struct vz_err *err)
 {
 	struct restore_ctx rc = { .a = a, .veid = ve->veid, .leave_frozen = leave_frozen };
 	struct vz_criu_opts o = { 0 };
@@ -303,6 +303,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.cgroup_root = cgroot;
 	o.externals[0] = ext;
 	o.tcp_established = true;
+	o.lazy_pages = lazy;
 	o.notify = restore_notify;
 	o.notify_arg = &rc;
 	ret = vz_criu_restore(&criu, &o, &pid, err);
@@ -380,7 +381,7 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 	if (ret == 0) {
 		vz_ctl_progress(c->conn, "Restoring VE %u ...", ve.veid);
 		snprintf(logname, sizeof(logname), "%u.restore.log", ve.veid);
-		ret = ve_restore_images(a, &ve, img_fd, work_fd, logname, false, &pid, err);
+		ret = ve_restore_images(a, &ve, img_fd, work_fd, logname, false, false, &pid, err);
 	}
 	vz_rm_rf(dir);
 	if (ret < 0)

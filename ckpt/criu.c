@@ -332,6 +332,7 @@ static void opts_fill(const struct vz_criu_opts *o, struct opts_buf *b)
 		b->ps.port = o->ps_port;
 		x->ps = &b->ps;
 	}
+	x->config_file = (char *)o->config_file;
 	x->has_notify_scripts = o->notify != NULL;
 	x->notify_scripts = o->notify != NULL;
 	x->has_shell_job = false;

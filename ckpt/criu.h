@@ -46,6 +46,7 @@ struct vz_criu_opts {
 	const char *parent_img;   /* dump after pre-dump: "../N" */
 	const char *ps_address;   /* page server (dump: send to it) */
 	int ps_port;
+	const char *config_file;  /* CRIU options file (e.g. "address 127.0.0.1") */
 	vz_criu_notify_fn notify;
 	void *notify_arg;
 };

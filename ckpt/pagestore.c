@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -53,7 +55,7 @@ struct vz_pstore *vz_pstore_new(const char *dir, struct vz_err *err)
 	}
 	s->cap = 1 << 16;
 	s->tab = calloc(s->cap, sizeof(*s->tab));
-	s->buf = malloc(MAX_REPLY_PAGES * PAGE);
+	s->buf = malloc(MAX_REPLY_PAGES * PAGE + sizeof(struct vz_ps_iov));
 	s->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (s->fd < 0 || !s->tab || !s->buf) {
 		vz_error(err, s->fd < 0 ? errno : ENOMEM, "Page store in %s: %s", dir,
@@ -209,6 +211,10 @@ static int write_full(int fd, const void *buf, size_t len)
 
 int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, struct vz_err *err)
 {
+	int one = 1;
+
+	/* Answers go out at once, not after the peer's delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	for (;;) {
 		struct vz_ps_iov pi;
 		uint32_t cmd;
@@ -241,9 +247,10 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 					(unsigned long long)pi.dst_id, (unsigned long long)pi.vaddr);
 		pi.cmd = (uint32_t)VZ_PE_PRESENT << 16 | VZ_PS_IOV_ADD_F;
 		pi.nr_pages = n;
-		ret = write_full(fd, &pi, sizeof(pi));
-		if (ret == 0)
-			ret = write_full(fd, s->buf, n * PAGE);
+		/* Header and pages in one send: a faulting thread waits on it. */
+		memmove(s->buf + sizeof(pi), s->buf, n * PAGE);
+		memcpy(s->buf, &pi, sizeof(pi));
+		ret = write_full(fd, s->buf, sizeof(pi) + n * PAGE);
 		if (ret < 0)
 			return vz_error(err, -ret, "Page server: send pages: %s", strerror(-ret));
 		if (st) {

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,6 +19,8 @@
 #include "log.h"
 #include "track.h"
 #include "uffd.h"
+
+#include <openssl/evp.h>
 
 #define PAGE 4096ull
 #define CHUNK_PAGES 256      /* read and emit at most 1 MiB at a time */
@@ -703,5 +708,181 @@ int vz_track_peek(struct vz_track *t, const pid_t *pids, size_t n, uint64_t *pag
 	for (size_t i = 0; i < n && ret == 0; i++)
 		ret = one_proc(t, pids[i], true, NULL, NULL, &st, err);
 	*pages = st.pages;
+	return ret;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	long vx = atol(x), vy = atol(y);
+
+	if (vx != vy)
+		return vx < vy ? -1 : 1;
+	return strcmp(x, y);
+}
+
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+
+struct rseq_conf {
+	uint64_t rseq_abi_pointer;
+	uint32_t rseq_abi_size, signature, flags, pad;
+};
+
+int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, struct vz_err *err)
+{
+	struct vz_mem_mask *m = NULL;
+	size_t k = 0, cap = 0;
+
+	(void)err;
+	for (size_t i = 0; i < n; i++) {
+		unsigned long long st;
+		int vpid;
+		char path[64];
+		DIR *d;
+		struct dirent *de;
+
+		if (proc_identity(pids[i], &st, &vpid) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pids[i]);
+		d = opendir(path);
+		while (d && (de = readdir(d))) {
+			pid_t tid = atoi(de->d_name);
+			struct rseq_conf rc = { 0 };
+			int w;
+
+			if (tid <= 0 || ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0)
+				continue;
+			if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) == 0 && waitpid(tid, &w, __WALL) == tid &&
+			    ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc) > 0 &&
+			    rc.rseq_abi_pointer && rc.rseq_abi_size) {
+				if (k == cap) {
+					struct vz_mem_mask *nm = realloc(m, (cap = cap ? cap * 2 : 16) * sizeof(*m));
+
+					if (!nm)
+						break;
+					m = nm;
+				}
+				m[k++] = (struct vz_mem_mask){ vpid, rc.rseq_abi_pointer, rc.rseq_abi_size };
+			}
+			ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		}
+		if (d)
+			closedir(d);
+	}
+	*out = m;
+	*nout = k;
+	return 0;
+}
+
+static void apply_mask(int vpid, uint64_t a, uint8_t *buf, size_t len, const struct vz_mem_mask *mask, size_t nmask)
+{
+	for (size_t i = 0; i < nmask; i++) {
+		uint64_t s = mask[i].addr, e = s + mask[i].len;
+
+		if (mask[i].vpid != vpid || e <= a || s >= a + len)
+			continue;
+		if (s < a)
+			s = a;
+		if (e > a + len)
+			e = a + len;
+		memset(buf + (s - a), 0, (size_t)(e - s));
+	}
+}
+
+int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, size_t nmask, char **text,
+		  size_t *len, struct vz_err *err)
+{
+	char **lines = NULL;
+	size_t nl = 0, cap = 0, total = 0;
+	uint8_t *buf = malloc(CHUNK_PAGES * PAGE);
+	int ret = 0;
+
+	if (!buf)
+		return vz_error(err, ENOMEM, "Out of memory");
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		char path[64], line[512];
+		unsigned long long st;
+		int vpid, mem;
+		FILE *f;
+
+		if (proc_identity(pids[i], &st, &vpid) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pids[i]);
+		f = fopen(path, "re");
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pids[i]);
+		mem = open(path, O_RDONLY | O_CLOEXEC);
+		while (f && mem >= 0 && ret == 0 && fgets(line, sizeof(line), f)) {
+			unsigned long long s, e, off, ino;
+			char perms[8], dev[32], name[256] = "";
+			unsigned char md[EVP_MAX_MD_SIZE];
+			unsigned mdlen = 0;
+			EVP_MD_CTX *h;
+			char out[256];
+
+			if (sscanf(line, "%llx-%llx %7s %llx %31s %llu %255s", &s, &e, perms, &off, dev, &ino, name) < 6)
+				continue;
+			if (perms[1] != 'w' || perms[3] != 'p' || !strncmp(name, "[v", 2))
+				continue;
+			h = EVP_MD_CTX_new();
+			EVP_DigestInit_ex(h, EVP_sha256(), NULL);
+			for (unsigned long long a = s; a < e;) {
+				size_t l = (size_t)(e - a > CHUNK_PAGES * PAGE ? CHUNK_PAGES * PAGE : e - a);
+				ssize_t r = pread(mem, buf, l, (off_t)a);
+
+				if (r <= 0) {
+					/* Unreadable page: its absence is hashed. */
+					EVP_DigestUpdate(h, "?", 1);
+					a += PAGE;
+					continue;
+				}
+				apply_mask(vpid, a, buf, (size_t)r, mask, nmask);
+				EVP_DigestUpdate(h, buf, (size_t)r);
+				a += (unsigned long long)r;
+			}
+			EVP_DigestFinal_ex(h, md, &mdlen);
+			EVP_MD_CTX_free(h);
+			{
+				int k = snprintf(out, sizeof(out), "%d %llx-%llx ", vpid, s, e);
+
+				for (unsigned j = 0; j < mdlen && k < (int)sizeof(out) - 3; j++)
+					k += snprintf(out + k, sizeof(out) - (size_t)k, "%02x", md[j]);
+			}
+			if (nl == cap) {
+				char **nlines = realloc(lines, (cap = cap ? cap * 2 : 64) * sizeof(*lines));
+
+				if (!nlines) {
+					ret = vz_error(err, ENOMEM, "Out of memory");
+					break;
+				}
+				lines = nlines;
+			}
+			lines[nl] = strdup(out);
+			total += strlen(out) + 1;
+			nl++;
+		}
+		if (f)
+			fclose(f);
+		if (mem >= 0)
+			close(mem);
+	}
+	free(buf);
+	if (ret == 0) {
+		char *t = malloc(total + 1), *p = t;
+
+		qsort(lines, nl, sizeof(*lines), cmp_line);
+		for (size_t i = 0; t && i < nl; i++)
+			p += sprintf(p, "%s\n", lines[i]);
+		if (t)
+			*p = '\0';
+		*text = t;
+		*len = total;
+		if (!t)
+			ret = vz_error(err, ENOMEM, "Out of memory");
+	}
+	for (size_t i = 0; i < nl; i++)
+		free(lines[i]);
+	free(lines);
 	return ret;
 }

@@ -70,4 +70,24 @@ int vz_track_round(struct vz_track *t, const pid_t *pids, size_t n, vz_track_emi
 /* How many pages the next round would send now, changing nothing. */
 int vz_track_peek(struct vz_track *t, const pid_t *pids, size_t n, uint64_t *pages, struct vz_err *err);
 
+
+
+/* Bytes a digest leaves out: each thread's rseq area, where the kernel
+ * writes the CPU the thread runs on (which differs between hosts). */
+struct vz_mem_mask {
+	int vpid;
+	uint64_t addr;
+	uint32_t len;
+};
+
+/* The rseq areas of every thread of pids[n] (each thread is stopped for
+ * an instant with ptrace). *out is malloc'd. */
+int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, struct vz_err *err);
+
+/* Digests of the processes' writable private memory, one line per mapping
+ * ("vpid start-end sha256"), sorted, with the masked bytes as zeros: the
+ * same text on both hosts means the memory moved byte for byte. *text is
+ * malloc'd. */
+int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, size_t nmask, char **text,
+		  size_t *len, struct vz_err *err);
 #endif

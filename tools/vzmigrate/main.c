@@ -14,12 +14,17 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run] DEST VEID\n"
+	fprintf(f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run]\n"
+		   "                 [--downtime-ms N] [--max-rounds N] [--stop-copy] [--verify-memory] DEST VEID\n"
 		   "  --online      move the VE while it runs (checkpoint, copy, restore)\n"
 		   "  --keep-dst    keep the synced private area on DEST if the move fails\n"
 		   "  -r yes|no     remove the VE here after the move (default yes)\n"
 		   "  -t, --times   print the time of each phase\n"
-		   "  --dry-run     only check that DEST can take the VE\n");
+		   "  --dry-run     only check that DEST can take the VE\n"
+		   "  --downtime-ms N  pre-copy: freeze once what is left can be sent in N ms (default 300)\n"
+		   "  --max-rounds N   pre-copy: at most N rounds while the VE runs (default 10, at most 64)\n"
+		   "  --stop-copy      no pre-copy: all memory is copied while the VE is frozen\n"
+		   "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n");
 }
 
 int main(int argc, char **argv)
@@ -28,7 +33,9 @@ int main(int argc, char **argv)
 		{ "online", no_argument, NULL, 'o' }, { "live", no_argument, NULL, 'o' },
 		{ "keep-dst", no_argument, NULL, 'k' }, { "times", no_argument, NULL, 't' },
 		{ "dry-run", no_argument, NULL, 'n' }, { "help", no_argument, NULL, 'h' },
-		{ "remove-area", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+		{ "remove-area", required_argument, NULL, 'r' }, { "downtime-ms", required_argument, NULL, 'D' },
+		{ "max-rounds", required_argument, NULL, 'R' }, { "stop-copy", no_argument, NULL, 'S' },
+		{ "verify-memory", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	struct vz_err err = { 0 };
 	vz_request req;
@@ -54,6 +61,28 @@ int main(int argc, char **argv)
 			req.has_keep_src = 1;
 			req.keep_src = !strcmp(optarg, "no");
 			break;
+		case 'D':
+		case 'R': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			unsigned long max = c == 'D' ? 60000 : 64;
+
+			if (!*optarg || *end || v < 1 || v > max || optarg[0] == '-') {
+				fprintf(stderr, "vzmigrate: --%s takes a number from 1 to %lu, not '%s'\n",
+					c == 'D' ? "downtime-ms" : "max-rounds", max, optarg);
+				return VZ_EXIT_INVAL;
+			}
+			if (c == 'D') {
+				req.has_downtime_ms = 1;
+				req.downtime_ms = (uint32_t)v;
+			} else {
+				req.has_max_rounds = 1;
+				req.max_rounds = (uint32_t)v;
+			}
+			break;
+		}
+		case 'S': req.has_stop_copy = req.stop_copy = 1; break;
+		case 'V': req.has_verify_memory = req.verify_memory = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return VZ_EXIT_INVAL;
 		}
