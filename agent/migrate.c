@@ -930,6 +930,15 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 				vz_rm_rf(dir);
 				goto fail;
 			}
+			{
+				/* Should this worker die, a restarted agent ends CRIU's
+				 * session through this port (agent_migrate_recover). */
+				char lp[PATH_MAX], txt[16];
+
+				vz_path(lp, sizeof(lp), "/vz/migrate/%u.%s.lazyport", ve.veid, s.mid);
+				snprintf(txt, sizeof(txt), "%d\n", cl.port);
+				vz_write_file(lp, txt, strlen(txt), 0);
+			}
 			o.lazy_pages = true;
 			o.ps_address = "127.0.0.1";
 			o.ps_port = cl.port;
@@ -950,8 +959,11 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		s.freeze_ns = vz_now_ns();
 		ret = vz_criu_dump(&criu, &o, err);
 		if (s.precopy) {
+			char lp[PATH_MAX];
+
 			closer_stop(&cl);
 			unlink(conf);
+			unlink(vz_path(lp, sizeof(lp), "/vz/migrate/%u.%s.lazyport", ve.veid, s.mid));
 		}
 		vz_track_free(s.trk);
 		s.trk = NULL;
@@ -1655,7 +1667,37 @@ void agent_migrate_recover(struct vz_agent *a)
 	char dir[PATH_MAX];
 	_cleanup_closedir_ DIR *dd = opendir(vz_path(dir, sizeof(dir), "/vz/migrate"));
 	struct dirent *de;
+	bool poked = false;
 
+	/* A worker that died during a pre-copy's lazy dump left CRIU waiting
+	 * on its page server with the VE frozen: end that session; CRIU then
+	 * resumes the VE (no answer to post-dump) or ends it, as decided. */
+	while (dd && (de = readdir(dd))) {
+		char p[PATH_MAX + 256];
+		_cleanup_free_ char *txt = NULL;
+		int port;
+
+		if (!strstr(de->d_name, ".lazyport"))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (vz_read_file(p, &txt, NULL, 32) == 0 && (port = atoi(txt)) > 0 && port < 65536) {
+			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+						  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+				pr_info("ended the lazy-dump session a dead worker left (%s)", de->d_name);
+				poked = true;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		unlink(p);
+	}
+	if (poked)
+		sleep(1); /* CRIU lets the VE go: killed, or resumed */
+	if (dd)
+		rewinddir(dd);
 	while (dd && (de = readdir(dd))) {
 		unsigned ov;
 		char omid[80];
