@@ -294,7 +294,7 @@ running_on() {
 	ls "$VZ_SANDBOX_DIR"/h1/vz/migrate/ >"$BATS_TEST_TMPDIR/before" 2>/dev/null || true
 	(rc=0; on h1 vzmigrate --online h2 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
 	# The moment the source has written "go" for this migration.
-	wait_for 60 bash -c "ls '$VZ_SANDBOX_DIR'/h1/vz/migrate/ | grep -qvxF -f '$BATS_TEST_TMPDIR/before' || grep -q '^rc=' '$BATS_TEST_TMPDIR/out'"
+	wait_for 60 bash -c "ls '$VZ_SANDBOX_DIR'/h1/vz/migrate/ | grep -vxF -f '$BATS_TEST_TMPDIR/before' | grep -q '\.decision$' || grep -q '^rc=' '$BATS_TEST_TMPDIR/out'"
 	pid=$(cat "$VZ_SANDBOX_DIR/h1/agent.pid")
 	kids=$(ps -o pid= --ppid "$pid" || true)
 	kill -KILL "$pid" $kids
