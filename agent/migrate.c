@@ -915,7 +915,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		char freezer[PATH_MAX];
 
 		struct closer cl = { 0 };
-		char conf[PATH_MAX + 16];
+		char conf[PATH_MAX + 16], outgoing[PATH_MAX];
 
 		if (s.precopy) {
 			vz_ctl_progress(c->conn, "Copying the memory of VE %u while it runs (%s tracker)", ve.veid,
@@ -941,15 +941,6 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 				vz_rm_rf(dir);
 				goto fail;
 			}
-			{
-				/* Should this worker die, a restarted agent ends CRIU's
-				 * session through this port (agent_migrate_recover). */
-				char lp[PATH_MAX], txt[16];
-
-				vz_path(lp, sizeof(lp), "/vz/migrate/%u.%s.lazyport", ve.veid, s.mid);
-				snprintf(txt, sizeof(txt), "%d\n", cl.port);
-				vz_write_file(lp, txt, strlen(txt), 0);
-			}
 			o.lazy_pages = true;
 			o.ps_address = "127.0.0.1";
 			o.ps_port = cl.port;
@@ -967,6 +958,25 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		o.notify = dump_notify;
 		o.notify_arg = &s;
 		vz_ctl_progress(c->conn, "Suspending and dumping VE %u", ve.veid);
+		{
+			/* Should this worker die from here, a restarted agent finds
+			 * this: it ends CRIU's lazy session through the port, then
+			 * thaws the VE or, after a go, ends it
+			 * (agent_migrate_recover). */
+			char txt[16];
+
+			vz_mkdir_p(vz_path(outgoing, sizeof(outgoing), "/vz/migrate"), 0700);
+			vz_path(outgoing, sizeof(outgoing), "/vz/migrate/%u.%s.outgoing", ve.veid, s.mid);
+			snprintf(txt, sizeof(txt), "%d\n", s.precopy ? cl.port : 0);
+			ret = vz_write_file(outgoing, txt, strlen(txt), 0);
+			if (ret < 0) {
+				vz_error(err, -ret, "Write %s: %s", outgoing, strerror(-ret));
+				if (s.precopy)
+					closer_stop(&cl);
+				vz_rm_rf(dir);
+				goto fail;
+			}
+		}
 		s.freeze_ns = vz_now_ns();
 		/* Freeze it ourselves: CRIU polls the freezer every 100 ms, we
 		 * every millisecond or so. CRIU then finds it frozen, seizes it,
@@ -976,11 +986,8 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		if (ret == 0)
 			ret = vz_criu_dump(&criu, &o, err);
 		if (s.precopy) {
-			char lp[PATH_MAX];
-
 			closer_stop(&cl);
 			unlink(conf);
-			unlink(vz_path(lp, sizeof(lp), "/vz/migrate/%u.%s.lazyport", ve.veid, s.mid));
 		}
 		vz_track_free(s.trk);
 		s.trk = NULL;
@@ -997,6 +1004,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 			/* CRIU resumed the VE; make sure it is not left frozen. */
 			if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
 				vz_cg_thaw(&a->cg, ve.veid, &e2);
+			unlink(outgoing);
 			goto fail;
 		}
 		if (ret < 0)
@@ -1006,6 +1014,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		if (ve_teardown(a, &ve, err) < 0)
 			pr_warn("VE %u: %s", ve.veid, err->msg);
 		vz_err_clear(err);
+		unlink(outgoing);
 	}
 	if (!req->keep_src) {
 		if (ve_destroy_files(&ve, err) < 0)
@@ -1676,6 +1685,52 @@ out:
 	vz_conn_close(&d.conn);
 }
 
+/* Whether CRIU (or anyone) still holds a task of the VE with ptrace. */
+static bool ve_traced(struct vz_agent *a, unsigned veid)
+{
+	pid_t *pids = NULL;
+	size_t n = 0;
+	bool traced = false;
+
+	if (vz_cg_pids(&a->cg, veid, &pids, &n, NULL) < 0)
+		return false;
+	for (size_t i = 0; i < n && !traced; i++) {
+		char path[64];
+		_cleanup_free_ char *st = NULL;
+		const char *t;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pids[i]);
+		if (vz_read_file(path, &st, NULL, 8192) == 0 && (t = strstr(st, "TracerPid:")) && atoi(t + 10) != 0)
+			traced = true;
+	}
+	free(pids);
+	return traced;
+}
+
+/* The source side of a move whose worker died during the dump. */
+static void recover_outgoing(struct vz_agent *a, unsigned veid, const char *mid)
+{
+	uint64_t end = vz_now_ns() + 15ull * 1000000000ull;
+	struct vz_err e = { 0 };
+	bool go = false;
+
+	while (ve_traced(a, veid) && vz_now_ns() < end)
+		usleep(20000);
+	/* No decision yet means none will be "go": record the abort first. */
+	if (decide(veid, mid, false, &go, &e) < 0) {
+		pr_err("VE %u: migration %s: %s", veid, mid, e.msg);
+		return;
+	}
+	if (go) {
+		pr_info("VE %u: migration %s was decided go; ending the source copy", veid, mid);
+		ve_kill(a, veid, 0);
+	} else if (vz_cg_thaw(&a->cg, veid, &e) == 0) {
+		pr_info("VE %u: migration %s was not decided; the VE runs here again", veid, mid);
+	} else {
+		pr_err("VE %u: thaw after migration %s: %s", veid, mid, e.msg);
+	}
+}
+
 /* At agent start: incoming migrations a previous agent left half done.
  * A VE restored and frozen here waits for the source's decision; anything
  * less is removed. Each runs in a worker of its own. */
@@ -1684,35 +1739,35 @@ void agent_migrate_recover(struct vz_agent *a)
 	char dir[PATH_MAX];
 	_cleanup_closedir_ DIR *dd = opendir(vz_path(dir, sizeof(dir), "/vz/migrate"));
 	struct dirent *de;
-	bool poked = false;
 
-	/* A worker that died during a pre-copy's lazy dump left CRIU waiting
-	 * on its page server with the VE frozen: end that session; CRIU then
-	 * resumes the VE (no answer to post-dump) or ends it, as decided. */
+	/* A worker that died during an online move's dump left CRIU with the
+	 * VE seized (and, with pre-copy, waiting on its lazy page server):
+	 * end that session; once CRIU has let go of the VE, thaw it, unless
+	 * the move was decided "go" (then the VE is ended below). */
 	while (dd && (de = readdir(dd))) {
-		char p[PATH_MAX + 256];
+		char p[PATH_MAX + 256], omid[80];
 		_cleanup_free_ char *txt = NULL;
-		int port;
+		unsigned ov;
+		int port = 0;
 
-		if (!strstr(de->d_name, ".lazyport"))
+		if (sscanf(de->d_name, "%u.%79[0-9a-f].outgoing", &ov, omid) != 2 || !strstr(de->d_name, ".outgoing"))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		if (vz_read_file(p, &txt, NULL, 32) == 0 && (port = atoi(txt)) > 0 && port < 65536) {
+		if (vz_read_file(p, &txt, NULL, 32) == 0)
+			port = atoi(txt);
+		if (port > 0 && port < 65536) {
 			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 						  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-			if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-				pr_info("ended the lazy-dump session a dead worker left (%s)", de->d_name);
-				poked = true;
-			}
+			if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+				pr_info("VE %u: ended the lazy-dump session of migration %s", ov, omid);
 			if (fd >= 0)
 				close(fd);
 		}
+		recover_outgoing(a, ov, omid);
 		unlink(p);
 	}
-	if (poked)
-		sleep(1); /* CRIU lets the VE go: killed, or resumed */
 	if (dd)
 		rewinddir(dd);
 	while (dd && (de = readdir(dd))) {

@@ -126,6 +126,17 @@ nothing_of() {
 	[ ! -e "$r/vz/migrate/$2.incoming" ] || { echo "incoming marker left on $1"; return 1; }
 }
 
+# Kill host $1's agent and its workers by pid. A VE's init is the agent's
+# child too (it is a subreaper): it is left alone, as a crashed agent would.
+kill_agent() {
+	local pid k kids=""
+	pid=$(cat "$VZ_SANDBOX_DIR/$1/agent.pid")
+	for k in $(ps -o pid= --ppid "$pid" || true); do
+		grep -q "/$VZ_SANDBOX-$1/" "/proc/$k/cgroup" 2>/dev/null || kids="$kids $k"
+	done
+	kill -KILL "$pid" $kids
+}
+
 running_on() {
 	[ "$(on "$1" vzctl status "$2")" = "VEID $2 exist mounted running" ]
 }
@@ -251,9 +262,7 @@ running_on() {
 	(rc=0; on h2 vzmigrate --online h1 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
 	wait_for 30 grep -q "Suspending and dumping" "$BATS_TEST_TMPDIR/out"
 	# The agent and every worker it forked, by pid.
-	pid=$(cat "$VZ_SANDBOX_DIR/h1/agent.pid")
-	kids=$(ps -o pid= --ppid "$pid" || true)
-	kill -KILL "$pid" $kids
+	kill_agent h1
 	wait_for 60 grep -q "^rc=" "$BATS_TEST_TMPDIR/out"
 	"$SB" link h1 rate off
 	# A restarted agent finds what the killed one left and clears it.
@@ -295,9 +304,7 @@ running_on() {
 	(rc=0; on h1 vzmigrate --online h2 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
 	# The moment the source has written "go" for this migration.
 	wait_for 60 bash -c "ls '$VZ_SANDBOX_DIR'/h1/vz/migrate/ | grep -vxF -f '$BATS_TEST_TMPDIR/before' | grep -q '\.decision$' || grep -q '^rc=' '$BATS_TEST_TMPDIR/out'"
-	pid=$(cat "$VZ_SANDBOX_DIR/h1/agent.pid")
-	kids=$(ps -o pid= --ppid "$pid" || true)
-	kill -KILL "$pid" $kids
+	kill_agent h1
 	wait_for 60 grep -q "^rc=" "$BATS_TEST_TMPDIR/out"
 	restart_agents
 	# The destination finishes with the source's go, asked again if need be.
@@ -364,4 +371,27 @@ running_on() {
 	[[ "$output" != *"Memory round"* ]]
 	running_on h1 101
 	nothing_of h2 101
+}
+
+@test "a source agent killed during a pre-copy dump, before its decision: the VE runs on at the source" {
+	(rc=0; on h1 vzmigrate --online h2 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+	# Rounds done, slow the link so the frozen part takes a while.
+	wait_for 60 grep -q "^Pre-copy" "$BATS_TEST_TMPDIR/out"
+	"$SB" link h1 rate 2mbit
+	wait_for 30 grep -q "Suspending and dumping" "$BATS_TEST_TMPDIR/out"
+	sleep 0.3
+	kill_agent h1
+	! ls "$VZ_SANDBOX_DIR"/h1/vz/migrate/*.decision 2>/dev/null
+	wait_for 60 grep -q "^rc=" "$BATS_TEST_TMPDIR/out"
+	"$SB" link h1 rate off
+	! grep -q "^rc=0" "$BATS_TEST_TMPDIR/out"
+	# The restarted agent ends CRIU's session and thaws the VE.
+	restart_agents
+	wait_for 30 running_on h1 101
+	wait_for 60 nothing_of h2 101
+	grep "VE 101: migration .* was not decided" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
+	! ls "$VZ_SANDBOX_DIR"/h1/vz/migrate/*.outgoing 2>/dev/null
+	run all_pass h1 101
+	echo "$output"
+	[ "$status" -eq 0 ]
 }
