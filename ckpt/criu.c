@@ -198,12 +198,18 @@ static int resp_error(const CriuResp *r, const char *what, const struct vz_criu_
 {
 	int e = r->has_cr_errno && r->cr_errno > 0 ? r->cr_errno : EIO;
 
-	if (r->cr_errmsg && *r->cr_errmsg)
+	/* CRIU's message is its first error, which without CAP_SYS_RESOURCE
+	 * is the harmless RLIMIT_NOFILE one: the log's last errors say more. */
+	if (r->cr_errmsg && *r->cr_errmsg && !strstr(r->cr_errmsg, "RLIMIT_NOFILE"))
 		vz_error(err, e, "%s failed: %s", what, r->cr_errmsg);
 	else
 		vz_error(err, e, "%s failed", what);
 	if (o)
 		vz_criu_log_tail(o->work_dir_fd >= 0 ? o->work_dir_fd : o->images_dir_fd, o->log_file, err);
+	/* One line. */
+	for (char *c = err->msg; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
 	return -e;
 }
 
