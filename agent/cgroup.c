@@ -404,6 +404,16 @@ int vz_cg_freeze(const struct vz_cg *cg, unsigned veid, int timeout_ms, struct v
 	return 0;
 }
 
+int vz_cg_freeze_start(const struct vz_cg *cg, unsigned veid, struct vz_err *err)
+{
+	char dir[PATH_MAX];
+	int ret = vz_cg_path(cg, veid, "freezer", dir, sizeof(dir), err);
+
+	if (ret == 0 && (ret = freezer_write(cg, dir, true)) < 0)
+		return vz_error(err, -ret, "Freeze VE %u: %s", veid, strerror(-ret));
+	return ret;
+}
+
 int vz_cg_thaw(const struct vz_cg *cg, unsigned veid, struct vz_err *err)
 {
 	char dir[PATH_MAX];

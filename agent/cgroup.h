@@ -57,6 +57,8 @@ int vz_cg_pids(const struct vz_cg *cg, unsigned veid, pid_t **pids, size_t *n,
 /* Freeze / thaw the VE (v1 freezer.state, v2 cgroup.freeze) and wait until
  * the kernel reports the new state (at most timeout_ms). */
 int vz_cg_freeze(const struct vz_cg *cg, unsigned veid, int timeout_ms, struct vz_err *err);
+/* Ask for the freeze and return at once (it completes as tasks can). */
+int vz_cg_freeze_start(const struct vz_cg *cg, unsigned veid, struct vz_err *err);
 int vz_cg_thaw(const struct vz_cg *cg, unsigned veid, struct vz_err *err);
 /* SIGKILL every task in the VE's group (v2 cgroup.kill when present) and
  * wait until it is empty (at most timeout_ms). */

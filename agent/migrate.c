@@ -217,6 +217,19 @@ static void resolve_dest(const char *dest, char *out, size_t len)
 
 #define MAX_ROUNDS 64
 
+/* Ends CRIU's lazy-dump page-server session the moment it listens, when
+ * the destination has no use for it (pre-copy: it serves pages itself;
+ * any failure before the go). Whether CRIU then kills or resumes the VE
+ * follows from the post-dump answer, not from this session. Post-copy
+ * leaves the session to the destination's page stream after a go. */
+enum { CLOSER_WAIT, CLOSER_CLOSE, CLOSER_LEAVE };
+struct closer {
+	int port;
+	volatile int stop, mode;
+	bool running;
+	pthread_t th;
+};
+
 struct src {
 	struct vz_call *call;
 	struct vz_agent *a;
@@ -235,8 +248,11 @@ struct src {
 	uint64_t phase_total, phase_t0, phase_done, last_shown;
 	uint64_t images_total, private_total;
 	const char *images_dir;
-	/* pre-copy */
-	bool precopy, verify, converged;
+	/* pre-copy; post-copy; either restores lazily */
+	bool precopy, postcopy, lazy, verify, converged;
+	struct closer *cl;
+	uint64_t go_ns;
+	double t_postcopy;
 	enum vz_track_kind tkind;
 	struct vz_track *trk;
 	struct vz_zenc *pz;
@@ -600,15 +616,30 @@ static int commit_phase(struct src *s, struct vz_err *err)
 		pid_t *pids = NULL;
 		size_t n = 0;
 
-		if (vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, NULL) == 0)
+		if (s->postcopy) {
+			/* Post-copy reads the source copy's memory after the go:
+			 * freeze it instead, so that it never runs again (CRIU
+			 * leaves the cgroup as it finds it). */
+			struct vz_err e = { 0 };
+
+			if (vz_cg_freeze_start(&s->a->cg, s->ve->veid, &e) < 0)
+				pr_warn("VE %u: %s", s->ve->veid, e.msg);
+		} else if (vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, NULL) == 0) {
 			for (size_t i = 0; i < n; i++)
 				kill(pids[i], SIGKILL);
+		}
 		free(pids);
 	}
 	/* From here the destination owns the VE: failures only delay it. */
 	t0 = vz_now_ns();
+	s->go_ns = vz_now_ns();
 	if (send_type(&s->conn, VZ__MIGRATE__TYPE__T_GO, err) == 0) {
 		s->go_sent = true;
+		if (s->postcopy)
+			vz_ctl_progress(s->call->conn,
+					"VE %u runs on %s now; its memory follows from this host (post-copy): it depends on "
+					"this host until the last page has arrived",
+					s->ve->veid, s->conn.peer);
 		s->done_seen = expect(&s->conn, VZ__MIGRATE__TYPE__T_DONE, NULL, err) == 0;
 	}
 	s->t_undump += ms_since(t0);
@@ -632,8 +663,12 @@ static int dump_notify(const char *script, pid_t pid, void *arg)
 
 		pr_err("VE %u: %s", s->ve->veid, s->err.msg);
 		send_type(&s->conn, VZ__MIGRATE__TYPE__T_ABORT, &e);
+		if (s->cl)
+			s->cl->mode = CLOSER_CLOSE;
 		return -1;
 	}
+	if (s->cl && s->postcopy)
+		s->cl->mode = CLOSER_LEAVE; /* the destination's page stream takes it */
 	return 0;
 }
 
@@ -691,8 +726,9 @@ static int hello(struct src *s, bool online, bool dry_run, bool start_after, str
 	}
 	h.has_keep_dst = true;
 	h.keep_dst = s->call->req->keep_dst;
-	h.has_precopy = h.has_verify_memory = true;
-	h.precopy = s->precopy;
+	h.has_precopy = h.has_verify_memory = h.has_postcopy = true;
+	h.precopy = s->lazy;
+	h.postcopy = s->postcopy;
 	h.verify_memory = s->verify;
 	h.has_source_port = true;
 	h.source_port = s->a->mig_port;
@@ -706,9 +742,10 @@ static int hello(struct src *s, bool online, bool dry_run, bool start_after, str
 		return ret;
 	vz_ctl_progress(s->call->conn, "Destination %s: VE %u can move there (%llu MiB free, CRIU %s)", s->conn.peer,
 			s->ve->veid, (unsigned long long)(r->free_bytes >> 20), r->criu_version ? r->criu_version : "-");
-	if (s->precopy && !(r->has_precopy && r->precopy)) {
+	if (s->lazy && !(r->has_precopy && r->precopy)) {
 		vz_ctl_progress(s->call->conn, "The destination cannot restore lazily: stop-and-copy");
-		s->precopy = false;
+		snprintf(s->conv_why, sizeof(s->conv_why), "the destination cannot restore lazily");
+		s->precopy = s->postcopy = s->lazy = false;
 	}
 	msg_free(r);
 	return 0;
@@ -732,6 +769,10 @@ static void summary(struct src *s, bool online, double total)
 				(unsigned long long)(s->nrounds <= MAX_ROUNDS ? s->rounds[s->nrounds].wire >> 10 : 0),
 				s->t_final);
 		vz_ctl_progress(fd, "    %s", s->conv_why);
+	} else if (online && s->postcopy) {
+		vz_ctl_progress(fd, "  memory: post-copy: fetched by %s from this host for %.0f ms after the go;", s->conn.peer,
+				s->t_postcopy);
+		vz_ctl_progress(fd, "          until then the VE depended on this host");
 	} else if (online) {
 		vz_ctl_progress(fd, "  memory: stop-and-copy (%s)", s->conv_why[0] ? s->conv_why : "all of it while frozen");
 	}
@@ -759,15 +800,6 @@ static void summary(struct src *s, bool online, double total)
 	}
 }
 
-/* Ends CRIU's lazy-dump page-server session the moment it listens: the
- * destination serves pages itself. Whether CRIU then kills or resumes the
- * VE follows from the post-dump answer, not from this session. */
-struct closer {
-	int port;
-	volatile int stop;
-	bool running;
-	pthread_t th;
-};
 
 static void *closer_main(void *arg)
 {
@@ -775,9 +807,14 @@ static void *closer_main(void *arg)
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
-	while (!c->stop) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	while (!c->stop && c->mode != CLOSER_LEAVE) {
+		int fd;
 
+		if (c->mode == CLOSER_WAIT) {
+			usleep(2000);
+			continue;
+		}
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			close(fd);
 			pr_debug("ended CRIU's lazy-dump page server session");
@@ -854,11 +891,16 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 300;
 	s.max_rounds = req->has_max_rounds && req->max_rounds ? req->max_rounds : 10;
 	s.verify = req->verify_memory;
-	if (online && !req->stop_copy) {
+	if (online && req->postcopy) {
+		s.postcopy = s.lazy = true;
+		if (s.verify)
+			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL,
+					     "--verify-memory needs the memory on the destination before the go: not with --postcopy");
+	} else if (online && !req->stop_copy) {
 		char why[600];
 
 		s.tkind = vz_track_detect(why, sizeof(why));
-		s.precopy = s.tkind != VZ_TRACK_NONE;
+		s.precopy = s.lazy = s.tkind != VZ_TRACK_NONE;
 		if (!s.precopy) {
 			snprintf(s.conv_why, sizeof(s.conv_why), "no memory tracker here: %s", why);
 			vz_ctl_progress(c->conn, "Memory pre-copy is not possible on this host (%s): stop-and-copy", why);
@@ -929,14 +971,17 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 			ret = make_img_dir(ve.veid, "mig", dir, sizeof(dir), &s.images_fd, &work, err);
 		if (ret < 0)
 			goto fail;
-		if (s.precopy) {
-			/* CRIU's lazy dump serves pages we do not need (the
-			 * destination has them): on loopback only, and we end its
-			 * session as soon as it opens. */
+		if (s.lazy) {
+			/* CRIU's lazy dump serves pages on loopback only: pre-copy
+			 * ends its session as soon as it opens (the destination has
+			 * the pages); post-copy leaves it to the destination's page
+			 * stream after the go. */
 			snprintf(conf, sizeof(conf), "%s.conf", dir);
 			ret = vz_write_file(conf, "address 127.0.0.1\n", 18, 0);
+			cl.mode = s.precopy ? CLOSER_CLOSE : CLOSER_WAIT;
 			if (ret == 0)
 				ret = closer_start(&cl, err);
+			s.cl = &cl;
 			if (ret < 0) {
 				vz_rm_rf(dir);
 				goto fail;
@@ -967,11 +1012,11 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 
 			vz_mkdir_p(vz_path(outgoing, sizeof(outgoing), "/vz/migrate"), 0700);
 			vz_path(outgoing, sizeof(outgoing), "/vz/migrate/%u.%s.outgoing", ve.veid, s.mid);
-			snprintf(txt, sizeof(txt), "%d\n", s.precopy ? cl.port : 0);
+			snprintf(txt, sizeof(txt), "%d\n", s.lazy ? cl.port : 0);
 			ret = vz_write_file(outgoing, txt, strlen(txt), 0);
 			if (ret < 0) {
 				vz_error(err, -ret, "Write %s: %s", outgoing, strerror(-ret));
-				if (s.precopy)
+				if (s.lazy)
 					closer_stop(&cl);
 				vz_rm_rf(dir);
 				goto fail;
@@ -985,10 +1030,13 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		ret = vz_cg_freeze(&a->cg, ve.veid, 5000, err);
 		if (ret == 0)
 			ret = vz_criu_dump(&criu, &o, err);
-		if (s.precopy) {
+		if (s.lazy) {
 			closer_stop(&cl);
 			unlink(conf);
+			s.cl = NULL;
 		}
+		if (s.postcopy && s.committed)
+			s.t_postcopy = ms_since(s.go_ns);
 		vz_track_free(s.trk);
 		s.trk = NULL;
 		vz_rm_rf(dir);
@@ -1088,6 +1136,12 @@ struct dst {
 	char workdir[PATH_MAX];
 	char *memhash; /* --verify-memory: the source's digests */
 	bool failed_here; /* a failure of ours, not a lost source */
+	/* post-copy: pages the store lacks come from the source */
+	bool postcopy, fopen;
+	struct vz_conn fconn;
+	struct vz_zdec *fz;
+	uint8_t *fbuf;
+	size_t fbuf_len;
 };
 
 static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, size_t len, struct vz_err *err)
@@ -1181,6 +1235,10 @@ static void dst_cleanup(struct dst *d)
 	}
 	mig_lazy_free(d->lazy);
 	d->lazy = NULL;
+	if (d->fopen) {
+		vz_conn_close(&d->fconn);
+		d->fopen = false;
+	}
 	if (d->imgdir[0])
 		vz_rm_rf(d->imgdir);
 	if (d->workdir[0])
@@ -1212,6 +1270,8 @@ static int write_conf(struct dst *d, struct vz_err *err)
 	return ret;
 }
 
+static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, struct vz_err *err);
+
 static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err *err)
 {
 	_cleanup_close_ int img = -1, work = -1;
@@ -1240,6 +1300,13 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 		    (work = open(d->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 			return vz_error(err, errno, "Create %s: %s", d->workdir, strerror(errno));
 		snprintf(lazylog, sizeof(lazylog), "%u.migrate-lazy.log", d->veid);
+		if (d->postcopy) {
+			d->fz = vz_zdec_new();
+			d->fbuf = malloc(MIG_PAGES_MAX);
+			if (!d->fz || !d->fbuf)
+				return vz_error(err, ENOMEM, "Out of memory");
+			vz_pstore_set_fetch(d->ps, post_fetch, d);
+		}
 		ret = mig_lazy_start(&d->lazy, d->a->criu, d->ps, d->imgdir, d->workdir, lazylog, err);
 		if (ret < 0)
 			return vz_error_wrap(err, "Lazy restore");
@@ -1313,8 +1380,14 @@ static int finish(struct dst *d, struct vz_err *err)
 	int ret = 0;
 
 	if (d->h->online) {
+		bool have_nif = ve_netif(&d->ve, d->a, &nif, err) == 0;
+
+		/* The restore left it off the bridge until now. */
+		if (have_nif && vz_net_bridge_port(nif.bridge, nif.host_ifname, true, err) < 0)
+			pr_warn("VE %u: %s", d->veid, err->msg);
+		vz_err_clear(err);
 		ret = vz_cg_thaw(&d->a->cg, d->veid, err);
-		if (ret == 0 && ve_netif(&d->ve, d->a, &nif, err) == 0 && vz_net_garp(d->pid, nif.ifname, err) < 0)
+		if (ret == 0 && have_nif && vz_net_garp(d->pid, nif.ifname, err) < 0)
 			pr_warn("VE %u: %s", d->veid, err->msg);
 		vz_err_clear(err);
 	} else if (d->h->start_after) {
@@ -1344,6 +1417,11 @@ static void finish_lazy(struct dst *d)
 			pr_info("VE %u: every page in place %.0f ms after the go", d->veid, ms_since(t0));
 		mig_lazy_free(d->lazy);
 		d->lazy = NULL;
+	}
+	if (d->fopen) {
+		/* The source ends CRIU's session when this closes. */
+		vz_conn_close(&d->fconn);
+		d->fopen = false;
 	}
 	if (d->workdir[0]) {
 		char from[PATH_MAX + 64], to[PATH_MAX];
@@ -1439,33 +1517,89 @@ static void answer_decision(struct dst *d, const msg_t *q)
 	vz_msg_send(&d->conn, &r.base, &err);
 }
 
+struct sink {
+	uint8_t *buf;
+	size_t len;
+};
+
 static int pages_sink(void *arg, const void *buf, size_t len, struct vz_err *err)
 {
-	struct dst *d = arg;
+	struct sink *k = arg;
 
 	(void)err;
-	memcpy(d->pbuf + d->pbuf_len, buf, len);
-	d->pbuf_len += len;
+	memcpy(k->buf + k->len, buf, len);
+	k->len += len;
 	return 0;
 }
 
 /* PAGES: one process's pages, zstd; into the store. */
-static int pages_in(struct dst *d, const msg_t *m, struct vz_err *err)
+static int pages_into(struct dst *d, const msg_t *m, struct vz_zdec *z, uint8_t *buf, struct vz_err *err)
 {
 	size_t raw = m->has_raw_len ? (size_t)m->raw_len : 0;
+	struct sink k = { buf, 0 };
 	int ret;
 
 	if (!d->ps || !m->has_vpid || !m->has_vaddr || !m->has_data || raw == 0 || raw % 4096 ||
 	    raw > MIG_PAGES_MAX || m->vpid == 0 || m->vpid > INT32_MAX)
 		return vz_error(err, EPROTO, "Malformed PAGES");
-	d->pbuf_len = 0;
-	ret = vz_zdec_chunk(d->pz, m->data.data, m->data.len, raw, pages_sink, d, err);
-	if (ret == 0 && d->pbuf_len != raw)
-		ret = vz_error(err, EPROTO, "PAGES holds %zu bytes, not %zu", d->pbuf_len, raw);
+	ret = vz_zdec_chunk(z, m->data.data, m->data.len, raw, pages_sink, &k, err);
+	if (ret == 0 && k.len != raw)
+		ret = vz_error(err, EPROTO, "PAGES holds %zu bytes, not %zu", k.len, raw);
 	if (ret == 0)
-		ret = vz_pstore_put(d->ps, (int)m->vpid, m->vaddr, d->pbuf, raw / 4096, err);
+		ret = vz_pstore_put(d->ps, (int)m->vpid, m->vaddr, buf, raw / 4096, err);
 	d->pages_in += raw / 4096;
 	return ret;
+}
+
+static int pages_in(struct dst *d, const msg_t *m, struct vz_err *err)
+{
+	return pages_into(d, m, d->pz, d->pbuf, err);
+}
+
+/* Post-copy, in the page server's thread: ask the source for pages the
+ * store lacks, on a connection of their own. */
+static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, struct vz_err *err)
+{
+	struct dst *d = arg;
+	msg_t q = VZ__MIGRATE__MSG__INIT, *r = NULL;
+	int ret;
+
+	if (!d->fopen) {
+		struct vz_tls *tls = host_tls(d->a, false, err);
+
+		if (!tls)
+			return -EIO;
+		/* The first answer waits for the go: allow for it. */
+		ret = vz_tls_connect(tls, d->src_host, d->h->source_port, CONNECT_TIMEOUT_MS, 120000, &d->fconn, err);
+		vz_tls_free(tls);
+		if (ret < 0)
+			return vz_error_wrap(err, "Post-copy: reach the source");
+		d->fopen = true;
+		q.type = VZ__MIGRATE__TYPE__T_PAGE_STREAM;
+		q.migration_id = d->mid;
+		q.has_offset = true;
+		q.offset = d->veid;
+		ret = vz_msg_send(&d->fconn, &q.base, err);
+		if (ret < 0)
+			return ret;
+		q = (msg_t)VZ__MIGRATE__MSG__INIT;
+	}
+	q.type = VZ__MIGRATE__TYPE__T_PAGE_REQ;
+	q.has_vpid = q.has_vaddr = q.has_raw_len = true;
+	q.vpid = (uint32_t)vpid;
+	q.vaddr = vaddr;
+	q.raw_len = npages * 4096;
+	ret = vz_msg_send(&d->fconn, &q.base, err);
+	if (ret == 0)
+		ret = expect(&d->fconn, VZ__MIGRATE__TYPE__T_PAGES, &r, err);
+	if (ret == 0 && (r->vpid != (uint32_t)vpid || r->vaddr != vaddr))
+		ret = vz_error(err, EPROTO, "Post-copy: the source answered for other pages");
+	if (ret == 0)
+		ret = pages_into(d, r, d->fz, d->fbuf, err);
+	msg_free(r);
+	if (ret < 0)
+		return vz_error_wrap(err, "Post-copy: pid %d's page at %#llx", vpid, (unsigned long long)vaddr);
+	return 0;
 }
 
 static int dst_loop(struct dst *d, struct vz_err *err)
@@ -1553,6 +1687,140 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 	return ret;
 }
 
+/* Post-copy, on the source: a destination fetches the pages of a VE it
+ * runs now (or is restoring) from the frozen source copy, read through
+ * /proc/PID/mem, until it closes this stream. The source copy is held by
+ * CRIU's lazy-dump session meanwhile; ending that session ends it. */
+static void serve_page_stream(struct dst *d, const msg_t *m)
+{
+	struct vz_err err = { 0 };
+	char path[PATH_MAX];
+	_cleanup_free_ char *txt = NULL;
+	struct vz_zenc *z = NULL;
+	uint8_t *buf = NULL;
+	uint64_t pages = 0, end;
+	unsigned veid;
+	int port = 0, sk = -1;
+	bool go = false;
+	struct {
+		int vpid, mem;
+	} map[256];
+	size_t nmap = 0;
+
+	if (!m->migration_id || !mid_ok(m->migration_id) || !m->has_offset || !m->offset || m->offset > INT32_MAX) {
+		send_error(&d->conn, VZ_EXIT_INVAL, "Malformed PAGE_STREAM");
+		return;
+	}
+	veid = (unsigned)m->offset;
+	vz_path(path, sizeof(path), "/vz/migrate/%u.%s.outgoing", veid, m->migration_id);
+	if (vz_read_file(path, &txt, NULL, 32) < 0 || (port = atoi(txt)) <= 0 || port > 65535) {
+		send_error(&d->conn, VZ_EXIT_INVAL, "No post-copy migration of that id here");
+		return;
+	}
+	{
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (vz_cg_pids(&d->a->cg, veid, &pids, &n, &err) == 0)
+			for (size_t i = 0; i < n && nmap < 256; i++) {
+				char mp[64];
+				int vpid = vz_proc_vpid(pids[i]), fd;
+
+				snprintf(mp, sizeof(mp), "/proc/%d/mem", (int)pids[i]);
+				if (vpid > 0 && (fd = open(mp, O_RDONLY | O_CLOEXEC)) >= 0) {
+					map[nmap].vpid = vpid;
+					map[nmap++].mem = fd;
+				}
+			}
+		free(pids);
+	}
+	pr_info("VE %u: post-copy: serving migration %s's pages to %s (%zu processes)", veid, m->migration_id,
+		d->conn.peer, nmap);
+	z = vz_zenc_new(1);
+	buf = malloc(MIG_PAGES_MAX);
+	while (z && buf) {
+		msg_t *q = NULL, r = VZ__MIGRATE__MSG__INIT;
+		const void *out;
+		size_t olen;
+		ssize_t got = -1;
+		int ret = recv_msg(&d->conn, &q, &err);
+
+		if (ret < 0)
+			break; /* the destination has all it wants */
+		if (q->type != VZ__MIGRATE__TYPE__T_PAGE_REQ || !q->has_vpid || !q->has_vaddr || !q->has_raw_len ||
+		    !q->vpid || q->vpid > INT32_MAX || q->vaddr % 4096 || !q->raw_len || q->raw_len % 4096 ||
+		    q->raw_len > MIG_PAGES_MAX) {
+			msg_free(q);
+			send_error(&d->conn, VZ_EXIT_INVAL, "Malformed PAGE_REQ");
+			break;
+		}
+		for (size_t i = 0; i < nmap; i++)
+			if (map[i].vpid == (int)q->vpid)
+				got = pread(map[i].mem, buf, (size_t)q->raw_len, (off_t)q->vaddr);
+		r.vpid = q->vpid;
+		r.vaddr = q->vaddr;
+		msg_free(q);
+		if (got < 4096) {
+			pr_err("VE %u: post-copy: cannot read pid %u's page at %#llx", veid, r.vpid,
+			       (unsigned long long)r.vaddr);
+			send_error(&d->conn, VZ_EXIT_SYSTEM, "The source cannot read that page");
+			break;
+		}
+		got -= got % 4096;
+		if (vz_zenc_chunk(z, buf, (size_t)got, &out, &olen, &err) < 0)
+			break;
+		r.type = VZ__MIGRATE__TYPE__T_PAGES;
+		r.has_vpid = r.has_vaddr = r.has_raw_len = r.has_data = true;
+		r.raw_len = (uint64_t)got;
+		r.data.data = (uint8_t *)out;
+		r.data.len = olen;
+		if (vz_msg_send(&d->conn, &r.base, &err) < 0)
+			break;
+		pages += (uint64_t)got / 4096;
+	}
+	for (size_t i = 0; i < nmap; i++)
+		close(map[i].mem);
+	vz_zenc_free(z);
+	free(buf);
+	pr_info("VE %u: post-copy: %llu pages served to %s", veid, (unsigned long long)pages, d->conn.peer);
+	{
+		/* Decided go: the source copy (frozen since) dies as soon as it
+		 * is thawed, never to run again. */
+		char dp[PATH_MAX];
+		_cleanup_free_ char *dec = NULL;
+
+		go = vz_read_file(decision_path(dp, sizeof(dp), veid, m->migration_id), &dec, NULL, 64) == 0 &&
+		     !strncmp(dec, "go", 2);
+		if (go) {
+			pid_t *pids = NULL;
+			size_t n = 0;
+
+			if (vz_cg_pids(&d->a->cg, veid, &pids, &n, NULL) == 0)
+				for (size_t i = 0; i < n; i++)
+					kill(pids[i], SIGKILL);
+			free(pids);
+		}
+	}
+	/* End CRIU's session, which holds the source copy: it listens once its
+	 * post-dump call is answered, which may be after the last page. */
+	end = vz_now_ns() + 120ull * 1000000000ull;
+	while (sk < 0 && vz_now_ns() < end && vz_exists(path)) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+		sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (sk >= 0 && connect(sk, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+			close(sk);
+			sk = -1;
+			usleep(2000);
+		}
+	}
+	if (sk >= 0)
+		close(sk);
+	if (go && vz_cg_thaw(&d->a->cg, veid, &err) < 0)
+		pr_warn("VE %u: %s", veid, err.msg);
+}
+
 void agent_migrate_serve(struct vz_agent *a, int fd)
 {
 	struct dst d = { .a = a, .img_fd = -1 };
@@ -1583,6 +1851,10 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 		answer_decision(&d, m);
 		goto out;
 	}
+	if (m->type == VZ__MIGRATE__TYPE__T_PAGE_STREAM) {
+		serve_page_stream(&d, m);
+		goto out;
+	}
 	if (m->type != VZ__MIGRATE__TYPE__T_HELLO || !m->hello) {
 		send_error(&d.conn, VZ_EXIT_INVAL, "Expected HELLO");
 		goto out;
@@ -1601,6 +1873,7 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	ok.free_bytes = free_bytes;
 	ok.criu_version = criu_text;
 	if (d.h->online && d.h->has_precopy && d.h->precopy) {
+		d.postcopy = d.h->has_postcopy && d.h->postcopy;
 		/* Lazy restore needs userfaultfd and CRIU's lazy pages. */
 		struct vz_criu criu = { a->criu };
 		struct vz_criu_features f = { 0 };
@@ -1673,6 +1946,10 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	dst_cleanup(&d);
 out:
 	mig_lazy_free(d.lazy);
+	if (d.fopen)
+		vz_conn_close(&d.fconn);
+	vz_zdec_free(d.fz);
+	free(d.fbuf);
 	vz_pstore_free(d.ps);
 	vz_zdec_free(d.pz);
 	free(d.pbuf);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -384,6 +385,22 @@ int vz_net_host_mac(const struct vz_netif *nif, struct vz_err *err)
 	return vz_run_checked(argv, err);
 }
 
+int vz_net_bridge_port(const char *bridge, const char *ifname, bool attach, struct vz_err *err)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	/* The bridge ioctls act at once (no link-state change to propagate). */
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
+	ifr.ifr_ifindex = (int)if_nametoindex(ifname);
+	if (fd < 0 || !ifr.ifr_ifindex || ioctl(fd, attach ? SIOCBRADDIF : SIOCBRDELIF, &ifr) != 0)
+		ret = vz_error(err, errno ? errno : ENODEV, "%s %s %s bridge %s: %s", attach ? "Attach" : "Detach",
+			       ifname, attach ? "to" : "from", bridge, strerror(errno ? errno : ENODEV));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 /* In the VE's namespace: one gratuitous ARP per IPv4 address of ifname. */
 static int garp_here(const char *ifname)
 {
@@ -431,8 +448,29 @@ int vz_net_garp(pid_t pid, const char *ifname, struct vz_err *err)
 	if (fd < 0)
 		return vz_error(err, errno, "Open %s: %s", path, strerror(errno));
 	child = fork();
-	if (child == 0)
-		_exit(setns(fd, CLONE_NEWNET) == 0 ? garp_here(ifname) : 2);
+	if (child == 0) {
+		if (setns(fd, CLONE_NEWNET) != 0)
+			_exit(2);
+		/* Neighbours it failed to reach while held off the network
+		 * would be retried only on the next 1 s timer: forget them, so
+		 * that its next packet asks at once. */
+		{
+			pid_t f = fork();
+
+			if (f == 0) {
+				int dn = open("/dev/null", O_WRONLY);
+
+				dup2(dn, 1);
+				dup2(dn, 2);
+				execlp("ip", "ip", "neigh", "flush", "dev", ifname, "nud", "incomplete", "nud", "failed",
+				       (char *)NULL);
+				_exit(127);
+			}
+			if (f > 0)
+				waitpid(f, NULL, 0);
+		}
+		_exit(garp_here(ifname));
+	}
 	close(fd);
 	if (child < 0)
 		return vz_error(err, errno, "Fork: %s", strerror(errno));

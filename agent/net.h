@@ -44,6 +44,8 @@ int vz_net_veth_setup(const struct vz_netif *nif, pid_t pid, struct vz_err *err)
 int vz_net_host_mac(const struct vz_netif *nif, struct vz_err *err);
 /* Announce the VE's IPv4 addresses on ifname with gratuitous ARP, from
  * inside pid's namespace, so switches learn where its MAC now lives. */
+/* Attach a host interface to a bridge or detach it. */
+int vz_net_bridge_port(const char *bridge, const char *ifname, bool attach, struct vz_err *err);
 int vz_net_garp(pid_t pid, const char *ifname, struct vz_err *err);
 /* Delete the host end if it exists (the peer goes with it). */
 int vz_net_veth_del(const struct vz_netif *nif, struct vz_err *err);

@@ -249,6 +249,7 @@ struct restore_ctx {
 	unsigned veid;
 	bool leave_frozen;
 	int frozen;
+	const char *host_ifname, *bridge;
 };
 
 /* Freeze the restored tree before CRIU lets it run, when asked: a
@@ -260,6 +261,16 @@ static int restore_notify(const char *script, pid_t pid, void *arg)
 	struct vz_err err = { 0 };
 
 	pr_debug("Restore notify %s (pid %d)", script, (int)pid);
+	if (r->leave_frozen && !strcmp(script, "post-restore") && r->host_ifname) {
+		/* Held for a migration: nothing of it reaches the network
+		 * before the go (not a retransmission, not a reset should the
+		 * move be undone); the go attaches it to the bridge again. */
+		if (vz_net_bridge_port(r->bridge, r->host_ifname, false, &err) < 0) {
+			pr_err("VE %u: %s", r->veid, err.msg);
+			return -1;
+		}
+		return 0;
+	}
 	if (!r->leave_frozen || strcmp(script, "pre-resume"))
 		return 0;
 	if (vz_cg_freeze(&r->a->cg, r->veid, 5000, &err) < 0) {
@@ -296,6 +307,8 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 		goto fail;
 	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve->veid);
 	snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
+	rc.host_ifname = nif.host_ifname;
+	rc.bridge = nif.bridge;
 	o.images_dir_fd = img_fd;
 	o.work_dir_fd = work_fd;
 	o.log_file = logname;

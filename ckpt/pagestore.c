@@ -28,7 +28,15 @@ struct vz_pstore {
 	size_t cap, used;
 	uint64_t next; /* next free page in the file */
 	uint8_t *buf;
+	vz_pstore_fetch_fn fetch;
+	void *fetch_arg;
 };
+
+void vz_pstore_set_fetch(struct vz_pstore *s, vz_pstore_fetch_fn fn, void *arg)
+{
+	s->fetch = fn;
+	s->fetch_arg = arg;
+}
 
 /* pid in the VE (22 bits) and page number (36 bits), plus one so that no
  * key is zero. */
@@ -242,6 +250,19 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 		while (n < pi.nr_pages && n < MAX_REPLY_PAGES &&
 		       vz_pstore_get(s, (int)pi.dst_id, pi.vaddr + n * PAGE, s->buf + n * PAGE) == 0)
 			n++;
+		if (n == 0 && s->fetch) {
+			uint64_t want = pi.nr_pages > MAX_REPLY_PAGES ? MAX_REPLY_PAGES : pi.nr_pages;
+			uint64_t before = s->used;
+
+			ret = s->fetch(s->fetch_arg, (int)pi.dst_id, pi.vaddr, want, err);
+			if (ret < 0)
+				return ret;
+			if (st)
+				st->fetched += s->used - before;
+			while (n < pi.nr_pages && n < MAX_REPLY_PAGES &&
+			       vz_pstore_get(s, (int)pi.dst_id, pi.vaddr + n * PAGE, s->buf + n * PAGE) == 0)
+				n++;
+		}
 		if (n == 0)
 			return vz_error(err, ENOENT, "Page server: pid %llu's page at %#llx was never sent here",
 					(unsigned long long)pi.dst_id, (unsigned long long)pi.vaddr);

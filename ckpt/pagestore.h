@@ -48,8 +48,14 @@ uint64_t vz_pstore_pages(const struct vz_pstore *s);
 /* Copy one page out; -ENOENT when not held. */
 int vz_pstore_get(struct vz_pstore *s, int vpid, uint64_t vaddr, void *page);
 
+/* Post-copy: called for a page not held, to bring at least that page
+ * into the store (from the source); 0 or a negative errno. */
+typedef int (*vz_pstore_fetch_fn)(void *arg, int vpid, uint64_t vaddr, uint64_t npages, struct vz_err *err);
+void vz_pstore_set_fetch(struct vz_pstore *s, vz_pstore_fetch_fn fn, void *arg);
+
 struct vz_pstore_stats {
 	uint64_t requests, pages;
+	uint64_t fetched; /* post-copy: pages brought from the source */
 };
 
 /* Serve one client on fd until it closes or says PS_IOV_CLOSE: 0, or a

@@ -721,6 +721,14 @@ static int cmp_line(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
+int vz_proc_vpid(pid_t pid)
+{
+	unsigned long long st;
+	int vpid, ret = proc_identity(pid, &st, &vpid);
+
+	return ret < 0 ? ret : vpid;
+}
+
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
 #define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
 #endif

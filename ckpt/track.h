@@ -72,6 +72,10 @@ int vz_track_peek(struct vz_track *t, const pid_t *pids, size_t n, uint64_t *pag
 
 
 
+/* The pid of host process pid inside its VE (innermost pid namespace);
+ * a negative errno when it is gone. */
+int vz_proc_vpid(pid_t pid);
+
 /* Bytes a digest leaves out: each thread's rseq area, where the kernel
  * writes the CPU the thread runs on (which differs between hosts). */
 struct vz_mem_mask {

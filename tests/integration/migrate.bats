@@ -416,3 +416,25 @@ running_on() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
+
+@test "--postcopy resumes the VE on the destination at once and fetches its memory after" {
+	run on h1 vzmigrate --online --postcopy --verify-memory h2 101
+	[ "$status" -eq 20 ]
+	[ "$(wc -l <<<"$output")" -eq 1 ]
+	start_probe probe3 198.18.1.1
+	run on h1 vzmigrate --online --postcopy --times h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"depends on this host until the last page has arrived"* ]]
+	[[ "$output" == *"memory: post-copy: fetched by"* ]]
+	[[ "$output" != *"Memory round"* ]]
+	grep -q "VE 101: post-copy: [1-9][0-9]* pages served" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
+	grep -q "VE 101: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	running_on h2 101
+	nothing_of h1 101
+	run all_pass h2 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(probe_field probe3 state)" = ok ]
+	[ "$(probe_field probe3 errors)" -eq 0 ]
+}

@@ -15,7 +15,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run]\n"
-		   "                 [--downtime-ms N] [--max-rounds N] [--stop-copy] [--verify-memory] DEST VEID\n"
+		   "                 [--downtime-ms N] [--max-rounds N] [--stop-copy] [--verify-memory] [--postcopy] DEST VEID\n"
 		   "  --online      move the VE while it runs (checkpoint, copy, restore)\n"
 		   "  --keep-dst    keep the synced private area on DEST if the move fails\n"
 		   "  -r yes|no     remove the VE here after the move (default yes)\n"
@@ -24,7 +24,9 @@ static void usage(FILE *f)
 		   "  --downtime-ms N  pre-copy: freeze once what is left can be sent in N ms (default 300)\n"
 		   "  --max-rounds N   pre-copy: at most N rounds while the VE runs (default 10, at most 64)\n"
 		   "  --stop-copy      no pre-copy: all memory is copied while the VE is frozen\n"
-		   "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n");
+		   "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n"
+		   "  --postcopy       no pre-copy: the VE resumes on DEST at once and fetches its memory\n"
+		   "                   from here afterwards (it depends on this host until then)\n");
 }
 
 int main(int argc, char **argv)
@@ -35,7 +37,8 @@ int main(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' }, { "help", no_argument, NULL, 'h' },
 		{ "remove-area", required_argument, NULL, 'r' }, { "downtime-ms", required_argument, NULL, 'D' },
 		{ "max-rounds", required_argument, NULL, 'R' }, { "stop-copy", no_argument, NULL, 'S' },
-		{ "verify-memory", no_argument, NULL, 'V' }, { NULL, 0, NULL, 0 },
+		{ "verify-memory", no_argument, NULL, 'V' }, { "postcopy", no_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct vz_err err = { 0 };
 	vz_request req;
@@ -83,9 +86,15 @@ int main(int argc, char **argv)
 		}
 		case 'S': req.has_stop_copy = req.stop_copy = 1; break;
 		case 'V': req.has_verify_memory = req.verify_memory = 1; break;
+		case 'P': req.has_postcopy = req.postcopy = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return VZ_EXIT_INVAL;
 		}
+	}
+	if (req.postcopy && (req.stop_copy || req.verify_memory)) {
+		fprintf(stderr, "vzmigrate: --postcopy cannot go with %s\n",
+			req.stop_copy ? "--stop-copy" : "--verify-memory (the memory arrives after the VE resumes)");
+		return VZ_EXIT_INVAL;
 	}
 	if (argc - optind != 2) {
 		fprintf(stderr, "vzmigrate: need DEST and VEID\n");
