@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1228,6 +1229,15 @@ static void dst_cleanup(struct dst *d)
 			waitpid(d->pid, NULL, WNOHANG);
 		if (d->ve_open && ve_teardown(d->a, &d->ve, &e) < 0)
 			pr_warn("VE %u: %s", d->veid, e.msg);
+		if (d->ve_open) {
+			/* The pair goes with the VE's namespace, but only once the
+			 * kernel gets round to it: remove it now, so that a retry
+			 * does not find the name taken. */
+			struct vz_netif nif;
+
+			if (ve_netif(&d->ve, d->a, &nif, &e) == 0 && if_nametoindex(nif.host_ifname))
+				vz_net_veth_del(&nif, &e);
+		}
 	}
 	if (d->ve_open) {
 		ve_umount(&d->ve, &e);

@@ -821,20 +821,56 @@ int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, s
 		f = fopen(path, "re");
 		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pids[i]);
 		mem = open(path, O_RDONLY | O_CLOEXEC);
-		while (f && mem >= 0 && ret == 0 && fgets(line, sizeof(line), f)) {
-			unsigned long long s, e, off, ino;
-			char perms[8], dev[32], name[256] = "";
-			unsigned char md[EVP_MAX_MD_SIZE];
-			unsigned mdlen = 0;
-			EVP_MD_CTX *h;
-			char out[256];
+		/* Adjacent mappings are hashed as one range: how the kernel
+		 * splits or merges VMAs (a userfaultfd registration keeps them
+		 * apart) differs between hosts, the bytes must not. */
+		EVP_MD_CTX *h = NULL;
+		unsigned long long rs = 0, re = 0;
+		bool more = true;
 
-			if (sscanf(line, "%llx-%llx %7s %llx %31s %llu %255s", &s, &e, perms, &off, dev, &ino, name) < 6)
-				continue;
-			if (perms[1] != 'w' || perms[3] != 'p' || !strncmp(name, "[v", 2))
-				continue;
-			h = EVP_MD_CTX_new();
-			EVP_DigestInit_ex(h, EVP_sha256(), NULL);
+		while (f && mem >= 0 && ret == 0 && more) {
+			unsigned long long s = 0, e = 0, off, ino;
+			char perms[8], dev[32], name[256] = "";
+			bool ok = false;
+
+			more = fgets(line, sizeof(line), f) != NULL;
+			if (more && sscanf(line, "%llx-%llx %7s %llx %31s %llu %255s", &s, &e, perms, &off, dev, &ino,
+					   name) >= 6)
+				ok = perms[1] == 'w' && perms[3] == 'p' && strncmp(name, "[v", 2);
+			if (!more || !ok || s != re) {
+				if (h) {
+					/* close the range [rs, re) */
+					unsigned char md[EVP_MAX_MD_SIZE];
+					unsigned mdlen = 0;
+					char out[256];
+					int k;
+
+					EVP_DigestFinal_ex(h, md, &mdlen);
+					EVP_MD_CTX_free(h);
+					h = NULL;
+					k = snprintf(out, sizeof(out), "%d %llx-%llx ", vpid, rs, re);
+					for (unsigned j = 0; j < mdlen && k < (int)sizeof(out) - 3; j++)
+						k += snprintf(out + k, sizeof(out) - (size_t)k, "%02x", md[j]);
+					if (nl == cap) {
+						char **nlines = realloc(lines, (cap = cap ? cap * 2 : 64) * sizeof(*lines));
+
+						if (!nlines) {
+							ret = vz_error(err, ENOMEM, "Out of memory");
+							break;
+						}
+						lines = nlines;
+					}
+					lines[nl] = strdup(out);
+					total += strlen(out) + 1;
+					nl++;
+				}
+				if (!ok)
+					continue;
+				h = EVP_MD_CTX_new();
+				EVP_DigestInit_ex(h, EVP_sha256(), NULL);
+				rs = s;
+			}
+			re = e;
 			for (unsigned long long a = s; a < e;) {
 				size_t l = (size_t)(e - a > CHUNK_PAGES * PAGE ? CHUNK_PAGES * PAGE : e - a);
 				ssize_t r = pread(mem, buf, l, (off_t)a);
@@ -849,27 +885,9 @@ int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, s
 				EVP_DigestUpdate(h, buf, (size_t)r);
 				a += (unsigned long long)r;
 			}
-			EVP_DigestFinal_ex(h, md, &mdlen);
-			EVP_MD_CTX_free(h);
-			{
-				int k = snprintf(out, sizeof(out), "%d %llx-%llx ", vpid, s, e);
-
-				for (unsigned j = 0; j < mdlen && k < (int)sizeof(out) - 3; j++)
-					k += snprintf(out + k, sizeof(out) - (size_t)k, "%02x", md[j]);
-			}
-			if (nl == cap) {
-				char **nlines = realloc(lines, (cap = cap ? cap * 2 : 64) * sizeof(*lines));
-
-				if (!nlines) {
-					ret = vz_error(err, ENOMEM, "Out of memory");
-					break;
-				}
-				lines = nlines;
-			}
-			lines[nl] = strdup(out);
-			total += strlen(out) + 1;
-			nl++;
 		}
+		if (h)
+			EVP_MD_CTX_free(h);
 		if (f)
 			fclose(f);
 		if (mem >= 0)
