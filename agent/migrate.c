@@ -468,15 +468,6 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 		}
 	}
 	vz_ctl_progress(s->call->conn, "Pre-copy %s", s->conv_why);
-	if (s->verify) {
-		pid_t *pids = NULL;
-		size_t n = 0;
-
-		if (vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err) == 0)
-			vz_rseq_areas(pids, n, &s->mask, &s->nmask, err);
-		free(pids);
-		vz_err_clear(err);
-	}
 	return 0;
 }
 
@@ -1028,6 +1019,17 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		 * every millisecond or so. CRIU then finds it frozen, seizes it,
 		 * and leaves the cgroup frozen whatever happens; a failure below
 		 * thaws it. */
+		if (s.verify) {
+			/* The rseq areas the digests leave out, read with ptrace
+			 * the moment before the freeze. */
+			pid_t *pids = NULL;
+			size_t n = 0;
+
+			if (vz_cg_pids(&a->cg, ve.veid, &pids, &n, err) == 0)
+				vz_rseq_areas(pids, n, &s.mask, &s.nmask, err);
+			free(pids);
+			vz_err_clear(err);
+		}
 		ret = vz_cg_freeze(&a->cg, ve.veid, 5000, err);
 		if (ret == 0)
 			ret = vz_criu_dump(&criu, &o, err);
