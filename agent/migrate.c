@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -377,14 +379,18 @@ static int hold_ve(void *arg, bool hold, struct vz_err *err)
 static int send_round(struct src *s, unsigned r, struct vz_track_stats *st, struct vz_err *err)
 {
 	msg_t m = VZ__MIGRATE__MSG__INIT;
-	uint64_t t0 = vz_now_ns(), w0 = s->conn.bytes_out;
+	uint64_t t0 = vz_now_ns(), w0 = s->conn.bytes_out, t1, t2;
 	pid_t *pids = NULL;
 	size_t n = 0;
 	int ret = vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err);
 
+	t1 = vz_now_ns();
 	if (ret == 0)
 		ret = vz_track_round(s->trk, pids, n, page_emit, s, st, err);
+	t2 = vz_now_ns();
 	free(pids);
+	pr_debug("VE %u: round %u: %zu processes listed in %.1f ms, tracked in %.1f ms", s->ve->veid, r, n,
+		 (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
 	if (ret < 0)
 		return vz_error_wrap(err, "Memory round %u", r);
 	m.type = VZ__MIGRATE__TYPE__T_ROUND_END;
@@ -468,6 +474,16 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 		}
 	}
 	vz_ctl_progress(s->call->conn, "Pre-copy %s", s->conv_why);
+	{
+		/* What the rounds sent may still sit in the socket and the link's
+		 * queue: let it reach the destination while the VE still runs,
+		 * not while it is frozen. */
+		uint64_t end = vz_now_ns() + 5000000000ull;
+		int q = 0;
+
+		while (vz_now_ns() < end && ioctl(s->conn.fd, SIOCOUTQ, &q) == 0 && q > 65536)
+			usleep(1000);
+	}
 	return 0;
 }
 
@@ -479,9 +495,11 @@ static int precopy_final(struct src *s, struct vz_err *err)
 	int ret;
 
 	phase_start(s, "Memory, last round", 0);
+	vz_track_last(s->trk);
 	ret = send_round(s, s->nrounds, &st, err);
-	vz_track_free(s->trk);
-	s->trk = NULL;
+	/* The tracker stays until CRIU is done: closing a userfaultfd walks
+	 * every page it protects (tens of ms per GiB), which is no work for
+	 * the frozen moment; once the source copy is gone it costs nothing. */
 	if (ret < 0)
 		return ret;
 	s->final_pages = st.pages;
@@ -880,7 +898,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		return vz_error(err, errno, "Random migration id: %s", strerror(errno));
 	for (int i = 0; i < 8; i++)
 		snprintf(s.mid + 2 * i, 3, "%02x", rnd[i]);
-	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 300;
+	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 50;
 	s.max_rounds = req->has_max_rounds && req->max_rounds ? req->max_rounds : 10;
 	s.verify = req->verify_memory;
 	if (online && req->postcopy) {
@@ -1319,9 +1337,14 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 				return vz_error(err, ENOMEM, "Out of memory");
 			vz_pstore_set_fetch(d->ps, post_fetch, d);
 		}
-		ret = mig_lazy_start(&d->lazy, d->a->criu, d->ps, d->imgdir, d->workdir, lazylog, err);
-		if (ret < 0)
-			return vz_error_wrap(err, "Lazy restore");
+		{
+			uint64_t t0 = vz_now_ns();
+
+			ret = mig_lazy_start(&d->lazy, d->a->criu, d->ps, d->imgdir, d->workdir, lazylog, err);
+			if (ret < 0)
+				return vz_error_wrap(err, "Lazy restore");
+			pr_debug("VE %u: lazy-pages daemon ready in %.0f ms", d->veid, ms_since(t0));
+		}
 	}
 	ret = ve_restore_images(d->a, &d->ve, img, work, logname, true, d->precopy, &d->pid, err);
 	if (ret < 0)
@@ -1671,21 +1694,30 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 			}
 			break;
 		}
-		case VZ__MIGRATE__TYPE__T_IMAGES_END:
+		case VZ__MIGRATE__TYPE__T_IMAGES_END: {
+			uint64_t t0 = vz_now_ns();
+
 			ret = u ? vz_img_unpacker_finish(u, NULL, err) : vz_error(err, EPROTO, "IMAGES_END without IMAGES");
 			if (ret == 0)
 				ret = restore_here(d, u, err);
 			if (ret == 0)
 				ret = send_type(&d->conn, VZ__MIGRATE__TYPE__T_RESTORED, err);
+			if (ret == 0)
+				pr_info("VE %u: restored (frozen) %.0f ms after the images", d->veid, ms_since(t0));
 			break;
-		case VZ__MIGRATE__TYPE__T_GO:
+		}
+		case VZ__MIGRATE__TYPE__T_GO: {
+			uint64_t t0 = vz_now_ns();
+
 			ret = finish(d, err);
 			send_type(&d->conn, VZ__MIGRATE__TYPE__T_DONE, err);
+			pr_info("VE %u: running here %.0f ms after the go", d->veid, ms_since(t0));
 			finish_lazy(d);
 			msg_free(m);
 			mig_recv_free(rcv);
 			vz_img_unpacker_free(u);
 			return ret < 0 ? ret : 1;
+		}
 		case VZ__MIGRATE__TYPE__T_ABORT:
 			ret = vz_error(err, ECANCELED, "The source aborted the migration");
 			break;

@@ -56,6 +56,7 @@ struct tproc {
 
 struct vz_track {
 	enum vz_track_kind kind;
+	bool last; /* the VE is frozen: nothing to protect again */
 	vz_track_hold_fn hold;
 	void *hold_arg;
 	struct tproc *p;
@@ -452,7 +453,8 @@ static int scan(struct ctx *c, int pm, uint64_t s, uint64_t e, bool wp, uint64_t
 	while (s < e) {
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
-			.flags = wp ? (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC) : 0,
+			/* The last round only reads: no PTE changes, no TLB flushes. */
+			.flags = wp ? (c->t->last ? PM_SCAN_CHECK_WPASYNC : (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC)) : 0,
 			.start = s,
 			.end = e,
 			.vec = (uintptr_t)c->t->vec,
@@ -694,6 +696,11 @@ int vz_track_round(struct vz_track *t, const pid_t *pids, size_t n, vz_track_emi
 			t->p[i--] = t->p[--t->np];
 		}
 	return ret;
+}
+
+void vz_track_last(struct vz_track *t)
+{
+	t->last = true;
 }
 
 int vz_track_peek(struct vz_track *t, const pid_t *pids, size_t n, uint64_t *pages, struct vz_err *err)

@@ -67,6 +67,10 @@ void vz_track_free(struct vz_track *t);
 int vz_track_round(struct vz_track *t, const pid_t *pids, size_t n, vz_track_emit_fn emit, void *arg,
 		   struct vz_track_stats *st, struct vz_err *err);
 
+/* The next round is the last, with the VE frozen: it reads what was
+ * written without protecting it again (cheaper). */
+void vz_track_last(struct vz_track *t);
+
 /* How many pages the next round would send now, changing nothing. */
 int vz_track_peek(struct vz_track *t, const pid_t *pids, size_t n, uint64_t *pages, struct vz_err *err);
 
