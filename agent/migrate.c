@@ -415,6 +415,8 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 	s->pz = vz_zenc_new(1);
 	if (!s->trk || !s->pz)
 		return vz_error(err, ENOMEM, "Memory tracker: %s", err->msg);
+	bool polished = false;
+
 	for (unsigned r = 0;; r++) {
 		struct vz_track_stats st;
 		char name[40];
@@ -449,6 +451,13 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 				r, (unsigned long long)st.pages, (unsigned long long)(st.pages >> 8),
 				(unsigned long long)(s->rounds[r].wire >> 20), s->rounds[r].ms,
 				st.new_procs && r ? ", new processes" : "", (unsigned long long)left, est);
+		/* Within budget: one more round, while the VE runs, when what is
+		 * left still takes a noticeable time to send (it then takes about
+		 * that long and leaves a fraction for the frozen moment). */
+		if (est <= s->downtime_ms && est > 20 && !polished && r + 1 < s->max_rounds && r + 1 < MAX_ROUNDS) {
+			polished = true;
+			continue;
+		}
 		if (est <= s->downtime_ms) {
 			s->converged = true;
 			snprintf(s->conv_why, sizeof(s->conv_why),
@@ -898,7 +907,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		return vz_error(err, errno, "Random migration id: %s", strerror(errno));
 	for (int i = 0; i < 8; i++)
 		snprintf(s.mid + 2 * i, 3, "%02x", rnd[i]);
-	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 50;
+	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 300;
 	s.max_rounds = req->has_max_rounds && req->max_rounds ? req->max_rounds : 10;
 	s.verify = req->verify_memory;
 	if (online && req->postcopy) {

@@ -21,7 +21,7 @@ static void usage(FILE *f)
 		   "  -r yes|no     remove the VE here after the move (default yes)\n"
 		   "  -t, --times   print the time of each phase\n"
 		   "  --dry-run     only check that DEST can take the VE\n"
-		   "  --downtime-ms N  pre-copy: freeze once what is left can be sent in N ms (default 50)\n"
+		   "  --downtime-ms N  pre-copy: freeze once what is left can be sent in N ms (default 300)\n"
 		   "  --max-rounds N   pre-copy: at most N rounds while the VE runs (default 10, at most 64)\n"
 		   "  --stop-copy      no pre-copy: all memory is copied while the VE is frozen\n"
 		   "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n"
