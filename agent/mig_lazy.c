@@ -94,7 +94,7 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 		dup2(devnull, 0);
 		dup2(devnull, 1);
 		dup2(devnull, 2);
-		execl(criu, "criu", "lazy-pages", "-D", imgdir, "-W", workdir, "-o", logname, "-v4",
+		execl(criu, "criu", "lazy-pages", "-D", imgdir, "-W", workdir, "-o", logname, "-v2",
 		      "--page-server", "--address", "127.0.0.1", "--port", port, "--status-fd", stfd,
 		      (char *)NULL);
 		_exit(127);

@@ -1167,8 +1167,12 @@ struct dst {
 	char *memhash; /* --verify-memory: the source's digests */
 	bool failed_here; /* a failure of ours, not a lost source */
 	/* post-copy: pages the store lacks come from the source */
-	bool postcopy, fopen;
-	struct vz_conn fconn;
+	bool postcopy, fopen, popen, pthread_on;
+	struct vz_conn fconn, pconn; /* requests; background push */
+	pthread_t pth;
+	struct vz_zdec *pushz;
+	uint8_t *pushbuf;
+	uint64_t pushed;
 	struct vz_zdec *fz;
 	uint8_t *fbuf;
 	size_t fbuf_len;
@@ -1245,6 +1249,8 @@ static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, siz
 	return 0;
 }
 
+static void push_stop(struct dst *d);
+
 /* Remove everything this migration made here. */
 static void dst_cleanup(struct dst *d)
 {
@@ -1274,6 +1280,7 @@ static void dst_cleanup(struct dst *d)
 	}
 	mig_lazy_free(d->lazy);
 	d->lazy = NULL;
+	push_stop(d);
 	if (d->fopen) {
 		vz_conn_close(&d->fconn);
 		d->fopen = false;
@@ -1310,6 +1317,69 @@ static int write_conf(struct dst *d, struct vz_err *err)
 }
 
 static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, struct vz_err *err);
+static int pages_into(struct dst *d, const msg_t *m, struct vz_zdec *z, uint8_t *buf, struct vz_err *err);
+
+/* Post-copy: the source sends every page in the background on a
+ * connection of its own; this thread puts them in the store. */
+static void *push_main(void *arg)
+{
+	struct dst *d = arg;
+	struct vz_err err = { 0 };
+
+	for (;;) {
+		msg_t *m = NULL;
+
+		if (recv_msg(&d->pconn, &m, &err) < 0)
+			break;
+		if (m->type != VZ__MIGRATE__TYPE__T_PAGES || pages_into(d, m, d->pushz, d->pushbuf, &err) < 0) {
+			msg_free(m);
+			break;
+		}
+		d->pushed += m->raw_len / 4096;
+		msg_free(m);
+	}
+	return NULL;
+}
+
+static void push_start(struct dst *d)
+{
+	struct vz_err err = { 0 };
+	struct vz_tls *tls = host_tls(d->a, false, &err);
+	msg_t q = VZ__MIGRATE__MSG__INIT;
+
+	d->pushz = vz_zdec_new();
+	d->pushbuf = malloc(MIG_PAGES_MAX);
+	if (!tls || !d->pushz || !d->pushbuf ||
+	    vz_tls_connect(tls, d->src_host, d->h->source_port, CONNECT_TIMEOUT_MS, 120000, &d->pconn, &err) < 0) {
+		/* Faults alone still bring every page. */
+		pr_warn("VE %u: post-copy without a background push: %s", d->veid, err.msg);
+		vz_tls_free(tls);
+		return;
+	}
+	vz_tls_free(tls);
+	d->popen = true;
+	q.type = VZ__MIGRATE__TYPE__T_PAGE_PUSH;
+	q.migration_id = d->mid;
+	q.has_offset = true;
+	q.offset = d->veid;
+	if (vz_msg_send(&d->pconn, &q.base, &err) == 0 && pthread_create(&d->pth, NULL, push_main, d) == 0)
+		d->pthread_on = true;
+}
+
+static void push_stop(struct dst *d)
+{
+	if (d->popen && d->pconn.fd >= 0)
+		shutdown(d->pconn.fd, SHUT_RDWR);
+	if (d->pthread_on) {
+		pthread_join(d->pth, NULL);
+		d->pthread_on = false;
+	}
+	if (d->popen) {
+		vz_conn_close(&d->pconn);
+		d->popen = false;
+		pr_info("VE %u: post-copy: %llu pages pushed by the source", d->veid, (unsigned long long)d->pushed);
+	}
+}
 
 static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err *err)
 {
@@ -1345,6 +1415,7 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 			if (!d->fz || !d->fbuf)
 				return vz_error(err, ENOMEM, "Out of memory");
 			vz_pstore_set_fetch(d->ps, post_fetch, d);
+			push_start(d);
 		}
 		{
 			uint64_t t0 = vz_now_ns();
@@ -1462,6 +1533,7 @@ static void finish_lazy(struct dst *d)
 		mig_lazy_free(d->lazy);
 		d->lazy = NULL;
 	}
+	push_stop(d);
 	if (d->fopen) {
 		/* The source ends CRIU's session when this closes. */
 		vz_conn_close(&d->fconn);
@@ -1740,6 +1812,120 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 	return ret;
 }
 
+/* Post-copy, on the source: end CRIU's lazy-dump session, which holds
+ * the frozen source copy. Decided go: that copy dies as soon as it is
+ * thawed, never to run again. CRIU listens once its post-dump call is
+ * answered, which may come after the last page. */
+static void end_lazy_session(struct vz_agent *a, unsigned veid, const char *mid, int port)
+{
+	struct vz_err err = { 0 };
+	char path[PATH_MAX], dp[PATH_MAX];
+	_cleanup_free_ char *dec = NULL;
+	uint64_t end = vz_now_ns() + 120ull * 1000000000ull;
+	bool go;
+	int sk = -1;
+
+	vz_path(path, sizeof(path), "/vz/migrate/%u.%s.outgoing", veid, mid);
+	go = vz_read_file(decision_path(dp, sizeof(dp), veid, mid), &dec, NULL, 64) == 0 && !strncmp(dec, "go", 2);
+	if (go) {
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (vz_cg_pids(&a->cg, veid, &pids, &n, NULL) == 0)
+			for (size_t i = 0; i < n; i++)
+				kill(pids[i], SIGKILL);
+		free(pids);
+	}
+	while (sk < 0 && vz_now_ns() < end && vz_exists(path)) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+		sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (sk >= 0 && connect(sk, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+			close(sk);
+			sk = -1;
+			usleep(2000);
+		}
+	}
+	if (sk >= 0)
+		close(sk);
+	if (go && vz_cg_thaw(&a->cg, veid, &err) < 0)
+		pr_warn("VE %u: %s", veid, err.msg);
+}
+
+struct push {
+	struct vz_conn *conn;
+	struct vz_zenc *z;
+	uint64_t pages;
+};
+
+static int push_emit(void *arg, int vpid, uint64_t vaddr, const void *data, size_t npages, struct vz_err *err)
+{
+	struct push *p = arg;
+	msg_t r = VZ__MIGRATE__MSG__INIT;
+	const void *out;
+	size_t olen;
+	int ret = vz_zenc_chunk(p->z, data, npages * 4096, &out, &olen, err);
+
+	if (ret < 0)
+		return ret;
+	r.type = VZ__MIGRATE__TYPE__T_PAGES;
+	r.has_vpid = r.has_vaddr = r.has_raw_len = r.has_data = true;
+	r.vpid = (uint32_t)vpid;
+	r.vaddr = vaddr;
+	r.raw_len = npages * 4096;
+	r.data.data = (uint8_t *)out;
+	r.data.len = olen;
+	p->pages += npages;
+	return vz_msg_send(p->conn, &r.base, err);
+}
+
+/* Post-copy, on the source: every present page of the frozen source copy
+ * to the destination, in the background, until done or it hangs up. */
+static void serve_page_push(struct dst *d, const msg_t *m)
+{
+	struct vz_err err = { 0 };
+	char path[PATH_MAX];
+	struct push p = { .conn = &d->conn };
+	struct vz_track *t = NULL;
+	struct vz_track_stats st;
+	_cleanup_free_ char *txt = NULL;
+	pid_t *pids = NULL;
+	size_t n = 0;
+	unsigned veid;
+	int port = 0, ret = -1;
+
+	if (!m->migration_id || !mid_ok(m->migration_id) || !m->has_offset || !m->offset || m->offset > INT32_MAX) {
+		send_error(&d->conn, VZ_EXIT_INVAL, "Malformed PAGE_PUSH");
+		return;
+	}
+	veid = (unsigned)m->offset;
+	vz_path(path, sizeof(path), "/vz/migrate/%u.%s.outgoing", veid, m->migration_id);
+	if (vz_read_file(path, &txt, NULL, 32) < 0 || (port = atoi(txt)) <= 0 || port > 65535) {
+		send_error(&d->conn, VZ_EXIT_INVAL, "No post-copy migration of that id here");
+		return;
+	}
+	/* The tracker with no back-end finds every present private page. */
+	p.z = vz_zenc_new(1);
+	t = vz_track_new(VZ_TRACK_NONE, NULL, NULL, &err);
+	if (p.z && t && vz_cg_pids(&d->a->cg, veid, &pids, &n, &err) == 0)
+		ret = vz_track_round(t, pids, n, push_emit, &p, &st, &err);
+	free(pids);
+	vz_track_free(t);
+	vz_zenc_free(p.z);
+	pr_info("VE %u: post-copy: %llu pages pushed to %s%s%s", veid, (unsigned long long)p.pages, d->conn.peer,
+		err.msg[0] ? ": " : "", err.msg);
+	/* Every page is there: the source copy has nothing more to give. But
+	 * only after the go; before it the session ends as decided. */
+	if (ret == 0) {
+		char dp[PATH_MAX];
+
+		while (vz_exists(path) && !vz_exists(decision_path(dp, sizeof(dp), veid, m->migration_id)))
+			usleep(10000);
+		end_lazy_session(d->a, veid, m->migration_id, port);
+	}
+}
+
 /* Post-copy, on the source: a destination fetches the pages of a VE it
  * runs now (or is restoring) from the frozen source copy, read through
  * /proc/PID/mem, until it closes this stream. The source copy is held by
@@ -1751,10 +1937,9 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 	_cleanup_free_ char *txt = NULL;
 	struct vz_zenc *z = NULL;
 	uint8_t *buf = NULL;
-	uint64_t pages = 0, end;
+	uint64_t pages = 0;
 	unsigned veid;
-	int port = 0, sk = -1;
-	bool go = false;
+	int port = 0;
 	struct {
 		int vpid, mem;
 	} map[256];
@@ -1836,42 +2021,7 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 	vz_zenc_free(z);
 	free(buf);
 	pr_info("VE %u: post-copy: %llu pages served to %s", veid, (unsigned long long)pages, d->conn.peer);
-	{
-		/* Decided go: the source copy (frozen since) dies as soon as it
-		 * is thawed, never to run again. */
-		char dp[PATH_MAX];
-		_cleanup_free_ char *dec = NULL;
-
-		go = vz_read_file(decision_path(dp, sizeof(dp), veid, m->migration_id), &dec, NULL, 64) == 0 &&
-		     !strncmp(dec, "go", 2);
-		if (go) {
-			pid_t *pids = NULL;
-			size_t n = 0;
-
-			if (vz_cg_pids(&d->a->cg, veid, &pids, &n, NULL) == 0)
-				for (size_t i = 0; i < n; i++)
-					kill(pids[i], SIGKILL);
-			free(pids);
-		}
-	}
-	/* End CRIU's session, which holds the source copy: it listens once its
-	 * post-dump call is answered, which may be after the last page. */
-	end = vz_now_ns() + 120ull * 1000000000ull;
-	while (sk < 0 && vz_now_ns() < end && vz_exists(path)) {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-
-		sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (sk >= 0 && connect(sk, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-			close(sk);
-			sk = -1;
-			usleep(2000);
-		}
-	}
-	if (sk >= 0)
-		close(sk);
-	if (go && vz_cg_thaw(&d->a->cg, veid, &err) < 0)
-		pr_warn("VE %u: %s", veid, err.msg);
+	end_lazy_session(d->a, veid, m->migration_id, port);
 }
 
 void agent_migrate_serve(struct vz_agent *a, int fd)
@@ -1906,6 +2056,10 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	}
 	if (m->type == VZ__MIGRATE__TYPE__T_PAGE_STREAM) {
 		serve_page_stream(&d, m);
+		goto out;
+	}
+	if (m->type == VZ__MIGRATE__TYPE__T_PAGE_PUSH) {
+		serve_page_push(&d, m);
 		goto out;
 	}
 	if (m->type != VZ__MIGRATE__TYPE__T_HELLO || !m->hello) {
@@ -1999,6 +2153,9 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	dst_cleanup(&d);
 out:
 	mig_lazy_free(d.lazy);
+	push_stop(&d);
+	vz_zdec_free(d.pushz);
+	free(d.pushbuf);
 	if (d.fopen)
 		vz_conn_close(&d.fconn);
 	vz_zdec_free(d.fz);

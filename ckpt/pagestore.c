@@ -2,6 +2,7 @@
 #define LOG_PREFIX "pagestore: "
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct vz_pstore {
 	uint8_t *buf;
 	vz_pstore_fetch_fn fetch;
 	void *fetch_arg;
+	pthread_mutex_t lock; /* post-copy: a pushing thread and the server */
 };
 
 void vz_pstore_set_fetch(struct vz_pstore *s, vz_pstore_fetch_fn fn, void *arg)
@@ -61,6 +63,7 @@ struct vz_pstore *vz_pstore_new(const char *dir, struct vz_err *err)
 		vz_error(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&s->lock, NULL);
 	s->cap = 1 << 16;
 	s->tab = calloc(s->cap, sizeof(*s->tab));
 	s->buf = malloc(MAX_REPLY_PAGES * PAGE + sizeof(struct vz_ps_iov));
@@ -82,12 +85,13 @@ void vz_pstore_free(struct vz_pstore *s)
 		close(s->fd);
 	free(s->tab);
 	free(s->buf);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
 uint64_t vz_pstore_pages(const struct vz_pstore *s)
 {
-	return s->used;
+	return __atomic_load_n(&s->used, __ATOMIC_RELAXED);
 }
 
 static struct slot *lookup(struct vz_pstore *s, uint64_t k)
@@ -115,8 +119,8 @@ static int grow(struct vz_pstore *s)
 	return 0;
 }
 
-int vz_pstore_put(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *data, size_t npages,
-		  struct vz_err *err)
+static int put_locked(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *data, size_t npages,
+		      struct vz_err *err)
 {
 	if (vpid <= 0 || vaddr % PAGE)
 		return vz_error(err, EINVAL, "Page for pid %d at %#llx is not page-aligned", vpid,
@@ -168,7 +172,18 @@ int vz_pstore_put(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *dat
 	return 0;
 }
 
-int vz_pstore_get(struct vz_pstore *s, int vpid, uint64_t vaddr, void *page)
+int vz_pstore_put(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *data, size_t npages,
+		  struct vz_err *err)
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = put_locked(s, vpid, vaddr, data, npages, err);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int get_locked(struct vz_pstore *s, int vpid, uint64_t vaddr, void *page)
 {
 	struct slot *sl = lookup(s, key_of(vpid, vaddr));
 
@@ -177,6 +192,16 @@ int vz_pstore_get(struct vz_pstore *s, int vpid, uint64_t vaddr, void *page)
 	if (pread(s->fd, page, PAGE, (off_t)(sl->off * PAGE)) != PAGE)
 		return -EIO;
 	return 0;
+}
+
+int vz_pstore_get(struct vz_pstore *s, int vpid, uint64_t vaddr, void *page)
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = get_locked(s, vpid, vaddr, page);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 static int read_full(int fd, void *buf, size_t len)
@@ -252,13 +277,13 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 			n++;
 		if (n == 0 && s->fetch) {
 			uint64_t want = pi.nr_pages > MAX_REPLY_PAGES ? MAX_REPLY_PAGES : pi.nr_pages;
-			uint64_t before = s->used;
+			uint64_t before = vz_pstore_pages(s);
 
 			ret = s->fetch(s->fetch_arg, (int)pi.dst_id, pi.vaddr, want, err);
 			if (ret < 0)
 				return ret;
 			if (st)
-				st->fetched += s->used - before;
+				st->fetched += vz_pstore_pages(s) - before;
 			while (n < pi.nr_pages && n < MAX_REPLY_PAGES &&
 			       vz_pstore_get(s, (int)pi.dst_id, pi.vaddr + n * PAGE, s->buf + n * PAGE) == 0)
 				n++;
