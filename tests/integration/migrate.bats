@@ -438,7 +438,7 @@ running_on() {
 	[[ "$output" == *"depends on this host until the last page has arrived"* ]]
 	[[ "$output" == *"memory: post-copy: fetched by"* ]]
 	[[ "$output" != *"Memory round"* ]]
-	grep -q "VE 101: post-copy: [1-9][0-9]* pages served" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
+	grep -q "VE 101: post-copy: [1-9][0-9]* pages pushed to" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
 	grep -q "VE 101: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
 	running_on h2 101
 	nothing_of h1 101
