@@ -275,11 +275,13 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 		while (n < pi.nr_pages && n < MAX_REPLY_PAGES &&
 		       vz_pstore_get(s, (int)pi.dst_id, pi.vaddr + n * PAGE, s->buf + n * PAGE) == 0)
 			n++;
-		if (n == 0 && s->fetch) {
-			uint64_t want = pi.nr_pages > MAX_REPLY_PAGES ? MAX_REPLY_PAGES : pi.nr_pages;
+		/* Post-copy: whatever part of the request the store lacks is
+		 * fetched, so that CRIU gets the whole range it asked for. */
+		if (s->fetch && n < pi.nr_pages && n < MAX_REPLY_PAGES) {
+			uint64_t want = (pi.nr_pages > MAX_REPLY_PAGES ? MAX_REPLY_PAGES : pi.nr_pages) - n;
 			uint64_t before = vz_pstore_pages(s);
 
-			ret = s->fetch(s->fetch_arg, (int)pi.dst_id, pi.vaddr, want, err);
+			ret = s->fetch(s->fetch_arg, (int)pi.dst_id, pi.vaddr + n * PAGE, want, err);
 			if (ret < 0)
 				return ret;
 			if (st)
