@@ -233,6 +233,42 @@ struct closer {
 	pthread_t th;
 };
 
+/* A connection to 127.0.0.1:port (CRIU's lazy-dump page server), or -1. */
+static int loopback_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* One PAGES message: len bytes of pid vpid's memory at vaddr, as a chunk
+ * of the stream z compresses for this connection. */
+static int send_pages(struct vz_conn *c, struct vz_zenc *z, uint32_t vpid, uint64_t vaddr, const void *data,
+		      size_t len, struct vz_err *err)
+{
+	msg_t m = VZ__MIGRATE__MSG__INIT;
+	const void *out;
+	size_t olen;
+	int ret = vz_zenc_chunk(z, data, len, &out, &olen, err);
+
+	if (ret < 0)
+		return ret;
+	m.type = VZ__MIGRATE__TYPE__T_PAGES;
+	m.has_vpid = m.has_vaddr = m.has_raw_len = m.has_data = true;
+	m.vpid = vpid;
+	m.vaddr = vaddr;
+	m.raw_len = len;
+	m.data.data = (uint8_t *)out;
+	m.data.len = olen;
+	return vz_msg_send(c, &m.base, err);
+}
+
 struct src {
 	struct vz_call *call;
 	struct vz_agent *a;
@@ -348,23 +384,10 @@ static uint64_t du_total;
 static int page_emit(void *arg, int vpid, uint64_t vaddr, const void *data, size_t npages, struct vz_err *err)
 {
 	struct src *s = arg;
-	msg_t m = VZ__MIGRATE__MSG__INIT;
-	const void *out;
-	size_t olen;
-	int ret = vz_zenc_chunk(s->pz, data, npages * 4096, &out, &olen, err);
 
-	if (ret < 0)
-		return ret;
-	m.type = VZ__MIGRATE__TYPE__T_PAGES;
-	m.has_vpid = m.has_vaddr = m.has_raw_len = m.has_data = true;
-	m.vpid = (uint32_t)vpid;
-	m.vaddr = vaddr;
-	m.raw_len = npages * 4096;
-	m.data.data = (uint8_t *)out;
-	m.data.len = olen;
 	s->raw_bytes += npages * 4096;
 	phase_show(s, s->phase_done + npages * 4096);
-	return vz_msg_send(&s->conn, &m.base, err);
+	return send_pages(&s->conn, s->pz, (uint32_t)vpid, vaddr, data, npages * 4096, err);
 }
 
 /* Soft-dirty rounds hold the VE still while its bits are read. */
@@ -819,12 +842,9 @@ static void summary(struct src *s, bool online, double total)
 	}
 }
 
-
 static void *closer_main(void *arg)
 {
 	struct closer *c = arg;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
 	while (!c->stop && c->mode != CLOSER_LEAVE) {
 		int fd;
@@ -833,14 +853,12 @@ static void *closer_main(void *arg)
 			usleep(2000);
 			continue;
 		}
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		fd = loopback_connect(c->port);
+		if (fd >= 0) {
 			close(fd);
 			pr_debug("ended CRIU's lazy-dump page server session");
 			return NULL;
 		}
-		if (fd >= 0)
-			close(fd);
 		usleep(2000);
 	}
 	return NULL;
@@ -1160,8 +1178,6 @@ struct dst {
 	struct vz_pstore *ps;
 	struct vz_zdec *pz;
 	uint8_t *pbuf;
-	size_t pbuf_len;
-	uint64_t pages_in;
 	struct mig_lazy *lazy;
 	char workdir[PATH_MAX];
 	char *memhash; /* --verify-memory: the source's digests */
@@ -1175,7 +1191,6 @@ struct dst {
 	uint64_t pushed;
 	struct vz_zdec *fz;
 	uint8_t *fbuf;
-	size_t fbuf_len;
 };
 
 static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, size_t len, struct vz_err *err)
@@ -1249,7 +1264,7 @@ static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, siz
 	return 0;
 }
 
-static void push_stop(struct dst *d);
+static void postcopy_close(struct dst *d);
 
 /* Remove everything this migration made here. */
 static void dst_cleanup(struct dst *d)
@@ -1280,11 +1295,7 @@ static void dst_cleanup(struct dst *d)
 	}
 	mig_lazy_free(d->lazy);
 	d->lazy = NULL;
-	push_stop(d);
-	if (d->fopen) {
-		vz_conn_close(&d->fconn);
-		d->fopen = false;
-	}
+	postcopy_close(d);
 	if (d->imgdir[0])
 		vz_rm_rf(d->imgdir);
 	if (d->workdir[0])
@@ -1319,6 +1330,31 @@ static int write_conf(struct dst *d, struct vz_err *err)
 static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, struct vz_err *err);
 static int pages_into(struct dst *d, const msg_t *m, struct vz_zdec *z, uint8_t *buf, struct vz_err *err);
 
+/* Post-copy: a connection of its own to the source, opened with its
+ * first message (PAGE_STREAM or PAGE_PUSH) naming this migration. The
+ * first answers wait for the go: its timeout allows for that. */
+static int open_source_stream(struct dst *d, Vz__Migrate__Type type, struct vz_conn *c, struct vz_err *err)
+{
+	struct vz_tls *tls = host_tls(d->a, false, err);
+	msg_t q = VZ__MIGRATE__MSG__INIT;
+	int ret;
+
+	if (!tls)
+		return -EIO;
+	ret = vz_tls_connect(tls, d->src_host, d->h->source_port, CONNECT_TIMEOUT_MS, 120000, c, err);
+	vz_tls_free(tls);
+	if (ret < 0)
+		return vz_error_wrap(err, "Post-copy: reach the source");
+	q.type = type;
+	q.migration_id = d->mid;
+	q.has_offset = true;
+	q.offset = d->veid;
+	ret = vz_msg_send(c, &q.base, err);
+	if (ret < 0)
+		vz_conn_close(c);
+	return ret;
+}
+
 /* Post-copy: the source sends every page in the background on a
  * connection of its own; this thread puts them in the store. */
 static void *push_main(void *arg)
@@ -1344,25 +1380,16 @@ static void *push_main(void *arg)
 static void push_start(struct dst *d)
 {
 	struct vz_err err = { 0 };
-	struct vz_tls *tls = host_tls(d->a, false, &err);
-	msg_t q = VZ__MIGRATE__MSG__INIT;
 
 	d->pushz = vz_zdec_new();
 	d->pushbuf = malloc(MIG_PAGES_MAX);
-	if (!tls || !d->pushz || !d->pushbuf ||
-	    vz_tls_connect(tls, d->src_host, d->h->source_port, CONNECT_TIMEOUT_MS, 120000, &d->pconn, &err) < 0) {
+	if (!d->pushz || !d->pushbuf || open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_PUSH, &d->pconn, &err) < 0) {
 		/* Faults alone still bring every page. */
-		pr_warn("VE %u: post-copy without a background push: %s", d->veid, err.msg);
-		vz_tls_free(tls);
+		pr_warn("VE %u: post-copy without a background push: %s", d->veid, err.msg[0] ? err.msg : "no memory");
 		return;
 	}
-	vz_tls_free(tls);
 	d->popen = true;
-	q.type = VZ__MIGRATE__TYPE__T_PAGE_PUSH;
-	q.migration_id = d->mid;
-	q.has_offset = true;
-	q.offset = d->veid;
-	if (vz_msg_send(&d->pconn, &q.base, &err) == 0 && pthread_create(&d->pth, NULL, push_main, d) == 0)
+	if (pthread_create(&d->pth, NULL, push_main, d) == 0)
 		d->pthread_on = true;
 }
 
@@ -1378,6 +1405,17 @@ static void push_stop(struct dst *d)
 		vz_conn_close(&d->pconn);
 		d->popen = false;
 		pr_info("VE %u: post-copy: %llu pages pushed by the source", d->veid, (unsigned long long)d->pushed);
+	}
+}
+
+/* Post-copy's streams to the source: the background push, then the one
+ * for faults, whose closing lets the source end CRIU's session. */
+static void postcopy_close(struct dst *d)
+{
+	push_stop(d);
+	if (d->fopen) {
+		vz_conn_close(&d->fconn);
+		d->fopen = false;
 	}
 }
 
@@ -1533,12 +1571,7 @@ static void finish_lazy(struct dst *d)
 		mig_lazy_free(d->lazy);
 		d->lazy = NULL;
 	}
-	push_stop(d);
-	if (d->fopen) {
-		/* The source ends CRIU's session when this closes. */
-		vz_conn_close(&d->fconn);
-		d->fopen = false;
-	}
+	postcopy_close(d);
 	if (d->workdir[0]) {
 		char from[PATH_MAX + 64], to[PATH_MAX];
 
@@ -1663,7 +1696,6 @@ static int pages_into(struct dst *d, const msg_t *m, struct vz_zdec *z, uint8_t 
 		ret = vz_error(err, EPROTO, "PAGES holds %zu bytes, not %zu", k.len, raw);
 	if (ret == 0)
 		ret = vz_pstore_put(d->ps, (int)m->vpid, m->vaddr, buf, raw / 4096, err);
-	d->pages_in += raw / 4096;
 	return ret;
 }
 
@@ -1681,24 +1713,10 @@ static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, stru
 	int ret;
 
 	if (!d->fopen) {
-		struct vz_tls *tls = host_tls(d->a, false, err);
-
-		if (!tls)
-			return -EIO;
-		/* The first answer waits for the go: allow for it. */
-		ret = vz_tls_connect(tls, d->src_host, d->h->source_port, CONNECT_TIMEOUT_MS, 120000, &d->fconn, err);
-		vz_tls_free(tls);
-		if (ret < 0)
-			return vz_error_wrap(err, "Post-copy: reach the source");
-		d->fopen = true;
-		q.type = VZ__MIGRATE__TYPE__T_PAGE_STREAM;
-		q.migration_id = d->mid;
-		q.has_offset = true;
-		q.offset = d->veid;
-		ret = vz_msg_send(&d->fconn, &q.base, err);
+		ret = open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_STREAM, &d->fconn, err);
 		if (ret < 0)
 			return ret;
-		q = (msg_t)VZ__MIGRATE__MSG__INIT;
+		d->fopen = true;
 	}
 	q.type = VZ__MIGRATE__TYPE__T_PAGE_REQ;
 	q.has_vpid = q.has_vaddr = q.has_raw_len = true;
@@ -1836,21 +1854,37 @@ static void end_lazy_session(struct vz_agent *a, unsigned veid, const char *mid,
 				kill(pids[i], SIGKILL);
 		free(pids);
 	}
-	while (sk < 0 && vz_now_ns() < end && vz_exists(path)) {
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-
-		sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (sk >= 0 && connect(sk, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-			close(sk);
-			sk = -1;
+	while (sk < 0 && vz_now_ns() < end && vz_exists(path))
+		if ((sk = loopback_connect(port)) < 0)
 			usleep(2000);
-		}
-	}
 	if (sk >= 0)
 		close(sk);
 	if (go && vz_cg_thaw(&a->cg, veid, &err) < 0)
 		pr_warn("VE %u: %s", veid, err.msg);
+}
+
+/* Post-copy, on the source: the VE and CRIU's page-server port of the
+ * migration a PAGE_STREAM or PAGE_PUSH names (marker in path), or -1
+ * after telling the peer why not. */
+static int outgoing_port(struct dst *d, const msg_t *m, const char *what, unsigned *veid, char *path, size_t len)
+{
+	_cleanup_free_ char *txt = NULL;
+	int port;
+
+	if (!m->migration_id || !mid_ok(m->migration_id) || !m->has_offset || !m->offset || m->offset > INT32_MAX) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "Malformed %s", what);
+		send_error(&d->conn, VZ_EXIT_INVAL, msg);
+		return -1;
+	}
+	*veid = (unsigned)m->offset;
+	vz_path(path, len, "/vz/migrate/%u.%s.outgoing", *veid, m->migration_id);
+	if (vz_read_file(path, &txt, NULL, 32) < 0 || (port = atoi(txt)) <= 0 || port > 65535) {
+		send_error(&d->conn, VZ_EXIT_INVAL, "No post-copy migration of that id here");
+		return -1;
+	}
+	return port;
 }
 
 struct push {
@@ -1862,22 +1896,9 @@ struct push {
 static int push_emit(void *arg, int vpid, uint64_t vaddr, const void *data, size_t npages, struct vz_err *err)
 {
 	struct push *p = arg;
-	msg_t r = VZ__MIGRATE__MSG__INIT;
-	const void *out;
-	size_t olen;
-	int ret = vz_zenc_chunk(p->z, data, npages * 4096, &out, &olen, err);
 
-	if (ret < 0)
-		return ret;
-	r.type = VZ__MIGRATE__TYPE__T_PAGES;
-	r.has_vpid = r.has_vaddr = r.has_raw_len = r.has_data = true;
-	r.vpid = (uint32_t)vpid;
-	r.vaddr = vaddr;
-	r.raw_len = npages * 4096;
-	r.data.data = (uint8_t *)out;
-	r.data.len = olen;
 	p->pages += npages;
-	return vz_msg_send(p->conn, &r.base, err);
+	return send_pages(p->conn, p->z, (uint32_t)vpid, vaddr, data, npages * 4096, err);
 }
 
 /* Post-copy, on the source: every present page of the frozen source copy
@@ -1889,22 +1910,13 @@ static void serve_page_push(struct dst *d, const msg_t *m)
 	struct push p = { .conn = &d->conn };
 	struct vz_track *t = NULL;
 	struct vz_track_stats st;
-	_cleanup_free_ char *txt = NULL;
 	pid_t *pids = NULL;
 	size_t n = 0;
 	unsigned veid;
-	int port = 0, ret = -1;
+	int port = outgoing_port(d, m, "PAGE_PUSH", &veid, path, sizeof(path)), ret = -1;
 
-	if (!m->migration_id || !mid_ok(m->migration_id) || !m->has_offset || !m->offset || m->offset > INT32_MAX) {
-		send_error(&d->conn, VZ_EXIT_INVAL, "Malformed PAGE_PUSH");
+	if (port < 0)
 		return;
-	}
-	veid = (unsigned)m->offset;
-	vz_path(path, sizeof(path), "/vz/migrate/%u.%s.outgoing", veid, m->migration_id);
-	if (vz_read_file(path, &txt, NULL, 32) < 0 || (port = atoi(txt)) <= 0 || port > 65535) {
-		send_error(&d->conn, VZ_EXIT_INVAL, "No post-copy migration of that id here");
-		return;
-	}
 	/* The tracker with no back-end finds every present private page. */
 	p.z = vz_zenc_new(1);
 	t = vz_track_new(VZ_TRACK_NONE, NULL, NULL, &err);
@@ -1934,27 +1946,18 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 {
 	struct vz_err err = { 0 };
 	char path[PATH_MAX];
-	_cleanup_free_ char *txt = NULL;
 	struct vz_zenc *z = NULL;
 	uint8_t *buf = NULL;
 	uint64_t pages = 0;
 	unsigned veid;
-	int port = 0;
+	int port = outgoing_port(d, m, "PAGE_STREAM", &veid, path, sizeof(path));
 	struct {
 		int vpid, mem;
 	} map[256];
 	size_t nmap = 0;
 
-	if (!m->migration_id || !mid_ok(m->migration_id) || !m->has_offset || !m->offset || m->offset > INT32_MAX) {
-		send_error(&d->conn, VZ_EXIT_INVAL, "Malformed PAGE_STREAM");
+	if (port < 0)
 		return;
-	}
-	veid = (unsigned)m->offset;
-	vz_path(path, sizeof(path), "/vz/migrate/%u.%s.outgoing", veid, m->migration_id);
-	if (vz_read_file(path, &txt, NULL, 32) < 0 || (port = atoi(txt)) <= 0 || port > 65535) {
-		send_error(&d->conn, VZ_EXIT_INVAL, "No post-copy migration of that id here");
-		return;
-	}
 	{
 		pid_t *pids = NULL;
 		size_t n = 0;
@@ -1977,9 +1980,9 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 	z = vz_zenc_new(1);
 	buf = malloc(MIG_PAGES_MAX);
 	while (z && buf) {
-		msg_t *q = NULL, r = VZ__MIGRATE__MSG__INIT;
-		const void *out;
-		size_t olen;
+		msg_t *q = NULL;
+		uint32_t vpid;
+		uint64_t vaddr;
 		ssize_t got = -1;
 		int ret = recv_msg(&d->conn, &q, &err);
 
@@ -1995,24 +1998,17 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 		for (size_t i = 0; i < nmap; i++)
 			if (map[i].vpid == (int)q->vpid)
 				got = pread(map[i].mem, buf, (size_t)q->raw_len, (off_t)q->vaddr);
-		r.vpid = q->vpid;
-		r.vaddr = q->vaddr;
+		vpid = q->vpid;
+		vaddr = q->vaddr;
 		msg_free(q);
 		if (got < 4096) {
-			pr_err("VE %u: post-copy: cannot read pid %u's page at %#llx", veid, r.vpid,
-			       (unsigned long long)r.vaddr);
+			pr_err("VE %u: post-copy: cannot read pid %u's page at %#llx", veid, vpid,
+			       (unsigned long long)vaddr);
 			send_error(&d->conn, VZ_EXIT_SYSTEM, "The source cannot read that page");
 			break;
 		}
 		got -= got % 4096;
-		if (vz_zenc_chunk(z, buf, (size_t)got, &out, &olen, &err) < 0)
-			break;
-		r.type = VZ__MIGRATE__TYPE__T_PAGES;
-		r.has_vpid = r.has_vaddr = r.has_raw_len = r.has_data = true;
-		r.raw_len = (uint64_t)got;
-		r.data.data = (uint8_t *)out;
-		r.data.len = olen;
-		if (vz_msg_send(&d->conn, &r.base, &err) < 0)
+		if (send_pages(&d->conn, z, vpid, vaddr, buf, (size_t)got, &err) < 0)
 			break;
 		pages += (uint64_t)got / 4096;
 	}
@@ -2153,11 +2149,9 @@ void agent_migrate_serve(struct vz_agent *a, int fd)
 	dst_cleanup(&d);
 out:
 	mig_lazy_free(d.lazy);
-	push_stop(&d);
+	postcopy_close(&d);
 	vz_zdec_free(d.pushz);
 	free(d.pushbuf);
-	if (d.fopen)
-		vz_conn_close(&d.fconn);
 	vz_zdec_free(d.fz);
 	free(d.fbuf);
 	vz_pstore_free(d.ps);
@@ -2243,14 +2237,12 @@ void agent_migrate_recover(struct vz_agent *a)
 		if (vz_read_file(p, &txt, NULL, 32) == 0)
 			port = atoi(txt);
 		if (port > 0 && port < 65536) {
-			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-						  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			int fd = loopback_connect(port);
 
-			if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			if (fd >= 0) {
 				pr_info("VE %u: ended the lazy-dump session of migration %s", ov, omid);
-			if (fd >= 0)
 				close(fd);
+			}
 		}
 		recover_outgoing(a, ov, omid);
 		unlink(p);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "track.h"
 #include "uffd.h"
+#include "util.h"
 
 #include <openssl/evp.h>
 
@@ -172,45 +173,31 @@ void vz_track_free(struct vz_track *t)
 /* Start time (clock ticks since boot) tells a pid's reuse apart. */
 static int proc_identity(pid_t pid, unsigned long long *start, int *vpid)
 {
-	char path[64], buf[1024], *s;
-	_cleanup_close_ int fd = -1;
-	ssize_t n;
+	_cleanup_free_ char *stat = NULL, *status = NULL;
+	char path[64], *s, *tok, *save = NULL;
+	int field = 2, ret;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
-	s = strrchr(buf, ')');
+	ret = vz_read_file(path, &stat, NULL, 4096);
+	if (ret < 0)
+		return ret;
+	s = strrchr(stat, ')');
 	if (!s)
 		return -EIO;
 	/* Field 22 is starttime; after ')' come fields 3.. */
-	{
-		int field = 2;
-		char *tok, *save = NULL;
-
-		for (tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-			if (++field == 22) {
-				*start = strtoull(tok, NULL, 10);
-				break;
-			}
-		if (field != 22)
-			return -EIO;
-	}
-	close(fd);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
+	for (tok = strtok_r(s + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+		if (++field == 22) {
+			*start = strtoull(tok, NULL, 10);
+			break;
+		}
+	if (field != 22)
 		return -EIO;
-	buf[n] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	ret = vz_read_file(path, &status, NULL, 16384);
+	if (ret < 0)
+		return ret;
 	*vpid = (int)pid;
-	s = strstr(buf, "\nNSpid:");
+	s = strstr(status, "\nNSpid:");
 	if (s) {
 		/* The innermost namespace's pid is the last one. */
 		char *end = strchr(s + 1, '\n'), *last = NULL;

@@ -137,6 +137,21 @@ kill_agent() {
 	kill -KILL "$pid" $kids
 }
 
+# The workloads of VE 101 on host $1 all pass their self-checks.
+passes_on() {
+	run all_pass "$1" 101
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+# vzmigrate on host $1 with the rest as arguments, in the background: its
+# output, then "rc=STATUS", go to $BATS_TEST_TMPDIR/out.
+migrate_bg() {
+	local src=$1
+	shift
+	(rc=0; on "$src" vzmigrate "$@" >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+}
+
 running_on() {
 	[ "$(on "$1" vzctl status "$2")" = "VEID $2 exist mounted running" ]
 }
@@ -218,9 +233,7 @@ running_on() {
 	agent_ms=$(sed -n 's/.*total suspended *\([0-9]*\) ms.*/\1/p' <<<"$output")
 	running_on h2 101
 	nothing_of h1 101
-	run all_pass h2 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h2
 	# The client outside kept its connection and talks to the new host.
 	wait_for 10 bash -c "[ \$(sed -n 's/.*received=\([0-9]*\).*/\1/p' '$VZ_SANDBOX_DIR/probe1.status') -gt 0 ]"
 	[ "$(probe_field probe1 state)" = ok ]
@@ -241,7 +254,7 @@ running_on() {
 @test "a link cut while the VE is frozen resumes it on the source and clears the destination" {
 	# Slow the link so the dump is in flight when it is cut.
 	"$SB" link h1 rate 40mbit
-	(rc=0; on h2 vzmigrate --online h1 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+	migrate_bg h2 --online h1 101
 	wait_for 30 grep -q "Suspending and dumping" "$BATS_TEST_TMPDIR/out"
 	wait_for 30 grep -q "Second file pass" "$BATS_TEST_TMPDIR/out"
 	"$SB" link h1 down
@@ -252,14 +265,12 @@ running_on() {
 	! grep -q "^rc=0" "$BATS_TEST_TMPDIR/out"
 	running_on h2 101
 	wait_for 30 nothing_of h1 101
-	run all_pass h2 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h2
 }
 
 @test "a destination agent killed during the move leaves the VE running on the source" {
 	"$SB" link h1 rate 40mbit
-	(rc=0; on h2 vzmigrate --online h1 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+	migrate_bg h2 --online h1 101
 	wait_for 30 grep -q "Suspending and dumping" "$BATS_TEST_TMPDIR/out"
 	# The agent and every worker it forked, by pid.
 	kill_agent h1
@@ -270,9 +281,7 @@ running_on() {
 	! grep -q "^rc=0" "$BATS_TEST_TMPDIR/out"
 	running_on h2 101
 	wait_for 30 nothing_of h1 101
-	run all_pass h2 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h2
 }
 
 @test "a destination whose disk fills up refuses the dump; the VE runs on" {
@@ -283,9 +292,7 @@ running_on() {
 	[ "$status" -ne 0 ]
 	running_on h2 101
 	wait_for 10 nothing_of h1 101
-	run all_pass h2 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h2
 }
 
 @test "the VE moves back online and still passes" {
@@ -294,14 +301,12 @@ running_on() {
 	[ "$status" -eq 0 ]
 	running_on h1 101
 	nothing_of h2 101
-	run all_pass h1 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h1
 }
 
 @test "a source agent killed after its decision: the VE ends up on the destination only" {
 	ls "$VZ_SANDBOX_DIR"/h1/vz/migrate/ >"$BATS_TEST_TMPDIR/before" 2>/dev/null || true
-	(rc=0; on h1 vzmigrate --online h2 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+	migrate_bg h1 --online h2 101
 	# The moment the source has written "go" for this migration.
 	wait_for 60 bash -c "ls '$VZ_SANDBOX_DIR'/h1/vz/migrate/ | grep -vxF -f '$BATS_TEST_TMPDIR/before' | grep -q '\.decision$' || grep -q '^rc=' '$BATS_TEST_TMPDIR/out'"
 	kill_agent h1
@@ -310,9 +315,7 @@ running_on() {
 	# The destination finishes with the source's go, asked again if need be.
 	wait_for 60 running_on h2 101
 	wait_for 30 nothing_of h1 101
-	run all_pass h2 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h2
 }
 
 # Pre-copy (issue 6): memory goes ahead in rounds while the VE runs; the
@@ -338,9 +341,7 @@ running_on() {
 	grep -q "VE 101: memory verified: [1-9][0-9]* mappings identical" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
 	running_on h1 101
 	nothing_of h2 101
-	run all_pass h1 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h1
 	for w in wl-mem-mt wl-churn; do
 		on h1 vzctl exec 101 "rm -f /run/$w.result; kill -USR1 \$(cat /run/$w.pid)"
 		wait_for 10 on h1 vzctl exec 101 test -f /run/$w.result
@@ -361,9 +362,7 @@ running_on() {
 	grep -q "VE 101: memory verified" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
 	running_on h2 101
 	nothing_of h1 101
-	run all_pass h2 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h2
 }
 
 @test "--stop-copy and bad pre-copy settings" {
@@ -384,7 +383,7 @@ running_on() {
 }
 
 @test "a source agent killed during a pre-copy dump, before its decision: the VE runs on at the source" {
-	(rc=0; on h1 vzmigrate --online h2 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+	migrate_bg h1 --online h2 101
 	# Rounds done, slow the link so the frozen part takes a while.
 	wait_for 60 grep -q "^Pre-copy" "$BATS_TEST_TMPDIR/out"
 	"$SB" link h1 rate 2mbit
@@ -401,14 +400,12 @@ running_on() {
 	wait_for 60 nothing_of h2 101
 	grep "VE 101: migration .* was not decided" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
 	! ls "$VZ_SANDBOX_DIR"/h1/vz/migrate/*.outgoing 2>/dev/null
-	run all_pass h1 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h1
 }
 
 @test "a restore that fails on the destination resumes the VE on the source" {
 	"$SB" link h1 rate 100mbit
-	(rc=0; on h1 vzmigrate --online h2 101 >"$BATS_TEST_TMPDIR/out" 2>&1 || rc=$?; echo "rc=$rc" >>"$BATS_TEST_TMPDIR/out") &
+	migrate_bg h1 --online h2 101
 	# After the first file pass, the destination loses a program the VE
 	# runs: the second pass sends only what changed at the source, so
 	# CRIU cannot find it when it restores.
@@ -422,9 +419,7 @@ running_on() {
 	[ "$(grep -c '^vzmigrate:' "$BATS_TEST_TMPDIR/out")" -eq 1 ]
 	running_on h1 101
 	wait_for 30 nothing_of h2 101
-	run all_pass h1 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h1
 }
 
 @test "--postcopy resumes the VE on the destination at once and fetches its memory after" {
@@ -442,9 +437,7 @@ running_on() {
 	grep -q "VE 101: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
 	running_on h2 101
 	nothing_of h1 101
-	run all_pass h2 101
-	echo "$output"
-	[ "$status" -eq 0 ]
+	passes_on h2
 	[ "$(probe_field probe3 state)" = ok ]
 	[ "$(probe_field probe3 errors)" -eq 0 ]
 }

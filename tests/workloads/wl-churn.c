@@ -85,6 +85,22 @@ static void reap(void)
 			child_failures++;
 }
 
+/* 20 ms: a new mapping; every fifth time, a new child. */
+static void churn(void)
+{
+	wl_sleep_us(20000);
+	new_map();
+	if (next_id % 5 == 0) {
+		pid_t p = fork();
+
+		if (p == 0)
+			child();
+		if (p > 0)
+			children++;
+	}
+	reap();
+}
+
 static void verify(void)
 {
 	uint64_t start = next_id, kids = children, end = wl_now_ms() + 2000;
@@ -95,19 +111,8 @@ static void verify(void)
 			wl_fail(&w, "mapping %llu changed", (unsigned long long)maps[i].id);
 	if (child_failures)
 		wl_fail(&w, "%llu children found their memory changed", (unsigned long long)child_failures);
-	while (wl_now_ms() < end && (next_id < start + 2 || children < kids + 1)) {
-		wl_sleep_us(20000);
-		new_map();
-		if (next_id % 5 == 0) {
-			pid_t p = fork();
-
-			if (p == 0)
-				child();
-			if (p > 0)
-				children++;
-		}
-		reap();
-	}
+	while (wl_now_ms() < end && (next_id < start + 2 || children < kids + 1))
+		churn();
 	if (next_id < start + 2 || children < kids + 1)
 		wl_fail(&w, "the churn stopped");
 	wl_answer(&w);
@@ -128,17 +133,7 @@ int main(int argc, char **argv)
 	wl_start(&w, "wl-churn", tag);
 	wl_ready(&w);
 	while (!wl_stop) {
-		wl_sleep_us(20000);
-		new_map();
-		if (next_id % 5 == 0) {
-			pid_t p = fork();
-
-			if (p == 0)
-				child();
-			if (p > 0)
-				children++;
-		}
-		reap();
+		churn();
 		if (wl_check_req) {
 			wl_check_req = 0;
 			verify();

@@ -137,6 +137,15 @@ static int emit(void *arg, int vpid, uint64_t vaddr, const void *data, size_t np
 	return 0;
 }
 
+/* Start a new record of what a round hands on within [lo, hi). */
+static void seen_reset(struct seen *s, unsigned long lo, unsigned long hi, int vpid)
+{
+	memset(s, 0, sizeof(*s));
+	s->lo = lo;
+	s->hi = hi;
+	s->vpid = vpid;
+}
+
 static struct vz_track *t;
 static unsigned long base;
 
@@ -190,9 +199,7 @@ Test(track, first_round_all_then_only_written, .init = setup, .fini = teardown)
 	cr_assert_eq(st.untracked_procs, 0);
 
 	/* Nothing written: a peek and a round find nothing in the region. */
-	memset(&s, 0, sizeof(s));
-	s.lo = base;
-	s.hi = base + NPAGES * PG;
+	seen_reset(&s, base, base + NPAGES * PG, 0);
 	round_of(&child, 1, &s, &st);
 	cr_assert_eq(s.n, 0, "a quiet region sent %d pages", s.n);
 
@@ -200,9 +207,7 @@ Test(track, first_round_all_then_only_written, .init = setup, .fini = teardown)
 	ask('w', 40);
 	cr_assert_eq(vz_track_peek(t, &child, 1, &peek, &err), 0, "%s", err.msg);
 	cr_assert_geq(peek, 2);
-	memset(&s, 0, sizeof(s));
-	s.lo = base;
-	s.hi = base + NPAGES * PG;
+	seen_reset(&s, base, base + NPAGES * PG, 0);
 	round_of(&child, 1, &s, &st);
 	cr_assert_eq(s.n, 2, "two written pages, %d sent", s.n);
 	cr_assert(s.pages[0] == 3 && s.pages[1] == 40);
@@ -217,9 +222,7 @@ Test(track, writes_from_many_threads, .init = setup, .fini = teardown)
 
 	round_of(&child, 1, &s, &st);
 	ask('t', 0);
-	memset(&s, 0, sizeof(s));
-	s.lo = base;
-	s.hi = base + NPAGES * PG;
+	seen_reset(&s, base, base + NPAGES * PG, 0);
 	round_of(&child, 1, &s, &st);
 	cr_assert_eq(s.n, 4, "four threads wrote four pages, %d sent", s.n);
 	for (int i = 0; i < 4; i++) {
@@ -236,16 +239,12 @@ Test(track, new_mapping_is_sent_whole, .init = setup, .fini = teardown)
 
 	round_of(&child, 1, &s, &st);
 	m = ask('m', 0);
-	memset(&s, 0, sizeof(s));
-	s.lo = m;
-	s.hi = m + 8 * PG;
+	seen_reset(&s, m, m + 8 * PG, 0);
 	round_of(&child, 1, &s, &st);
 	cr_assert_eq(s.n, 8, "a mapping made after tracking began: %d of 8 pages sent", s.n);
 	cr_assert_eq(s.first[0], 0x55);
 	/* From then on it is tracked like the rest. */
-	memset(&s, 0, sizeof(s));
-	s.lo = m;
-	s.hi = m + 8 * PG;
+	seen_reset(&s, m, m + 8 * PG, 0);
 	round_of(&child, 1, &s, &st);
 	cr_assert_eq(s.n, 0, "the new mapping, untouched, sent %d pages again", s.n);
 }
@@ -259,19 +258,13 @@ Test(track, forked_process_is_sent_whole, .init = setup, .fini = teardown)
 	round_of(&child, 1, &s, &st);
 	pids[0] = child;
 	pids[1] = (pid_t)ask('f', 0);
-	memset(&s, 0, sizeof(s));
-	s.lo = base;
-	s.hi = base + NPAGES * PG;
-	s.vpid = pids[1];
+	seen_reset(&s, base, base + NPAGES * PG, pids[1]);
 	round_of(pids, 2, &s, &st);
 	cr_assert_eq(st.new_procs, 1);
 	cr_assert_eq(s.n, NPAGES, "a process forked after tracking began: %d of %d pages sent", s.n, NPAGES);
 	cr_assert_eq(s.first[0], 0x66, "the fork child's own write is what is sent");
 	/* The parent's region was not written: nothing from it. */
-	memset(&s, 0, sizeof(s));
-	s.lo = base;
-	s.hi = base + NPAGES * PG;
-	s.vpid = child;
+	seen_reset(&s, base, base + NPAGES * PG, child);
 	round_of(pids, 2, &s, &st);
 	cr_assert_eq(s.n, 0);
 	kill(pids[1], SIGKILL);
