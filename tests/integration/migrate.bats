@@ -441,3 +441,21 @@ running_on() {
 	[ "$(probe_field probe3 state)" = ok ]
 	[ "$(probe_field probe3 errors)" -eq 0 ]
 }
+
+@test "a link cut during the first file pass or the memory rounds leaves the VE running on the source" {
+	for phase in "Syncing the private area" "Memory round 0"; do
+		"$SB" link h1 rate 40mbit
+		migrate_bg h2 --online h1 101
+		wait_for 60 grep -q "^$phase" "$BATS_TEST_TMPDIR/out"
+		"$SB" link h1 down
+		wait_for 60 grep -q "^rc=" "$BATS_TEST_TMPDIR/out"
+		"$SB" link h1 up
+		"$SB" link h1 rate off
+		echo "# cut during: $phase" >&3
+		! grep -q "^rc=0" "$BATS_TEST_TMPDIR/out"
+		! grep -q "^Suspending" "$BATS_TEST_TMPDIR/out"
+		running_on h2 101
+		wait_for 30 nothing_of h1 101
+		passes_on h2
+	done
+}
