@@ -29,6 +29,8 @@ struct mig_lazy {
 	int serve_ret;
 	struct vz_err serve_err;
 	struct vz_pstore_stats st;
+	void (*on_fail)(void *arg);
+	void *fail_arg;
 };
 
 static void *serve_main(void *arg)
@@ -48,12 +50,17 @@ static void *serve_main(void *arg)
 		return NULL;
 	}
 	l->serve_ret = vz_pstore_serve(l->ps, fd, &l->st, &l->serve_err);
+	/* Before the daemon learns of it: it would end, and whatever page
+	 * it had not copied would read as zeros in the VE. */
+	if (l->serve_ret < 0 && l->on_fail)
+		l->on_fail(l->fail_arg);
 	close(fd);
 	return NULL;
 }
 
 int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps, const char *imgdir,
-		   const char *workdir, const char *logname, struct vz_err *err)
+		   const char *workdir, const char *logname, void (*on_fail)(void *arg), void *fail_arg,
+		   struct vz_err *err)
 {
 	struct mig_lazy *l = calloc(1, sizeof(*l));
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -65,6 +72,8 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 		return vz_error(err, ENOMEM, "Out of memory");
 	l->ps = ps;
 	l->daemon = -1;
+	l->on_fail = on_fail;
+	l->fail_arg = fail_arg;
 	l->lsk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l->lsk < 0 || bind(l->lsk, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(l->lsk, 1) != 0 ||
 	    getsockname(l->lsk, (struct sockaddr *)&sa, &sl) != 0) {

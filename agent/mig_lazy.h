@@ -12,9 +12,12 @@
 struct mig_lazy;
 
 /* Start both; returns when the daemon listens for the restore (its
- * socket is in workdir, which the restore must use as its work dir). */
+ * socket is in workdir, which the restore must use as its work dir).
+ * on_fail, when set, is called when our page server cannot answer, before
+ * the daemon hears of it. */
 int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps, const char *imgdir,
-		   const char *workdir, const char *logname, struct vz_err *err);
+		   const char *workdir, const char *logname, void (*on_fail)(void *arg), void *fail_arg,
+		   struct vz_err *err);
 
 /* Wait until every page is in the VE (the daemon exits when so). */
 int mig_lazy_wait(struct mig_lazy *l, int timeout_ms, struct vz_err *err);

@@ -50,6 +50,7 @@
 #include "mig_files.h"
 #include "mig_lazy.h"
 #include "pagestore.h"
+#include "resources.h"
 #include "track.h"
 #include "migrate.pb-c.h"
 #include "paths.h"
@@ -298,9 +299,14 @@ struct src {
 	unsigned downtime_ms, max_rounds, nrounds;
 	struct {
 		uint64_t pages, wire;
-		double ms;
+		double ms, cap;
 	} rounds[MAX_ROUNDS + 1];
-	char conv_why[200];
+	/* --auto-converge: CPUs the VE may use (0: as configured), and its
+	 * CPU time when the round began */
+	bool autoconv;
+	double cap;
+	uint64_t cpu_ns, cpu_t;
+	char conv_why[256];
 	struct vz_mem_mask *mask; /* --verify-memory: rseq areas */
 	size_t nmask;
 	double t_final;
@@ -398,6 +404,74 @@ static int hold_ve(void *arg, bool hold, struct vz_err *err)
 	return hold ? vz_cg_freeze(&s->a->cg, s->ve->veid, 5000, err) : vz_cg_thaw(&s->a->cg, s->ve->veid, err);
 }
 
+/* Auto-converge. A VE that writes memory faster than the link carries it
+ * gets less CPU, round after round, until it writes slowly enough (QEMU's
+ * auto-converge throttles vCPUs the same way). The cap is a CPU quota on
+ * the VE's group, derived from what the VE used during the last round; it
+ * ends the moment the VE is frozen, and on any failure before. A marker
+ * (vz/migrate/VEID.capped) lets a restarted agent end a cap its dead
+ * worker left. */
+static void cap_path(unsigned veid, char *buf, size_t len)
+{
+	vz_path(buf, len, "/vz/migrate/%u.capped", veid);
+}
+
+/* CPUs the VE used since the last call (or since the round began). */
+static double used_cpus(struct src *s)
+{
+	uint64_t ns = 0, t = vz_now_ns();
+	double cpus = -1;
+
+	if (res_cpu_usage(&s->a->cg, s->ve->veid, &ns, NULL) < 0)
+		return -1;
+	if (s->cpu_t && t > s->cpu_t)
+		cpus = (double)(ns - s->cpu_ns) / (double)(t - s->cpu_t);
+	s->cpu_ns = ns;
+	s->cpu_t = t;
+	return cpus;
+}
+
+/* After a round that left `left` of `sent` pages written: cap the VE so
+ * that it writes about half as fast as the round sent. A VE that
+ * rewrote about everything the round sent writes faster than that shows
+ * (a page written twice counts once): a quarter then. */
+static void cap_more(struct src *s, double used, uint64_t left, uint64_t sent)
+{
+	char path[PATH_MAX];
+	double base = s->cap > 0 && s->cap < used ? s->cap : used, f = left ? 0.5 * (double)sent / (double)left : 1;
+	struct vz_err e = { 0 };
+
+	if (used < 0)
+		return;
+	if (10 * left >= 9 * sent)
+		f = 0.25;
+	f = f > 0.5 ? 0.5 : f < 0.05 ? 0.05 : f;
+	base *= f;
+	if (base < 0.001)
+		base = 0.001;
+	cap_path(s->ve->veid, path, sizeof(path));
+	if (vz_write_file(path, s->mid, strlen(s->mid), 0) < 0 || res_cpu_cap(&s->a->cg, s->ve->veid, base, &e) < 0) {
+		pr_warn("VE %u: auto-converge: %s", s->ve->veid, e.msg[0] ? e.msg : "cannot record the cap");
+		return;
+	}
+	s->cap = base;
+	pr_info("VE %u: auto-converge: capped at %.3f CPUs (used %.3f)", s->ve->veid, base, used);
+}
+
+static void uncap(struct src *s)
+{
+	char path[PATH_MAX];
+	struct vz_err e = { 0 };
+
+	if (s->cap <= 0)
+		return;
+	if (res_apply_cpu(&s->a->cg, s->ve->veid, &s->ve->conf, &e) < 0)
+		pr_warn("VE %u: auto-converge: restore the CPU limits: %s", s->ve->veid, e.msg);
+	else
+		unlink((cap_path(s->ve->veid, path, sizeof(path)), path));
+	s->cap = 0;
+}
+
 /* One round: what the tracker finds, then ROUND_END. */
 static int send_round(struct src *s, unsigned r, struct vz_track_stats *st, struct vz_err *err)
 {
@@ -426,6 +500,7 @@ static int send_round(struct src *s, unsigned r, struct vz_track_stats *st, stru
 		s->rounds[r].pages = st->pages;
 		s->rounds[r].wire = s->conn.bytes_out - w0;
 		s->rounds[r].ms = ms_since(t0);
+		s->rounds[r].cap = s->cap;
 	}
 	return 0;
 }
@@ -440,11 +515,13 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 		return vz_error(err, ENOMEM, "Memory tracker: %s", err->msg);
 	bool polished = false;
 
+	if (s->autoconv)
+		used_cpus(s);
 	for (unsigned r = 0;; r++) {
 		struct vz_track_stats st;
 		char name[40];
 		uint64_t left = 0;
-		double rate, est;
+		double rate, est, used;
 		int ret;
 
 		snprintf(name, sizeof(name), "Memory round %u", r);
@@ -465,6 +542,7 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 			free(pids);
 			vz_err_clear(err);
 		}
+		used = s->autoconv ? used_cpus(s) : -1;
 		/* bytes per ms the round achieved, reading and sending */
 		rate = s->rounds[r].ms > 1 ? (double)st.pages * 4096 / s->rounds[r].ms : 1e9;
 		est = (double)left * 4096 / (rate > 0 ? rate : 1);
@@ -496,6 +574,15 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 				 s->downtime_ms);
 			break;
 		}
+		if (s->autoconv && r >= 1 && 2 * left >= st.pages && used >= 0 && !(s->cap > 0 && s->cap <= 0.001)) {
+			cap_more(s, used, left, st.pages);
+			if (s->cap > 0) {
+				vz_ctl_progress(s->call->conn,
+						"Auto-converge: VE %u may use %.3f CPUs from now (it used %.3f)",
+						s->ve->veid, s->cap, used);
+				continue;
+			}
+		}
 		if (r >= 1 && left >= st.pages) {
 			snprintf(s->conv_why, sizeof(s->conv_why),
 				 "did not converge: the VE writes memory as fast as it is sent (%llu pages written during "
@@ -504,6 +591,12 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 				 (unsigned long long)(left >> 8));
 			break;
 		}
+	}
+	if (s->cap > 0) {
+		size_t k = strlen(s->conv_why);
+
+		snprintf(s->conv_why + k, sizeof(s->conv_why) - k, "; auto-converge capped the VE at %.3f CPUs",
+			 s->cap);
 	}
 	vz_ctl_progress(s->call->conn, "Pre-copy %s", s->conv_why);
 	{
@@ -714,6 +807,55 @@ static int dump_notify(const char *script, pid_t pid, void *arg)
 	return 0;
 }
 
+/* Freezes the VE for the dump. Ourselves: CRIU polls the freezer every
+ * 100 ms, we every millisecond or so; CRIU then finds it frozen, seizes
+ * it, and leaves the cgroup frozen whatever happens (a failure thaws it).
+ * With --verify-memory the rseq areas the digests leave out are read with
+ * ptrace the moment before; a thread started in between would go
+ * unmasked, so then the VE thaws and both steps are done again. An
+ * auto-converge cap ends first. */
+static int freeze_for_dump(struct src *s, struct vz_err *err)
+{
+	/* A capped VE would take its time to stop for ptrace and the freezer
+	 * (a second per stop at the least cap); what it writes meanwhile goes
+	 * in the last round. */
+	uncap(s);
+	for (int tries = 1;; tries++) {
+		pid_t *pids = NULL, *seen = NULL;
+		size_t n = 0, nseen = 0;
+		bool all = true;
+		int ret;
+
+		if (s->verify) {
+			free(s->mask);
+			s->mask = NULL;
+			s->nmask = 0;
+			if (vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err) == 0)
+				vz_rseq_areas(pids, n, &s->mask, &s->nmask, &seen, &nseen, err);
+			free(pids);
+			pids = NULL;
+			vz_err_clear(err);
+		}
+		s->freeze_ns = vz_now_ns();
+		ret = vz_cg_freeze(&s->a->cg, s->ve->veid, 5000, err);
+		if (ret == 0 && s->verify && vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, NULL) == 0)
+			all = vz_threads_seen(pids, n, seen, nseen);
+		free(pids);
+		free(seen);
+		if (ret < 0 || all)
+			return ret;
+		if (tries == 3) {
+			pr_warn("VE %u: threads keep starting; a digest mismatch may be a thread's rseq area",
+				s->ve->veid);
+			return 0;
+		}
+		pr_debug("VE %u: a thread started while its rseq areas were read; again", s->ve->veid);
+		ret = vz_cg_thaw(&s->a->cg, s->ve->veid, err);
+		if (ret < 0)
+			return ret;
+	}
+}
+
 static int hello(struct src *s, bool online, bool dry_run, bool start_after, struct vz_err *err)
 {
 	Vz__Migrate__Hello h = VZ__MIGRATE__HELLO__INIT;
@@ -803,9 +945,15 @@ static void summary(struct src *s, bool online, double total)
 	if (online && s->precopy) {
 		vz_ctl_progress(fd, "  memory (%s tracker), rounds while running:", vz_track_name(s->tkind));
 		for (unsigned r = 0; r < s->nrounds && r <= MAX_ROUNDS; r++)
-			vz_ctl_progress(fd, "    round %-3u %10llu pages %8llu KiB on the wire %8.0f ms", r,
+		{
+			char cap[48] = "";
+
+			if (s->rounds[r].cap > 0)
+				snprintf(cap, sizeof(cap), "  (CPU capped at %.3f)", s->rounds[r].cap);
+			vz_ctl_progress(fd, "    round %-3u %10llu pages %8llu KiB on the wire %8.0f ms%s", r,
 					(unsigned long long)s->rounds[r].pages,
-					(unsigned long long)(s->rounds[r].wire >> 10), s->rounds[r].ms);
+					(unsigned long long)(s->rounds[r].wire >> 10), s->rounds[r].ms, cap);
+		}
 		vz_ctl_progress(fd, "    frozen    %10llu pages %8llu KiB on the wire %8.0f ms",
 				(unsigned long long)s->final_pages,
 				(unsigned long long)(s->nrounds <= MAX_ROUNDS ? s->rounds[s->nrounds].wire >> 10 : 0),
@@ -928,6 +1076,10 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 300;
 	s.max_rounds = req->has_max_rounds && req->max_rounds ? req->max_rounds : 10;
 	s.verify = req->verify_memory;
+	s.autoconv = req->auto_converge;
+	if (s.autoconv && (req->postcopy || req->stop_copy))
+		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "--auto-converge throttles the VE during pre-copy: not with %s",
+				     req->postcopy ? "--postcopy" : "--stop-copy");
 	if (online && req->postcopy) {
 		s.postcopy = s.lazy = true;
 		if (s.verify)
@@ -1059,23 +1211,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 				goto fail;
 			}
 		}
-		s.freeze_ns = vz_now_ns();
-		/* Freeze it ourselves: CRIU polls the freezer every 100 ms, we
-		 * every millisecond or so. CRIU then finds it frozen, seizes it,
-		 * and leaves the cgroup frozen whatever happens; a failure below
-		 * thaws it. */
-		if (s.verify) {
-			/* The rseq areas the digests leave out, read with ptrace
-			 * the moment before the freeze. */
-			pid_t *pids = NULL;
-			size_t n = 0;
-
-			if (vz_cg_pids(&a->cg, ve.veid, &pids, &n, err) == 0)
-				vz_rseq_areas(pids, n, &s.mask, &s.nmask, err);
-			free(pids);
-			vz_err_clear(err);
-		}
-		ret = vz_cg_freeze(&a->cg, ve.veid, 5000, err);
+		ret = freeze_for_dump(&s, err);
 		if (ret == 0)
 			ret = vz_criu_dump(&criu, &o, err);
 		if (s.lazy) {
@@ -1143,6 +1279,7 @@ fail:
 
 		snprintf(why, sizeof(why), "%s", err->msg);
 		send_type(&s.conn, VZ__MIGRATE__TYPE__T_ABORT, &e2);
+		uncap(&s);
 		vz_track_free(s.trk);
 		vz_zenc_free(s.pz);
 		free(s.mask);
@@ -1185,6 +1322,12 @@ struct dst {
 	/* post-copy: pages the store lacks come from the source */
 	bool postcopy, fopen, popen, pthread_on;
 	struct vz_conn fconn, pconn; /* requests; background push */
+	/* fconn and push_done: the page server's fetches and the push thread */
+	pthread_mutex_t flock;
+	bool push_done; /* every page of the source copy is in the store */
+	bool released;  /* the source was told it is needed no more */
+	bool lost;      /* pages did not come: the source keeps its copy */
+	volatile bool stopping; /* post-copy is over: the push thread ends */
 	pthread_t pth;
 	struct vz_zdec *pushz;
 	uint8_t *pushbuf;
@@ -1331,8 +1474,7 @@ static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, stru
 static int pages_into(struct dst *d, const msg_t *m, struct vz_zdec *z, uint8_t *buf, struct vz_err *err);
 
 /* Post-copy: a connection of its own to the source, opened with its
- * first message (PAGE_STREAM or PAGE_PUSH) naming this migration. The
- * first answers wait for the go: its timeout allows for that. */
+ * first message (PAGE_STREAM or PAGE_PUSH) naming this migration. */
 static int open_source_stream(struct dst *d, Vz__Migrate__Type type, struct vz_conn *c, struct vz_err *err)
 {
 	struct vz_tls *tls = host_tls(d->a, false, err);
@@ -1341,7 +1483,8 @@ static int open_source_stream(struct dst *d, Vz__Migrate__Type type, struct vz_c
 
 	if (!tls)
 		return -EIO;
-	ret = vz_tls_connect(tls, d->src_host, d->h->source_port, CONNECT_TIMEOUT_MS, 120000, c, err);
+	ret = vz_tls_connect(tls, d->src_host, d->h->source_port, CONNECT_TIMEOUT_MS, (int)(d->a->mig_timeout * 1000),
+			     c, err);
 	vz_tls_free(tls);
 	if (ret < 0)
 		return vz_error_wrap(err, "Post-copy: reach the source");
@@ -1355,18 +1498,100 @@ static int open_source_stream(struct dst *d, Vz__Migrate__Type type, struct vz_c
 	return ret;
 }
 
+/* Post-copy: DONE on the fault stream tells the source that nothing more
+ * is wanted from it: it ends its copy then (once the move is decided).
+ * A stream that merely breaks does not: the source keeps its frozen copy
+ * for the destination to come back to. Called with flock held. */
+static void release_source(struct dst *d)
+{
+	struct vz_err e = { 0 };
+
+	if (!d->fopen && open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_STREAM, &d->fconn, &e) == 0)
+		d->fopen = true;
+	if (!d->fopen || send_type(&d->fconn, VZ__MIGRATE__TYPE__T_DONE, &e) < 0)
+		pr_warn("VE %u: post-copy: cannot tell the source it is released: %s", d->veid, e.msg);
+	if (d->fopen)
+		vz_conn_close(&d->fconn);
+	d->fopen = false;
+	d->released = true;
+}
+
+static void fault_stream_close(struct dst *d)
+{
+	pthread_mutex_lock(&d->flock);
+	if (!d->released && !d->lost) {
+		release_source(d);
+	} else if (d->fopen) {
+		vz_conn_close(&d->fconn);
+		d->fopen = false;
+	}
+	pthread_mutex_unlock(&d->flock);
+}
+
+/* Post-copy lost the source: how long to try again before giving up. */
+static uint64_t postcopy_deadline(const struct dst *d)
+{
+	return vz_now_ns() + 4ull * d->a->mig_timeout * 1000000000ull;
+}
+
+/* A failure to retry: the link or the peer went, not the source's refusal
+ * (a TLS stream cut mid-record reads as EPROTO: retried too). */
+static bool transient(int ret)
+{
+	return ret != -EREMOTEIO && ret != -ENOMEM;
+}
+
 /* Post-copy: the source sends every page in the background on a
- * connection of its own; this thread puts them in the store. */
+ * connection of its own, then ROUND_END; this thread puts them in the
+ * store. Once all are there the source is needed no more: only then is
+ * the fault stream closed (a fetch in flight is answered first). */
 static void *push_main(void *arg)
 {
 	struct dst *d = arg;
 	struct vz_err err = { 0 };
+	uint64_t deadline = 0;
 
 	for (;;) {
 		msg_t *m = NULL;
+		int ret = recv_msg(&d->pconn, &m, &err);
 
-		if (recv_msg(&d->pconn, &m, &err) < 0)
+		if (ret < 0 && transient(ret) && !d->stopping) {
+			/* The push starts over on a new stream (the store keeps
+			 * what came), while the source copy is there to read. */
+			if (!deadline) {
+				deadline = postcopy_deadline(d);
+				pr_warn("VE %u: post-copy: the push from the source broke (%s); trying again", d->veid,
+					err.msg);
+			}
+			vz_conn_close(&d->pconn);
+			d->popen = false;
+			vz_zdec_reset(d->pushz); /* a new stream, a new zstd frame */
+			while (!d->stopping && vz_now_ns() < deadline) {
+				vz_err_clear(&err);
+				if (open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_PUSH, &d->pconn, &err) == 0) {
+					d->popen = true;
+					break;
+				}
+				usleep(500000);
+			}
+			if (d->popen)
+				continue;
+			pr_err("VE %u: post-copy: no push from the source: %s", d->veid, err.msg);
 			break;
+		}
+		if (ret < 0)
+			break;
+		deadline = 0;
+		if (m->type == VZ__MIGRATE__TYPE__T_ROUND_END) {
+			msg_free(m);
+			pthread_mutex_lock(&d->flock);
+			d->push_done = true;
+			pthread_mutex_unlock(&d->flock);
+			fault_stream_close(d);
+			pr_info("VE %u: post-copy: all %llu pages of the source copy are here; it is released",
+				d->veid, (unsigned long long)d->pushed);
+			break;
+		}
 		if (m->type != VZ__MIGRATE__TYPE__T_PAGES || pages_into(d, m, d->pushz, d->pushbuf, &err) < 0) {
 			msg_free(m);
 			break;
@@ -1377,10 +1602,19 @@ static void *push_main(void *arg)
 	return NULL;
 }
 
+/* Post-copy: both streams to the source, the one for faults first. The
+ * source copy lives as long as that one is open. */
 static void push_start(struct dst *d)
 {
 	struct vz_err err = { 0 };
 
+	pthread_mutex_lock(&d->flock);
+	if (!d->fopen && open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_STREAM, &d->fconn, &err) == 0)
+		d->fopen = true;
+	pthread_mutex_unlock(&d->flock);
+	if (!d->fopen)
+		pr_warn("VE %u: post-copy: %s (a fault retries)", d->veid, err.msg);
+	vz_err_clear(&err);
 	d->pushz = vz_zdec_new();
 	d->pushbuf = malloc(MIG_PAGES_MAX);
 	if (!d->pushz || !d->pushbuf || open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_PUSH, &d->pconn, &err) < 0) {
@@ -1395,6 +1629,7 @@ static void push_start(struct dst *d)
 
 static void push_stop(struct dst *d)
 {
+	d->stopping = true;
 	if (d->popen && d->pconn.fd >= 0)
 		shutdown(d->pconn.fd, SHUT_RDWR);
 	if (d->pthread_on) {
@@ -1413,10 +1648,25 @@ static void push_stop(struct dst *d)
 static void postcopy_close(struct dst *d)
 {
 	push_stop(d);
-	if (d->fopen) {
-		vz_conn_close(&d->fconn);
-		d->fopen = false;
-	}
+	fault_stream_close(d);
+}
+
+/* A lazy restore that cannot bring every page: the VE must not run on
+ * with some of its memory missing (it would read zeros there). It stays
+ * frozen, as QEMU pauses a guest whose post-copy broke; before the go it
+ * is frozen anyway and the move is undone. */
+static void lazy_failed(void *arg)
+{
+	struct dst *d = arg;
+	struct vz_err e = { 0 };
+
+	d->lost = true;
+	if (vz_cg_freeze_start(&d->a->cg, d->veid, &e) < 0)
+		pr_err("VE %u: freeze after a failed lazy restore: %s", d->veid, e.msg);
+	else
+		pr_err("VE %u: its memory cannot be brought in full: the VE is frozen so that it never runs on "
+		       "missing pages",
+		       d->veid);
 }
 
 static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err *err)
@@ -1458,7 +1708,8 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 		{
 			uint64_t t0 = vz_now_ns();
 
-			ret = mig_lazy_start(&d->lazy, d->a->criu, d->ps, d->imgdir, d->workdir, lazylog, err);
+			ret = mig_lazy_start(&d->lazy, d->a->criu, d->ps, d->imgdir, d->workdir, lazylog, lazy_failed, d,
+					     err);
 			if (ret < 0)
 				return vz_error_wrap(err, "Lazy restore");
 			pr_debug("VE %u: lazy-pages daemon ready in %.0f ms", d->veid, ms_since(t0));
@@ -1564,9 +1815,10 @@ static void finish_lazy(struct dst *d)
 		struct vz_err e = { 0 };
 		uint64_t t0 = vz_now_ns();
 
-		if (mig_lazy_wait(d->lazy, 600000, &e) < 0)
+		if (mig_lazy_wait(d->lazy, 600000, &e) < 0) {
 			pr_err("VE %u: %s", d->veid, e.msg);
-		else
+			lazy_failed(d);
+		} else
 			pr_info("VE %u: every page in place %.0f ms after the go", d->veid, ms_since(t0));
 		mig_lazy_free(d->lazy);
 		d->lazy = NULL;
@@ -1710,27 +1962,54 @@ static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, stru
 {
 	struct dst *d = arg;
 	msg_t q = VZ__MIGRATE__MSG__INIT, *r = NULL;
-	int ret;
+	uint64_t deadline = 0;
+	int ret = 0;
 
-	if (!d->fopen) {
-		ret = open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_STREAM, &d->fconn, err);
-		if (ret < 0)
-			return ret;
-		d->fopen = true;
+	pthread_mutex_lock(&d->flock);
+	for (;;) {
+		if (d->push_done || d->released) {
+			ret = vz_error(err, ENOENT, "not among the pages the source copy has");
+			break;
+		}
+		vz_err_clear(err);
+		ret = 0;
+		if (!d->fopen && (ret = open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_STREAM, &d->fconn, err)) == 0)
+			d->fopen = true;
+		if (ret == 0) {
+			q.type = VZ__MIGRATE__TYPE__T_PAGE_REQ;
+			q.has_vpid = q.has_vaddr = q.has_raw_len = true;
+			q.vpid = (uint32_t)vpid;
+			q.vaddr = vaddr;
+			q.raw_len = npages * 4096;
+			ret = vz_msg_send(&d->fconn, &q.base, err);
+			if (ret == 0)
+				ret = expect(&d->fconn, VZ__MIGRATE__TYPE__T_PAGES, &r, err);
+			if (ret == 0 && (r->vpid != (uint32_t)vpid || r->vaddr != vaddr))
+				ret = vz_error(err, EPROTO, "Post-copy: the source answered for other pages");
+			if (ret == 0)
+				ret = pages_into(d, r, d->fz, d->fbuf, err);
+			msg_free(r);
+			r = NULL;
+		}
+		if (ret == 0 || !transient(ret))
+			break;
+		/* The source went away: the faulting threads wait while we try
+		 * again; its frozen copy waits for us. */
+		if (d->fopen)
+			vz_conn_close(&d->fconn);
+		d->fopen = false;
+		vz_zdec_reset(d->fz);
+		if (!deadline) {
+			deadline = postcopy_deadline(d);
+			pr_warn("VE %u: post-copy: lost the source (%s); trying again", d->veid, err->msg);
+		} else if (vz_now_ns() > deadline) {
+			break;
+		}
+		usleep(500000);
 	}
-	q.type = VZ__MIGRATE__TYPE__T_PAGE_REQ;
-	q.has_vpid = q.has_vaddr = q.has_raw_len = true;
-	q.vpid = (uint32_t)vpid;
-	q.vaddr = vaddr;
-	q.raw_len = npages * 4096;
-	ret = vz_msg_send(&d->fconn, &q.base, err);
-	if (ret == 0)
-		ret = expect(&d->fconn, VZ__MIGRATE__TYPE__T_PAGES, &r, err);
-	if (ret == 0 && (r->vpid != (uint32_t)vpid || r->vaddr != vaddr))
-		ret = vz_error(err, EPROTO, "Post-copy: the source answered for other pages");
-	if (ret == 0)
-		ret = pages_into(d, r, d->fz, d->fbuf, err);
-	msg_free(r);
+	if (ret == 0 && deadline)
+		pr_info("VE %u: post-copy: the source is back", d->veid);
+	pthread_mutex_unlock(&d->flock);
 	if (ret < 0)
 		return vz_error_wrap(err, "Post-copy: pid %d's page at %#llx", vpid, (unsigned long long)vaddr);
 	return 0;
@@ -1925,17 +2204,14 @@ static void serve_page_push(struct dst *d, const msg_t *m)
 	free(pids);
 	vz_track_free(t);
 	vz_zenc_free(p.z);
+	/* The end: the destination, once it has stored all of it, closes
+	 * its fault stream, and that ends the source copy (not this: pages
+	 * sent are not yet pages held). */
+	if (ret == 0)
+		ret = send_type(&d->conn, VZ__MIGRATE__TYPE__T_ROUND_END, &err);
 	pr_info("VE %u: post-copy: %llu pages pushed to %s%s%s", veid, (unsigned long long)p.pages, d->conn.peer,
 		err.msg[0] ? ": " : "", err.msg);
-	/* Every page is there: the source copy has nothing more to give. But
-	 * only after the go; before it the session ends as decided. */
-	if (ret == 0) {
-		char dp[PATH_MAX];
-
-		while (vz_exists(path) && !vz_exists(decision_path(dp, sizeof(dp), veid, m->migration_id)))
-			usleep(10000);
-		end_lazy_session(d->a, veid, m->migration_id, port);
-	}
+	(void)port;
 }
 
 /* Post-copy, on the source: a destination fetches the pages of a VE it
@@ -1955,9 +2231,17 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 		int vpid, mem;
 	} map[256];
 	size_t nmap = 0;
+	bool released = false;
 
 	if (port < 0)
 		return;
+	{
+		/* Faults come when they come: no read timeout (keepalive and
+		 * the user timeout still end it if the destination goes). */
+		struct timeval tv = { 0, 0 };
+
+		setsockopt(d->conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
 	{
 		pid_t *pids = NULL;
 		size_t n = 0;
@@ -1987,7 +2271,12 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 		int ret = recv_msg(&d->conn, &q, &err);
 
 		if (ret < 0)
-			break; /* the destination has all it wants */
+			break; /* gone, without a word */
+		if (q->type == VZ__MIGRATE__TYPE__T_DONE) {
+			msg_free(q);
+			released = true; /* it has all it wants */
+			break;
+		}
 		if (q->type != VZ__MIGRATE__TYPE__T_PAGE_REQ || !q->has_vpid || !q->has_vaddr || !q->has_raw_len ||
 		    !q->vpid || q->vpid > INT32_MAX || q->vaddr % 4096 || !q->raw_len || q->raw_len % 4096 ||
 		    q->raw_len > MIG_PAGES_MAX) {
@@ -2017,12 +2306,30 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 	vz_zenc_free(z);
 	free(buf);
 	pr_info("VE %u: post-copy: %llu pages served to %s", veid, (unsigned long long)pages, d->conn.peer);
+	/* The destination wants nothing more: the source copy ends with the
+	 * session, as the decision says once there is one. Gone without a
+	 * word after a go: the copy holds pages the VE may still lack, so it
+	 * stays, frozen, for the destination to come back for. */
+	{
+		char dp[PATH_MAX];
+		_cleanup_free_ char *dec = NULL;
+
+		decision_path(dp, sizeof(dp), veid, m->migration_id);
+		while (vz_exists(path) && !vz_exists(dp))
+			usleep(10000);
+		if (!released && vz_read_file(dp, &dec, NULL, 64) == 0 && !strncmp(dec, "go", 2)) {
+			pr_warn("VE %u: post-copy: %s went away before it had every page; the frozen copy stays here "
+				"for it (migration %s)",
+				veid, d->conn.peer, m->migration_id);
+			return;
+		}
+	}
 	end_lazy_session(d->a, veid, m->migration_id, port);
 }
 
 void agent_migrate_serve(struct vz_agent *a, int fd)
 {
-	struct dst d = { .a = a, .img_fd = -1 };
+	struct dst d = { .a = a, .img_fd = -1, .flock = PTHREAD_MUTEX_INITIALIZER };
 	struct vz_err err = { 0 };
 	struct vz_tls *tls = host_tls(a, true, &err);
 	msg_t *m = NULL, ok = VZ__MIGRATE__MSG__INIT;
@@ -2249,6 +2556,29 @@ void agent_migrate_recover(struct vz_agent *a)
 	}
 	if (dd)
 		rewinddir(dd);
+	/* An auto-converge cap a dead worker left on a VE: its configured
+	 * CPU limits again. */
+	while (dd && (de = readdir(dd))) {
+		char p[PATH_MAX + 256];
+		struct ve ve;
+		struct vz_err e = { 0 };
+		unsigned ov;
+		int n = 0;
+
+		if (sscanf(de->d_name, "%u.capped%n", &ov, &n) != 1 || de->d_name[n])
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (ve_open(ov, true, &ve, &e) == 0) {
+			if (vz_cg_exists(&a->cg, ov) && res_apply_cpu(&a->cg, ov, &ve.conf, &e) < 0)
+				pr_warn("VE %u: restore the CPU limits after auto-converge: %s", ov, e.msg);
+			else
+				pr_info("VE %u: CPU limits restored after an unfinished migration's auto-converge", ov);
+			ve_close(&ve);
+		}
+		unlink(p);
+	}
+	if (dd)
+		rewinddir(dd);
 	while (dd && (de = readdir(dd))) {
 		unsigned ov;
 		char omid[80];
@@ -2280,7 +2610,7 @@ void agent_migrate_recover(struct vz_agent *a)
 			continue;
 		}
 		Vz__Migrate__Hello h = VZ__MIGRATE__HELLO__INIT;
-		struct dst d = { .a = a, .img_fd = -1 };
+		struct dst d = { .a = a, .img_fd = -1, .flock = PTHREAD_MUTEX_INITIALIZER };
 		_cleanup_free_ char *text = NULL;
 		char path[PATH_MAX + 256], mid[80], host[128];
 		unsigned veid, port;

@@ -336,6 +336,34 @@ int res_apply(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
 	return ret;
 }
 
+int res_apply_cpu(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf, struct vz_err *err)
+{
+	return apply_cpu(cg, veid, conf, err);
+}
+
+int res_cpu_cap(const struct vz_cg *cg, unsigned veid, double cpus, struct vz_err *err)
+{
+	/* Below a tenth of a CPU the period is a second: the kernel's least
+	 * quota is 1 ms. */
+	unsigned long period = cpus >= 0.1 ? CFS_PERIOD : 10 * CFS_PERIOD;
+	unsigned long quota = (unsigned long)(cpus * (double)period);
+	char buf[64];
+	int ret;
+
+	if (quota < 1000)
+		quota = 1000;
+	if (cg->mode == VZ_CG_V2) {
+		snprintf(buf, sizeof(buf), "%lu %lu", quota, period);
+		return cg_write(cg, veid, "cpu", "cpu.max", buf, false, err);
+	}
+	snprintf(buf, sizeof(buf), "%lu", period);
+	ret = cg_write(cg, veid, "cpu", "cpu.cfs_period_us", buf, false, err);
+	snprintf(buf, sizeof(buf), "%lu", quota);
+	if (ret == 0)
+		ret = cg_write(cg, veid, "cpu", "cpu.cfs_quota_us", buf, false, err);
+	return ret;
+}
+
 /* Beancounters. */
 
 static int read_u64(const char *dir, const char *file, uint64_t *v)
@@ -558,6 +586,26 @@ int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
 		unsupported(&l, none[i], "no cgroup counter for it in this kernel");
 	*rows = l.rows;
 	*n = l.n;
+	return 0;
+}
+
+int res_cpu_usage(const struct vz_cg *cg, unsigned veid, uint64_t *ns, struct vz_err *err)
+{
+	char dir[PATH_MAX];
+	uint64_t v = 0;
+	int ret = vz_cg_path(cg, veid, cg->mode == VZ_CG_V2 ? "cpu" : "cpuacct", dir, sizeof(dir), err);
+
+	if (ret < 0)
+		return ret;
+	if (cg->mode == VZ_CG_V2) {
+		ret = read_keyed(dir, "cpu.stat", "usage_usec", &v);
+		v *= 1000;
+	} else {
+		ret = read_u64(dir, "cpuacct.usage", &v);
+	}
+	if (ret < 0)
+		return vz_error(err, -ret, "VE %u: no CPU usage in %s", veid, dir);
+	*ns = v;
 	return 0;
 }
 

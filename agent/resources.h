@@ -25,6 +25,14 @@ int res_set_option(struct vz_conf *conf, const char *opt, const char *value, uns
  * limit below what the VE holds and cannot give back). */
 int res_apply(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf, struct vz_err *err);
 
+/* The CPU limits alone, as the config has them (ends a res_cpu_cap). */
+int res_apply_cpu(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf, struct vz_err *err);
+/* Cap the VE at `cpus` CPUs' worth of time (a fraction of one is fine;
+ * 0.1% is the least): migration's auto-converge. */
+int res_cpu_cap(const struct vz_cg *cg, unsigned veid, double cpus, struct vz_err *err);
+/* CPU time the VE has used, ns (v1 cpuacct.usage, v2 cpu.stat). */
+int res_cpu_usage(const struct vz_cg *cg, unsigned veid, uint64_t *ns, struct vz_err *err);
+
 /* The VE's beancounters, OpenVZ's table, from the cgroup counters. A row
  * the kernel cannot count has unsupported set and a reason. The array and
  * its strings are malloc'd; free with res_ubc_free. */

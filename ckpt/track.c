@@ -414,8 +414,10 @@ static int emit_range(struct ctx *c, uint64_t s, uint64_t e, struct vz_err *err)
 		ssize_t n = pread(c->mem, c->t->buf, len, (off_t)s);
 		int ret;
 
-		if (n <= 0) {
-			s += PAGE;
+		if (n == 0)
+			return 0; /* the process ended: nothing of it moves */
+		if (n < 0) {
+			s += PAGE; /* unmapped meanwhile */
 			continue;
 		}
 		n -= n % PAGE;
@@ -452,8 +454,10 @@ static int scan(struct ctx *c, int pm, uint64_t s, uint64_t e, bool wp, uint64_t
 		};
 		long n = ioctl(pm, PAGEMAP_SCAN, &a);
 
+		if (n < 0 && (errno == EPERM || errno == ESRCH))
+			return -errno; /* not registered; gone: the caller decides */
 		if (n < 0)
-			return -errno;
+			return vz_error(err, errno, "PAGEMAP_SCAN of process %d: %s", (int)c->p->pid, strerror(errno));
 		for (long i = 0; i < n; i++) {
 			int ret = emit_range(c, c->t->vec[i].start, c->t->vec[i].end, err);
 
@@ -491,17 +495,19 @@ static int round_uffd(struct ctx *c, int pm, const struct range *v, size_t nv, b
 				   : scan(c, pm, s, e, true, PAGE_IS_WRITTEN, 0, err);
 			if (ret == -EPERM)
 				unregistered(p, s, e); /* replaced behind our back */
+			else if (ret == -ESRCH)
+				return 0; /* it ended meanwhile: nothing of it moves */
 			else if (ret < 0)
-				return vz_error(err, -ret, "PAGEMAP_SCAN of process %d: %s", (int)p->pid,
-						strerror(-ret));
+				return ret;
 		}
 		if (ret == -EPERM) {
 			/* Not tracked: every page there counts. */
 			c->unvouched = true;
 			ret = scan(c, pm, s, e, false, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, err);
+			if (ret == -ESRCH)
+				return 0;
 			if (ret < 0)
-				return vz_error(err, -ret, "PAGEMAP_SCAN of process %d: %s", (int)p->pid,
-						strerror(-ret));
+				return ret;
 		}
 	}
 	return 0;
@@ -732,50 +738,122 @@ struct rseq_conf {
 	uint32_t rseq_abi_size, signature, flags, pad;
 };
 
-int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, struct vz_err *err)
+static int cmp_tid(const void *a, const void *b)
 {
-	struct vz_mem_mask *m = NULL;
-	size_t k = 0, cap = 0;
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
 
-	(void)err;
-	for (size_t i = 0; i < n; i++) {
-		unsigned long long st;
-		int vpid;
+	return x < y ? -1 : x > y;
+}
+
+/* Calls fn for every thread of pids[n] until it returns non-zero. */
+static int each_thread(const pid_t *pids, size_t n, int (*fn)(pid_t pid, pid_t tid, void *arg), void *arg)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n && ret == 0; i++) {
 		char path[64];
 		DIR *d;
 		struct dirent *de;
 
-		if (proc_identity(pids[i], &st, &vpid) < 0)
-			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task", (int)pids[i]);
 		d = opendir(path);
-		while (d && (de = readdir(d))) {
+		while (d && ret == 0 && (de = readdir(d))) {
 			pid_t tid = atoi(de->d_name);
-			struct rseq_conf rc = { 0 };
-			int w;
 
-			if (tid <= 0 || ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0)
-				continue;
-			if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) == 0 && waitpid(tid, &w, __WALL) == tid &&
-			    ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc) > 0 &&
-			    rc.rseq_abi_pointer && rc.rseq_abi_size) {
-				if (k == cap) {
-					struct vz_mem_mask *nm = realloc(m, (cap = cap ? cap * 2 : 16) * sizeof(*m));
-
-					if (!nm)
-						break;
-					m = nm;
-				}
-				m[k++] = (struct vz_mem_mask){ vpid, rc.rseq_abi_pointer, rc.rseq_abi_size };
-			}
-			ptrace(PTRACE_DETACH, tid, NULL, NULL);
+			if (tid > 0)
+				ret = fn(pids[i], tid, arg);
 		}
 		if (d)
 			closedir(d);
 	}
-	*out = m;
-	*nout = k;
+	return ret;
+}
+
+struct rseq_read {
+	struct vz_mem_mask *m;
+	size_t k, cap;
+	pid_t *seen;
+	size_t ns, scap;
+	pid_t last_pid;
+	int vpid;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	np = realloc(*p, (*cap = *cap ? *cap * 2 : 16) * size);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
 	return 0;
+}
+
+static int rseq_one(pid_t pid, pid_t tid, void *arg)
+{
+	struct rseq_read *r = arg;
+	struct rseq_conf rc = { 0 };
+	int w;
+
+	if (pid != r->last_pid) {
+		unsigned long long st;
+
+		r->last_pid = pid;
+		if (proc_identity(pid, &st, &r->vpid) < 0)
+			r->vpid = -1;
+	}
+	if (r->vpid < 0 || ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0)
+		return 0;
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) == 0 && waitpid(tid, &w, __WALL) == tid) {
+		if (grow((void **)&r->seen, &r->scap, r->ns + 1, sizeof(*r->seen)) == 0)
+			r->seen[r->ns++] = tid;
+		if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc) > 0 && rc.rseq_abi_pointer &&
+		    rc.rseq_abi_size && grow((void **)&r->m, &r->cap, r->k + 1, sizeof(*r->m)) == 0)
+			r->m[r->k++] = (struct vz_mem_mask){ r->vpid, rc.rseq_abi_pointer, rc.rseq_abi_size };
+	}
+	ptrace(PTRACE_DETACH, tid, NULL, NULL);
+	return 0;
+}
+
+int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, pid_t **seen,
+		  size_t *nseen, struct vz_err *err)
+{
+	struct rseq_read r = { .last_pid = -1 };
+
+	(void)err;
+	each_thread(pids, n, rseq_one, &r);
+	qsort(r.seen, r.ns, sizeof(*r.seen), cmp_tid);
+	*out = r.m;
+	*nout = r.k;
+	if (seen) {
+		*seen = r.seen;
+		*nseen = r.ns;
+	} else {
+		free(r.seen);
+	}
+	return 0;
+}
+
+struct seen_set {
+	const pid_t *tids;
+	size_t n;
+};
+
+static int unseen(pid_t pid, pid_t tid, void *arg)
+{
+	const struct seen_set *s = arg;
+
+	(void)pid;
+	return !bsearch(&tid, s->tids, s->n, sizeof(*s->tids), cmp_tid);
+}
+
+bool vz_threads_seen(const pid_t *pids, size_t n, const pid_t *seen, size_t nseen)
+{
+	struct seen_set s = { seen, nseen };
+
+	return each_thread(pids, n, unseen, &s) == 0;
 }
 
 static void apply_mask(int vpid, uint64_t a, uint8_t *buf, size_t len, const struct vz_mem_mask *mask, size_t nmask)

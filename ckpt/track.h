@@ -89,8 +89,14 @@ struct vz_mem_mask {
 };
 
 /* The rseq areas of every thread of pids[n] (each thread is stopped for
- * an instant with ptrace). *out is malloc'd. */
-int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, struct vz_err *err);
+ * an instant with ptrace). *out is malloc'd; so is *seen, when asked for:
+ * the threads read, sorted. */
+int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, pid_t **seen,
+		  size_t *nseen, struct vz_err *err);
+
+/* Whether every thread of pids[n] is in seen[nseen] (sorted): after a
+ * freeze, that no thread started after vz_rseq_areas read them. */
+bool vz_threads_seen(const pid_t *pids, size_t n, const pid_t *seen, size_t nseen);
 
 /* Digests of the processes' writable private memory, one line per mapping
  * ("vpid start-end sha256"), sorted, with the masked bytes as zeros: the

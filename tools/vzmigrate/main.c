@@ -1,5 +1,5 @@
-/* vzmigrate [--online] [--keep-dst] [-r yes|no] [--times] [--dry-run]
- * DEST VEID: move a VE to another host, with OpenVZ's options. The local
+/* vzmigrate [--online] [--keep-dst] [-r yes|no] [--times] [--dry-run] [pre-copy
+ * and post-copy options] DEST VEID: move a VE to another host, with OpenVZ's options. The local
  * agent does the work (it talks to DEST's agent over mutual TLS); this
  * shows its progress and summary and exits with its status. */
 #include <errno.h>
@@ -15,7 +15,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run]\n"
-		   "                 [--downtime-ms N] [--max-rounds N] [--stop-copy] [--verify-memory] [--postcopy] DEST VEID\n"
+		   "                 [--downtime-ms N] [--max-rounds N] [--auto-converge] [--stop-copy] [--verify-memory]\n"
+		   "                 [--postcopy] DEST VEID\n"
 		   "  --online      move the VE while it runs (checkpoint, copy, restore)\n"
 		   "  --keep-dst    keep the synced private area on DEST if the move fails\n"
 		   "  -r yes|no     remove the VE here after the move (default yes)\n"
@@ -23,6 +24,8 @@ static void usage(FILE *f)
 		   "  --dry-run     only check that DEST can take the VE\n"
 		   "  --downtime-ms N  pre-copy: freeze once what is left can be sent in N ms (default 300)\n"
 		   "  --max-rounds N   pre-copy: at most N rounds while the VE runs (default 10, at most 64)\n"
+		   "  --auto-converge  pre-copy: cap the VE's CPU, more each round, while it writes memory faster\n"
+		   "                   than the link carries it (lifted when it freezes)\n"
 		   "  --stop-copy      no pre-copy: all memory is copied while the VE is frozen\n"
 		   "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n"
 		   "  --postcopy       no pre-copy: the VE resumes on DEST at once and fetches its memory\n"
@@ -38,6 +41,7 @@ int main(int argc, char **argv)
 		{ "remove-area", required_argument, NULL, 'r' }, { "downtime-ms", required_argument, NULL, 'D' },
 		{ "max-rounds", required_argument, NULL, 'R' }, { "stop-copy", no_argument, NULL, 'S' },
 		{ "verify-memory", no_argument, NULL, 'V' }, { "postcopy", no_argument, NULL, 'P' },
+		{ "auto-converge", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vz_err err = { 0 };
@@ -87,6 +91,7 @@ int main(int argc, char **argv)
 		case 'S': req.has_stop_copy = req.stop_copy = 1; break;
 		case 'V': req.has_verify_memory = req.verify_memory = 1; break;
 		case 'P': req.has_postcopy = req.postcopy = 1; break;
+		case 'A': req.has_auto_converge = req.auto_converge = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return VZ_EXIT_INVAL;
 		}
@@ -94,6 +99,11 @@ int main(int argc, char **argv)
 	if (req.postcopy && (req.stop_copy || req.verify_memory)) {
 		fprintf(stderr, "vzmigrate: --postcopy cannot go with %s\n",
 			req.stop_copy ? "--stop-copy" : "--verify-memory (the memory arrives after the VE resumes)");
+		return VZ_EXIT_INVAL;
+	}
+	if (req.auto_converge && (req.postcopy || req.stop_copy || !req.online)) {
+		fprintf(stderr, "vzmigrate: --auto-converge throttles the VE during an online pre-copy: not with %s\n",
+			req.postcopy ? "--postcopy" : req.stop_copy ? "--stop-copy" : "an offline move (add --online)");
 		return VZ_EXIT_INVAL;
 	}
 	if (argc - optind != 2) {

@@ -36,6 +36,14 @@ static void *thread_write(void *arg)
 	return NULL;
 }
 
+static void *thread_idle(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
 static void child_main(void)
 {
 	char c;
@@ -65,6 +73,11 @@ static void child_main(void)
 			for (int i = 0; i < 4; i++)
 				pthread_join(th[i], NULL);
 			v = 0;
+		} else if (c == 'T') {
+			/* A thread that stays. */
+			pthread_t th;
+
+			v = pthread_create(&th, NULL, thread_idle, NULL) == 0 ? 0 : 1;
 		} else if (c == 'm') {
 			uint8_t *m = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -268,4 +281,29 @@ Test(track, forked_process_is_sent_whole, .init = setup, .fini = teardown)
 	round_of(pids, 2, &s, &st);
 	cr_assert_eq(s.n, 0);
 	kill(pids[1], SIGKILL);
+}
+
+/* --verify-memory masks each thread's rseq area, read just before the
+ * freeze; a thread started after the read must be noticed, so that the
+ * freeze is undone and the read done again. */
+Test(track, thread_started_after_rseq_read_is_noticed, .init = setup, .fini = teardown)
+{
+	struct vz_mem_mask *m = NULL;
+	pid_t *seen = NULL;
+	size_t nm = 0, ns = 0;
+	struct vz_err err = { 0 };
+
+	cr_assert_eq(vz_rseq_areas(&child, 1, &m, &nm, &seen, &ns, &err), 0);
+	cr_assert_eq(ns, 1, "threads read: %zu", ns);
+	cr_assert_eq(seen[0], child);
+	cr_assert(vz_threads_seen(&child, 1, seen, ns), "no thread started: all seen");
+	cr_assert_eq(ask('T', 0), 0);
+	cr_assert_not(vz_threads_seen(&child, 1, seen, ns), "a thread started after the read went unnoticed");
+	free(m);
+	free(seen);
+	cr_assert_eq(vz_rseq_areas(&child, 1, &m, &nm, &seen, &ns, &err), 0);
+	cr_assert_eq(ns, 2, "threads read the second time: %zu", ns);
+	cr_assert(vz_threads_seen(&child, 1, seen, ns));
+	free(m);
+	free(seen);
 }
