@@ -65,6 +65,7 @@ struct vz_track {
 	uint8_t *buf;
 	struct page_region *vec;
 	uint64_t *pm; /* soft-dirty: pagemap entries */
+	char pm_dir[256]; /* tests: where PID.pagemap files stand in */
 };
 
 const char *vz_track_name(enum vz_track_kind k)
@@ -598,7 +599,10 @@ static int one_proc(struct vz_track *t, pid_t pid, bool peek, vz_track_emit_fn e
 	}
 	if (t->kind == VZ_TRACK_UFFD_WP && c.p->uffd < 0)
 		st->untracked_procs++;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	if (t->kind == VZ_TRACK_SOFT_DIRTY && t->pm_dir[0])
+		snprintf(path, sizeof(path), "%s/%d.pagemap", t->pm_dir, (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 	pm = open(path, O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
 	mem = open(path, O_RDONLY | O_CLOEXEC);
@@ -689,6 +693,11 @@ int vz_track_round(struct vz_track *t, const pid_t *pids, size_t n, vz_track_emi
 			t->p[i--] = t->p[--t->np];
 		}
 	return ret;
+}
+
+void vz_track_pagemap_from(struct vz_track *t, const char *dir)
+{
+	snprintf(t->pm_dir, sizeof(t->pm_dir), "%s", dir ? dir : "");
 }
 
 void vz_track_last(struct vz_track *t)

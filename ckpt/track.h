@@ -88,6 +88,11 @@ struct vz_mem_mask {
 	uint32_t len;
 };
 
+/* Soft-dirty back-end, tests: read the page table bits from
+ * dir/PID.pagemap instead of /proc/PID/pagemap, so that its logic runs
+ * on kernels that have no soft-dirty bits (this machine's). */
+void vz_track_pagemap_from(struct vz_track *t, const char *dir);
+
 /* The rseq areas of every thread of pids[n] (each thread is stopped for
  * an instant with ptrace). *out is malloc'd; so is *seen, when asked for:
  * the threads read, sorted. */

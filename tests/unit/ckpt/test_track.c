@@ -5,6 +5,7 @@
  * page's content at the time of the round. Skipped, with the kernel's
  * reason, where no tracker works. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -306,4 +307,76 @@ Test(track, thread_started_after_rseq_read_is_noticed, .init = setup, .fini = te
 	cr_assert(vz_threads_seen(&child, 1, seen, ns));
 	free(m);
 	free(seen);
+}
+
+/* The soft-dirty back-end, on a kernel without soft-dirty bits: the page
+ * table bits come from a file standing in for /proc/PID/pagemap; all the
+ * rest (holding the VE, clearing the bits through clear_refs, reading the
+ * pages from /proc/PID/mem) is real. */
+static int holds;
+
+static int count_hold(void *arg, bool hold, struct vz_err *err)
+{
+	(void)arg;
+	(void)err;
+	holds += hold ? 1 : 100;
+	return 0;
+}
+
+static void set_bits(int fd, unsigned long addr, uint64_t bits)
+{
+	cr_assert_eq(pwrite(fd, &bits, sizeof(bits), (off_t)(addr / PG * 8)), (ssize_t)sizeof(bits));
+}
+
+Test(track, soft_dirty_backend_sends_what_the_bits_say)
+{
+	char dir[] = "/tmp/vz-sd-XXXXXX", path[64];
+	struct seen s = { .lo = 0 };
+	struct vz_track_stats st;
+	struct vz_err err = { 0 };
+	int fd;
+
+	cr_assert_eq(pipe(cmd), 0);
+	cr_assert_eq(pipe(rep), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0)
+		child_main();
+	cr_assert_eq(read(rep[0], &base, sizeof(base)), (ssize_t)sizeof(base));
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%d.pagemap", dir, (int)child);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	cr_assert_geq(fd, 0);
+	/* Every page of the region present, none soft-dirty. */
+	for (int i = 0; i < NPAGES; i++)
+		set_bits(fd, base + (unsigned long)i * PG, 1ull << 63);
+	t = vz_track_new(VZ_TRACK_SOFT_DIRTY, count_hold, NULL, &err);
+	cr_assert_not_null(t, "%s", err.msg);
+	vz_track_pagemap_from(t, dir);
+
+	/* Before the bits were ever cleared, every present page counts. */
+	seen_reset(&s, base, base + NPAGES * PG, 0);
+	holds = 0;
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, NPAGES, "first round: %d of %d pages", s.n, NPAGES);
+	cr_assert_eq(holds, 101, "the VE is held while the bits are read and cleared, then let go");
+	cr_assert_geq(st.unvouched, (uint64_t)NPAGES);
+
+	/* Cleared by that round: now only the soft-dirty pages, read as the
+	 * process has them now. */
+	ask('w', 3);
+	set_bits(fd, base + 3 * PG, 1ull << 63 | 1ull << 55);
+	set_bits(fd, base + 7 * PG, 1ull << 63 | 1ull << 55);
+	seen_reset(&s, base, base + NPAGES * PG, 0);
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, 2, "second round: %d pages (want the 2 soft-dirty ones)", s.n);
+	cr_assert_eq(s.pages[0], 3);
+	cr_assert_eq(s.first[0], 0xA3, "page 3 as written after the first round");
+	cr_assert_eq(s.pages[1], 7);
+	cr_assert_eq(s.first[1], 7);
+	cr_assert_eq(st.unvouched, 0);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+	teardown();
 }
