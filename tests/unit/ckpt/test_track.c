@@ -163,6 +163,17 @@ static void seen_reset(struct seen *s, unsigned long lo, unsigned long hi, int v
 static struct vz_track *t;
 static unsigned long base;
 
+static void spawn_child(void)
+{
+	cr_assert_eq(pipe(cmd), 0);
+	cr_assert_eq(pipe(rep), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0)
+		child_main();
+	cr_assert_eq(read(rep[0], &base, sizeof(base)), (ssize_t)sizeof(base));
+}
+
 static void setup(void)
 {
 	char why[512];
@@ -171,13 +182,7 @@ static void setup(void)
 
 	if (k != VZ_TRACK_UFFD_WP)
 		cr_skip_test("No userfaultfd write-protect tracker on this kernel (%s)", why);
-	cr_assert_eq(pipe(cmd), 0);
-	cr_assert_eq(pipe(rep), 0);
-	child = fork();
-	cr_assert_geq(child, 0);
-	if (child == 0)
-		child_main();
-	cr_assert_eq(read(rep[0], &base, sizeof(base)), (ssize_t)sizeof(base));
+	spawn_child();
 	t = vz_track_new(k, NULL, NULL, &err);
 	cr_assert_not_null(t, "%s", err.msg);
 }
@@ -336,13 +341,7 @@ Test(track, soft_dirty_backend_sends_what_the_bits_say)
 	struct vz_err err = { 0 };
 	int fd;
 
-	cr_assert_eq(pipe(cmd), 0);
-	cr_assert_eq(pipe(rep), 0);
-	child = fork();
-	cr_assert_geq(child, 0);
-	if (child == 0)
-		child_main();
-	cr_assert_eq(read(rep[0], &base, sizeof(base)), (ssize_t)sizeof(base));
+	spawn_child();
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/%d.pagemap", dir, (int)child);
 	fd = open(path, O_RDWR | O_CREAT, 0600);
