@@ -1197,11 +1197,11 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 			 * this: it ends CRIU's lazy session through the port, then
 			 * thaws the VE or, after a go, ends it
 			 * (agent_migrate_recover). */
-			char txt[16];
+			char txt[32];
 
 			vz_mkdir_p(vz_path(outgoing, sizeof(outgoing), "/vz/migrate"), 0700);
 			vz_path(outgoing, sizeof(outgoing), "/vz/migrate/%u.%s.outgoing", ve.veid, s.mid);
-			snprintf(txt, sizeof(txt), "%d\n", s.lazy ? cl.port : 0);
+			snprintf(txt, sizeof(txt), "%d%s\n", s.lazy ? cl.port : 0, s.postcopy ? " postcopy" : "");
 			ret = vz_write_file(outgoing, txt, strlen(txt), 0);
 			if (ret < 0) {
 				vz_error(err, -ret, "Write %s: %s", outgoing, strerror(-ret));
@@ -2113,16 +2113,22 @@ static int dst_loop(struct dst *d, struct vz_err *err)
  * the frozen source copy. Decided go: that copy dies as soon as it is
  * thawed, never to run again. CRIU listens once its post-dump call is
  * answered, which may come after the last page. */
+static bool ve_traced(struct vz_agent *a, unsigned veid);
+
 static void end_lazy_session(struct vz_agent *a, unsigned veid, const char *mid, int port)
 {
 	struct vz_err err = { 0 };
 	char path[PATH_MAX], dp[PATH_MAX];
-	_cleanup_free_ char *dec = NULL;
+	_cleanup_free_ char *dec = NULL, *txt = NULL;
 	uint64_t end = vz_now_ns() + 120ull * 1000000000ull;
-	bool go;
+	bool go, recovered;
 	int sk = -1;
 
 	vz_path(path, sizeof(path), "/vz/migrate/%u.%s.outgoing", veid, mid);
+	/* Kept by a restarted agent: CRIU may have gone with its worker. */
+	recovered = vz_read_file(path, &txt, NULL, 64) == 0 && strstr(txt, "recovered");
+	if (recovered)
+		sk = loopback_connect(port); /* before the tasks go: CRIU ends then */
 	go = vz_read_file(decision_path(dp, sizeof(dp), veid, mid), &dec, NULL, 64) == 0 && !strncmp(dec, "go", 2);
 	if (go) {
 		pid_t *pids = NULL;
@@ -2133,13 +2139,36 @@ static void end_lazy_session(struct vz_agent *a, unsigned veid, const char *mid,
 				kill(pids[i], SIGKILL);
 		free(pids);
 	}
-	while (sk < 0 && vz_now_ns() < end && vz_exists(path))
+	while (sk < 0 && vz_now_ns() < end && vz_exists(path) && (!recovered || ve_traced(a, veid)))
 		if ((sk = loopback_connect(port)) < 0)
 			usleep(2000);
 	if (sk >= 0)
 		close(sk);
 	if (go && vz_cg_thaw(&a->cg, veid, &err) < 0)
 		pr_warn("VE %u: %s", veid, err.msg);
+}
+
+/* Post-copy, on the source, after the destination released a copy whose
+ * migration worker died (an agent restart kept it for the destination,
+ * agent_migrate_recover): what that worker would have done. */
+static void finish_recovered(struct vz_agent *a, unsigned veid, const char *mid, const char *marker)
+{
+	_cleanup_free_ char *txt = NULL;
+	char dp[PATH_MAX];
+	struct vz_err e = { 0 };
+	struct ve ve;
+
+	if (vz_read_file(marker, &txt, NULL, 64) < 0 || !strstr(txt, "recovered"))
+		return;
+	if (ve_open(veid, true, &ve, &e) == 0) {
+		pr_info("VE %u: post-copy migration %s is over; removing the source copy", veid, mid);
+		ve_kill(a, veid, 0);
+		if (ve_teardown(a, &ve, &e) < 0 || ve_destroy_files(&ve, &e) < 0)
+			pr_warn("VE %u: %s", veid, e.msg);
+		ve_close(&ve);
+	}
+	unlink(marker);
+	unlink(decision_path(dp, sizeof(dp), veid, mid));
 }
 
 /* Post-copy, on the source: the VE and CRIU's page-server port of the
@@ -2325,6 +2354,7 @@ static void serve_page_stream(struct dst *d, const msg_t *m)
 		}
 	}
 	end_lazy_session(d->a, veid, m->migration_id, port);
+	finish_recovered(d->a, veid, m->migration_id, path);
 }
 
 void agent_migrate_serve(struct vz_agent *a, int fd)
@@ -2541,8 +2571,26 @@ void agent_migrate_recover(struct vz_agent *a)
 		if (sscanf(de->d_name, "%u.%79[0-9a-f].outgoing", &ov, omid) != 2 || !strstr(de->d_name, ".outgoing"))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		if (vz_read_file(p, &txt, NULL, 32) == 0)
+		if (vz_read_file(p, &txt, NULL, 64) == 0)
 			port = atoi(txt);
+		if (txt && strstr(txt, "postcopy")) {
+			char dp[PATH_MAX];
+			_cleanup_free_ char *dec = NULL;
+
+			/* Post-copy after the go: the frozen copy holds pages the
+			 * destination may still lack. It stays until the
+			 * destination says it has them all (serve_page_stream). */
+			if (vz_read_file(decision_path(dp, sizeof(dp), ov, omid), &dec, NULL, 64) == 0 &&
+			    !strncmp(dec, "go", 2)) {
+				char kept[64];
+
+				snprintf(kept, sizeof(kept), "%d postcopy recovered\n", port);
+				vz_write_file(p, kept, strlen(kept), 0);
+				pr_info("VE %u: migration %s is in post-copy: the frozen source copy stays until %s",
+					ov, omid, "the destination has every page");
+				continue;
+			}
+		}
 		if (port > 0 && port < 65536) {
 			int fd = loopback_connect(port);
 

@@ -32,10 +32,12 @@ on() {
 	"$SB" exec "$@"
 }
 
-# Agents read vz.conf at start: restart them by pid, VEs keep running.
+# Agents read vz.conf at start: restart them (or those of the hosts named)
+# by pid, VEs keep running.
 restart_agents() {
-	local h pid
-	for h in h1 h2; do
+	local h pid hosts=("$@")
+	[ ${#hosts[@]} -gt 0 ] || hosts=(h1 h2)
+	for h in "${hosts[@]}"; do
 		pid=$(cat "$VZ_SANDBOX_DIR/$h/agent.pid")
 		kill -TERM "$pid" 2>/dev/null || true
 		wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
@@ -78,12 +80,15 @@ start_workloads() {
 	on "$1" vzctl exec "$2" 'wl-mem -m 64 -r 2; wl-counter; wl-pipe; wl-unix; wl-file; wl-threads -t 4; wl-tcpecho -p 7000' >/dev/null
 }
 
+# The workloads named (default: the seven of start_workloads) of VE $2 on
+# host $1 pass their self-checks.
 all_pass() {
-	local h=$1 veid=$2 w out rc=0
-	for w in wl-mem wl-counter wl-pipe wl-unix wl-file wl-threads wl-tcpecho; do
+	local h=$1 veid=$2 w out rc=0 ws=("${@:3}")
+	[ ${#ws[@]} -gt 0 ] || ws=(wl-mem wl-counter wl-pipe wl-unix wl-file wl-threads wl-tcpecho)
+	for w in "${ws[@]}"; do
 		on "$h" vzctl exec "$veid" "rm -f /run/$w.result; kill -USR1 \$(cat /run/$w.pid)" || return 1
 	done
-	for w in wl-mem wl-counter wl-pipe wl-unix wl-file wl-threads wl-tcpecho; do
+	for w in "${ws[@]}"; do
 		wait_for 10 on "$h" vzctl exec "$veid" test -f "/run/$w.result"
 		out=$(on "$h" vzctl exec "$veid" cat "/run/$w.result")
 		echo "$w: $out"
@@ -140,9 +145,10 @@ kill_agent() {
 	kill -KILL "$pid" $kids
 }
 
-# The workloads of VE 101 on host $1 all pass their self-checks.
+# The workloads of VE 101 on host $1 (or those named after it) all pass
+# their self-checks.
 passes_on() {
-	run all_pass "$1" 101
+	run all_pass "$1" 101 "${@:2}"
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
@@ -345,12 +351,7 @@ running_on() {
 	running_on h1 101
 	nothing_of h2 101
 	passes_on h1
-	for w in wl-mem-mt wl-churn; do
-		on h1 vzctl exec 101 "rm -f /run/$w.result; kill -USR1 \$(cat /run/$w.pid)"
-		wait_for 10 on h1 vzctl exec 101 test -f /run/$w.result
-		echo "$w: $(on h1 vzctl exec 101 cat /run/$w.result)"
-		[ "$(on h1 vzctl exec 101 cat /run/$w.result)" = PASS ]
-	done
+	passes_on h1 wl-mem-mt wl-churn
 }
 
 @test "a VE writing faster than the link does not converge, and still moves correctly" {
@@ -503,9 +504,7 @@ cpu_quota() {
 	nothing_of h2 101
 	[ "$(cpu_quota h1 101)" -eq 150000 ]
 	passes_on h1
-	on h1 vzctl exec 101 "rm -f /run/wl-mem-fast.result; kill -USR1 \$(cat /run/wl-mem-fast.pid)"
-	wait_for 10 on h1 vzctl exec 101 test -f /run/wl-mem-fast.result
-	[ "$(on h1 vzctl exec 101 cat /run/wl-mem-fast.result)" = PASS ]
+	passes_on h1 wl-mem-fast
 }
 
 @test "--auto-converge with --postcopy or --stop-copy is refused" {
@@ -543,10 +542,28 @@ cpu_quota() {
 	running_on h2 101
 	wait_for 30 nothing_of h1 101
 	passes_on h2
-	for w in wl-mem-mt wl-mem-fast; do
-		on h2 vzctl exec 101 "rm -f /run/$w.result; kill -USR1 \$(cat /run/$w.pid)"
-		wait_for 10 on h2 vzctl exec 101 test -f /run/$w.result
-		echo "$w: $(on h2 vzctl exec 101 cat /run/$w.result)"
-		[ "$(on h2 vzctl exec 101 cat /run/$w.result)" = PASS ]
-	done
+	passes_on h2 wl-mem-mt wl-mem-fast
+}
+
+@test "a source agent killed during post-copy, after the go: the VE still gets every page" {
+	local log1="$VZ_SANDBOX_DIR/h1/var/log/vzagent.log" n0 lost0
+	n0=$(grep -c "VE 101: every page in place" "$log1" || true)
+	lost0=$(grep -c "VE 101: its memory cannot be brought in full" "$log1" || true)
+	"$SB" link h2 rate 40mbit
+	migrate_bg h2 --online --postcopy h1 101
+	wait_for 60 grep -q "runs on h1 now" "$BATS_TEST_TMPDIR/out"
+	sleep 1
+	# The agent and its workers (the migration's and those serving pages)
+	# die; CRIU and the frozen source copy stay, and so must the copy.
+	kill_agent h2
+	restart_agents h2
+	wait_for 180 bash -c "[ \$(grep -c 'VE 101: every page in place' $log1) -gt $n0 ]"
+	"$SB" link h2 rate off
+	grep "VE 101: migration [0-9a-f]* is in post-copy: the frozen source copy stays" \
+		"$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	[ "$(grep -c "VE 101: its memory cannot be brought in full" "$log1" || true)" -eq "$lost0" ]
+	running_on h1 101
+	wait_for 60 nothing_of h2 101
+	passes_on h1
+	passes_on h1 wl-mem-mt wl-mem-fast
 }
