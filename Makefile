@@ -79,7 +79,7 @@ $(B)/tests/unit/%: $$(call obj,$$(wildcard tests/unit/%/*.c)) $(B)/libvzagent.a 
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
 FUZZ_LIBS := $(PKG_LIBS)
 FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame
-$(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c $(PROTO_H)
+$(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c lib/util.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 $(B)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c transport/frame.c lib/err.c $(B)/proto/control.pb-c.c $(B)/proto/migrate.pb-c.c

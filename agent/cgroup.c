@@ -305,13 +305,8 @@ static int collect(const char *dir, pid_t **pids, size_t *n, size_t *cap)
 			dup |= (*pids)[i] == pid;
 		if (dup)
 			continue;
-		if (*n == *cap) {
-			pid_t *np = realloc(*pids, (*cap = *cap ? *cap * 2 : 64) * sizeof(*np));
-
-			if (!np)
-				return -ENOMEM;
-			*pids = np;
-		}
+		if (vz_grow((void **)pids, cap, *n, sizeof(**pids), 64) < 0)
+			return -ENOMEM;
 		(*pids)[(*n)++] = pid;
 	}
 	d = opendir(dir);

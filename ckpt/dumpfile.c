@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "dumpfile.h"
 #include "log.h"
+#include "util.h"
 
 static const uint8_t dump_magic[8] = { 'V', 'Z', 'D', 'U', 'M', 'P', '\r', '\n' };
 #define SHA_OFF 144
@@ -115,27 +116,10 @@ struct writer {
 	uint64_t bytes;
 };
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int file_sink(void *arg, const void *buf, size_t len, struct vz_err *err)
 {
 	struct writer *w = arg;
-	int ret = write_all(w->fd, buf, len);
+	int ret = vz_write_all(w->fd, buf, len);
 
 	if (ret < 0)
 		return vz_error(err, -ret, "Write the dump file: %s", strerror(-ret));

@@ -278,15 +278,8 @@ static struct tproc *proc_get(struct vz_track *t, pid_t pid, bool create, bool *
 		}
 	if (!create)
 		return NULL;
-	if (t->np == t->capp) {
-		size_t cap = t->capp ? t->capp * 2 : 16;
-		struct tproc *np = realloc(t->p, cap * sizeof(*np));
-
-		if (!np)
-			return NULL;
-		t->p = np;
-		t->capp = cap;
-	}
+	if (vz_grow((void **)&t->p, &t->capp, t->np, sizeof(*t->p), 16) < 0)
+		return NULL;
 	memset(&t->p[t->np], 0, sizeof(t->p[0]));
 	t->p[t->np].pid = pid;
 	t->p[t->np].vpid = vpid;
@@ -314,15 +307,8 @@ static void unregistered(struct tproc *p, uint64_t s, uint64_t e)
 static int add_registered(struct tproc *p, uint64_t s, uint64_t e)
 {
 	unregistered(p, s, e);
-	if (p->nreg == p->capreg) {
-		size_t cap = p->capreg ? p->capreg * 2 : 32;
-		struct range *r = realloc(p->reg, cap * sizeof(*r));
-
-		if (!r)
-			return -ENOMEM;
-		p->reg = r;
-		p->capreg = cap;
-	}
+	if (vz_grow((void **)&p->reg, &p->capreg, p->nreg, sizeof(*p->reg), 32) < 0)
+		return -ENOMEM;
 	p->reg[p->nreg++] = (struct range){ s, e };
 	return 0;
 }
@@ -352,15 +338,10 @@ static int list_vmas(pid_t pid, struct range **out, size_t *n)
 			continue; /* [vdso], [vvar], [vsyscall], ... */
 		if (name[0] && name[0] != '[')
 			continue; /* a deleted file's mapping, say */
-		if (k == cap) {
-			struct range *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
-
-			if (!nv) {
-				free(v);
-				fclose(f);
-				return -ENOMEM;
-			}
-			v = nv;
+		if (vz_grow((void **)&v, &cap, k, sizeof(*v), 64) < 0) {
+			free(v);
+			fclose(f);
+			return -ENOMEM;
 		}
 		v[k++] = (struct range){ s, e };
 	}
@@ -397,15 +378,8 @@ static int emit_range(struct ctx *c, uint64_t s, uint64_t e, struct vz_err *err)
 			p->sd[p->nsd - 1].end = e;
 			return 0;
 		}
-		if (p->nsd == p->capsd) {
-			size_t cap = p->capsd ? p->capsd * 2 : 64;
-			struct range *r = realloc(p->sd, cap * sizeof(*r));
-
-			if (!r)
-				return vz_error(err, ENOMEM, "Out of memory");
-			p->sd = r;
-			p->capsd = cap;
-		}
+		if (vz_grow((void **)&p->sd, &p->capsd, p->nsd, sizeof(*p->sd), 64) < 0)
+			return vz_error(err, ENOMEM, "Out of memory");
 		p->sd[p->nsd++] = (struct range){ s, e };
 		p->sd_unvouched = c->unvouched;
 		return 0;
@@ -787,19 +761,6 @@ struct rseq_read {
 	int vpid;
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	void *np;
-
-	if (need <= *cap)
-		return 0;
-	np = realloc(*p, (*cap = *cap ? *cap * 2 : 16) * size);
-	if (!np)
-		return -ENOMEM;
-	*p = np;
-	return 0;
-}
-
 static int rseq_one(pid_t pid, pid_t tid, void *arg)
 {
 	struct rseq_read *r = arg;
@@ -816,10 +777,10 @@ static int rseq_one(pid_t pid, pid_t tid, void *arg)
 	if (r->vpid < 0 || ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0)
 		return 0;
 	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) == 0 && waitpid(tid, &w, __WALL) == tid) {
-		if (grow((void **)&r->seen, &r->scap, r->ns + 1, sizeof(*r->seen)) == 0)
+		if (vz_grow((void **)&r->seen, &r->scap, r->ns, sizeof(*r->seen), 16) == 0)
 			r->seen[r->ns++] = tid;
 		if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc) > 0 && rc.rseq_abi_pointer &&
-		    rc.rseq_abi_size && grow((void **)&r->m, &r->cap, r->k + 1, sizeof(*r->m)) == 0)
+		    rc.rseq_abi_size && vz_grow((void **)&r->m, &r->cap, r->k, sizeof(*r->m), 16) == 0)
 			r->m[r->k++] = (struct vz_mem_mask){ r->vpid, rc.rseq_abi_pointer, rc.rseq_abi_size };
 	}
 	ptrace(PTRACE_DETACH, tid, NULL, NULL);
@@ -932,14 +893,9 @@ int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, s
 					k = snprintf(out, sizeof(out), "%d %llx-%llx ", vpid, rs, re);
 					for (unsigned j = 0; j < mdlen && k < (int)sizeof(out) - 3; j++)
 						k += snprintf(out + k, sizeof(out) - (size_t)k, "%02x", md[j]);
-					if (nl == cap) {
-						char **nlines = realloc(lines, (cap = cap ? cap * 2 : 64) * sizeof(*lines));
-
-						if (!nlines) {
-							ret = vz_error(err, ENOMEM, "Out of memory");
-							break;
-						}
-						lines = nlines;
+					if (vz_grow((void **)&lines, &cap, nl, sizeof(*lines), 64) < 0) {
+						ret = vz_error(err, ENOMEM, "Out of memory");
+						break;
 					}
 					lines[nl] = strdup(out);
 					total += strlen(out) + 1;

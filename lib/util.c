@@ -59,25 +59,48 @@ int vz_read_file(const char *path, char **buf, size_t *len, size_t max)
 	return 0;
 }
 
+int vz_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int vz_grow(void **p, size_t *cap, size_t n, size_t size, size_t first)
+{
+	size_t ncap = *cap ? *cap : first;
+	void *np;
+
+	if (n < *cap)
+		return 0;
+	while (ncap <= n)
+		ncap *= 2;
+	np = realloc(*p, ncap * size);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+
 int vz_write_file(const char *path, const char *buf, size_t len, int append)
 {
 	_cleanup_close_ int fd =
 		open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
-	size_t done = 0;
 
 	if (fd < 0)
 		return -errno;
-	while (done < len) {
-		ssize_t w = write(fd, buf + done, len - done);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		done += (size_t)w;
-	}
-	return 0;
+	return vz_write_all(fd, buf, len);
 }
 
 int vz_write_str(const char *path, const char *s)

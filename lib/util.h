@@ -14,6 +14,12 @@
 int vz_read_file(const char *path, char **buf, size_t *len, size_t max);
 /* Write buf to path (O_TRUNC, or O_APPEND when append). No message. */
 int vz_write_file(const char *path, const char *buf, size_t len, int append);
+/* Write all of buf to fd (retrying short writes and EINTR). No message. */
+int vz_write_all(int fd, const void *buf, size_t len);
+/* Room in the array *p (capacity *cap elements of size bytes) for element
+ * index n: the capacity doubles, from `first`. On -ENOMEM *p and *cap stay
+ * as they were. */
+int vz_grow(void **p, size_t *cap, size_t n, size_t size, size_t first);
 /* Write a string to a sysfs/cgroup-like file. No message. */
 int vz_write_str(const char *path, const char *s);
 /* mkdir -p with mode for created components. */

@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "vzctl.h"
 
 static volatile sig_atomic_t winch;
@@ -20,22 +21,6 @@ static void on_winch(int sig)
 {
 	(void)sig;
 	winch = 1;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Relay until the shell closes its side. conn is watched for the agent's
@@ -76,16 +61,16 @@ static int relay(void *ctx, int master, int conn)
 			n = read(master, buf, sizeof(buf));
 			if (n <= 0)
 				break; /* EIO: the shell and its children are gone */
-			write_all(1, buf, (size_t)n);
+			vz_write_all(1, buf, (size_t)n);
 		}
 		if (in_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
 			n = read(0, buf, sizeof(buf));
 			if (n <= 0) {
 				/* Input ended: give the shell an end of file. */
 				in_open = false;
-				write_all(master, "\x04", 1);
+				vz_write_all(master, "\x04", 1);
 			} else {
-				write_all(master, buf, (size_t)n);
+				vz_write_all(master, buf, (size_t)n);
 			}
 		}
 	}

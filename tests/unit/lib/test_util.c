@@ -78,6 +78,43 @@ Test(util, rm_rf_removes_a_tree_but_not_through_symlinks)
 	rmdir(keep);
 }
 
+Test(util, grow_keeps_elements_and_doubles_from_first)
+{
+	int *a = NULL;
+	size_t cap = 0;
+
+	cr_assert_eq(vz_grow((void **)&a, &cap, 0, sizeof(*a), 4), 0);
+	cr_assert_eq(cap, 4);
+	for (int i = 0; i < 4; i++)
+		a[i] = i;
+	cr_assert_eq(vz_grow((void **)&a, &cap, 3, sizeof(*a), 4), 0);
+	cr_assert_eq(cap, 4, "index 3 fits: no growth");
+	cr_assert_eq(vz_grow((void **)&a, &cap, 9, sizeof(*a), 4), 0);
+	cr_assert_eq(cap, 16, "index 9 needs two doublings");
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(a[i], i);
+	free(a);
+}
+
+Test(util, write_all_writes_everything)
+{
+	char path[] = "/tmp/vz-wa-XXXXXX", buf[300000], *back = NULL;
+	size_t len = 0;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)('a' + i % 26);
+	cr_assert_eq(vz_write_all(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	cr_assert_eq(vz_read_file(path, &back, &len, 1 << 20), 0);
+	cr_assert_eq(len, sizeof(buf));
+	cr_assert_eq(memcmp(back, buf, len), 0);
+	cr_assert_eq(vz_write_all(-1, buf, 1), -EBADF);
+	free(back);
+	unlink(path);
+}
+
 Test(frame, header_caps_length)
 {
 	const uint8_t ok[4] = { 0, 0, 1, 0 }, big[4] = { 0xff, 0xff, 0xff, 0xff };
