@@ -411,9 +411,9 @@ static int hold_ve(void *arg, bool hold, struct vz_err *err)
  * ends the moment the VE is frozen, and on any failure before. A marker
  * (vz/migrate/VEID.capped) lets a restarted agent end a cap its dead
  * worker left. */
-static void cap_path(unsigned veid, char *buf, size_t len)
+static const char *cap_path(unsigned veid, char *buf, size_t len)
 {
-	vz_path(buf, len, "/vz/migrate/%u.capped", veid);
+	return vz_path(buf, len, "/vz/migrate/%u.capped", veid);
 }
 
 /* CPUs the VE used since the last call (or since the round began). */
@@ -449,8 +449,7 @@ static void cap_more(struct src *s, double used, uint64_t left, uint64_t sent)
 	base *= f;
 	if (base < 0.001)
 		base = 0.001;
-	cap_path(s->ve->veid, path, sizeof(path));
-	if (vz_write_file(path, s->mid, strlen(s->mid), 0) < 0 || res_cpu_cap(&s->a->cg, s->ve->veid, base, &e) < 0) {
+	if (vz_write_file(cap_path(s->ve->veid, path, sizeof(path)), s->mid, strlen(s->mid), 0) < 0 || res_cpu_cap(&s->a->cg, s->ve->veid, base, &e) < 0) {
 		pr_warn("VE %u: auto-converge: %s", s->ve->veid, e.msg[0] ? e.msg : "cannot record the cap");
 		return;
 	}
@@ -468,7 +467,7 @@ static void uncap(struct src *s)
 	if (res_apply_cpu(&s->a->cg, s->ve->veid, &s->ve->conf, &e) < 0)
 		pr_warn("VE %u: auto-converge: restore the CPU limits: %s", s->ve->veid, e.msg);
 	else
-		unlink((cap_path(s->ve->veid, path, sizeof(path)), path));
+		unlink(cap_path(s->ve->veid, path, sizeof(path)));
 	s->cap = 0;
 }
 
@@ -1004,7 +1003,7 @@ static void *closer_main(void *arg)
 		fd = loopback_connect(c->port);
 		if (fd >= 0) {
 			close(fd);
-			pr_debug("ended CRIU's lazy-dump page server session");
+			pr_debug("Ended CRIU's lazy-dump page server session");
 			return NULL;
 		}
 		usleep(2000);
@@ -1322,10 +1321,9 @@ struct dst {
 	/* post-copy: pages the store lacks come from the source */
 	bool postcopy, fopen, popen, pthread_on;
 	struct vz_conn fconn, pconn; /* requests; background push */
-	/* fconn and push_done: the page server's fetches and the push thread */
+	/* fconn and released: the page server's fetches and the push thread */
 	pthread_mutex_t flock;
-	bool push_done; /* every page of the source copy is in the store */
-	bool released;  /* the source was told it is needed no more */
+	bool released;  /* every page is here and the source was told so */
 	bool lost;      /* pages did not come: the source keeps its copy */
 	volatile bool stopping; /* post-copy is over: the push thread ends */
 	pthread_t pth;
@@ -1584,9 +1582,6 @@ static void *push_main(void *arg)
 		deadline = 0;
 		if (m->type == VZ__MIGRATE__TYPE__T_ROUND_END) {
 			msg_free(m);
-			pthread_mutex_lock(&d->flock);
-			d->push_done = true;
-			pthread_mutex_unlock(&d->flock);
 			fault_stream_close(d);
 			pr_info("VE %u: post-copy: all %llu pages of the source copy are here; it is released",
 				d->veid, (unsigned long long)d->pushed);
@@ -1967,8 +1962,8 @@ static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, stru
 
 	pthread_mutex_lock(&d->flock);
 	for (;;) {
-		if (d->push_done || d->released) {
-			ret = vz_error(err, ENOENT, "not among the pages the source copy has");
+		if (d->released) {
+			ret = vz_error(err, ENOENT, "Not among the pages the source copy has");
 			break;
 		}
 		vz_err_clear(err);
@@ -2115,18 +2110,26 @@ static int dst_loop(struct dst *d, struct vz_err *err)
  * answered, which may come after the last page. */
 static bool ve_traced(struct vz_agent *a, unsigned veid);
 
+/* Does the outgoing marker at path carry this word ("postcopy", "recovered")? */
+static bool marker_says(const char *path, const char *word)
+{
+	_cleanup_free_ char *txt = NULL;
+
+	return vz_read_file(path, &txt, NULL, 64) == 0 && strstr(txt, word);
+}
+
 static void end_lazy_session(struct vz_agent *a, unsigned veid, const char *mid, int port)
 {
 	struct vz_err err = { 0 };
 	char path[PATH_MAX], dp[PATH_MAX];
-	_cleanup_free_ char *dec = NULL, *txt = NULL;
+	_cleanup_free_ char *dec = NULL;
 	uint64_t end = vz_now_ns() + 120ull * 1000000000ull;
 	bool go, recovered;
 	int sk = -1;
 
 	vz_path(path, sizeof(path), "/vz/migrate/%u.%s.outgoing", veid, mid);
 	/* Kept by a restarted agent: CRIU may have gone with its worker. */
-	recovered = vz_read_file(path, &txt, NULL, 64) == 0 && strstr(txt, "recovered");
+	recovered = marker_says(path, "recovered");
 	if (recovered)
 		sk = loopback_connect(port); /* before the tasks go: CRIU ends then */
 	go = vz_read_file(decision_path(dp, sizeof(dp), veid, mid), &dec, NULL, 64) == 0 && !strncmp(dec, "go", 2);
@@ -2153,12 +2156,11 @@ static void end_lazy_session(struct vz_agent *a, unsigned veid, const char *mid,
  * agent_migrate_recover): what that worker would have done. */
 static void finish_recovered(struct vz_agent *a, unsigned veid, const char *mid, const char *marker)
 {
-	_cleanup_free_ char *txt = NULL;
 	char dp[PATH_MAX];
 	struct vz_err e = { 0 };
 	struct ve ve;
 
-	if (vz_read_file(marker, &txt, NULL, 64) < 0 || !strstr(txt, "recovered"))
+	if (!marker_says(marker, "recovered"))
 		return;
 	if (ve_open(veid, true, &ve, &e) == 0) {
 		pr_info("VE %u: post-copy migration %s is over; removing the source copy", veid, mid);
@@ -2221,9 +2223,9 @@ static void serve_page_push(struct dst *d, const msg_t *m)
 	pid_t *pids = NULL;
 	size_t n = 0;
 	unsigned veid;
-	int port = outgoing_port(d, m, "PAGE_PUSH", &veid, path, sizeof(path)), ret = -1;
+	int ret = -1;
 
-	if (port < 0)
+	if (outgoing_port(d, m, "PAGE_PUSH", &veid, path, sizeof(path)) < 0)
 		return;
 	/* The tracker with no back-end finds every present private page. */
 	p.z = vz_zenc_new(1);
@@ -2233,14 +2235,13 @@ static void serve_page_push(struct dst *d, const msg_t *m)
 	free(pids);
 	vz_track_free(t);
 	vz_zenc_free(p.z);
-	/* The end: the destination, once it has stored all of it, closes
-	 * its fault stream, and that ends the source copy (not this: pages
-	 * sent are not yet pages held). */
+	/* The end. The destination, once it has stored all of it, says DONE
+	 * on its fault stream, and that ends the source copy; not this:
+	 * pages sent are not yet pages held. */
 	if (ret == 0)
 		ret = send_type(&d->conn, VZ__MIGRATE__TYPE__T_ROUND_END, &err);
 	pr_info("VE %u: post-copy: %llu pages pushed to %s%s%s", veid, (unsigned long long)p.pages, d->conn.peer,
 		err.msg[0] ? ": " : "", err.msg);
-	(void)port;
 }
 
 /* Post-copy, on the source: a destination fetches the pages of a VE it
