@@ -120,17 +120,7 @@ static void verify(void)
 
 int main(int argc, char **argv)
 {
-	const char *tag = NULL;
-	int c;
-
-	while ((c = getopt(argc, argv, "n:")) != -1) {
-		if (c != 'n') {
-			fprintf(stderr, "usage: wl-churn [-n tag]\n");
-			return 2;
-		}
-		tag = optarg;
-	}
-	wl_start(&w, "wl-churn", tag);
+	wl_start_args(&w, "wl-churn", argc, argv);
 	wl_ready(&w);
 	while (!wl_stop) {
 		churn();

@@ -88,19 +88,10 @@ int main(int argc, char **argv)
 	struct itimerspec pts = { { 0, 20000000 }, { 0, 20000000 } };
 	struct sigevent sev = { 0 };
 	struct sigaction sa = { 0 };
-	const char *tag = NULL;
 	struct counts last;
 	timer_t timer;
-	int c;
 
-	while ((c = getopt(argc, argv, "n:")) != -1) {
-		if (c != 'n') {
-			fprintf(stderr, "usage: wl-counter [-n tag]\n");
-			return 2;
-		}
-		tag = optarg;
-	}
-	wl_start(&w, "wl-counter", tag);
+	wl_start_args(&w, "wl-counter", argc, argv);
 	sa.sa_flags = SA_RESTART;
 	sa.sa_handler = on_alarm;
 	sigaction(SIGALRM, &sa, NULL);

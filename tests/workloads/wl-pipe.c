@@ -84,17 +84,11 @@ static void child(int a, int b, int c, int ctl, int ans, pid_t parent)
 
 int main(int argc, char **argv)
 {
-	int a[2], b[2], c[2], ctl[2], ans[2], opt;
+	int a[2], b[2], c[2], ctl[2], ans[2];
 	uint64_t seq = 0, echoed = 0;
-	const char *tag = NULL;
 	pid_t kid;
 
-	while ((opt = getopt(argc, argv, "n:")) != -1) {
-		if (opt != 'n')
-			return 2;
-		tag = optarg;
-	}
-	wl_start(&w, "wl-pipe", tag);
+	wl_start_args(&w, "wl-pipe", argc, argv);
 	if (pipe(a) || pipe(b) || pipe(c) || pipe(ctl) || pipe(ans))
 		wl_abort(&w, "pipe: %s", strerror(errno));
 	if (fill_held(c[1]) != 0)

@@ -101,18 +101,12 @@ static void child(int st, int conn, int dg, int sp, int ctl, pid_t parent)
 
 int main(int argc, char **argv)
 {
-	int st[2], dg[2], sp[2], ctl[2], lsn, conn, acc, opt;
+	int st[2], dg[2], sp[2], ctl[2], lsn, conn, acc;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *tag = NULL;
 	uint64_t seq = 0;
 	pid_t kid;
 
-	while ((opt = getopt(argc, argv, "n:")) != -1) {
-		if (opt != 'n')
-			return 2;
-		tag = optarg;
-	}
-	wl_start(&w, "wl-unix", tag);
+	wl_start_args(&w, "wl-unix", argc, argv);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock", w.dir, w.base);
 	unlink(sa.sun_path);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, st) || socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) ||

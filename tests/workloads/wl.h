@@ -193,6 +193,23 @@ static __attribute__((unused)) void wl_start(struct wl *w, const char *name, con
 	}
 }
 
+/* wl_start for a workload whose only option is -n TAG; anything else
+ * exits 2 with the usage line. */
+static __attribute__((unused)) void wl_start_args(struct wl *w, const char *name, int argc, char **argv)
+{
+	const char *tag = NULL;
+	int c;
+
+	while ((c = getopt(argc, argv, "n:")) != -1) {
+		if (c != 'n') {
+			fprintf(stderr, "usage: %s [-n tag]\n", name);
+			exit(2);
+		}
+		tag = optarg;
+	}
+	wl_start(w, name, tag);
+}
+
 /* Setup failed: tell the launcher why, and exit. */
 static __attribute__((unused)) void wl_abort(struct wl *w, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static __attribute__((unused)) void wl_abort(struct wl *w, const char *fmt, ...)
