@@ -86,14 +86,14 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 	}
 	l->thread = true;
 	if (pipe(st) != 0) {
-		ret = vz_error(err, errno, "pipe: %s", strerror(errno));
+		ret = vz_error(err, errno, "Pipe: %s", strerror(errno));
 		goto fail;
 	}
 	snprintf(port, sizeof(port), "%u", ntohs(sa.sin_port));
 	snprintf(stfd, sizeof(stfd), "%d", st[1]);
 	l->daemon = fork();
 	if (l->daemon < 0) {
-		ret = vz_error(err, errno, "fork: %s", strerror(errno));
+		ret = vz_error(err, errno, "Fork: %s", strerror(errno));
 		goto fail;
 	}
 	if (l->daemon == 0) {
@@ -120,7 +120,7 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 		}
 	}
 	close(st[0]);
-	pr_info("lazy-pages daemon %d fetching from our page server on 127.0.0.1:%s", (int)l->daemon, port);
+	pr_info("Lazy-pages daemon %d fetching from our page server on 127.0.0.1:%s", (int)l->daemon, port);
 	*out = l;
 	return 0;
 fail:
@@ -159,7 +159,7 @@ int mig_lazy_wait(struct mig_lazy *l, int timeout_ms, struct vz_err *err)
 				l->serve_ret ? ": " : "", l->serve_ret ? l->serve_err.msg : "");
 	if (l->serve_ret < 0)
 		return vz_error(err, -l->serve_ret, "%s", l->serve_err.msg);
-	pr_info("lazy pages: %llu pages in %llu requests from our page server", (unsigned long long)l->st.pages,
+	pr_info("Lazy pages: %llu pages in %llu requests from our page server", (unsigned long long)l->st.pages,
 		(unsigned long long)l->st.requests);
 	return 0;
 }

@@ -89,12 +89,12 @@ int vz_soft_dirty_probe(struct vz_err *err)
 
 	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
-		return vz_error(err, errno, "mmap: %s", strerror(errno));
+		return vz_error(err, errno, "Map a probe page: %s", strerror(errno));
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	cr = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
 	p[0] = 1;
 	if (pm < 0 || cr < 0 || write(cr, "4", 1) != 1)
-		ret = vz_error(err, errno, "clear_refs: %s", strerror(errno));
+		ret = vz_error(err, errno, "Clear soft-dirty bits: %s", strerror(errno));
 	else {
 		p[0] = 2;
 		if (pread(pm, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * 8)) != sizeof(e) || !(e & PM_SOFT_DIRTY))
@@ -233,7 +233,7 @@ static int give_uffd(struct tproc *p, struct vz_err *err)
 		ret = vz_inject_call(&in, SYS_userfaultfd, args, &rfd, err);
 	}
 	if (ret == 0 && rfd < 0)
-		ret = vz_error(err, (int)-rfd, "userfaultfd() in process %d: %s", (int)p->pid, strerror((int)-rfd));
+		ret = vz_error(err, (int)-rfd, "A userfaultfd in process %d: %s", (int)p->pid, strerror((int)-rfd));
 	if (ret == 0) {
 		pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
 		fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, (int)rfd, 0);
@@ -460,7 +460,7 @@ static int round_uffd(struct ctx *c, int pm, const struct range *v, size_t nv, b
 			if (ioctl(p->uffd, UFFDIO_REGISTER, &rg) == 0)
 				add_registered(p, s, e);
 			else
-				pr_debug("process %d: register %llx-%llx: %s", (int)p->pid, (unsigned long long)s,
+				pr_debug("Process %d: register %llx-%llx: %s", (int)p->pid, (unsigned long long)s,
 					 (unsigned long long)e, strerror(errno));
 		}
 		if (p->uffd >= 0 && is_registered(p, s, e)) {
@@ -568,7 +568,7 @@ static int one_proc(struct vz_track *t, pid_t pid, bool peek, vz_track_emit_fn e
 		if (give_uffd(c.p, &e) < 0) {
 			/* Its memory is sent whole every round instead. */
 			c.p->failed = true;
-			pr_warn("process %d is not tracked: %s", (int)pid, e.msg);
+			pr_warn("Process %d is not tracked: %s", (int)pid, e.msg);
 		}
 	}
 	if (t->kind == VZ_TRACK_UFFD_WP && c.p->uffd < 0)
