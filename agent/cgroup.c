@@ -44,7 +44,7 @@ static int find_v1(struct vz_cg *cg, struct vz_err *err)
 	char line[4096];
 
 	if (!f)
-		return vz_error(err, errno, "Read mountinfo: %s", strerror(errno));
+		return vz_error(err, errno, "Read mountinfo");
 	while (fgets(line, sizeof(line), f)) {
 		char mnt[PATH_MAX], fstype[64], opts[1024], *sep = strstr(line, " - ");
 
@@ -89,7 +89,7 @@ static int find_v1(struct vz_cg *cg, struct vz_err *err)
 		}
 	}
 	if (cg->nhier == 0)
-		return vz_error(err, ENOENT, "No cgroup v1 hierarchy under %s", cg->fsroot);
+		return vz_error_msg(err, ENOENT, "No cgroup v1 hierarchy under %s", cg->fsroot);
 	return 0;
 }
 
@@ -101,13 +101,13 @@ int vz_cg_init(struct vz_cg *cg, const char *fsroot, const char *base, int force
 	memset(cg, 0, sizeof(*cg));
 	snprintf(cg->fsroot, sizeof(cg->fsroot), "%s", fsroot ? fsroot : "/sys/fs/cgroup");
 	if (!base || !*base || strchr(base, '/') || !strcmp(base, "..") || strlen(base) >= sizeof(cg->base))
-		return vz_error(err, EINVAL, "Invalid cgroup base name '%s'", base ? base : "");
+		return vz_error_msg(err, EINVAL, "Invalid cgroup base name '%s'", base ? base : "");
 	snprintf(cg->base, sizeof(cg->base), "%s", base);
 	if (statfs(cg->fsroot, &sf) != 0)
-		return vz_error(err, errno, "Inspect %s: %s", cg->fsroot, strerror(errno));
+		return vz_error(err, errno, "Inspect %s", cg->fsroot);
 	if (force_mode == VZ_CG_V2 || (force_mode == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)) {
 		if (sf.f_type != CGROUP2_SUPER_MAGIC)
-			return vz_error(err, EINVAL, "%s is not a cgroup2 mount", cg->fsroot);
+			return vz_error_msg(err, EINVAL, "%s is not a cgroup2 mount", cg->fsroot);
 		cg->mode = VZ_CG_V2;
 		cg->nhier = 1;
 		snprintf(cg->hier[0].name, sizeof(cg->hier[0].name), "unified");
@@ -166,7 +166,7 @@ static int make_dir(const struct vz_cg *cg, size_t i, const char *parent, const 
 		    struct vz_err *err)
 {
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return vz_error(err, errno, "Create cgroup %s: %s", dir, strerror(errno));
+		return vz_error(err, errno, "Create cgroup %s", dir);
 	if (cg->mode == VZ_CG_V2) {
 		v2_enable(parent);
 		return 0;
@@ -220,7 +220,7 @@ int vz_cg_attach(const struct vz_cg *cg, unsigned veid, pid_t pid, struct vz_err
 		strcat(path, "/cgroup.procs");
 		ret = vz_write_str(path, buf);
 		if (ret < 0)
-			return vz_error(err, -ret, "Move pid %d into %s: %s", (int)pid, path, strerror(-ret));
+			return vz_error(err, -ret, "Move pid %d into %s", (int)pid, path);
 	}
 	return 0;
 }
@@ -258,8 +258,10 @@ int vz_cg_destroy(const struct vz_cg *cg, unsigned veid, struct vz_err *err)
 		ret = rmdir_tree(dir);
 		if (ret < 0 && !first) {
 			first = ret;
-			vz_error(err, -ret, "Remove cgroup %s: %s", dir,
-				 ret == -EBUSY ? "tasks remain in it" : strerror(-ret));
+			if (ret == -EBUSY)
+				vz_error_msg(err, EBUSY, "Remove cgroup %s: tasks remain in it", dir);
+			else
+				vz_error(err, -ret, "Remove cgroup %s", dir);
 		}
 	}
 	return first;
@@ -283,7 +285,7 @@ int vz_cg_path(const struct vz_cg *cg, unsigned veid, const char *ctrl, char *bu
 			hier_dir(cg, i, veid, buf, len);
 			return 0;
 		}
-	return vz_error(err, ENOENT, "This host has no cgroup hierarchy with the %s controller", ctrl);
+	return vz_error_msg(err, ENOENT, "This host has no cgroup hierarchy with the %s controller", ctrl);
 }
 
 static int collect(const char *dir, pid_t **pids, size_t *n, size_t *cap)
@@ -337,7 +339,7 @@ int vz_cg_pids(const struct vz_cg *cg, unsigned veid, pid_t **pids, size_t *n, s
 		return -ENOENT;
 	ret = collect(dir, pids, n, &cap);
 	if (ret < 0)
-		return vz_error(err, -ret, "List tasks of VE %u: %s", veid, strerror(-ret));
+		return vz_error(err, -ret, "List tasks of VE %u", veid);
 	return 0;
 }
 
@@ -385,11 +387,11 @@ int vz_cg_freeze(const struct vz_cg *cg, unsigned veid, int timeout_ms, struct v
 		return ret;
 	ret = freezer_write(cg, dir, true);
 	if (ret < 0)
-		return vz_error(err, -ret, "Freeze VE %u: %s", veid, strerror(-ret));
+		return vz_error(err, -ret, "Freeze VE %u", veid);
 	while (!is_frozen(cg, dir)) {
 		if (vz_now_ns() > end) {
 			freezer_write(cg, dir, false);
-			return vz_error(err, ETIMEDOUT, "Freeze VE %u: not frozen after %d ms", veid, timeout_ms);
+			return vz_error_msg(err, ETIMEDOUT, "Freeze VE %u: not frozen after %d ms", veid, timeout_ms);
 		}
 		/* v1 may stay FREEZING until asked again. */
 		if (cg->mode == VZ_CG_V1)
@@ -405,7 +407,7 @@ int vz_cg_freeze_start(const struct vz_cg *cg, unsigned veid, struct vz_err *err
 	int ret = vz_cg_path(cg, veid, "freezer", dir, sizeof(dir), err);
 
 	if (ret == 0 && (ret = freezer_write(cg, dir, true)) < 0)
-		return vz_error(err, -ret, "Freeze VE %u: %s", veid, strerror(-ret));
+		return vz_error(err, -ret, "Freeze VE %u", veid);
 	return ret;
 }
 
@@ -418,7 +420,7 @@ int vz_cg_thaw(const struct vz_cg *cg, unsigned veid, struct vz_err *err)
 		return ret;
 	ret = freezer_write(cg, dir, false);
 	if (ret < 0)
-		return vz_error(err, -ret, "Thaw VE %u: %s", veid, strerror(-ret));
+		return vz_error(err, -ret, "Thaw VE %u", veid);
 	return 0;
 }
 
@@ -444,7 +446,7 @@ int vz_cg_kill_all(const struct vz_cg *cg, unsigned veid, int timeout_ms, struct
 		}
 		if (vz_now_ns() > end) {
 			free(pids);
-			return vz_error(err, ETIMEDOUT, "VE %u: %zu tasks still alive after SIGKILL", veid, n);
+			return vz_error_msg(err, ETIMEDOUT, "VE %u: %zu tasks still alive after SIGKILL", veid, n);
 		}
 		if (cg->mode == VZ_CG_V2 && access(path, F_OK) == 0) {
 			vz_write_str(path, "1");

@@ -68,14 +68,14 @@ int disk_set_option(struct ve *ve, const char *opt, const char *value, struct vz
 
 	if (!strcmp(opt, "quotaugidlimit")) {
 		if (!kernel_has_quota_format())
-			return vz_error_exit(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
 					     "Second-level quota is not available: this kernel has no quota format "
 					     "(CONFIG_QFMT_V2), and VE images use btrfs, which has no per-user quota");
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
 				     "Second-level quota is not available: VE images use btrfs, which has no per-user quota");
 	}
 	if (!strcmp(opt, "diskinodes"))
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
 				     "--diskinodes cannot be enforced: btrfs allocates inodes as it needs them");
 	/* --diskspace [soft:]hard, in 1 KiB blocks or with a suffix. */
 	{
@@ -92,11 +92,11 @@ int disk_set_option(struct ve *ve, const char *opt, const char *value, struct vz
 			soft = hard;
 		}
 		if (!ok || hard == UINT64_MAX || soft > hard || hard < VZ_DISK_MIN)
-			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL,
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
 					     "Invalid value '%s' for --diskspace: [soft:]hard, at least 256M", value);
 	}
 	if (vz_conf_get(&ve->conf, "VE_LAYOUT") && !disk_is_image(ve))
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL,
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
 				     "VE %u keeps its files in a directory (VE_LAYOUT=simfs): --diskspace needs a "
 				     "VE created with --diskspace",
 				     ve->veid);
@@ -111,18 +111,18 @@ int disk_create(struct ve *ve, bool image, uint64_t bytes, struct vz_err *err)
 
 	ret = vz_mkdir_p(ve->private, 0700);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_CREATE, -ret, "Create %s: %s", ve->private, strerror(-ret));
+		return vz_error_exit(err, VZ_EXIT_CREATE, -ret, "Create %s", ve->private);
 	if (!image)
 		return 0;
 	image_path(ve, img, sizeof(img));
 	fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return vz_error_exit(err, VZ_EXIT_CREATE, errno, "Create %s: %s", img, strerror(errno));
+		return vz_error_exit(err, VZ_EXIT_CREATE, errno, "Create %s", img);
 	if (ftruncate(fd, (off_t)bytes) != 0) {
 		int e = errno;
 
 		close(fd);
-		return vz_error_exit(err, VZ_EXIT_CREATE, e, "Size %s: %s", img, strerror(e));
+		return vz_error_exit(err, VZ_EXIT_CREATE, e, "Size %s", img);
 	}
 	close(fd);
 	char *argv[] = { "mkfs.btrfs", "-q", "-f", img, NULL };
@@ -175,16 +175,15 @@ int disk_mount(struct ve *ve, struct vz_err *err)
 
 	ret = vz_mkdir_p(ve->root, 0755);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_MOUNT, -ret, "Create %s: %s", ve->root, strerror(-ret));
+		return vz_error_exit(err, VZ_EXIT_MOUNT, -ret, "Create %s", ve->root);
 	if (!disk_is_image(ve)) {
 		if (mount(ve->private, ve->root, NULL, MS_BIND, NULL) != 0)
-			return vz_error_exit(err, VZ_EXIT_MOUNT, errno, "Mount %s on %s: %s", ve->private, ve->root,
-					     strerror(errno));
+			return vz_error_exit(err, VZ_EXIT_MOUNT, errno, "Mount %s on %s", ve->private, ve->root);
 		return 0;
 	}
 	image_path(ve, img, sizeof(img));
 	if (!vz_exists(img))
-		return vz_error_exit(err, VZ_EXIT_NOPRIVATE, ENOENT, "Image %s of VE %u does not exist", img, ve->veid);
+		return vz_error_exit_msg(err, VZ_EXIT_NOPRIVATE, ENOENT, "Image %s of VE %u does not exist", img, ve->veid);
 	/* autoclear: the loop device goes away with the last unmount. */
 	char *argv[] = { "mount", "-o", "loop,noatime", img, ve->root, NULL };
 
@@ -210,7 +209,7 @@ static int set_image_size(const struct ve *ve, const char *loop, uint64_t bytes,
 
 	image_path(ve, img, sizeof(img));
 	if (truncate(img, (off_t)bytes) != 0)
-		return vz_error(err, errno, "Resize %s: %s", img, strerror(errno));
+		return vz_error(err, errno, "Resize %s", img);
 	return vz_run_checked(argv, err);
 }
 
@@ -221,9 +220,9 @@ int disk_resize(struct ve *ve, uint64_t bytes, struct vz_err *err)
 	int ret;
 
 	if (!disk_is_image(ve))
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "VE %u has no disk image", ve->veid);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "VE %u has no disk image", ve->veid);
 	if (root_device(ve, loop, sizeof(loop)) < 0 || image_size(ve, &have) < 0)
-		return vz_error(err, ENOENT, "VE %u: its image is not mounted", ve->veid);
+		return vz_error_msg(err, ENOENT, "VE %u: its image is not mounted", ve->veid);
 	snprintf(size, sizeof(size), "%" PRIu64, bytes);
 	if (bytes > have) {
 		/* Grow the image, then the file system into it. */
@@ -239,7 +238,7 @@ int disk_resize(struct ve *ve, uint64_t bytes, struct vz_err *err)
 
 		ret = vz_run_checked(argv, err);
 		if (ret < 0)
-			return vz_error_exit(err, VZ_EXIT_NOSPACE, ENOSPC,
+			return vz_error_exit_msg(err, VZ_EXIT_NOSPACE, ENOSPC,
 					     "Cannot shrink the disk of VE %u to %" PRIu64 " MiB: its files do not fit",
 					     ve->veid, bytes >> 20);
 		ret = set_image_size(ve, loop, bytes, err);

@@ -35,7 +35,7 @@ int op_set(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (c->req->n_params == 0)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Nothing to set");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Nothing to set");
 	ve_state(&ve, &init);
 	ret = ve_apply_params(c, &ve, init, err);
 	if (ret < 0)
@@ -146,7 +146,7 @@ static int send_infos(struct vz_call *c, unsigned *veids, size_t n, struct vz_er
 	if (!infos || !vis) {
 		free(infos);
 		free(vis);
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
 		info_fill(c->agent, veids[i], c->req->with_ubc, &infos[i]);
@@ -174,7 +174,7 @@ static int op_ubc(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_state(&ve, NULL) != VE_STATE_RUNNING)
-		return vz_error_exit(err, VZ_EXIT_NOTRUNNING, EINVAL, "VE %u is not running", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_NOTRUNNING, EINVAL, "VE %u is not running", ve.veid);
 	c->req->has_with_ubc = 1;
 	c->req->with_ubc = 1;
 	return op_status(c, err);
@@ -212,7 +212,7 @@ int op_list(struct vz_call *c, struct vz_err *err)
 			unsigned *nv = realloc(veids, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
 
 			if (!nv)
-				return vz_error(err, ENOMEM, "Out of memory");
+				return vz_error_msg(err, ENOMEM, "Out of memory");
 			veids = nv;
 		}
 		veids[n++] = veid;
@@ -257,9 +257,9 @@ int agent_dispatch(struct vz_call *c)
 		if (ops[i].op == c->req->op)
 			break;
 	if (i == ARRAY_SIZE(ops)) {
-		vz_error_exit(&err, VZ_EXIT_INVAL, EOPNOTSUPP, "Unknown operation %d", (int)c->req->op);
+		vz_error_exit_msg(&err, VZ_EXIT_INVAL, EOPNOTSUPP, "Unknown operation %d", (int)c->req->op);
 	} else if (ops[i].needs_veid && (!c->req->has_veid || c->req->veid == 0 || c->req->veid > INT32_MAX)) {
-		vz_error_exit(&err, VZ_EXIT_INVAL, EINVAL, "Missing or invalid VEID");
+		vz_error_exit_msg(&err, VZ_EXIT_INVAL, EINVAL, "Missing or invalid VEID");
 		ret = -EINVAL;
 	} else {
 		pr_debug("Op %d for VE %u", (int)c->req->op, c->req->veid);

@@ -59,7 +59,7 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 		vz_mkdir_p(vz_path(dir, sizeof(dir), "/etc/vz"), 0755);
 		ret = vz_write_file(path, default_conf, strlen(default_conf), 0);
 		if (ret < 0)
-			return vz_error(err, -ret, "Write %s: %s", path, strerror(-ret));
+			return vz_error(err, -ret, "Write %s", path);
 		pr_info("Wrote default settings to %s", path);
 	}
 	ret = vz_conf_load(&a->global, path, err);
@@ -72,14 +72,14 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 	a->ip_prefix = 24;
 	if (v && *v) {
 		if (vz_parse_ulong(v, 1, 32, &n) < 0)
-			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: VE_IP_PREFIX must be 1..32", path);
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: VE_IP_PREFIX must be 1..32", path);
 		a->ip_prefix = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "STOP_TIMEOUT");
 	a->stop_timeout = 60;
 	if (v && *v) {
 		if (vz_parse_ulong(v, 0, 3600, &n) < 0)
-			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: STOP_TIMEOUT must be 0..3600", path);
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: STOP_TIMEOUT must be 0..3600", path);
 		a->stop_timeout = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "CRIU");
@@ -91,14 +91,14 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 	a->mig_port = 7799;
 	if (v && *v) {
 		if (vz_parse_ulong(v, 1, 65535, &n) < 0)
-			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_PORT must be 1..65535", path);
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_PORT must be 1..65535", path);
 		a->mig_port = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "MIGRATE_TIMEOUT");
 	a->mig_timeout = 30;
 	if (v && *v) {
 		if (vz_parse_ulong(v, 1, 3600, &n) < 0)
-			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_TIMEOUT must be 1..3600", path);
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_TIMEOUT must be 1..3600", path);
 		a->mig_timeout = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "HOST_NAME");

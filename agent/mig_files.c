@@ -159,14 +159,14 @@ static int remember(struct mig_fstate *st, const char *path, const struct stat *
 		struct fent *n = realloc(st->e, (st->cap = st->cap ? st->cap * 2 : 256) * sizeof(*n));
 
 		if (!n)
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		st->e = n;
 	}
 	e = &st->e[st->n++];
 	memset(e, 0, sizeof(*e));
 	e->path = strdup(path);
 	if (!e->path)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	e->ino = sb->st_ino;
 	e->size = (uint64_t)sb->st_size;
 	e->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
@@ -198,7 +198,7 @@ static int send_blocks(struct sender *s, int fd, const struct stat *sb, const st
 	off_t off = 0;
 
 	if (!hash)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	for (size_t b = 0; b < nb; b++, off += BLOCK) {
 		size_t want = (uint64_t)sb->st_size - (uint64_t)off < BLOCK ? (size_t)((uint64_t)sb->st_size - (uint64_t)off) : BLOCK;
 		off_t data = lseek(fd, off, SEEK_DATA);
@@ -219,8 +219,9 @@ static int send_blocks(struct sender *s, int fd, const struct stat *sb, const st
 		n = pread(fd, s->buf, want, off);
 		if (n != (ssize_t)want) {
 			free(hash);
-			return vz_error(err, n < 0 ? errno : EIO, "Read the private area: %s",
-					n < 0 ? strerror(errno) : "a file shrank while read");
+			if (n < 0)
+				return vz_error(err, errno, "Read the private area");
+			return vz_error_msg(err, EIO, "Read the private area: a file shrank while read");
 		}
 		hash[b] = all_zero(s->buf, want) ? block_hash(NULL, 0) ^ want : block_hash(s->buf, want);
 		if (old && b < old->nblocks && old->hash[b] == hash[b])
@@ -254,7 +255,7 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 	int ret;
 
 	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-		return errno == ENOENT ? 0 : vz_error(err, errno, "Inspect %s: %s", rel, strerror(errno));
+		return errno == ENOENT ? 0 : vz_error(err, errno, "Inspect %s", rel);
 	old = s->old ? lookup(s->old, rel) : NULL;
 	if (old)
 		old->seen = true;
@@ -273,7 +274,7 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 			ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
 
 			if (n < 0)
-				return vz_error(err, errno, "Read link %s: %s", rel, strerror(errno));
+				return vz_error(err, errno, "Read link %s", rel);
 			target[n] = '\0';
 			f.target = target;
 		}
@@ -294,7 +295,7 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 			msg_t end = VZ__MIGRATE__MSG__INIT;
 
 			if (fd < 0)
-				return vz_error(err, errno, "Open %s: %s", rel, strerror(errno));
+				return vz_error(err, errno, "Open %s", rel);
 			ret = send_blocks(s, fd, &sb, old, &hash, &nb, err);
 			if (ret < 0)
 				return ret;
@@ -308,7 +309,7 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 	} else if (old->hash) {
 		hash = malloc(old->nblocks * sizeof(*hash) + 1);
 		if (!hash)
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		memcpy(hash, old->hash, old->nblocks * sizeof(*hash));
 		nb = old->nblocks;
 	}
@@ -321,7 +322,7 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 		int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (sub < 0)
-			return vz_error(err, errno, "Open %s: %s", rel, strerror(errno));
+			return vz_error(err, errno, "Open %s", rel);
 		ret = walk(s, sub, rel, err);
 		close(sub);
 	}
@@ -338,7 +339,7 @@ static int walk(struct sender *s, int dirfd, const char *rel, struct vz_err *err
 	if (!d) {
 		if (dfd >= 0)
 			close(dfd);
-		return vz_error(err, errno, "Read %s: %s", *rel ? rel : ".", strerror(errno));
+		return vz_error(err, errno, "Read %s", *rel ? rel : ".");
 	}
 	while (ret == 0 && (de = readdir(d))) {
 		char path[PATH_MAX];
@@ -346,7 +347,7 @@ static int walk(struct sender *s, int dirfd, const char *rel, struct vz_err *err
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof(path))
-			return closedir(d), vz_error(err, ENAMETOOLONG, "Path too long under %s", rel);
+			return closedir(d), vz_error_msg(err, ENAMETOOLONG, "Path too long under %s", rel);
 		ret = send_entry(s, dirfd, de->d_name, path, err);
 	}
 	closedir(d);
@@ -364,12 +365,12 @@ int mig_files_send(struct vz_conn *c, const char *root, struct mig_fstate **st, 
 
 	memset(ps, 0, sizeof(*ps));
 	if (rfd < 0)
-		return vz_error(err, errno, "Open %s: %s", root, strerror(errno));
+		return vz_error(err, errno, "Open %s", root);
 	s.cur = calloc(1, sizeof(*s.cur));
 	s.z = vz_zenc_new(1);
 	s.buf = malloc(BLOCK);
 	if (!s.cur || !s.z || !s.buf) {
-		ret = vz_error(err, ENOMEM, "Out of memory");
+		ret = vz_error_msg(err, ENOMEM, "Out of memory");
 		goto out;
 	}
 	ret = walk(&s, rfd, "", err);
@@ -438,14 +439,14 @@ struct mig_recv *mig_recv_new(const char *root, struct vz_err *err)
 	struct mig_recv *r = calloc(1, sizeof(*r));
 
 	if (!r) {
-		vz_error(err, ENOMEM, "Out of memory");
+		vz_error_msg(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
 	r->fd = -1;
 	r->root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	r->z = vz_zdec_new();
 	if (r->root < 0 || !r->z) {
-		vz_error(err, errno ? errno : ENOMEM, "Open %s: %s", root, strerror(errno ? errno : ENOMEM));
+		vz_error(err, errno ? errno : ENOMEM, "Open %s", root);
 		mig_recv_free(r);
 		return NULL;
 	}
@@ -492,7 +493,7 @@ static int open_parent(struct mig_recv *r, const char *path, const char **base, 
 	*base = slash + 1;
 	fd = (int)syscall(SYS_openat2, r->root, dir, &how, sizeof(how));
 	if (fd < 0)
-		return vz_error(err, errno, "Open %s beneath the private area: %s", dir, strerror(errno));
+		return vz_error(err, errno, "Open %s beneath the private area", dir);
 	return fd;
 }
 
@@ -502,8 +503,8 @@ static int data_sink(void *arg, const void *buf, size_t len, struct vz_err *err)
 	ssize_t n = pwrite(r->fd, buf, len, (off_t)r->off);
 
 	if (n != (ssize_t)len)
-		return vz_error(err, n < 0 ? errno : ENOSPC, "Write %s: %s", r->path,
-				n < 0 ? strerror(errno) : "short write");
+		return n < 0 ? vz_error(err, errno, "Write %s", r->path)
+			     : vz_error_msg(err, ENOSPC, "Write %s: short write", r->path);
 	r->off += len;
 	r->bytes += len;
 	return 0;
@@ -527,7 +528,7 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 	int ret = 0;
 
 	if (!mig_path_ok(f->path))
-		return vz_error(err, EINVAL, "Refused the unsafe path %s", f->path);
+		return vz_error_msg(err, EINVAL, "Refused the unsafe path %s", f->path);
 	dfd = open_parent(r, f->path, &base, err);
 	if (dfd < 0)
 		return dfd;
@@ -545,18 +546,18 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 	switch (f->type) {
 	case VZ__MIGRATE__FILE_TYPE__F_DIR:
 		if (mkdirat(dfd, base, 0700) != 0 && errno != EEXIST)
-			ret = vz_error(err, errno, "Create %s: %s", f->path, strerror(errno));
+			ret = vz_error(err, errno, "Create %s", f->path);
 		break;
 	case VZ__MIGRATE__FILE_TYPE__F_SYMLINK:
 		unlinkat(dfd, base, 0);
 		if (!f->target || symlinkat(f->target, dfd, base) != 0)
-			ret = vz_error(err, errno, "Create link %s: %s", f->path, strerror(errno));
+			ret = vz_error(err, errno, "Create link %s", f->path);
 		break;
 	case VZ__MIGRATE__FILE_TYPE__F_REG:
 		r->fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (f->delta ? 0 : O_TRUNC),
 			       0600);
 		if (r->fd < 0)
-			return vz_error(err, errno, "Create %s: %s", f->path, strerror(errno));
+			return vz_error(err, errno, "Create %s", f->path);
 		snprintf(r->path, sizeof(r->path), "%s", f->path);
 		r->meta = *f;
 		r->meta.path = r->path;
@@ -568,7 +569,7 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 
 		unlinkat(dfd, base, 0);
 		if (mknodat(dfd, base, t | (f->mode & 07777), (dev_t)f->rdev) != 0)
-			ret = vz_error(err, errno, "Create %s: %s", f->path, strerror(errno));
+			ret = vz_error(err, errno, "Create %s", f->path);
 	}
 	}
 	if (ret == 0)
@@ -583,9 +584,9 @@ static int file_end(struct mig_recv *r, struct vz_err *err)
 	int ret = 0;
 
 	if (r->fd < 0)
-		return vz_error(err, EPROTO, "FILE_END without a file");
+		return vz_error_msg(err, EPROTO, "FILE_END without a file");
 	if (ftruncate(r->fd, (off_t)r->meta.size) != 0)
-		ret = vz_error(err, errno, "Size %s: %s", r->path, strerror(errno));
+		ret = vz_error(err, errno, "Size %s", r->path);
 	close(r->fd);
 	r->fd = -1;
 	dfd = open_parent(r, r->path, &base, err);
@@ -599,19 +600,19 @@ int mig_recv_msg(struct mig_recv *r, const Vz__Migrate__Msg *m, struct vz_err *e
 	switch (m->type) {
 	case VZ__MIGRATE__TYPE__T_FILE:
 		if (!m->file || r->fd >= 0)
-			return vz_error(err, EPROTO, "Malformed FILE message");
+			return vz_error_msg(err, EPROTO, "Malformed FILE message");
 		return recv_file(r, m->file, err);
 	case VZ__MIGRATE__TYPE__T_DATA:
 		if (r->fd < 0 || !m->has_data || !m->has_offset || !m->has_raw_len || m->raw_len > BLOCK ||
 		    m->offset > r->meta.size || m->raw_len > r->meta.size - m->offset)
-			return vz_error(err, EPROTO, "DATA outside of the file it belongs to");
+			return vz_error_msg(err, EPROTO, "DATA outside of the file it belongs to");
 		r->off = m->offset;
 		{
 			uint64_t before = r->off;
 			int ret = vz_zdec_chunk(r->z, m->data.data, m->data.len, m->raw_len, data_sink, r, err);
 
 			if (ret == 0 && r->off - before != m->raw_len)
-				ret = vz_error(err, EPROTO, "DATA for %s has the wrong length", r->path);
+				ret = vz_error_msg(err, EPROTO, "DATA for %s has the wrong length", r->path);
 			return ret;
 		}
 	case VZ__MIGRATE__TYPE__T_FILE_END:
@@ -622,7 +623,7 @@ int mig_recv_msg(struct mig_recv *r, const Vz__Migrate__Msg *m, struct vz_err *e
 		char full[PATH_MAX];
 
 		if (!m->path || !mig_path_ok(m->path))
-			return vz_error(err, EINVAL, "Refused the unsafe path %s", m->path ? m->path : "");
+			return vz_error_msg(err, EINVAL, "Refused the unsafe path %s", m->path ? m->path : "");
 		dfd = open_parent(r, m->path, &base, err);
 		if (dfd < 0)
 			return errno == ENOENT ? 0 : dfd;
@@ -633,6 +634,6 @@ int mig_recv_msg(struct mig_recv *r, const Vz__Migrate__Msg *m, struct vz_err *e
 		return 0;
 	}
 	default:
-		return vz_error(err, EPROTO, "Unexpected message %d in a file pass", (int)m->type);
+		return vz_error_msg(err, EPROTO, "Unexpected message %d in a file pass", (int)m->type);
 	}
 }

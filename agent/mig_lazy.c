@@ -41,12 +41,12 @@ static void *serve_main(void *arg)
 
 	/* The daemon connects once the restore has handed it the VE. */
 	if (poll(&p, 1, 120000) != 1) {
-		l->serve_ret = vz_error(&l->serve_err, ETIMEDOUT, "CRIU's lazy-pages daemon never connected");
+		l->serve_ret = vz_error_msg(&l->serve_err, ETIMEDOUT, "CRIU's lazy-pages daemon never connected");
 		return NULL;
 	}
 	fd = accept4(l->lsk, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0) {
-		l->serve_ret = vz_error(&l->serve_err, errno, "Accept: %s", strerror(errno));
+		l->serve_ret = vz_error(&l->serve_err, errno, "Accept");
 		return NULL;
 	}
 	l->serve_ret = vz_pstore_serve(l->ps, fd, &l->st, &l->serve_err);
@@ -69,7 +69,7 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 	char port[16], stfd[16];
 
 	if (!l)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	l->ps = ps;
 	l->daemon = -1;
 	l->on_fail = on_fail;
@@ -77,23 +77,23 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 	l->lsk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l->lsk < 0 || bind(l->lsk, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(l->lsk, 1) != 0 ||
 	    getsockname(l->lsk, (struct sockaddr *)&sa, &sl) != 0) {
-		ret = vz_error(err, errno, "Page server socket: %s", strerror(errno));
+		ret = vz_error(err, errno, "Page server socket");
 		goto fail;
 	}
 	if (pthread_create(&l->th, NULL, serve_main, l) != 0) {
-		ret = vz_error(err, EAGAIN, "Page server thread");
+		ret = vz_error_msg(err, EAGAIN, "Page server thread");
 		goto fail;
 	}
 	l->thread = true;
 	if (pipe(st) != 0) {
-		ret = vz_error(err, errno, "Pipe: %s", strerror(errno));
+		ret = vz_error(err, errno, "Pipe");
 		goto fail;
 	}
 	snprintf(port, sizeof(port), "%u", ntohs(sa.sin_port));
 	snprintf(stfd, sizeof(stfd), "%d", st[1]);
 	l->daemon = fork();
 	if (l->daemon < 0) {
-		ret = vz_error(err, errno, "Fork: %s", strerror(errno));
+		ret = vz_error(err, errno, "Fork");
 		goto fail;
 	}
 	if (l->daemon == 0) {
@@ -115,7 +115,7 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 		char c;
 
 		if (poll(&p, 1, 30000) != 1 || read(st[0], &c, 1) != 1) {
-			ret = vz_error(err, EIO, "CRIU's lazy-pages daemon did not start (see %s/%s)", workdir, logname);
+			ret = vz_error_msg(err, EIO, "CRIU's lazy-pages daemon did not start (see %s/%s)", workdir, logname);
 			goto fail;
 		}
 	}
@@ -144,9 +144,9 @@ int mig_lazy_wait(struct mig_lazy *l, int timeout_ms, struct vz_err *err)
 			break;
 		}
 		if (r < 0)
-			return vz_error(err, errno, "Wait for the lazy-pages daemon: %s", strerror(errno));
+			return vz_error(err, errno, "Wait for the lazy-pages daemon");
 		if (vz_now_ns() > end)
-			return vz_error(err, ETIMEDOUT, "The lazy-pages daemon is still copying pages after %d ms",
+			return vz_error_msg(err, ETIMEDOUT, "The lazy-pages daemon is still copying pages after %d ms",
 					timeout_ms);
 		usleep(2000);
 	}
@@ -155,10 +155,10 @@ int mig_lazy_wait(struct mig_lazy *l, int timeout_ms, struct vz_err *err)
 		l->thread = false;
 	}
 	if (!WIFEXITED(l->status) || WEXITSTATUS(l->status) != 0)
-		return vz_error(err, EIO, "CRIU's lazy-pages daemon failed (status %#x)%s%s", l->status,
+		return vz_error_msg(err, EIO, "CRIU's lazy-pages daemon failed (status %#x)%s%s", l->status,
 				l->serve_ret ? ": " : "", l->serve_ret ? l->serve_err.msg : "");
 	if (l->serve_ret < 0)
-		return vz_error(err, -l->serve_ret, "%s", l->serve_err.msg);
+		return vz_error_msg(err, -l->serve_ret, "%s", l->serve_err.msg);
 	pr_info("Lazy pages: %llu pages in %llu requests from our page server", (unsigned long long)l->st.pages,
 		(unsigned long long)l->st.requests);
 	return 0;

@@ -114,18 +114,18 @@ static int decide(unsigned veid, const char *mid, bool want_go, bool *go, struct
 		}
 		if (!ok) {
 			unlink(path);
-			return vz_error(err, EIO, "Write the decision %s: %s", path, strerror(errno));
+			return vz_error(err, EIO, "Write the decision %s", path);
 		}
 		*go = want_go;
 		return 0;
 	}
 	if (errno != EEXIST)
-		return vz_error(err, errno, "Write the decision %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Write the decision %s", path);
 	{
 		_cleanup_free_ char *text = NULL;
 
 		if (vz_read_file(path, &text, NULL, 64) < 0)
-			return vz_error(err, errno, "Read the decision %s: %s", path, strerror(errno));
+			return vz_error(err, errno, "Read the decision %s", path);
 		*go = !strncmp(text, "go", 2);
 	}
 	return 0;
@@ -173,13 +173,13 @@ static int expect(struct vz_conn *c, Vz__Migrate__Type want, msg_t **out, struct
 	if (ret < 0)
 		return ret;
 	if (m->type == VZ__MIGRATE__TYPE__T_ERROR) {
-		ret = vz_error_exit(err, m->has_exit_code ? (int)m->exit_code : VZ_EXIT_SYSTEM, EREMOTEIO, "%s: %s",
+		ret = vz_error_exit_msg(err, m->has_exit_code ? (int)m->exit_code : VZ_EXIT_SYSTEM, EREMOTEIO, "%s: %s",
 				    c->peer, m->error ? m->error : "unknown error");
 		msg_free(m);
 		return ret;
 	}
 	if (m->type != want) {
-		ret = vz_error(err, EPROTO, "%s sent message %d where %d was due", c->peer, (int)m->type, (int)want);
+		ret = vz_error_msg(err, EPROTO, "%s sent message %d where %d was due", c->peer, (int)m->type, (int)want);
 		msg_free(m);
 		return ret;
 	}
@@ -511,7 +511,7 @@ static int precopy_rounds(struct src *s, struct vz_err *err)
 	s->trk = vz_track_new(s->tkind, hold_ve, s, err);
 	s->pz = vz_zenc_new(1);
 	if (!s->trk || !s->pz)
-		return vz_error(err, ENOMEM, "Memory tracker: %s", err->msg);
+		return vz_error_msg(err, ENOMEM, "Memory tracker: %s", err->msg);
 	bool polished = false;
 
 	if (s->autoconv)
@@ -740,7 +740,7 @@ static int commit_phase(struct src *s, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (!go)
-		return vz_error(err, ECANCELED, "The destination lost us and the migration was aborted");
+		return vz_error_msg(err, ECANCELED, "The destination lost us and the migration was aborted");
 	s->committed = true;
 	pr_info("VE %u: migration %s committed", s->ve->veid, s->mid);
 	{
@@ -870,7 +870,7 @@ static int hello(struct src *s, bool online, bool dry_run, bool start_after, str
 	uname(&u);
 	ret = vz_read_file(s->ve->conf_path, &conf, &conf_len, 1 << 20);
 	if (ret < 0)
-		return vz_error(err, -ret, "Read %s: %s", s->ve->conf_path, strerror(-ret));
+		return vz_error(err, -ret, "Read %s", s->ve->conf_path);
 	if (online) {
 		ret = vz_criu_version(&criu, &ver, err);
 		if (ret == 0)
@@ -1022,13 +1022,13 @@ static int closer_start(struct closer *c, struct vz_err *err)
 	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
 		if (fd >= 0)
 			close(fd);
-		return vz_error(err, errno, "A port for CRIU's page server: %s", strerror(errno));
+		return vz_error(err, errno, "A port for CRIU's page server");
 	}
 	close(fd);
 	c->port = ntohs(sa.sin_port);
 	c->stop = 0;
 	if (pthread_create(&c->th, NULL, closer_main, c) != 0)
-		return vz_error(err, EAGAIN, "Cannot start a thread");
+		return vz_error_msg(err, EAGAIN, "Cannot start a thread");
 	c->running = true;
 	return 0;
 }
@@ -1057,7 +1057,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 	int ret, work = -1;
 
 	if (!req->dest || !*req->dest)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "No destination host given");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "No destination host given");
 	ret = ve_open(req->veid, true, &ve, err);
 	if (ret == 0)
 		ret = ve_lock(&ve, 2000, err);
@@ -1069,7 +1069,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		online = false;
 	}
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		return vz_error(err, errno, "Random migration id: %s", strerror(errno));
+		return vz_error(err, errno, "Random migration id");
 	for (int i = 0; i < 8; i++)
 		snprintf(s.mid + 2 * i, 3, "%02x", rnd[i]);
 	s.downtime_ms = req->has_downtime_ms ? req->downtime_ms : 300;
@@ -1077,12 +1077,12 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 	s.verify = req->verify_memory;
 	s.autoconv = req->auto_converge;
 	if (s.autoconv && (req->postcopy || req->stop_copy))
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "--auto-converge throttles the VE during pre-copy: not with %s",
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "--auto-converge throttles the VE during pre-copy: not with %s",
 				     req->postcopy ? "--postcopy" : "--stop-copy");
 	if (online && req->postcopy) {
 		s.postcopy = s.lazy = true;
 		if (s.verify)
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL,
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL,
 					     "--verify-memory needs the memory on the destination before the go: not with --postcopy");
 	} else if (online && !req->stop_copy) {
 		char why[600];
@@ -1104,7 +1104,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 	ret = vz_tls_connect(tls, addr, a->mig_port, CONNECT_TIMEOUT_MS, (int)(a->mig_timeout * 1000), &s.conn, err);
 	vz_tls_free(tls);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_SYSTEM, -ret, "Cannot reach %s: %s", req->dest, err->msg);
+		return vz_error_exit_msg(err, VZ_EXIT_SYSTEM, -ret, "Cannot reach %s: %s", req->dest, err->msg);
 	pr_info("VE %u: migration %s to %s (%s), %s", ve.veid, s.mid, req->dest, s.conn.peer,
 		online ? "online" : "offline");
 	ret = hello(&s, online, req->dry_run, was_running, err);
@@ -1132,7 +1132,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		if (ret == 0)
 			ret = decide(ve.veid, s.mid, true, &go, err);
 		if (ret == 0 && !go)
-			ret = vz_error(err, ECANCELED, "The destination lost us and the migration was aborted");
+			ret = vz_error_msg(err, ECANCELED, "The destination lost us and the migration was aborted");
 		if (ret < 0)
 			goto fail;
 		s.committed = true;
@@ -1203,7 +1203,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 			snprintf(txt, sizeof(txt), "%d%s\n", s.lazy ? cl.port : 0, s.postcopy ? " postcopy" : "");
 			ret = vz_write_file(outgoing, txt, strlen(txt), 0);
 			if (ret < 0) {
-				vz_error(err, -ret, "Write %s: %s", outgoing, strerror(-ret));
+				vz_error(err, -ret, "Write %s", outgoing);
 				if (s.lazy)
 					closer_stop(&cl);
 				vz_rm_rf(dir);
@@ -1289,7 +1289,7 @@ fail:
 		    ve_do_start(c, &ve, &e2) < 0)
 			pr_err("VE %u: restart after a failed migration: %s", ve.veid, e2.msg);
 		pr_err("VE %u: migration to %s failed: %s", ve.veid, req->dest, why);
-		return vz_error_exit(err, err->exit_code ? err->exit_code : VZ_EXIT_SYSTEM, EIO,
+		return vz_error_exit_msg(err, err->exit_code ? err->exit_code : VZ_EXIT_SYSTEM, EIO,
 				     "Migration of VE %u to %s failed: %s", ve.veid, req->dest, why);
 	}
 }
@@ -1344,12 +1344,12 @@ static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, siz
 	char path[PATH_MAX];
 
 	if (!h->veid || h->veid > INT32_MAX || !mid_ok(h->migration_id))
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Malformed migration request");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Malformed migration request");
 	if (vz_exists(vz_path(path, sizeof(path), VZ_CONF_DIR "/%u.conf", h->veid)))
-		return vz_error_exit(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists on %s", h->veid,
+		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists on %s", h->veid,
 				     d->a->host_name);
 	if (vz_exists(vz_path(path, sizeof(path), "/vz/migrate/%u.incoming", h->veid)))
-		return vz_error_exit(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is already migrating to %s", h->veid,
+		return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is already migrating to %s", h->veid,
 				     d->a->host_name);
 	{
 		/* The VE's host-side interface name must be free here. */
@@ -1361,20 +1361,20 @@ static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, siz
 		    (netif = vz_conf_get(&conf, "NETIF")) && vz_netif_parse(netif, &nif, NULL) == 0 &&
 		    vz_net_link_exists(0, nif.host_ifname)) {
 			vz_conf_free(&conf);
-			return vz_error_exit(err, VZ_EXIT_VETH, EEXIST, "Interface %s of VE %u is in use on %s",
+			return vz_error_exit_msg(err, VZ_EXIT_VETH, EEXIST, "Interface %s of VE %u is in use on %s",
 					     nif.host_ifname, h->veid, d->a->host_name);
 		}
 		vz_conf_free(&conf);
 	}
 	uname(&u);
 	if (h->machine && strcmp(h->machine, u.machine))
-		return vz_error(err, EPROTONOSUPPORT, "Source is %s, %s is %s", h->machine, d->a->host_name,
+		return vz_error_msg(err, EPROTONOSUPPORT, "Source is %s, %s is %s", h->machine, d->a->host_name,
 				u.machine);
 	if (vz_criu_version(&criu, &ver, err) < 0)
 		return vz_error_wrap(err, "CRIU on %s", d->a->host_name);
 	snprintf(criu_text, len, "%s", ver.text);
 	if (h->online && h->criu_version && *h->criu_version && vz_version_cmp(h->criu_version, ver.text) > 0)
-		return vz_error(err, EPROTONOSUPPORT, "CRIU %s on %s is older than CRIU %s on the source",
+		return vz_error_msg(err, EPROTONOSUPPORT, "CRIU %s on %s is older than CRIU %s on the source",
 				ver.text, d->a->host_name, h->criu_version);
 	if (h->online && h->has_cpuinfo) {
 		char dir[PATH_MAX];
@@ -1391,14 +1391,14 @@ static int check_hello(struct dst *d, uint64_t *free_bytes, char *criu_text, siz
 		close(img);
 		close(work);
 		if (ret < 0)
-			return vz_error(err, ENOTSUP, "The CPU of %s lacks features VE %u uses: %s", d->a->host_name,
+			return vz_error_msg(err, ENOTSUP, "The CPU of %s lacks features VE %u uses: %s", d->a->host_name,
 					h->veid, err->msg);
 	}
 	if (statvfs(vz_path(path, sizeof(path), "/vz"), &sv) != 0 && statvfs(vz_root(), &sv) != 0)
-		return vz_error(err, errno, "Free space on %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Free space on %s", path);
 	*free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
 	if (*free_bytes < h->private_bytes + h->private_bytes / 20 + (64u << 20))
-		return vz_error_exit(err, VZ_EXIT_NOSPACE, ENOSPC,
+		return vz_error_exit_msg(err, VZ_EXIT_NOSPACE, ENOSPC,
 				     "Not enough disk space on %s: VE %u needs %llu MiB, %llu MiB free",
 				     d->a->host_name, h->veid, (unsigned long long)(h->private_bytes >> 20),
 				     (unsigned long long)(*free_bytes >> 20));
@@ -1460,7 +1460,7 @@ static int write_conf(struct dst *d, struct vz_err *err)
 	if (ret == 0 && rename(tmp, d->conf_path) != 0)
 		ret = -errno;
 	if (ret < 0)
-		return vz_error(err, -ret, "Write %s: %s", d->conf_path, strerror(-ret));
+		return vz_error(err, -ret, "Write %s", d->conf_path);
 	d->made_conf = true;
 	ret = ve_open(d->veid, true, &d->ve, err);
 	if (ret == 0)
@@ -1674,7 +1674,7 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 	img = open(d->imgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	work = open(vz_path(logname, sizeof(logname), VZ_DUMP_DIR), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (img < 0 || work < 0)
-		return vz_error(err, errno, "Open the images: %s", strerror(errno));
+		return vz_error(err, errno, "Open the images");
 	ret = write_conf(d, err);
 	if (ret < 0)
 		return ret;
@@ -1690,13 +1690,13 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 		work = -1;
 		if (mkdir(d->workdir, 0700) != 0 ||
 		    (work = open(d->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-			return vz_error(err, errno, "Create %s: %s", d->workdir, strerror(errno));
+			return vz_error(err, errno, "Create %s", d->workdir);
 		snprintf(lazylog, sizeof(lazylog), "%u.migrate-lazy.log", d->veid);
 		if (d->postcopy) {
 			d->fz = vz_zdec_new();
 			d->fbuf = malloc(MIG_PAGES_MAX);
 			if (!d->fz || !d->fbuf)
-				return vz_error(err, ENOMEM, "Out of memory");
+				return vz_error_msg(err, ENOMEM, "Out of memory");
 			vz_pstore_set_fetch(d->ps, post_fetch, d);
 			push_start(d);
 		}
@@ -1735,7 +1735,7 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 
 			if (sscanf(digests, "mask %d %llx %u", &mk.vpid, &addr, &mk.len) != 3 ||
 			    !(nm = realloc(mask, (nmask + 1) * sizeof(*mask)))) {
-				ret = vz_error(err, EPROTO, "Malformed MEMHASH");
+				ret = vz_error_msg(err, EPROTO, "Malformed MEMHASH");
 				break;
 			}
 			mk.addr = addr;
@@ -1756,7 +1756,7 @@ static int restore_here(struct dst *d, struct vz_img_unpacker *u, struct vz_err 
 				      0);
 			vz_write_file(vz_path(path, sizeof(path), VZ_DUMP_DIR "/%u.memhash.src", d->veid),
 				      digests, strlen(digests), 0);
-			ret = vz_error(err, EIO, "Restored memory differs from the source's (digests in %s)",
+			ret = vz_error_msg(err, EIO, "Restored memory differs from the source's (digests in %s)",
 				       VZ_DUMP_DIR);
 			d->failed_here = true;
 		} else if (ret == 0) {
@@ -1937,10 +1937,10 @@ static int pages_into(struct dst *d, const msg_t *m, struct vz_zdec *z, uint8_t 
 
 	if (!d->ps || !m->has_vpid || !m->has_vaddr || !m->has_data || raw == 0 || raw % 4096 ||
 	    raw > MIG_PAGES_MAX || m->vpid == 0 || m->vpid > INT32_MAX)
-		return vz_error(err, EPROTO, "Malformed PAGES");
+		return vz_error_msg(err, EPROTO, "Malformed PAGES");
 	ret = vz_zdec_chunk(z, m->data.data, m->data.len, raw, pages_sink, &k, err);
 	if (ret == 0 && k.len != raw)
-		ret = vz_error(err, EPROTO, "PAGES holds %zu bytes, not %zu", k.len, raw);
+		ret = vz_error_msg(err, EPROTO, "PAGES holds %zu bytes, not %zu", k.len, raw);
 	if (ret == 0)
 		ret = vz_pstore_put(d->ps, (int)m->vpid, m->vaddr, buf, raw / 4096, err);
 	return ret;
@@ -1963,7 +1963,7 @@ static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, stru
 	pthread_mutex_lock(&d->flock);
 	for (;;) {
 		if (d->released) {
-			ret = vz_error(err, ENOENT, "Not among the pages the source copy has");
+			ret = vz_error_msg(err, ENOENT, "Not among the pages the source copy has");
 			break;
 		}
 		vz_err_clear(err);
@@ -1980,7 +1980,7 @@ static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, stru
 			if (ret == 0)
 				ret = expect(&d->fconn, VZ__MIGRATE__TYPE__T_PAGES, &r, err);
 			if (ret == 0 && (r->vpid != (uint32_t)vpid || r->vaddr != vaddr))
-				ret = vz_error(err, EPROTO, "Post-copy: the source answered for other pages");
+				ret = vz_error_msg(err, EPROTO, "Post-copy: the source answered for other pages");
 			if (ret == 0)
 				ret = pages_into(d, r, d->fz, d->fbuf, err);
 			msg_free(r);
@@ -2054,7 +2054,7 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 			int work = -1;
 
 			if (u || d->img_fd >= 0) {
-				ret = vz_error(err, EPROTO, "A second IMAGES");
+				ret = vz_error_msg(err, EPROTO, "A second IMAGES");
 				break;
 			}
 			ret = make_img_dir(d->veid, "incoming", d->imgdir, sizeof(d->imgdir), &d->img_fd, &work, err);
@@ -2070,7 +2070,7 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 		case VZ__MIGRATE__TYPE__T_IMAGES_END: {
 			uint64_t t0 = vz_now_ns();
 
-			ret = u ? vz_img_unpacker_finish(u, NULL, err) : vz_error(err, EPROTO, "IMAGES_END without IMAGES");
+			ret = u ? vz_img_unpacker_finish(u, NULL, err) : vz_error_msg(err, EPROTO, "IMAGES_END without IMAGES");
 			if (ret == 0)
 				ret = restore_here(d, u, err);
 			if (ret == 0)
@@ -2092,10 +2092,10 @@ static int dst_loop(struct dst *d, struct vz_err *err)
 			return ret < 0 ? ret : 1;
 		}
 		case VZ__MIGRATE__TYPE__T_ABORT:
-			ret = vz_error(err, ECANCELED, "The source aborted the migration");
+			ret = vz_error_msg(err, ECANCELED, "The source aborted the migration");
 			break;
 		default:
-			ret = vz_error(err, EPROTO, "Unexpected message %d", (int)m->type);
+			ret = vz_error_msg(err, EPROTO, "Unexpected message %d", (int)m->type);
 		}
 		msg_free(m);
 	}

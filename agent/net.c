@@ -39,16 +39,16 @@ static int ip_in(pid_t pid, char *const argv[], char **out, struct vz_err *err)
 		int ret = vz_run(argv, out);
 
 		if (ret < 0)
-			return vz_error(err, -ret, "Run ip: %s", strerror(-ret));
+			return vz_error(err, -ret, "Run ip");
 		return ret;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return vz_error(err, errno, "Open %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Open %s", path);
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
 		close(fd);
-		return vz_error(err, errno, "Create pipe: %s", strerror(errno));
+		return vz_error(err, errno, "Create pipe");
 	}
 	child = fork();
 	if (child == 0) {
@@ -67,7 +67,7 @@ static int ip_in(pid_t pid, char *const argv[], char **out, struct vz_err *err)
 	close(pfd[1]);
 	if (child < 0) {
 		close(pfd[0]);
-		return vz_error(err, errno, "Fork: %s", strerror(errno));
+		return vz_error(err, errno, "Fork");
 	}
 	{
 		char buf[65536];
@@ -83,7 +83,7 @@ static int ip_in(pid_t pid, char *const argv[], char **out, struct vz_err *err)
 	}
 	while (waitpid(child, &status, 0) < 0)
 		if (errno != EINTR)
-			return vz_error(err, errno, "Wait: %s", strerror(errno));
+			return vz_error(err, errno, "Wait");
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -101,7 +101,7 @@ static int ip_checked(pid_t pid, char *const argv[], int ecode, struct vz_err *e
 			strcat(cmd, i ? " " : "");
 			strncat(cmd, argv[i], sizeof(cmd) - strlen(cmd) - 1);
 		}
-		vz_error(err, EIO, "%s: %s", cmd, vz_last_line(out ? out : "", last, sizeof(last)));
+		vz_error_msg(err, EIO, "%s: %s", cmd, vz_last_line(out ? out : "", last, sizeof(last)));
 	}
 	err->exit_code = ecode;
 	return -err->errnum;
@@ -149,22 +149,22 @@ int vz_netif_parse(const char *s, struct vz_netif *nif, struct vz_err *err)
 		};
 
 		if (!eq)
-			return vz_error(err, EINVAL, "NETIF: '%s' is not key=value", kv);
+			return vz_error_msg(err, EINVAL, "NETIF: '%s' is not key=value", kv);
 		*eq = '\0';
 		v = eq + 1;
 		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 			if (!strcmp(kv, fields[i].key)) {
 				if (strlen(v) >= fields[i].len)
-					return vz_error(err, EINVAL, "NETIF: %s is too long", kv);
+					return vz_error_msg(err, EINVAL, "NETIF: %s is too long", kv);
 				strcpy(fields[i].dst, v);
 			}
 	}
 	if (!valid_ifname(nif->ifname) || !valid_ifname(nif->host_ifname))
-		return vz_error(err, EINVAL, "NETIF needs valid ifname and host_ifname");
+		return vz_error_msg(err, EINVAL, "NETIF needs valid ifname and host_ifname");
 	if ((nif->mac[0] && !valid_mac(nif->mac)) || (nif->host_mac[0] && !valid_mac(nif->host_mac)))
-		return vz_error(err, EINVAL, "NETIF has a malformed MAC address");
+		return vz_error_msg(err, EINVAL, "NETIF has a malformed MAC address");
 	if (nif->bridge[0] && !valid_ifname(nif->bridge))
-		return vz_error(err, EINVAL, "NETIF has a malformed bridge name");
+		return vz_error_msg(err, EINVAL, "NETIF has a malformed bridge name");
 	return 0;
 }
 
@@ -205,17 +205,17 @@ int vz_net_parse_ip(const char *s, unsigned default_prefix4, char *out, size_t l
 	int v6;
 
 	if (!*s || (slash ? (size_t)(slash - s) : strlen(s)) >= sizeof(addr))
-		return vz_error(err, EINVAL, "Invalid IP address '%s'", s);
+		return vz_error_msg(err, EINVAL, "Invalid IP address '%s'", s);
 	snprintf(addr, sizeof(addr), "%.*s", (int)(slash ? slash - s : (long)strlen(s)), s);
 	if (inet_pton(AF_INET, addr, bin) == 1)
 		v6 = 0;
 	else if (inet_pton(AF_INET6, addr, bin) == 1)
 		v6 = 1;
 	else
-		return vz_error(err, EINVAL, "Invalid IP address '%s'", s);
+		return vz_error_msg(err, EINVAL, "Invalid IP address '%s'", s);
 	prefix = v6 ? 128 : default_prefix4;
 	if (slash && vz_parse_ulong(slash + 1, 0, v6 ? 128 : 32, &prefix) < 0)
-		return vz_error(err, EINVAL, "Invalid prefix length in '%s'", s);
+		return vz_error_msg(err, EINVAL, "Invalid prefix length in '%s'", s);
 	snprintf(out, len, "%s/%lu", addr, prefix);
 	return 0;
 }
@@ -361,7 +361,7 @@ int vz_net_ip_list(pid_t pid, const char *ifname, char *buf, size_t len, struct 
 
 	buf[0] = '\0';
 	if (ret != 0)
-		return ret < 0 ? ret : vz_error(err, EIO, "List addresses of %s", ifname);
+		return ret < 0 ? ret : vz_error_msg(err, EIO, "List addresses of %s", ifname);
 	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char fam[16], addr[64];
 
@@ -394,8 +394,8 @@ int vz_net_bridge_port(const char *bridge, const char *ifname, bool attach, stru
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
 	ifr.ifr_ifindex = (int)if_nametoindex(ifname);
 	if (fd < 0 || !ifr.ifr_ifindex || ioctl(fd, attach ? SIOCBRADDIF : SIOCBRDELIF, &ifr) != 0)
-		ret = vz_error(err, errno ? errno : ENODEV, "%s %s %s bridge %s: %s", attach ? "Attach" : "Detach",
-			       ifname, attach ? "to" : "from", bridge, strerror(errno ? errno : ENODEV));
+		ret = vz_error(err, errno ? errno : ENODEV, "%s %s %s bridge %s", attach ? "Attach" : "Detach",
+			       ifname, attach ? "to" : "from", bridge);
 	if (fd >= 0)
 		close(fd);
 	return ret;
@@ -446,7 +446,7 @@ int vz_net_garp(pid_t pid, const char *ifname, struct vz_err *err)
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return vz_error(err, errno, "Open %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Open %s", path);
 	child = fork();
 	if (child == 0) {
 		if (setns(fd, CLONE_NEWNET) != 0)
@@ -473,9 +473,9 @@ int vz_net_garp(pid_t pid, const char *ifname, struct vz_err *err)
 	}
 	close(fd);
 	if (child < 0)
-		return vz_error(err, errno, "Fork: %s", strerror(errno));
+		return vz_error(err, errno, "Fork");
 	waitpid(child, &status, 0);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return vz_error(err, EIO, "Announce the addresses of %s: no gratuitous ARP sent", ifname);
+		return vz_error_msg(err, EIO, "Announce the addresses of %s: no gratuitous ARP sent", ifname);
 	return 0;
 }

@@ -60,7 +60,7 @@ bool res_is_option(const char *opt)
 
 static int bad(struct vz_err *err, const char *opt, const char *value, const char *why)
 {
-	return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Invalid value '%s' for --%s: %s", value, opt, why);
+	return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Invalid value '%s' for --%s: %s", value, opt, why);
 }
 
 /* "N" or "B:L" with sizes in unit bytes; writes barrier and limit. */
@@ -123,9 +123,9 @@ int res_set_option(struct vz_conf *conf, const char *opt, const char *value, uns
 	uint64_t b, l;
 
 	if (!o)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Unknown option --%s", opt);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Unknown option --%s", opt);
 	if (o->v1_only && mode == VZ_CG_V2)
-		return vz_error_exit(err, VZ_EXIT_UBC, EOPNOTSUPP,
+		return vz_error_exit_msg(err, VZ_EXIT_UBC, EOPNOTSUPP,
 				     "--%s is not supported on cgroup v2: kernel and socket memory are charged to --ram",
 				     opt);
 	switch (o->kind) {
@@ -217,7 +217,7 @@ static int cg_write(const struct vz_cg *cg, unsigned veid, const char *ctrl, con
 		return 0;
 	ret = vz_write_str(path, value);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_UBC, -ret, "Set %s to %s: %s", file, value, strerror(-ret));
+		return vz_error_exit(err, VZ_EXIT_UBC, -ret, "Set %s to %s", file, value);
 	pr_debug("VE %u: %s = %s", veid, file, value);
 	return 0;
 }
@@ -604,7 +604,7 @@ int res_cpu_usage(const struct vz_cg *cg, unsigned veid, uint64_t *ns, struct vz
 		ret = read_u64(dir, "cpuacct.usage", &v);
 	}
 	if (ret < 0)
-		return vz_error(err, -ret, "VE %u: no CPU usage in %s", veid, dir);
+		return vz_error_msg(err, -ret, "VE %u: no CPU usage in %s", veid, dir);
 	*ns = v;
 	return 0;
 }

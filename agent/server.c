@@ -40,28 +40,28 @@ int agent_listen(struct vz_agent *a, struct vz_err *err)
 	vz_path_agent_sock(path, sizeof(path));
 	vz_path(dir, sizeof(dir), VZ_RUN_DIR);
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return vz_error(err, ENAMETOOLONG, "Socket path %s is too long", path);
+		return vz_error_msg(err, ENAMETOOLONG, "Socket path %s is too long", path);
 	strcpy(sa.sun_path, path);
 	if (vz_mkdir_p(dir, 0755) < 0)
-		return vz_error(err, errno, "Create %s: %s", dir, strerror(errno));
+		return vz_error(err, errno, "Create %s", dir);
 	/* Refuse to steal the socket of a live agent; remove a stale one. */
 	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		close(probe);
-		return vz_error(err, EADDRINUSE, "Another vzagent is already serving %s", path);
+		return vz_error_msg(err, EADDRINUSE, "Another vzagent is already serving %s", path);
 	}
 	if (probe >= 0)
 		close(probe);
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return vz_error(err, errno, "Create socket: %s", strerror(errno));
+		return vz_error(err, errno, "Create socket");
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0600) != 0 ||
 	    listen(fd, 64) != 0) {
 		int e = errno;
 
 		close(fd);
-		return vz_error(err, e, "Listen on %s: %s", path, strerror(e));
+		return vz_error(err, e, "Listen on %s", path);
 	}
 	a->listen_fd = fd;
 	pr_info("Listening on %s", path);
@@ -82,14 +82,14 @@ int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 	}
 	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return vz_error(err, errno, "Create the migration socket: %s", strerror(errno));
+		return vz_error(err, errno, "Create the migration socket");
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
 		int e = errno;
 
 		close(fd);
-		return vz_error(err, e, "Listen for migrations on port %u: %s", a->mig_port, strerror(e));
+		return vz_error(err, e, "Listen for migrations on port %u", a->mig_port);
 	}
 	a->mig_fd = fd;
 	pr_info("Taking migrations on port %u (TLS, certificate %s)", a->mig_port, a->tls_cert);
@@ -126,7 +126,7 @@ static void refuse(int conn, const char *why)
 {
 	struct vz_err err = { 0 };
 
-	vz_error_exit(&err, VZ_EXIT_PERM, EPERM, "%s", why);
+	vz_error_exit_msg(&err, VZ_EXIT_PERM, EPERM, "%s", why);
 	vz_ctl_finish(conn, -EPERM, &err);
 }
 

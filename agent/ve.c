@@ -31,7 +31,7 @@ int ve_open(unsigned veid, bool must_exist, struct ve *ve, struct vz_err *err)
 	vz_path_ve_root(ve->root, sizeof(ve->root), veid);
 	if (!vz_exists(ve->conf_path)) {
 		if (must_exist)
-			return vz_error_exit(err, VZ_EXIT_NOCONF, ENOENT, "VE %u does not exist", veid);
+			return vz_error_exit_msg(err, VZ_EXIT_NOCONF, ENOENT, "VE %u does not exist", veid);
 		return 0;
 	}
 	ret = vz_conf_load(&ve->conf, ve->conf_path, err);
@@ -58,11 +58,11 @@ int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
 	snprintf(path, sizeof(path), "%s/%u.lck", dir, ve->veid);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return vz_error(err, errno, "Open lock %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Open lock %s", path);
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK || waited >= wait_ms) {
 			close(fd);
-			return vz_error_exit(err, VZ_EXIT_LOCKED, EBUSY,
+			return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY,
 					     "VE %u is locked by another operation", ve->veid);
 		}
 		usleep(20 * 1000);
@@ -134,7 +134,7 @@ int ve_write_pidfile(const struct ve *ve, pid_t init, struct vz_err *err)
 	snprintf(buf, sizeof(buf), "%d %llu\n", (int)init, proc_start_time(init));
 	ret = vz_write_file(path, buf, strlen(buf), 0);
 	if (ret < 0)
-		return vz_error(err, -ret, "Write %s: %s", path, strerror(-ret));
+		return vz_error(err, -ret, "Write %s", path);
 	return 0;
 }
 
@@ -197,7 +197,7 @@ int ve_mount(struct ve *ve, struct vz_err *err)
 	if (ve_is_mounted(ve))
 		return 0;
 	if (!vz_exists(ve->private))
-		return vz_error_exit(err, VZ_EXIT_NOPRIVATE, ENOENT, "Private area %s of VE %u does not exist",
+		return vz_error_exit_msg(err, VZ_EXIT_NOPRIVATE, ENOENT, "Private area %s of VE %u does not exist",
 				     ve->private, ve->veid);
 	ret = disk_mount(ve, err);
 	if (ret < 0)
@@ -207,7 +207,7 @@ int ve_mount(struct ve *ve, struct vz_err *err)
 		int e = errno;
 
 		umount2(ve->root, MNT_DETACH);
-		return vz_error_exit(err, VZ_EXIT_MOUNT, e, "Make %s private: %s", ve->root, strerror(e));
+		return vz_error_exit(err, VZ_EXIT_MOUNT, e, "Make %s private", ve->root);
 	}
 	pr_info("VE %u: mounted %s on %s", ve->veid, ve->private, ve->root);
 	return 0;
@@ -219,8 +219,7 @@ int ve_umount(struct ve *ve, struct vz_err *err)
 		return 0;
 	if (umount2(ve->root, 0) != 0) {
 		if (errno != EBUSY || umount2(ve->root, MNT_DETACH) != 0)
-			return vz_error_exit(err, VZ_EXIT_UMOUNT, errno, "Unmount %s: %s", ve->root,
-					     strerror(errno));
+			return vz_error_exit(err, VZ_EXIT_UMOUNT, errno, "Unmount %s", ve->root);
 		pr_warn("VE %u: %s was busy, detached it", ve->veid, ve->root);
 	}
 	pr_info("VE %u: unmounted %s", ve->veid, ve->root);

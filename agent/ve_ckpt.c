@@ -46,9 +46,9 @@ static int dump_path(const struct vz_call *c, char *buf, size_t len, bool *is_de
 		return 0;
 	}
 	if (f[0] != '/')
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Dump file %s is not an absolute path", f);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Dump file %s is not an absolute path", f);
 	if (strlen(f) >= len - 32)
-		return vz_error_exit(err, VZ_EXIT_INVAL, ENAMETOOLONG, "Dump file name is too long");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, ENAMETOOLONG, "Dump file name is too long");
 	snprintf(buf, len, "%s", f);
 	return 0;
 }
@@ -61,18 +61,18 @@ int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *di
 
 	vz_path(base, sizeof(base), VZ_DUMP_DIR);
 	if (vz_mkdir_p(base, 0700) < 0)
-		return vz_error(err, errno, "Create %s: %s", base, strerror(errno));
+		return vz_error(err, errno, "Create %s", base);
 	snprintf(dir, len, "%s/%u.%s.%d", base, veid, what, (int)getpid());
 	vz_rm_rf(dir);
 	if (mkdir(dir, 0700) != 0)
-		return vz_error(err, errno, "Create %s: %s", dir, strerror(errno));
+		return vz_error(err, errno, "Create %s", dir);
 	*dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	*work_fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (*dir_fd < 0 || *work_fd < 0) {
 		int e = errno;
 
 		vz_rm_rf(dir);
-		return vz_error(err, e, "Open %s: %s", dir, strerror(e));
+		return vz_error(err, e, "Open %s", dir);
 	}
 	return 0;
 }
@@ -135,7 +135,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING)
-		return vz_error_exit(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to checkpoint: VE %u is not running",
+		return vz_error_exit_msg(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to checkpoint: VE %u is not running",
 				     ve.veid);
 	criu_of(a, &criu);
 	ret = vz_criu_version(&criu, &pd.ver, err);
@@ -144,7 +144,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	if (ret == 0)
 		ret = make_img_dir(ve.veid, "dump", dir, sizeof(dir), &img_fd, &work_fd, err);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_CHKPNT, -ret, "Unable to checkpoint VE %u: %s", ve.veid, err->msg);
+		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, -ret, "Unable to checkpoint VE %u: %s", ve.veid, err->msg);
 
 	vz_ctl_progress(c->conn, "Setting up checkpoint...");
 	snprintf(logname, sizeof(logname), "%u.dump.log", ve.veid);
@@ -170,7 +170,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 		/* CRIU resumes the tasks when it fails; make sure of it. */
 		if (ve_state(&ve, &init) == VE_STATE_RUNNING && vz_cg_thaw(&a->cg, ve.veid, &e2) < 0)
 			pr_warn("VE %u: %s", ve.veid, e2.msg);
-		return vz_error_exit(err, VZ_EXIT_CHKPNT, ret < 0 ? -ret : EIO,
+		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, ret < 0 ? -ret : EIO,
 				     "Checkpointing failed for VE %u: %s (log: %s/%s)", ve.veid,
 				     err->msg[0] ? err->msg : "unknown error", vz_path(freezer, sizeof(freezer), VZ_DUMP_DIR),
 				     logname);
@@ -321,7 +321,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.notify_arg = &rc;
 	ret = vz_criu_restore(&criu, &o, &pid, err);
 	if (ret == 0 && leave_frozen && !rc.frozen)
-		ret = vz_error(err, EIO, "CRIU restored VE %u without a pre-resume call to freeze it", ve->veid);
+		ret = vz_error_msg(err, EIO, "CRIU restored VE %u without a pre-resume call to freeze it", ve->veid);
 	if (ret == 0)
 		ret = ve_write_pidfile(ve, pid, err);
 	if (ret < 0)
@@ -373,23 +373,23 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
-		return vz_error_exit(err, VZ_EXIT_RUNNING, EBUSY, "Unable to restore: VE %u is already running",
+		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "Unable to restore: VE %u is already running",
 				     ve.veid);
 	if (!vz_exists(path))
-		return vz_error_exit(err, VZ_EXIT_RESTORE, ENOENT, "Unable to restore VE %u: no dump file %s",
+		return vz_error_exit_msg(err, VZ_EXIT_RESTORE, ENOENT, "Unable to restore VE %u: no dump file %s",
 				     ve.veid, path);
 	criu_of(a, &criu);
 	ret = vz_criu_version(&criu, &ver, err);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
+		return vz_error_exit_msg(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
 	/* Everything about the file is checked before anything is made. */
 	vz_ctl_progress(c->conn, "Checking the dump file %s", path);
 	ret = vz_dumpfile_verify(path, ve.veid, &ver, &h, err);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
+		return vz_error_exit_msg(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
 	ret = make_img_dir(ve.veid, "restore", dir, sizeof(dir), &img_fd, &work_fd, err);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
+		return vz_error_exit_msg(err, VZ_EXIT_RESTORE, -ret, "Unable to restore VE %u: %s", ve.veid, err->msg);
 	ret = vz_dumpfile_unpack(path, img_fd, &st, err);
 	if (ret == 0) {
 		vz_ctl_progress(c->conn, "Restoring VE %u ...", ve.veid);
@@ -398,7 +398,7 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 	}
 	vz_rm_rf(dir);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_RESTORE, -ret, "Restoring failed for VE %u: %s", ve.veid,
+		return vz_error_exit_msg(err, VZ_EXIT_RESTORE, -ret, "Restoring failed for VE %u: %s", ve.veid,
 				     err->msg);
 	/* The default dump is used up; one the user named stays theirs. */
 	if (is_default)
@@ -427,10 +427,10 @@ int op_ckpt_check(struct vz_call *c, struct vz_err *err)
 		}
 	vz_path(dir, sizeof(dir), VZ_DUMP_DIR);
 	if (vz_mkdir_p(dir, 0700) < 0)
-		return vz_error(err, errno, "Create %s: %s", dir, strerror(errno));
+		return vz_error(err, errno, "Create %s", dir);
 	work_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (work_fd < 0)
-		return vz_error(err, errno, "Open %s: %s", dir, strerror(errno));
+		return vz_error(err, errno, "Open %s", dir);
 	vz_ckpt_probe(&criu, work_fd, fz, &r);
 	for (size_t i = 0; i < r.n; i++) {
 		const struct vz_feat *f = &r.feat[i];
@@ -445,7 +445,7 @@ int op_ckpt_check(struct vz_call *c, struct vz_err *err)
 	else
 		vz_ctl_progress(c->conn, "Live migration: stop-and-copy only (no dirty-memory tracking)");
 	if (!r.can_checkpoint)
-		return vz_error_exit(err, VZ_EXIT_CHKPNT, ENOTSUP, "This host cannot checkpoint VEs: see the lines above");
+		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, ENOTSUP, "This host cannot checkpoint VEs: see the lines above");
 	vz_ctl_progress(c->conn, "This host can checkpoint and restore VEs");
 	return 0;
 }

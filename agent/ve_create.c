@@ -47,17 +47,17 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (vz_exists(ve.conf_path))
-		return vz_error_exit(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists", ve.veid);
 	if (!tmpl)
 		tmpl = vz_conf_get(&c->agent->global, "DEF_OSTEMPLATE");
 	if (!tmpl || !*tmpl)
-		return vz_error_exit(err, VZ_EXIT_NOTEMPLATE_ARG, EINVAL,
+		return vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE_ARG, EINVAL,
 				     "OS template is not specified: use --ostemplate NAME");
 	if (!valid_template_name(tmpl))
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Invalid OS template name '%s'", tmpl);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Invalid OS template name '%s'", tmpl);
 	vz_path_template_cache(cache, sizeof(cache), tmpl);
 	if (!vz_exists(cache))
-		return vz_error_exit(err, VZ_EXIT_NOTEMPLATE, ENOENT,
+		return vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT,
 				     "OS template %s not found: no cache %s (make one with vzpkg create cache %s)",
 				     tmpl, cache, tmpl);
 	/* Check every other option before anything is made. */
@@ -68,7 +68,7 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (vz_exists(ve.private))
-		return vz_error_exit(err, VZ_EXIT_EXISTS, EEXIST, "Private area %s already exists", ve.private);
+		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST, "Private area %s already exists", ve.private);
 
 	/* An image when a disk size is asked for here or by vz.conf. */
 	layout = vz_conf_get(&c->agent->global, "VE_LAYOUT");
@@ -99,7 +99,7 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	}
 	snprintf(buf, sizeof(buf), "%s/sbin/init", ve.root);
 	if (!vz_exists(buf)) {
-		ret = vz_error_exit(err, VZ_EXIT_BROKEN, ENOENT, "Template %s has no /sbin/init", tmpl);
+		ret = vz_error_exit_msg(err, VZ_EXIT_BROKEN, ENOENT, "Template %s has no /sbin/init", tmpl);
 		goto on_umount;
 	}
 	ret = ve_umount(&ve, err);
@@ -115,7 +115,7 @@ int op_create(struct vz_call *c, struct vz_err *err)
 		goto on_error;
 	ret = vz_mkdir_p(vz_path(buf, sizeof(buf), VZ_CONF_DIR), 0755);
 	if (ret < 0) {
-		vz_error(err, -ret, "Create %s: %s", buf, strerror(-ret));
+		vz_error(err, -ret, "Create %s", buf);
 		goto on_error;
 	}
 	/* The config is written last: a VE exists once it is there. */
@@ -146,11 +146,10 @@ int ve_destroy_files(struct ve *ve, struct vz_err *err)
 		return ret;
 	ret = vz_rm_rf(ve->private);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_DESTROY, -ret, "Remove %s: %s", ve->private, strerror(-ret));
+		return vz_error_exit(err, VZ_EXIT_DESTROY, -ret, "Remove %s", ve->private);
 	rmdir(ve->root);
 	if (unlink(ve->conf_path) != 0 && errno != ENOENT)
-		return vz_error_exit(err, VZ_EXIT_DESTROY, errno, "Remove %s: %s", ve->conf_path,
-				     strerror(errno));
+		return vz_error_exit(err, VZ_EXIT_DESTROY, errno, "Remove %s", ve->conf_path);
 	return 0;
 }
 
@@ -167,7 +166,7 @@ int op_destroy(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
-		return vz_error_exit(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is running: stop it first", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is running: stop it first", ve.veid);
 	vz_ctl_progress(c->conn, "Destroying VE private area: %s", ve.private);
 	ret = ve_destroy_files(&ve, err);
 	if (ret < 0)
@@ -189,7 +188,7 @@ int op_mount(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_is_mounted(&ve))
-		return vz_error_exit(err, VZ_EXIT_MOUNTED, EBUSY, "VE %u is already mounted", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_MOUNTED, EBUSY, "VE %u is already mounted", ve.veid);
 	ret = ve_mount(&ve, err);
 	if (ret == 0)
 		vz_ctl_progress(c->conn, "VE is mounted");
@@ -208,11 +207,11 @@ int op_umount(struct vz_call *c, struct vz_err *err)
 		return ret;
 	switch (ve_state(&ve, NULL)) {
 	case VE_STATE_RUNNING:
-		return vz_error_exit(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is running: stop it first", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is running: stop it first", ve.veid);
 	case VE_STATE_MOUNTED:
 		break;
 	default:
-		return vz_error_exit(err, VZ_EXIT_NOTMOUNTED, EINVAL, "VE %u is not mounted", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_NOTMOUNTED, EINVAL, "VE %u is not mounted", ve.veid);
 	}
 	ret = ve_umount(&ve, err);
 	if (ret == 0)

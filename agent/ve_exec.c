@@ -172,10 +172,10 @@ static int run(struct vz_call *c, int (*fn)(void *), struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING)
-		return vz_error_exit(err, VZ_EXIT_NOTRUNNING, EINVAL, "VE %u is not running", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_NOTRUNNING, EINVAL, "VE %u is not running", ve.veid);
 	cmd = join_argv(c->req);
 	if (!cmd)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	x.cmd = cmd;
 	pid = ve_fork_inside(c->agent, ve.veid, init, fn, &x, err);
 	if (pid < 0)
@@ -191,9 +191,9 @@ static int run(struct vz_call *c, int (*fn)(void *), struct vz_err *err)
 int op_exec(struct vz_call *c, struct vz_err *err)
 {
 	if (c->req->n_argv == 0)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "No command given to exec");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "No command given to exec");
 	if (c->nfds != 3)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Exec needs the client's stdin, stdout and stderr");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Exec needs the client's stdin, stdout and stderr");
 	return run(c, exec_inside, err);
 }
 

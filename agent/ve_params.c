@@ -35,10 +35,10 @@ static int check_hostname(const char *v, struct vz_err *err)
 	size_t len = strlen(v);
 
 	if (len == 0 || len > 64)
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Invalid hostname '%s': 1 to 64 characters", v);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Invalid hostname '%s': 1 to 64 characters", v);
 	for (const char *p = v; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_')
-			return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL,
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
 					     "Invalid hostname '%s': letters, digits, '-', '.' only", v);
 	return 0;
 }
@@ -46,7 +46,7 @@ static int check_hostname(const char *v, struct vz_err *err)
 static int check_yesno(const char *name, const char *v, struct vz_err *err)
 {
 	if (strcmp(v, "yes") && strcmp(v, "no"))
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Invalid value '%s' for --%s: yes or no", v,
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Invalid value '%s' for --%s: yes or no", v,
 				     name);
 	return 0;
 }
@@ -172,12 +172,12 @@ static int plan_ips(struct vz_call *c, struct ve *ve, pid_t init, char *list, si
 			}
 			owner = ip_owner(ve->veid, v);
 			if (owner)
-				return vz_error_exit(err, VZ_EXIT_IPINUSE, EADDRINUSE,
+				return vz_error_exit_msg(err, VZ_EXIT_IPINUSE, EADDRINUSE,
 						     "IP address %s is already used by VE %u", v, owner);
 			if (ip_list_has(list, v) && (init <= 0 || ip_list_has(live, v)))
 				continue;
 			if (nc->nadd == ARRAY_SIZE(nc->add) || strlen(list) + strlen(v) + 2 > len)
-				return vz_error_exit(err, VZ_EXIT_BADVAL, E2BIG, "Too many IP addresses");
+				return vz_error_exit_msg(err, VZ_EXIT_BADVAL, E2BIG, "Too many IP addresses");
 			ip_addr_part(v, addr, sizeof(addr));
 			/* Keep the user's form: a bare address, or one with a prefix. */
 			if (!ip_list_has(list, v)) {
@@ -207,7 +207,7 @@ static int plan_ips(struct vz_call *c, struct ve *ve, pid_t init, char *list, si
 				return vz_error_wrap(err, "--ipdel");
 			}
 			if (!ip_list_has(list, v) && !ip_list_has(live, v))
-				return vz_error_exit(err, VZ_EXIT_BADVAL, ENOENT, "VE %u has no IP address %s", ve->veid, v);
+				return vz_error_exit_msg(err, VZ_EXIT_BADVAL, ENOENT, "VE %u has no IP address %s", ve->veid, v);
 			ip_list_del(list, v);
 			if (init > 0 && !ip_list_has(live, v))
 				continue; /* saved but not on the VE: nothing to remove there */
@@ -231,7 +231,7 @@ static int check_nameserver(const char *v, struct vz_err *err)
 	char cidr[64];
 
 	if (vz_net_parse_ip(v, 32, cidr, sizeof(cidr), err) < 0 || strchr(v, '/')) {
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Invalid nameserver '%s'", v);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Invalid nameserver '%s'", v);
 	}
 	return 0;
 }
@@ -251,7 +251,7 @@ static int run_inside(struct vz_call *c, struct ve *ve, pid_t init, struct vz_er
 		return (int)pid;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return vz_error(err, errno, "Wait for VE %u helper", ve->veid);
+			return vz_error_msg(err, errno, "Wait for VE %u helper", ve->veid);
 	return 0;
 }
 
@@ -301,7 +301,7 @@ int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err 
 				}
 		}
 		if (!known)
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Unknown option --%s", name);
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Unknown option --%s", name);
 		if (ret < 0)
 			return ret;
 	}

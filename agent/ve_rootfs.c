@@ -44,11 +44,11 @@ static int mount_in(const char *root, const char *dir, const char *src, const ch
 	struct stat st;
 
 	if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode))
-		return vz_error(err, ENOTDIR, "%s in the VE is not a directory", dir);
+		return vz_error_msg(err, ENOTDIR, "%s in the VE is not a directory", dir);
 	if (vz_mkdir_p(path, 0755) < 0)
-		return vz_error(err, errno, "Create %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Create %s", path);
 	if (mount(src, path, type, flags, data) != 0)
-		return vz_error(err, errno, "Mount %s on %s: %s", type, dir, strerror(errno));
+		return vz_error(err, errno, "Mount %s on %s", type, dir);
 	return 0;
 }
 
@@ -63,13 +63,13 @@ static int setup_dev(const char *root, struct vz_err *err)
 	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++) {
 		snprintf(path, sizeof(path), "%s/dev/%s", root, dev_nodes[i].name);
 		if (mknod(path, S_IFCHR | dev_nodes[i].mode, makedev(dev_nodes[i].major, dev_nodes[i].minor)) != 0)
-			return vz_error(err, errno, "Create /dev/%s: %s", dev_nodes[i].name, strerror(errno));
+			return vz_error(err, errno, "Create /dev/%s", dev_nodes[i].name);
 		chmod(path, dev_nodes[i].mode);
 	}
 	for (size_t i = 0; i < sizeof(dev_links) / sizeof(dev_links[0]); i++) {
 		snprintf(path, sizeof(path), "%s/dev/%s", root, dev_links[i].link);
 		if (symlink(dev_links[i].target, path) != 0)
-			return vz_error(err, errno, "Create /dev/%s: %s", dev_links[i].link, strerror(errno));
+			return vz_error(err, errno, "Create /dev/%s", dev_links[i].link);
 	}
 	ret = mount_in(root, "/dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
 		       "newinstance,ptmxmode=0666,mode=0620,gid=5", err);
@@ -89,10 +89,10 @@ int ve_rootfs_setup(const char *root, struct vz_err *err)
 	/* Nothing we mount may propagate to the host, and host mount events
 	 * must not reach the VE. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-		return vz_error(err, errno, "Make mounts private: %s", strerror(errno));
+		return vz_error(err, errno, "Make mounts private");
 	/* The root must be a mount point of its own for pivot_root. */
 	if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) != 0)
-		return vz_error(err, errno, "Bind %s: %s", root, strerror(errno));
+		return vz_error(err, errno, "Bind %s", root);
 	ret = mount_in(root, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
 	if (ret == 0)
 		ret = mount_in(root, "/sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
@@ -102,14 +102,14 @@ int ve_rootfs_setup(const char *root, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (chdir(root) != 0)
-		return vz_error(err, errno, "Enter %s: %s", root, strerror(errno));
+		return vz_error(err, errno, "Enter %s", root);
 	/* pivot_root(".", ".") stacks the old root on top of the new one;
 	 * detaching it leaves only the VE's tree. */
 	if (syscall(SYS_pivot_root, ".", ".") != 0)
-		return vz_error(err, errno, "pivot_root into %s: %s", root, strerror(errno));
+		return vz_error(err, errno, "pivot_root into %s", root);
 	if (umount2(".", MNT_DETACH) != 0)
-		return vz_error(err, errno, "Detach the host's root: %s", strerror(errno));
+		return vz_error(err, errno, "Detach the host's root");
 	if (chdir("/") != 0)
-		return vz_error(err, errno, "Enter /: %s", strerror(errno));
+		return vz_error(err, errno, "Enter /");
 	return 0;
 }

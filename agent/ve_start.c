@@ -75,7 +75,7 @@ static int ve_init_child(struct ve *ve, int go_fd, int err_fd)
 		_exit(1); /* the agent gave up on this start */
 	close(go_fd);
 	if (unshare(CLONE_NEWCGROUP) != 0) {
-		vz_error(&err, errno, "Create cgroup namespace: %s", strerror(errno));
+		vz_error(&err, errno, "Create cgroup namespace");
 		goto fail;
 	}
 	if (ve_rootfs_setup(ve->root, &err) < 0)
@@ -83,7 +83,7 @@ static int ve_init_child(struct ve *ve, int go_fd, int err_fd)
 	ve_write_guest_files(&ve->conf);
 	null = open("/dev/null", O_RDWR);
 	if (null < 0) {
-		vz_error(&err, errno, "Open /dev/null: %s", strerror(errno));
+		vz_error(&err, errno, "Open /dev/null");
 		goto fail;
 	}
 	dup2(null, 0);
@@ -94,7 +94,7 @@ static int ve_init_child(struct ve *ve, int go_fd, int err_fd)
 	fcntl(err_fd, F_SETFD, FD_CLOEXEC);
 	setsid();
 	execve("/sbin/init", (char *[]){ "init", NULL }, ve_env);
-	vz_error(&err, errno, "Run /sbin/init: %s", strerror(errno));
+	vz_error(&err, errno, "Run /sbin/init");
 fail:
 	if (write(err_fd, err.msg, strlen(err.msg)) < 0)
 		_exit(2);
@@ -147,7 +147,7 @@ int ve_do_start(struct vz_call *c, struct ve *ve, struct vz_err *err)
 	vz_ctl_progress(c->conn, "VE is mounted");
 	snprintf(path, sizeof(path), "%s/sbin/init", ve->root);
 	if (!vz_exists(path)) {
-		ret = vz_error_exit(err, VZ_EXIT_BROKEN, ENOENT, "VE %u is broken: no /sbin/init", ve->veid);
+		ret = vz_error_exit_msg(err, VZ_EXIT_BROKEN, ENOENT, "VE %u is broken: no /sbin/init", ve->veid);
 		goto on_umount;
 	}
 	ret = vz_cg_create(&a->cg, ve->veid, err);
@@ -158,14 +158,14 @@ int ve_do_start(struct vz_call *c, struct ve *ve, struct vz_err *err)
 	if (ret < 0)
 		goto on_teardown;
 	if (pipe2(go, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
-		ret = vz_error(err, errno, "Create pipes: %s", strerror(errno));
+		ret = vz_error(err, errno, "Create pipes");
 		goto on_teardown;
 	}
 	init = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
 						 CLONE_NEWNET | SIGCHLD,
 			      NULL, NULL, NULL, NULL);
 	if (init < 0) {
-		ret = vz_error(err, errno, "Create the VE's namespaces: %s", strerror(errno));
+		ret = vz_error(err, errno, "Create the VE's namespaces");
 		goto on_teardown;
 	}
 	if (init == 0) {
@@ -183,14 +183,14 @@ int ve_do_start(struct vz_call *c, struct ve *ve, struct vz_err *err)
 	if (ret < 0)
 		goto on_kill;
 	if (write(go[1], "g", 1) != 1) {
-		ret = vz_error(err, errno, "Release the VE's init: %s", strerror(errno));
+		ret = vz_error(err, errno, "Release the VE's init");
 		goto on_kill;
 	}
 	/* EOF means init was executed; bytes are the child's error. */
 	n = read(errp[0], msg, sizeof(msg) - 1);
 	if (n > 0) {
 		msg[n] = '\0';
-		ret = vz_error(err, EIO, "%s", msg);
+		ret = vz_error_msg(err, EIO, "%s", msg);
 		goto on_kill;
 	}
 	ret = ve_write_pidfile(ve, init, err);
@@ -269,7 +269,7 @@ int ve_do_stop(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err)
 	ve_kill(a, ve->veid, init);
 	ret = ve_teardown(a, ve, err);
 	if (ret < 0)
-		return vz_error_exit(err, VZ_EXIT_STOP, -ret, "Stop VE %u: %s", ve->veid, err->msg);
+		return vz_error_exit_msg(err, VZ_EXIT_STOP, -ret, "Stop VE %u: %s", ve->veid, err->msg);
 	pr_info("VE %u: stopped", ve->veid);
 	vz_ctl_progress(c->conn, "VE was stopped");
 	vz_ctl_progress(c->conn, "VE is unmounted");
@@ -294,10 +294,10 @@ int op_start(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
-		return vz_error_exit(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is already running", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is already running", ve.veid);
 	disabled = vz_conf_get(&ve.conf, "DISABLED");
 	if (disabled && !strcmp(disabled, "yes"))
-		return vz_error_exit(err, VZ_EXIT_INVAL, EPERM, "VE %u start is disabled (DISABLED=yes)", ve.veid);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EPERM, "VE %u start is disabled (DISABLED=yes)", ve.veid);
 	return ve_do_start(c, &ve, err);
 }
 
@@ -310,7 +310,7 @@ int op_stop(struct vz_call *c, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING)
-		return vz_error_exit(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to stop: VE %u is not running",
+		return vz_error_exit_msg(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to stop: VE %u is not running",
 				     ve.veid);
 	return ve_do_stop(c, &ve, init, err);
 }
@@ -373,7 +373,7 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
 
 			while (i-- > 0)
 				close(nsfd[i]);
-			return vz_error(err, e, "Open %s of VE %u: %s", path, veid, strerror(e));
+			return vz_error(err, e, "Open %s of VE %u", path, veid);
 		}
 	}
 	pid = fork();
@@ -382,7 +382,7 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
 
 		for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++)
 			close(nsfd[i]);
-		return vz_error(err, e, "Fork: %s", strerror(e));
+		return vz_error(err, e, "Fork");
 	}
 	if (pid > 0) {
 		for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++)

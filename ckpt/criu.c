@@ -32,18 +32,18 @@ static int session_open(const struct vz_criu *c, struct session *s, struct vz_er
 	s->sk = -1;
 	s->pid = -1;
 	if (!c->path || !*c->path)
-		return vz_error(err, ENOENT, "No criu configured (run deploy/install-deps)");
+		return vz_error_msg(err, ENOENT, "No criu configured (run deploy/install-deps)");
 	if (access(c->path, X_OK) != 0)
-		return vz_error(err, errno, "Cannot run criu %s: %s", c->path, strerror(errno));
+		return vz_error(err, errno, "Cannot run criu %s", c->path);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
-		return vz_error(err, errno, "Create the CRIU socket: %s", strerror(errno));
+		return vz_error(err, errno, "Create the CRIU socket");
 	s->pid = fork();
 	if (s->pid < 0) {
 		int e = errno;
 
 		close(sp[0]);
 		close(sp[1]);
-		return vz_error(err, e, "Fork criu: %s", strerror(e));
+		return vz_error(err, e, "Fork criu");
 	}
 	if (s->pid == 0) {
 		char fdstr[16];
@@ -85,10 +85,10 @@ static int send_req(struct session *s, const CriuReq *req, struct vz_err *err)
 	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
 
 	if (!buf)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	criu_req__pack(req, buf);
 	if (send(s->sk, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
-		return vz_error(err, errno ? errno : EIO, "Send a request to criu: %s", strerror(errno));
+		return vz_error(err, errno ? errno : EIO, "Send a request to criu");
 	return 0;
 }
 
@@ -103,19 +103,19 @@ static int recv_resp(struct session *s, CriuResp **resp, struct vz_err *err)
 			break;
 	}
 	if (n == 0)
-		return vz_error(err, EPIPE, "CRIU exited without an answer");
+		return vz_error_msg(err, EPIPE, "CRIU exited without an answer");
 	if (n < 0)
-		return vz_error(err, errno, "Read CRIU's answer: %s", strerror(errno));
+		return vz_error(err, errno, "Read CRIU's answer");
 	if (n > RPC_MAX_MSG)
-		return vz_error(err, EMSGSIZE, "CRIU's answer is too large (%zd bytes)", n);
+		return vz_error_msg(err, EMSGSIZE, "CRIU's answer is too large (%zd bytes)", n);
 	buf = malloc((size_t)n);
 	if (!buf)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	if (recv(s->sk, buf, (size_t)n, 0) != n)
-		return vz_error(err, EIO, "Read CRIU's answer: %s", strerror(errno));
+		return vz_error(err, EIO, "Read CRIU's answer");
 	*resp = criu_resp__unpack(NULL, (size_t)n, buf);
 	if (!*resp)
-		return vz_error(err, EBADMSG, "CRIU's answer does not parse");
+		return vz_error_msg(err, EBADMSG, "CRIU's answer does not parse");
 	return 0;
 }
 
@@ -184,7 +184,7 @@ static int call(struct session *s, const CriuReq *req, const struct vz_criu_opts
 		}
 		if (resp->type != req->type) {
 			criu_resp__free_unpacked(resp, NULL);
-			return vz_error(err, EBADMSG, "CRIU answered a request we did not make");
+			return vz_error_msg(err, EBADMSG, "CRIU answered a request we did not make");
 		}
 		*out = resp;
 		return 0;
@@ -201,9 +201,9 @@ static int resp_error(const CriuResp *r, const char *what, const struct vz_criu_
 	/* CRIU's message is its first error, which without CAP_SYS_RESOURCE
 	 * is the harmless RLIMIT_NOFILE one: the log's last errors say more. */
 	if (r->cr_errmsg && *r->cr_errmsg && !strstr(r->cr_errmsg, "RLIMIT_NOFILE"))
-		vz_error(err, e, "%s failed: %s", what, r->cr_errmsg);
+		vz_error_msg(err, e, "%s failed: %s", what, r->cr_errmsg);
 	else
-		vz_error(err, e, "%s failed", what);
+		vz_error_msg(err, e, "%s failed", what);
 	if (o)
 		vz_criu_log_tail(o->work_dir_fd >= 0 ? o->work_dir_fd : o->images_dir_fd, o->log_file, err);
 	/* One line. */
@@ -237,7 +237,7 @@ int vz_criu_version(const struct vz_criu *c, struct vz_criu_version *v, struct v
 		return ret;
 	if (!resp->success || !resp->version) {
 		criu_resp__free_unpacked(resp, NULL);
-		return vz_error(err, ENOTSUP, "criu %s does not report its version", c->path);
+		return vz_error_msg(err, ENOTSUP, "criu %s does not report its version", c->path);
 	}
 	v->major = resp->version->major_number;
 	v->minor = resp->version->minor_number;
@@ -437,7 +437,7 @@ int vz_criu_restore(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t
 	*pid = resp->restore ? resp->restore->pid : 0;
 	criu_resp__free_unpacked(resp, NULL);
 	if (*pid <= 0)
-		return vz_error(err, EIO, "CRIU restore did not name the restored task");
+		return vz_error_msg(err, EIO, "CRIU restore did not name the restored task");
 	return 0;
 }
 
@@ -452,6 +452,6 @@ int vz_criu_page_server(const struct vz_criu *c, const struct vz_criu_opts *o, p
 	*pid = resp->ps && resp->ps->has_pid ? resp->ps->pid : 0;
 	criu_resp__free_unpacked(resp, NULL);
 	if (*pid <= 0)
-		return vz_error(err, EIO, "CRIU did not start a page server");
+		return vz_error_msg(err, EIO, "CRIU did not start a page server");
 	return 0;
 }

@@ -56,26 +56,26 @@ int vz_dump_hdr_parse(const uint8_t *buf, size_t len, struct vz_dump_hdr *h, str
 {
 	memset(h, 0, sizeof(*h));
 	if (len < VZ_DUMP_HDR_SIZE || memcmp(buf, dump_magic, sizeof(dump_magic)))
-		return vz_error(err, EBADMSG, "Not a vzcluster dump file");
+		return vz_error_msg(err, EBADMSG, "Not a vzcluster dump file");
 	h->version = (unsigned)get_be(buf + 8, 2);
 	if (h->version != VZ_DUMP_VERSION)
-		return vz_error(err, EPROTONOSUPPORT, "Dump file format version %u is not supported (this is %u)",
+		return vz_error_msg(err, EPROTONOSUPPORT, "Dump file format version %u is not supported (this is %u)",
 				h->version, VZ_DUMP_VERSION);
 	if (get_be(buf + 10, 2) != VZ_DUMP_HDR_SIZE)
-		return vz_error(err, EBADMSG, "Dump file header has a wrong size");
+		return vz_error_msg(err, EBADMSG, "Dump file header has a wrong size");
 	h->veid = (unsigned)get_be(buf + 12, 4);
 	h->created = get_be(buf + 16, 8);
 	h->payload_bytes = get_be(buf + 24, 8);
 	h->image_bytes = get_be(buf + 32, 8);
 	h->nfiles = (uint32_t)get_be(buf + 40, 4);
 	if (get_be(buf + 44, 4) != 0)
-		return vz_error(err, EBADMSG, "Dump file header has unknown flags");
+		return vz_error_msg(err, EBADMSG, "Dump file header has unknown flags");
 	if (!get_str(buf + 48, 16, h->criu_version) || !get_str(buf + 64, 64, h->kernel) ||
 	    !get_str(buf + 128, 16, h->machine))
-		return vz_error(err, EBADMSG, "Dump file header has a malformed text field");
+		return vz_error_msg(err, EBADMSG, "Dump file header has a malformed text field");
 	for (size_t i = SHA_OFF + 32; i < VZ_DUMP_HDR_SIZE; i++)
 		if (buf[i])
-			return vz_error(err, EBADMSG, "Dump file header has data in reserved bytes");
+			return vz_error_msg(err, EBADMSG, "Dump file header has data in reserved bytes");
 	memcpy(h->sha256, buf + SHA_OFF, 32);
 	return 0;
 }
@@ -122,7 +122,7 @@ static int file_sink(void *arg, const void *buf, size_t len, struct vz_err *err)
 	int ret = vz_write_all(w->fd, buf, len);
 
 	if (ret < 0)
-		return vz_error(err, -ret, "Write the dump file: %s", strerror(-ret));
+		return vz_error(err, -ret, "Write the dump file");
 	EVP_DigestUpdate(w->sha, buf, len);
 	w->bytes += len;
 	return 0;
@@ -147,15 +147,15 @@ int vz_dumpfile_write(const char *path, int images_fd, struct vz_dump_hdr *h, st
 	memset(h->sha256, 0, sizeof(h->sha256));
 	w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w.fd < 0)
-		return vz_error(err, errno, "Create %s: %s", tmp, strerror(errno));
+		return vz_error(err, errno, "Create %s", tmp);
 	w.sha = EVP_MD_CTX_new();
 	if (!w.sha || !EVP_DigestInit_ex(w.sha, EVP_sha256(), NULL)) {
-		ret = vz_error(err, ENOMEM, "Set up SHA-256");
+		ret = vz_error_msg(err, ENOMEM, "Set up SHA-256");
 		goto fail;
 	}
 	/* Room for the header, written last when sizes and hash are known. */
 	if (lseek(w.fd, VZ_DUMP_HDR_SIZE, SEEK_SET) < 0) {
-		ret = vz_error(err, errno, "Seek in %s: %s", tmp, strerror(errno));
+		ret = vz_error(err, errno, "Seek in %s", tmp);
 		goto fail;
 	}
 	ret = vz_img_pack(images_fd, 3, file_sink, &w, st, err);
@@ -169,13 +169,13 @@ int vz_dumpfile_write(const char *path, int images_fd, struct vz_dump_hdr *h, st
 	EVP_DigestFinal_ex(w.sha, h->sha256, &shalen);
 	vz_dump_hdr_format(h, hdr);
 	if (pwrite(w.fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fsync(w.fd) != 0) {
-		ret = vz_error(err, errno, "Write %s: %s", tmp, strerror(errno));
+		ret = vz_error(err, errno, "Write %s", tmp);
 		goto fail;
 	}
 	close(w.fd);
 	EVP_MD_CTX_free(w.sha);
 	if (rename(tmp, path) != 0) {
-		ret = vz_error(err, errno, "Rename %s to %s: %s", tmp, path, strerror(errno));
+		ret = vz_error(err, errno, "Rename %s to %s", tmp, path);
 		unlink(tmp);
 		return ret;
 	}
@@ -199,38 +199,38 @@ int vz_dumpfile_verify(const char *path, unsigned veid, const struct vz_criu_ver
 	int ret;
 
 	if (fd < 0)
-		return vz_error(err, errno, "Open dump file %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Open dump file %s", path);
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		return vz_error(err, EINVAL, "Dump file %s is not a regular file", path);
+		return vz_error_msg(err, EINVAL, "Dump file %s is not a regular file", path);
 	n = read(fd, hdr, sizeof(hdr));
 	if (n != (ssize_t)sizeof(hdr))
-		return vz_error(err, EBADMSG, "Dump file %s is truncated: no complete header", path);
+		return vz_error_msg(err, EBADMSG, "Dump file %s is truncated: no complete header", path);
 	ret = vz_dump_hdr_parse(hdr, sizeof(hdr), h, err);
 	if (ret < 0)
 		return vz_error_wrap(err, "Dump file %s", path);
 	if ((uint64_t)st.st_size < VZ_DUMP_HDR_SIZE + h->payload_bytes)
-		return vz_error(err, EBADMSG, "Dump file %s is truncated: %llu of %llu bytes", path,
+		return vz_error_msg(err, EBADMSG, "Dump file %s is truncated: %llu of %llu bytes", path,
 				(unsigned long long)st.st_size,
 				(unsigned long long)(VZ_DUMP_HDR_SIZE + h->payload_bytes));
 	if ((uint64_t)st.st_size > VZ_DUMP_HDR_SIZE + h->payload_bytes)
-		return vz_error(err, EBADMSG, "Dump file %s has data after its end", path);
+		return vz_error_msg(err, EBADMSG, "Dump file %s has data after its end", path);
 	if (h->veid != veid)
-		return vz_error(err, EINVAL, "Dump file %s holds VE %u, not VE %u", path, h->veid, veid);
+		return vz_error_msg(err, EINVAL, "Dump file %s holds VE %u, not VE %u", path, h->veid, veid);
 	if (ours && vz_version_cmp(h->criu_version, ours->text) > 0)
-		return vz_error(err, EPROTONOSUPPORT, "Dump file %s was made by CRIU %s, newer than this host's %s",
+		return vz_error_msg(err, EPROTONOSUPPORT, "Dump file %s was made by CRIU %s, newer than this host's %s",
 				path, h->criu_version, ours->text);
 	{
 		struct utsname u;
 
 		uname(&u);
 		if (strcmp(h->machine, u.machine))
-			return vz_error(err, EPROTONOSUPPORT, "Dump file %s was made on %s, this host is %s", path,
+			return vz_error_msg(err, EPROTONOSUPPORT, "Dump file %s was made on %s, this host is %s", path,
 					h->machine, u.machine);
 	}
 	sha = EVP_MD_CTX_new();
 	if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL)) {
 		EVP_MD_CTX_free(sha);
-		return vz_error(err, ENOMEM, "Set up SHA-256");
+		return vz_error_msg(err, ENOMEM, "Set up SHA-256");
 	}
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		EVP_DigestUpdate(sha, buf, (size_t)n);
@@ -239,9 +239,9 @@ int vz_dumpfile_verify(const char *path, unsigned veid, const struct vz_criu_ver
 	EVP_DigestFinal_ex(sha, sum, &shalen);
 	EVP_MD_CTX_free(sha);
 	if (n < 0)
-		return vz_error(err, errno, "Read dump file %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Read dump file %s", path);
 	if (memcmp(sum, h->sha256, sizeof(sum)))
-		return vz_error(err, EBADMSG, "Dump file %s is corrupted: its checksum does not match", path);
+		return vz_error_msg(err, EBADMSG, "Dump file %s is corrupted: its checksum does not match", path);
 	return 0;
 }
 
@@ -255,9 +255,9 @@ int vz_dumpfile_unpack(const char *path, int dir_fd, struct vz_img_stats *st, st
 	int ret;
 
 	if (fd < 0)
-		return vz_error(err, errno, "Open dump file %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Open dump file %s", path);
 	if (read(fd, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr))
-		return vz_error(err, EBADMSG, "Dump file %s is truncated", path);
+		return vz_error_msg(err, EBADMSG, "Dump file %s is truncated", path);
 	ret = vz_dump_hdr_parse(hdr, sizeof(hdr), &h, err);
 	if (ret < 0)
 		return ret;
@@ -267,7 +267,7 @@ int vz_dumpfile_unpack(const char *path, int dir_fd, struct vz_img_stats *st, st
 	while (ret == 0 && (n = read(fd, buf, sizeof(buf))) > 0)
 		ret = vz_img_unpacker_feed(u, buf, (size_t)n, err);
 	if (ret == 0 && n < 0)
-		ret = vz_error(err, errno, "Read dump file %s: %s", path, strerror(errno));
+		ret = vz_error(err, errno, "Read dump file %s", path);
 	if (ret == 0)
 		ret = vz_img_unpacker_finish(u, st, err);
 	vz_img_unpacker_free(u);

@@ -56,20 +56,19 @@ int vz_uffd_wp_probe(struct vz_err *err)
 
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (uffd < 0)
-		return vz_error(err, errno, "The userfaultfd() call fails: %s", strerror(errno));
+		return vz_error(err, errno, "The userfaultfd() call fails");
 	if (ioctl(uffd, UFFDIO_API, &api) != 0)
-		return vz_error(err, errno, "Userfaultfd has no async write-protect (needs Linux 6.7): %s",
-				strerror(errno));
+		return vz_error(err, errno, "Userfaultfd has no async write-protect (needs Linux 6.7)");
 	mem = mmap(NULL, (size_t)psz * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
-		return vz_error(err, errno, "Map a page: %s", strerror(errno));
+		return vz_error(err, errno, "Map a page");
 	{
 		struct uffdio_register rg = { .range = { (unsigned long)mem, (unsigned long)psz * 2 },
 					      .mode = UFFDIO_REGISTER_MODE_WP };
 		struct uffdio_writeprotect wp = { .range = rg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 
 		if (ioctl(uffd, UFFDIO_REGISTER, &rg) != 0 || ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) != 0) {
-			ret = vz_error(err, errno, "Userfaultfd write-protect fails: %s", strerror(errno));
+			ret = vz_error(err, errno, "Userfaultfd write-protect fails");
 			goto out;
 		}
 	}
@@ -87,18 +86,18 @@ int vz_uffd_wp_probe(struct vz_err *err)
 	scan.return_mask = PAGE_IS_WRITTEN;
 	n = pm < 0 ? -1 : ioctl(pm, PAGEMAP_SCAN, &scan);
 	if (n < 0) {
-		ret = vz_error(err, errno, "PAGEMAP_SCAN fails (needs Linux 6.7): %s", strerror(errno));
+		ret = vz_error(err, errno, "PAGEMAP_SCAN fails (needs Linux 6.7)");
 		goto out;
 	}
 	if (n != 1 || reg[0].start != (unsigned long)mem + (unsigned long)psz ||
 	    reg[0].end != reg[0].start + (unsigned long)psz) {
-		ret = vz_error(err, EIO, "PAGEMAP_SCAN did not report exactly the page written");
+		ret = vz_error_msg(err, EIO, "PAGEMAP_SCAN did not report exactly the page written");
 		goto out;
 	}
 	/* WP_MATCHING protected it again: a second scan finds nothing. */
 	n = ioctl(pm, PAGEMAP_SCAN, &scan);
 	if (n != 0)
-		ret = vz_error(err, EIO, "PAGEMAP_SCAN did not re-protect the page it reported");
+		ret = vz_error_msg(err, EIO, "PAGEMAP_SCAN did not re-protect the page it reported");
 out:
 	munmap(mem, (size_t)psz * 2);
 	return ret;
@@ -112,7 +111,7 @@ int vz_pipe_max_ensure(size_t want, size_t *was, struct vz_err *err)
 	unsigned long cur;
 
 	if (vz_read_file(path, &buf, NULL, 64) < 0)
-		return vz_error(err, errno, "Read %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Read %s", path);
 	cur = strtoul(buf, NULL, 10);
 	if (was)
 		*was = cur;
@@ -120,7 +119,7 @@ int vz_pipe_max_ensure(size_t want, size_t *was, struct vz_err *err)
 		return 0;
 	snprintf(val, sizeof(val), "%zu", want);
 	if (vz_write_str(path, val) < 0)
-		return vz_error(err, errno, "Raise %s to %zu: %s", path, want, strerror(errno));
+		return vz_error(err, errno, "Raise %s to %zu", path, want);
 	return 1;
 }
 

@@ -67,7 +67,7 @@ static int zout_push(struct zout *z, const void *src, size_t len, ZSTD_EndDirect
 		size_t left = ZSTD_compressStream2(z->cctx, &out, &in, mode);
 
 		if (ZSTD_isError(left))
-			return vz_error(err, EIO, "Compress images: %s", ZSTD_getErrorName(left));
+			return vz_error_msg(err, EIO, "Compress images: %s", ZSTD_getErrorName(left));
 		if (out.pos) {
 			int ret = z->sink(z->arg, z->buf, out.pos, err);
 
@@ -105,7 +105,7 @@ static int list_files(int dir_fd, char ***out, size_t *n, struct vz_err *err)
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		if (fd >= 0)
 			close(fd);
-		return vz_error(err, errno, "Read the image directory: %s", strerror(errno));
+		return vz_error(err, errno, "Read the image directory");
 	}
 	rewinddir(d);
 	while ((de = readdir(d))) {
@@ -116,7 +116,7 @@ static int list_files(int dir_fd, char ***out, size_t *n, struct vz_err *err)
 		if (!name_ok(de->d_name, strlen(de->d_name))) {
 			closedir(d);
 			free_names(names, *n);
-			return vz_error(err, EINVAL, "Image file name %s cannot be packed", de->d_name);
+			return vz_error_msg(err, EINVAL, "Image file name %s cannot be packed", de->d_name);
 		}
 		if (*n == cap) {
 			char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*names));
@@ -136,7 +136,7 @@ static int list_files(int dir_fd, char ***out, size_t *n, struct vz_err *err)
 nomem:
 	closedir(d);
 	free_names(names, *n);
-	return vz_error(err, ENOMEM, "Out of memory");
+	return vz_error_msg(err, ENOMEM, "Out of memory");
 }
 
 static int pack_file(struct zout *z, int dir_fd, const char *name, uint8_t *io, size_t iosz,
@@ -150,7 +150,7 @@ static int pack_file(struct zout *z, int dir_fd, const char *name, uint8_t *io, 
 	int ret;
 
 	if (fd < 0 || fstat(fd, &st) != 0)
-		return vz_error(err, errno, "Open image %s: %s", name, strerror(errno));
+		return vz_error(err, errno, "Open image %s", name);
 	hdr[hl++] = REC_FILE;
 	put_be(hdr + hl, nl, 2);
 	hl += 2;
@@ -164,9 +164,10 @@ static int pack_file(struct zout *z, int dir_fd, const char *name, uint8_t *io, 
 	for (left = (uint64_t)st.st_size; ret == 0 && left > 0;) {
 		ssize_t n = read(fd, io, left < iosz ? left : iosz);
 
-		if (n <= 0)
-			return vz_error(err, n < 0 ? errno : EIO, "Read image %s: %s", name,
-					n < 0 ? strerror(errno) : "it shrank while being read");
+		if (n < 0)
+			return vz_error(err, errno, "Read image %s", name);
+		if (n == 0)
+			return vz_error_msg(err, EIO, "Read image %s: it shrank while being read", name);
 		ret = zout_push(z, io, (size_t)n, ZSTD_e_continue, err);
 		left -= (uint64_t)n;
 	}
@@ -196,7 +197,7 @@ int vz_img_pack(int dir_fd, int zstd_level, vz_img_sink sink, void *arg, struct 
 	z.buf = malloc(z.cap);
 	io = malloc(iosz);
 	if (!z.cctx || !z.buf || !io) {
-		ret = vz_error(err, ENOMEM, "Out of memory");
+		ret = vz_error_msg(err, ENOMEM, "Out of memory");
 		goto out;
 	}
 	ZSTD_CCtx_setParameter(z.cctx, ZSTD_c_compressionLevel, zstd_level);
@@ -259,7 +260,7 @@ bool vz_img_parser_done(const struct vz_img_parser *p)
 
 static int bad(struct vz_err *err, const char *what)
 {
-	return vz_error(err, EBADMSG, "Malformed image stream: %s", what);
+	return vz_error_msg(err, EBADMSG, "Malformed image stream: %s", what);
 }
 
 static void expect(struct vz_img_parser *p, enum pstate s, size_t need)
@@ -396,7 +397,7 @@ static int u_begin(void *arg, const char *name, uint32_t mode, uint64_t size, st
 	(void)size;
 	u->fd = openat(u->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (u->fd < 0)
-		return vz_error(err, errno, "Create image %s: %s", name, strerror(errno));
+		return vz_error(err, errno, "Create image %s", name);
 	snprintf(u->name, sizeof(u->name), "%s", name);
 	u->mode = mode & 0777;
 	return 0;
@@ -413,7 +414,7 @@ static int u_data(void *arg, const void *buf, size_t len, struct vz_err *err)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return vz_error(err, n < 0 ? errno : EIO, "Write image %s: %s", u->name, strerror(errno));
+			return vz_error(err, n < 0 ? errno : EIO, "Write image %s", u->name);
 		p += n;
 		len -= (size_t)n;
 		u->st.raw_bytes += (uint64_t)n;
@@ -427,7 +428,7 @@ static int u_end(void *arg, struct vz_err *err)
 	int ret = 0;
 
 	if (fchmod(u->fd, u->mode) != 0 || close(u->fd) != 0)
-		ret = vz_error(err, errno, "Write image %s: %s", u->name, strerror(errno));
+		ret = vz_error(err, errno, "Write image %s", u->name);
 	u->fd = -1;
 	u->st.nfiles++;
 	return ret;
@@ -440,7 +441,7 @@ struct vz_img_unpacker *vz_img_unpacker_new(int dir_fd, uint64_t max_bytes, stru
 	struct vz_img_unpacker *u = calloc(1, sizeof(*u));
 
 	if (!u) {
-		vz_error(err, ENOMEM, "Out of memory");
+		vz_error_msg(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
 	u->dir_fd = dir_fd;
@@ -451,7 +452,7 @@ struct vz_img_unpacker *vz_img_unpacker_new(int dir_fd, uint64_t max_bytes, stru
 	u->parser = vz_img_parser_new(max_bytes, &unpack_ops, u);
 	if (!u->dctx || !u->out || !u->parser) {
 		vz_img_unpacker_free(u);
-		vz_error(err, ENOMEM, "Out of memory");
+		vz_error_msg(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
 	/* A window larger than 128 MiB would let a hostile stream make us
@@ -474,7 +475,7 @@ int vz_img_unpacker_feed(struct vz_img_unpacker *u, const void *buf, size_t len,
 			return bad(err, "data after the end of the stream");
 		r = ZSTD_decompressStream(u->dctx, &out, &in);
 		if (ZSTD_isError(r))
-			return vz_error(err, EBADMSG, "Malformed image stream: %s", ZSTD_getErrorName(r));
+			return vz_error_msg(err, EBADMSG, "Malformed image stream: %s", ZSTD_getErrorName(r));
 		u->frame_open = r != 0;
 		ret = vz_img_parser_feed(u->parser, u->out, out.pos, err);
 		if (ret < 0)

@@ -39,13 +39,13 @@ static int find_syscall_insn(pid_t pid, unsigned long *ip, struct vz_err *err)
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
-		return vz_error(err, errno, "Read %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Read %s", path);
 	while (fgets(line, sizeof(line), f))
 		if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
 			break;
 	fclose(f);
 	if (!hi || hi - lo > (1 << 20))
-		return vz_error(err, ENOENT, "Process %d has no vDSO", (int)pid);
+		return vz_error_msg(err, ENOENT, "Process %d has no vDSO", (int)pid);
 	{
 		size_t len = hi - lo;
 		unsigned char *buf = malloc(len);
@@ -60,7 +60,7 @@ static int find_syscall_insn(pid_t pid, unsigned long *ip, struct vz_err *err)
 			}
 		free(buf);
 	}
-	return vz_error(err, ENOENT, "No syscall instruction in the vDSO of process %d", (int)pid);
+	return vz_error_msg(err, ENOENT, "No syscall instruction in the vDSO of process %d", (int)pid);
 }
 
 static int wait_stop(pid_t pid, int *sig, struct vz_err *err)
@@ -71,10 +71,10 @@ static int wait_stop(pid_t pid, int *sig, struct vz_err *err)
 		if (waitpid(pid, &st, __WALL) < 0) {
 			if (errno == EINTR)
 				continue;
-			return vz_error(err, errno, "Wait for process %d: %s", (int)pid, strerror(errno));
+			return vz_error(err, errno, "Wait for process %d", (int)pid);
 		}
 		if (WIFEXITED(st) || WIFSIGNALED(st))
-			return vz_error(err, ESRCH, "Process %d ended", (int)pid);
+			return vz_error_msg(err, ESRCH, "Process %d ended", (int)pid);
 		if (WIFSTOPPED(st)) {
 			*sig = WSTOPSIG(st) | (st >> 16) << 8;
 			return 0;
@@ -93,10 +93,10 @@ int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) != 0)
-		return vz_error(err, errno, "Seize process %d: %s", (int)pid, strerror(errno));
+		return vz_error(err, errno, "Seize process %d", (int)pid);
 	in->attached = true;
 	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) != 0) {
-		ret = vz_error(err, errno, "Interrupt process %d: %s", (int)pid, strerror(errno));
+		ret = vz_error(err, errno, "Interrupt process %d", (int)pid);
 		goto fail;
 	}
 	/* The interrupt's stop comes before any signal is dequeued. */
@@ -106,7 +106,7 @@ int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
 	if (ptrace(PTRACE_GETREGS, pid, NULL, &in->regs) != 0 ||
 	    ptrace(PTRACE_GETSIGMASK, pid, (void *)sizeof(in->sigmask), &in->sigmask) != 0 ||
 	    ptrace(PTRACE_SETSIGMASK, pid, (void *)sizeof(all), &all) != 0) {
-		ret = vz_error(err, errno, "Registers of process %d: %s", (int)pid, strerror(errno));
+		ret = vz_error(err, errno, "Registers of process %d", (int)pid);
 		goto fail;
 	}
 	in->saved = true;
@@ -132,19 +132,19 @@ int vz_inject_call(struct vz_inject *in, long nr, const long args[6], long *res,
 	r.r8 = (unsigned long)args[4];
 	r.r9 = (unsigned long)args[5];
 	if (ptrace(PTRACE_SETREGS, in->pid, NULL, &r) != 0 || ptrace(PTRACE_SINGLESTEP, in->pid, NULL, NULL) != 0)
-		return vz_error(err, errno, "Run a system call in process %d: %s", (int)in->pid, strerror(errno));
+		return vz_error(err, errno, "Run a system call in process %d", (int)in->pid);
 	for (;;) {
 		ret = wait_stop(in->pid, &sig, err);
 		if (ret < 0)
 			return ret;
 		if (ptrace(PTRACE_GETREGS, in->pid, NULL, &r) != 0)
-			return vz_error(err, errno, "Registers of process %d: %s", (int)in->pid, strerror(errno));
+			return vz_error(err, errno, "Registers of process %d", (int)in->pid);
 		if ((sig & 0xff) == SIGTRAP && r.rip == in->sc_ip + 2)
 			break;
 		/* A stop before the step completed (only SIGKILL/SIGSTOP get
 		 * through the mask): step again from where it is. */
 		if (ptrace(PTRACE_SINGLESTEP, in->pid, NULL, NULL) != 0)
-			return vz_error(err, errno, "Step process %d: %s", (int)in->pid, strerror(errno));
+			return vz_error(err, errno, "Step process %d", (int)in->pid);
 	}
 	*res = (long)r.rax;
 	return 0;
@@ -158,9 +158,9 @@ int vz_inject_end(struct vz_inject *in, struct vz_err *err)
 		return 0;
 	if (in->saved && (ptrace(PTRACE_SETREGS, in->pid, NULL, &in->regs) != 0 ||
 			  ptrace(PTRACE_SETSIGMASK, in->pid, (void *)sizeof(in->sigmask), &in->sigmask) != 0))
-		ret = vz_error(err, errno, "Put back the registers of process %d: %s", (int)in->pid, strerror(errno));
+		ret = vz_error(err, errno, "Put back the registers of process %d", (int)in->pid);
 	if (ptrace(PTRACE_DETACH, in->pid, NULL, NULL) != 0 && ret == 0)
-		ret = vz_error(err, errno, "Detach from process %d: %s", (int)in->pid, strerror(errno));
+		ret = vz_error(err, errno, "Detach from process %d", (int)in->pid);
 	in->attached = false;
 	return ret;
 }
@@ -171,7 +171,7 @@ int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
 {
 	memset(in, 0, sizeof(*in));
 	in->pid = pid;
-	return vz_error(err, ENOTSUP, "System call injection is only written for x86_64");
+	return vz_error_msg(err, ENOTSUP, "System call injection is only written for x86_64");
 }
 
 int vz_inject_call(struct vz_inject *in, long nr, const long args[6], long *res, struct vz_err *err)
@@ -180,7 +180,7 @@ int vz_inject_call(struct vz_inject *in, long nr, const long args[6], long *res,
 	(void)nr;
 	(void)args;
 	(void)res;
-	return vz_error(err, ENOTSUP, "System call injection is only written for x86_64");
+	return vz_error_msg(err, ENOTSUP, "System call injection is only written for x86_64");
 }
 
 int vz_inject_end(struct vz_inject *in, struct vz_err *err)

@@ -60,7 +60,7 @@ struct vz_pstore *vz_pstore_new(const char *dir, struct vz_err *err)
 	struct vz_pstore *s = calloc(1, sizeof(*s));
 
 	if (!s) {
-		vz_error(err, ENOMEM, "Out of memory");
+		vz_error_msg(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&s->lock, NULL);
@@ -69,8 +69,7 @@ struct vz_pstore *vz_pstore_new(const char *dir, struct vz_err *err)
 	s->buf = malloc(MAX_REPLY_PAGES * PAGE + sizeof(struct vz_ps_iov));
 	s->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (s->fd < 0 || !s->tab || !s->buf) {
-		vz_error(err, s->fd < 0 ? errno : ENOMEM, "Page store in %s: %s", dir,
-			 strerror(s->fd < 0 ? errno : ENOMEM));
+		vz_error(err, s->fd < 0 ? errno : ENOMEM, "Page store in %s", dir);
 		vz_pstore_free(s);
 		return NULL;
 	}
@@ -123,7 +122,7 @@ static int put_locked(struct vz_pstore *s, int vpid, uint64_t vaddr, const void 
 		      struct vz_err *err)
 {
 	if (vpid <= 0 || vaddr % PAGE)
-		return vz_error(err, EINVAL, "Page for pid %d at %#llx is not page-aligned", vpid,
+		return vz_error_msg(err, EINVAL, "Page for pid %d at %#llx is not page-aligned", vpid,
 				(unsigned long long)vaddr);
 	for (size_t i = 0; i < npages;) {
 		/* Runs of pages new to the store go to the file in one write. */
@@ -132,11 +131,11 @@ static int put_locked(struct vz_pstore *s, int vpid, uint64_t vaddr, const void 
 		uint64_t first;
 
 		if ((s->used + npages) * 2 > s->cap && grow(s) < 0)
-			return vz_error(err, ENOMEM, "Out of memory for the page index");
+			return vz_error_msg(err, ENOMEM, "Out of memory for the page index");
 		sl = lookup(s, key_of(vpid, vaddr + i * PAGE));
 		if (sl->key) {
 			if (pwrite(s->fd, (const uint8_t *)data + i * PAGE, PAGE, (off_t)(sl->off * PAGE)) != PAGE)
-				return vz_error(err, errno ? errno : EIO, "Write the page store: %s", strerror(errno));
+				return vz_error(err, errno ? errno : EIO, "Write the page store");
 			i++;
 			continue;
 		}
@@ -159,8 +158,7 @@ static int put_locked(struct vz_pstore *s, int vpid, uint64_t vaddr, const void 
 				ssize_t n = pwrite(s->fd, p, len, off);
 
 				if (n <= 0)
-					return vz_error(err, errno ? errno : EIO, "Write the page store: %s",
-							strerror(errno));
+					return vz_error(err, errno ? errno : EIO, "Write the page store");
 				p += n;
 				len -= (size_t)n;
 				off += n;
@@ -257,18 +255,18 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 		if (ret == 0)
 			return 0;
 		if (ret < 0)
-			return vz_error(err, -ret, "Page server: read a request: %s", strerror(-ret));
+			return vz_error(err, -ret, "Page server: read a request");
 		cmd = pi.cmd & 0xffff;
 		if (cmd == VZ_PS_IOV_CLOSE || cmd == VZ_PS_IOV_FORCE_CLOSE) {
 			int32_t status = 0;
 
 			ret = write_full(fd, &status, sizeof(status));
-			return ret < 0 ? vz_error(err, -ret, "Page server: %s", strerror(-ret)) : 0;
+			return ret < 0 ? vz_error(err, -ret, "Page server") : 0;
 		}
 		if (cmd != VZ_PS_IOV_GET)
-			return vz_error(err, EPROTO, "Page server: unexpected command %#x", pi.cmd);
+			return vz_error_msg(err, EPROTO, "Page server: unexpected command %#x", pi.cmd);
 		if (pi.nr_pages == 0 || pi.vaddr % PAGE || pi.dst_id == 0 || pi.dst_id > INT32_MAX)
-			return vz_error(err, EPROTO, "Page server: bad request for %llu pages at %#llx of pid %llu",
+			return vz_error_msg(err, EPROTO, "Page server: bad request for %llu pages at %#llx of pid %llu",
 					(unsigned long long)pi.nr_pages, (unsigned long long)pi.vaddr,
 					(unsigned long long)pi.dst_id);
 		/* The longest run held from vaddr; CRIU asks again for the rest. */
@@ -291,7 +289,7 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 				n++;
 		}
 		if (n == 0)
-			return vz_error(err, ENOENT, "Page server: pid %llu's page at %#llx was never sent here",
+			return vz_error_msg(err, ENOENT, "Page server: pid %llu's page at %#llx was never sent here",
 					(unsigned long long)pi.dst_id, (unsigned long long)pi.vaddr);
 		pi.cmd = (uint32_t)VZ_PE_PRESENT << 16 | VZ_PS_IOV_ADD_F;
 		pi.nr_pages = n;
@@ -300,7 +298,7 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 		memcpy(s->buf, &pi, sizeof(pi));
 		ret = write_full(fd, s->buf, sizeof(pi) + n * PAGE);
 		if (ret < 0)
-			return vz_error(err, -ret, "Page server: send pages: %s", strerror(-ret));
+			return vz_error(err, -ret, "Page server: send pages");
 		if (st) {
 			st->requests++;
 			st->pages += n;

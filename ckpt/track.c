@@ -89,16 +89,16 @@ int vz_soft_dirty_probe(struct vz_err *err)
 
 	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
-		return vz_error(err, errno, "Map a probe page: %s", strerror(errno));
+		return vz_error(err, errno, "Map a probe page");
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	cr = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
 	p[0] = 1;
 	if (pm < 0 || cr < 0 || write(cr, "4", 1) != 1)
-		ret = vz_error(err, errno, "Clear soft-dirty bits: %s", strerror(errno));
+		ret = vz_error(err, errno, "Clear soft-dirty bits");
 	else {
 		p[0] = 2;
 		if (pread(pm, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * 8)) != sizeof(e) || !(e & PM_SOFT_DIRTY))
-			ret = vz_error(err, ENOTSUP,
+			ret = vz_error_msg(err, ENOTSUP,
 				       "the kernel keeps no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off)");
 	}
 	munmap((void *)p, PAGE);
@@ -128,7 +128,7 @@ struct vz_track *vz_track_new(enum vz_track_kind k, vz_track_hold_fn hold, void 
 	struct vz_track *t = calloc(1, sizeof(*t));
 
 	if (!t) {
-		vz_error(err, ENOMEM, "Out of memory");
+		vz_error_msg(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
 	t->kind = k;
@@ -139,7 +139,7 @@ struct vz_track *vz_track_new(enum vz_track_kind k, vz_track_hold_fn hold, void 
 	t->pm = calloc(CHUNK_PAGES, sizeof(uint64_t));
 	if (!t->buf || !t->vec || !t->pm) {
 		vz_track_free(t);
-		vz_error(err, ENOMEM, "Out of memory");
+		vz_error_msg(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
 	return t;
@@ -233,13 +233,12 @@ static int give_uffd(struct tproc *p, struct vz_err *err)
 		ret = vz_inject_call(&in, SYS_userfaultfd, args, &rfd, err);
 	}
 	if (ret == 0 && rfd < 0)
-		ret = vz_error(err, (int)-rfd, "A userfaultfd in process %d: %s", (int)p->pid, strerror((int)-rfd));
+		ret = vz_error(err, (int)-rfd, "A userfaultfd in process %d", (int)p->pid);
 	if (ret == 0) {
 		pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
 		fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, (int)rfd, 0);
 		if (fd < 0)
-			ret = vz_error(err, errno, "Take the userfaultfd of process %d: %s", (int)p->pid,
-				       strerror(errno));
+			ret = vz_error(err, errno, "Take the userfaultfd of process %d", (int)p->pid);
 		args[0] = rfd;
 		if (vz_inject_call(&in, SYS_close, args, &res, err) < 0 && ret == 0)
 			ret = -EIO;
@@ -249,7 +248,7 @@ static int give_uffd(struct tproc *p, struct vz_err *err)
 	if (pidfd >= 0)
 		close(pidfd);
 	if (ret == 0 && ioctl(fd, UFFDIO_API, &api) != 0)
-		ret = vz_error(err, errno, "UFFDIO_API (write-protect, async): %s", strerror(errno));
+		ret = vz_error(err, errno, "UFFDIO_API (write-protect, async)");
 	if (ret < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -379,7 +378,7 @@ static int emit_range(struct ctx *c, uint64_t s, uint64_t e, struct vz_err *err)
 			return 0;
 		}
 		if (vz_grow((void **)&p->sd, &p->capsd, p->nsd, sizeof(*p->sd), 64) < 0)
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		p->sd[p->nsd++] = (struct range){ s, e };
 		p->sd_unvouched = c->unvouched;
 		return 0;
@@ -432,7 +431,7 @@ static int scan(struct ctx *c, int pm, uint64_t s, uint64_t e, bool wp, uint64_t
 		if (n < 0 && (errno == EPERM || errno == ESRCH))
 			return -errno; /* not registered; gone: the caller decides */
 		if (n < 0)
-			return vz_error(err, errno, "PAGEMAP_SCAN of process %d: %s", (int)c->p->pid, strerror(errno));
+			return vz_error(err, errno, "PAGEMAP_SCAN of process %d", (int)c->p->pid);
 		for (long i = 0; i < n; i++) {
 			int ret = emit_range(c, c->t->vec[i].start, c->t->vec[i].end, err);
 
@@ -612,7 +611,7 @@ static int clear_soft_dirty(struct vz_track *t, const pid_t *pids, size_t n, str
 			int e = errno;
 
 			close(fd);
-			return vz_error(err, e, "Clear soft-dirty bits of process %d: %s", (int)pids[i], strerror(e));
+			return vz_error(err, e, "Clear soft-dirty bits of process %d", (int)pids[i]);
 		}
 		close(fd);
 		p->sd_clean = true;
@@ -850,7 +849,7 @@ int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, s
 	int ret = 0;
 
 	if (!buf)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		char path[64], line[512];
 		unsigned long long st;
@@ -894,7 +893,7 @@ int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, s
 					for (unsigned j = 0; j < mdlen && k < (int)sizeof(out) - 3; j++)
 						k += snprintf(out + k, sizeof(out) - (size_t)k, "%02x", md[j]);
 					if (vz_grow((void **)&lines, &cap, nl, sizeof(*lines), 64) < 0) {
-						ret = vz_error(err, ENOMEM, "Out of memory");
+						ret = vz_error_msg(err, ENOMEM, "Out of memory");
 						break;
 					}
 					lines[nl] = strdup(out);
@@ -942,7 +941,7 @@ int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, s
 		*text = t;
 		*len = total;
 		if (!t)
-			ret = vz_error(err, ENOMEM, "Out of memory");
+			ret = vz_error_msg(err, ENOMEM, "Out of memory");
 	}
 	for (size_t i = 0; i < nl; i++)
 		free(lines[i]);

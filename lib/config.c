@@ -20,7 +20,7 @@ static int push_line(struct vz_conf *conf, char *key, char *value, struct vz_err
 		if (!l) {
 			free(key);
 			free(value);
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		}
 		conf->lines = l;
 		conf->cap = cap;
@@ -91,14 +91,14 @@ int vz_conf_parse(struct vz_conf *conf, const char *text, size_t len, struct vz_
 		pos += llen + (nl ? 1 : 0);
 		lineno++;
 		if (memchr(line, '\0', llen))
-			return vz_error(err, EINVAL, "Line %u: NUL byte", lineno);
+			return vz_error_msg(err, EINVAL, "Line %u: NUL byte", lineno);
 		while (skip < llen && isspace((unsigned char)line[skip]))
 			skip++;
 		if (skip == llen || line[skip] == '#') {
 			char *raw = strndup(line, llen);
 
 			if (!raw)
-				return vz_error(err, ENOMEM, "Out of memory");
+				return vz_error_msg(err, ENOMEM, "Out of memory");
 			ret = push_line(conf, NULL, raw, err);
 			if (ret < 0)
 				return ret;
@@ -106,9 +106,9 @@ int vz_conf_parse(struct vz_conf *conf, const char *text, size_t len, struct vz_
 		}
 		ret = parse_assignment(line + skip, llen - skip, &key, &value);
 		if (ret == -ENOMEM)
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		if (ret < 0)
-			return vz_error(err, EINVAL, "Line %u: expected KEY=\"value\"", lineno);
+			return vz_error_msg(err, EINVAL, "Line %u: expected KEY=\"value\"", lineno);
 		ret = push_line(conf, key, value, err);
 		if (ret < 0)
 			return ret;
@@ -124,7 +124,7 @@ int vz_conf_load(struct vz_conf *conf, const char *path, struct vz_err *err)
 
 	ret = vz_read_file(path, &text, &len, 1 << 20);
 	if (ret < 0)
-		return vz_error(err, -ret, "Read %s: %s", path, strerror(-ret));
+		return vz_error(err, -ret, "Read %s", path);
 	ret = vz_conf_parse(conf, text, len, err);
 	if (ret < 0)
 		return vz_error_wrap(err, "%s", path);
@@ -145,7 +145,7 @@ int vz_conf_set(struct vz_conf *conf, const char *key, const char *value, struct
 	int found = 0;
 
 	if (strchr(value ? value : "", '"') || strchr(value ? value : "", '\n'))
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Value of %s must not hold quotes or newlines", key);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Value of %s must not hold quotes or newlines", key);
 	for (size_t i = 0; i < conf->n; i++) {
 		struct vz_conf_line *l = &conf->lines[i];
 
@@ -162,7 +162,7 @@ int vz_conf_set(struct vz_conf *conf, const char *key, const char *value, struct
 		char *v = strdup(value);
 
 		if (!v)
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		free(l->value);
 		l->value = v;
 		found = 1;
@@ -175,7 +175,7 @@ int vz_conf_set(struct vz_conf *conf, const char *key, const char *value, struct
 	if (!k || !v) {
 		free(k);
 		free(v);
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	}
 	return push_line(conf, k, v, err);
 }
@@ -189,12 +189,12 @@ int vz_conf_save(const struct vz_conf *conf, const char *path, struct vz_err *er
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return vz_error(err, errno, "Create %s: %s", tmp, strerror(errno));
+		return vz_error(err, errno, "Create %s", tmp);
 	f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
 		unlink(tmp);
-		return vz_error(err, errno, "Open %s", tmp);
+		return vz_error_msg(err, errno, "Open %s", tmp);
 	}
 	for (size_t i = 0; i < conf->n; i++) {
 		const struct vz_conf_line *l = &conf->lines[i];
@@ -208,13 +208,13 @@ int vz_conf_save(const struct vz_conf *conf, const char *path, struct vz_err *er
 		int e = errno;
 
 		unlink(tmp);
-		return vz_error(err, e, "Write %s: %s", tmp, strerror(e));
+		return vz_error(err, e, "Write %s", tmp);
 	}
 	if (rename(tmp, path) != 0) {
 		int e = errno;
 
 		unlink(tmp);
-		return vz_error(err, e, "Rename %s to %s: %s", tmp, path, strerror(e));
+		return vz_error(err, e, "Rename %s to %s", tmp, path);
 	}
 	return 0;
 }
@@ -229,7 +229,7 @@ int vz_conf_copy(struct vz_conf *dst, const struct vz_conf *src, struct vz_err *
 		if ((l->key && !k) || !v) {
 			free(k);
 			free(v);
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		}
 		ret = push_line(dst, k, v, err);
 		if (ret < 0)

@@ -1,12 +1,13 @@
 /* The error object: a message, an errno and an OpenVZ exit code. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "err.h"
 
-static int record(struct vz_err *err, int exit_code, int errnum, const char *fmt, va_list ap)
+static int record(struct vz_err *err, int exit_code, int errnum, bool with_text, const char *fmt, va_list ap)
 {
 	if (errnum < 0)
 		errnum = -errnum;
@@ -17,7 +18,10 @@ static int record(struct vz_err *err, int exit_code, int errnum, const char *fmt
 	/* Through a copy: callers may pass err->msg itself as an argument. */
 	char msg[sizeof(err->msg)];
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+
+	if (with_text && n >= 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(errnum));
 	memcpy(err->msg, msg, sizeof(msg));
 	err->errnum = errnum;
 	err->exit_code = exit_code;
@@ -30,7 +34,18 @@ int vz_error(struct vz_err *err, int errnum, const char *fmt, ...)
 	int ret;
 
 	va_start(ap, fmt);
-	ret = record(err, VZ_EXIT_SYSTEM, errnum, fmt, ap);
+	ret = record(err, VZ_EXIT_SYSTEM, errnum, true, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int vz_error_msg(struct vz_err *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = record(err, VZ_EXIT_SYSTEM, errnum, false, fmt, ap);
 	va_end(ap);
 	return ret;
 }
@@ -41,7 +56,18 @@ int vz_error_exit(struct vz_err *err, int exit_code, int errnum, const char *fmt
 	int ret;
 
 	va_start(ap, fmt);
-	ret = record(err, exit_code, errnum, fmt, ap);
+	ret = record(err, exit_code, errnum, true, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int vz_error_exit_msg(struct vz_err *err, int exit_code, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = record(err, exit_code, errnum, false, fmt, ap);
 	va_end(ap);
 	return ret;
 }

@@ -1,7 +1,11 @@
 /* The one error contract: functions return 0 or a negative errno and take
- * `struct vz_err *err` last. vz_error() records a message and returns the
- * negative value; callers add context with vz_error_wrap(). Messages start
- * with a capital letter and have no trailing period. */
+ * `struct vz_err *err` last. vz_error() records a message with the errno's
+ * text appended (as crun's error objects do) and returns the negative value;
+ * vz_error_msg() records a message that says everything itself (a protocol
+ * or validation failure, no system call behind it). Callers add context
+ * with vz_error_wrap(). Messages start with a capital letter, have no
+ * trailing period and never format strerror() themselves: `make lint`
+ * rejects a strerror() inside a vz_error* call. */
 #ifndef VZ_ERR_H
 #define VZ_ERR_H
 
@@ -52,13 +56,20 @@ struct vz_err {
 	char msg[1024];
 };
 
-/* Record "fmt..." with errno errnum (0 means EINVAL) and return -errnum.
- * A later call replaces the message; use vz_error_wrap() to add context. */
+/* Record "fmt...: <strerror(errnum)>" with errno errnum (a negative value
+ * counts as its absolute value; 0 means EINVAL) and return -errnum. A later
+ * call replaces the message; use vz_error_wrap() to add context. */
 int vz_error(struct vz_err *err, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Same, with an OpenVZ exit code. */
+/* Record "fmt..." alone, with errno errnum, and return -errnum. */
+int vz_error_msg(struct vz_err *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* vz_error() and vz_error_msg() with an OpenVZ exit code. */
 int vz_error_exit(struct vz_err *err, int exit_code, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int vz_error_exit_msg(struct vz_err *err, int exit_code, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* Prefix the recorded message with "fmt...: " and return -err->errnum. */

@@ -258,9 +258,9 @@ int vz_run_checked(char *const argv[], struct vz_err *err)
 	int ret = vz_run(argv, &out);
 
 	if (ret < 0)
-		return vz_error(err, -ret, "Run %s: %s", argv[0], strerror(-ret));
+		return vz_error(err, -ret, "Run %s", argv[0]);
 	if (ret != 0)
-		return vz_error(err, EIO, "%s failed (status %d): %s", argv[0], ret,
+		return vz_error_msg(err, EIO, "%s failed (status %d): %s", argv[0], ret,
 				vz_last_line(out ? out : "", last, sizeof(last)));
 	return 0;
 }

@@ -47,22 +47,22 @@ int vz_tls_new(struct vz_tls **out, const char *ca, const char *cert, const char
 	struct vz_tls *t = calloc(1, sizeof(*t));
 
 	if (!t)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	t->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
 	if (!t->ctx) {
 		free(t);
-		return vz_error(err, EIO, "Create a TLS context: %s", ssl_reason());
+		return vz_error_msg(err, EIO, "Create a TLS context: %s", ssl_reason());
 	}
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_3_VERSION);
 	if (SSL_CTX_load_verify_locations(t->ctx, ca, NULL) != 1) {
 		vz_tls_free(t);
-		return vz_error(err, ENOENT, "Load the cluster CA %s: %s", ca, ssl_reason());
+		return vz_error_msg(err, ENOENT, "Load the cluster CA %s: %s", ca, ssl_reason());
 	}
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(t->ctx) != 1) {
 		vz_tls_free(t);
-		return vz_error(err, ENOENT, "Load this host's certificate %s and key %s: %s", cert, key,
+		return vz_error_msg(err, ENOENT, "Load this host's certificate %s and key %s: %s", cert, key,
 				ssl_reason());
 	}
 	/* Both sides present a certificate the cluster CA signed. */
@@ -90,12 +90,12 @@ static ssize_t tls_read(struct vz_conn *c, void *buf, size_t len, struct vz_err 
 		return 0;
 	case SSL_ERROR_SYSCALL:
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return vz_error(err, ETIMEDOUT, "No data from %s in time", c->peer);
+			return vz_error_msg(err, ETIMEDOUT, "No data from %s in time", c->peer);
 		if (n == 0 || errno == 0)
-			return vz_error(err, ECONNRESET, "%s closed the connection", c->peer);
-		return vz_error(err, errno, "Read from %s: %s", c->peer, strerror(errno));
+			return vz_error_msg(err, ECONNRESET, "%s closed the connection", c->peer);
+		return vz_error(err, errno, "Read from %s", c->peer);
 	default:
-		return vz_error(err, EPROTO, "TLS from %s: %s", c->peer, ssl_reason());
+		return vz_error_msg(err, EPROTO, "TLS from %s: %s", c->peer, ssl_reason());
 	}
 }
 
@@ -110,11 +110,11 @@ static int tls_write(struct vz_conn *c, const void *buf, size_t len, struct vz_e
 			int e = SSL_get_error(c->ssl, n);
 
 			if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-				return vz_error(err, ETIMEDOUT, "%s takes no data in time", c->peer);
+				return vz_error_msg(err, ETIMEDOUT, "%s takes no data in time", c->peer);
 			if (e == SSL_ERROR_SYSCALL)
-				return vz_error(err, errno ? errno : EPIPE, "Write to %s: %s", c->peer,
-						errno ? strerror(errno) : "connection closed");
-			return vz_error(err, EPROTO, "TLS to %s: %s", c->peer, ssl_reason());
+				return errno ? vz_error(err, errno, "Write to %s", c->peer)
+					     : vz_error_msg(err, EPIPE, "Write to %s: connection closed", c->peer);
+			return vz_error_msg(err, EPROTO, "TLS to %s: %s", c->peer, ssl_reason());
 		}
 		p += n;
 		len -= (size_t)n;
@@ -145,8 +145,7 @@ static ssize_t plain_read(struct vz_conn *c, void *buf, size_t len, struct vz_er
 			return n;
 		if (errno == EINTR)
 			continue;
-		return vz_error(err, errno == EAGAIN ? ETIMEDOUT : errno, "Read from %s: %s", c->peer,
-				strerror(errno));
+		return vz_error(err, errno == EAGAIN ? ETIMEDOUT : errno, "Read from %s", c->peer);
 	}
 }
 
@@ -160,7 +159,7 @@ static int plain_write(struct vz_conn *c, const void *buf, size_t len, struct vz
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return vz_error(err, errno, "Write to %s: %s", c->peer, strerror(errno));
+			return vz_error(err, errno, "Write to %s", c->peer);
 		p += n;
 		len -= (size_t)n;
 	}
@@ -214,11 +213,11 @@ static int check_peer(struct vz_conn *c, const char *who, struct vz_err *err)
 	long v = SSL_get_verify_result(c->ssl);
 
 	if (!x)
-		return vz_error(err, EACCES, "%s presented no certificate", who);
+		return vz_error_msg(err, EACCES, "%s presented no certificate", who);
 	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, c->peer, sizeof(c->peer));
 	X509_free(x);
 	if (v != X509_V_OK)
-		return vz_error(err, EACCES, "%s (%s): certificate refused: %s", who, c->peer,
+		return vz_error_msg(err, EACCES, "%s (%s): certificate refused: %s", who, c->peer,
 				X509_verify_cert_error_string(v));
 	return 0;
 }
@@ -229,12 +228,14 @@ static int handshake_error(SSL *ssl, int r, const char *who, struct vz_err *err)
 	int e = SSL_get_error(ssl, r);
 
 	if (v != X509_V_OK)
-		return vz_error(err, EACCES, "%s: certificate refused: %s (not signed by the cluster CA?)", who,
+		return vz_error_msg(err, EACCES, "%s: certificate refused: %s (not signed by the cluster CA?)", who,
 				X509_verify_cert_error_string(v));
 	if (e == SSL_ERROR_SYSCALL)
-		return vz_error(err, errno ? errno : ECONNRESET, "%s: TLS handshake: %s", who,
-				errno ? strerror(errno) : "the peer closed the connection (did it refuse our certificate?)");
-	return vz_error(err, EACCES, "%s: TLS handshake: %s", who, ssl_reason());
+		return errno ? vz_error(err, errno, "%s: TLS handshake", who)
+			     : vz_error_msg(err, ECONNRESET,
+					    "%s: TLS handshake: the peer closed the connection (did it refuse our certificate?)",
+					    who);
+	return vz_error_msg(err, EACCES, "%s: TLS handshake: %s", who, ssl_reason());
 }
 
 int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeout_ms, int io_timeout_ms,
@@ -251,7 +252,7 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 	snprintf(who, sizeof(who), "%s:%u", host, port);
 	r = getaddrinfo(host, portstr, &hints, &ai);
 	if (r != 0)
-		return vz_error(err, EHOSTUNREACH, "Resolve %s: %s", host, gai_strerror(r));
+		return vz_error_msg(err, EHOSTUNREACH, "Resolve %s: %s", host, gai_strerror(r));
 	for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
 		struct pollfd p;
 		socklen_t len = sizeof(r);
@@ -276,13 +277,13 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 	}
 	freeaddrinfo(ai);
 	if (fd < 0)
-		return vz_error(err, r ? r : EHOSTUNREACH, "Connect to %s: %s", who, strerror(r ? r : EHOSTUNREACH));
+		return vz_error(err, r ? r : EHOSTUNREACH, "Connect to %s", who);
 	fcntl(fd, F_SETFL, 0);
 	set_timeouts(fd, io_timeout_ms);
 	ssl = SSL_new(t->ctx);
 	if (!ssl) {
 		close(fd);
-		return vz_error(err, ENOMEM, "Create a TLS session: %s", ssl_reason());
+		return vz_error_msg(err, ENOMEM, "Create a TLS session: %s", ssl_reason());
 	}
 	SSL_set_fd(ssl, fd);
 	c->ops = &tls_ops;
@@ -319,7 +320,7 @@ int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c
 	ssl = SSL_new(t->ctx);
 	if (!ssl) {
 		close(fd);
-		return vz_error(err, ENOMEM, "Create a TLS session: %s", ssl_reason());
+		return vz_error_msg(err, ENOMEM, "Create a TLS session: %s", ssl_reason());
 	}
 	SSL_set_fd(ssl, fd);
 	c->ops = &tls_ops;
@@ -347,7 +348,7 @@ static int read_full(struct vz_conn *c, void *buf, size_t len, struct vz_err *er
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
-			return vz_error(err, ECONNRESET, "%s closed the connection", c->peer);
+			return vz_error_msg(err, ECONNRESET, "%s closed the connection", c->peer);
 		p += n;
 		len -= (size_t)n;
 		c->bytes_in += (uint64_t)n;
@@ -362,10 +363,10 @@ int vz_msg_send(struct vz_conn *c, const ProtobufCMessage *m, struct vz_err *err
 	int ret;
 
 	if (len > VZ_MSG_MAX)
-		return vz_error(err, EMSGSIZE, "Message of %zu bytes is too large", len);
+		return vz_error_msg(err, EMSGSIZE, "Message of %zu bytes is too large", len);
 	buf = malloc(len + 4);
 	if (!buf)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	buf[0] = (uint8_t)(len >> 24);
 	buf[1] = (uint8_t)(len >> 16);
 	buf[2] = (uint8_t)(len >> 8);
@@ -389,16 +390,16 @@ int vz_msg_recv(struct vz_conn *c, const ProtobufCMessageDescriptor *desc, size_
 	if (ret < 0)
 		return ret;
 	if (vz_frame_parse_header(hdr, max, &len) < 0)
-		return vz_error(err, EMSGSIZE, "%s sent a frame longer than %zu bytes", c->peer, max);
+		return vz_error_msg(err, EMSGSIZE, "%s sent a frame longer than %zu bytes", c->peer, max);
 	buf = malloc(len ? len : 1);
 	if (!buf)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	ret = read_full(c, buf, len, err);
 	if (ret < 0)
 		return ret;
 	*m = protobuf_c_message_unpack(desc, NULL, len, buf);
 	if (!*m)
-		return vz_error(err, EBADMSG, "%s sent a message that does not parse", c->peer);
+		return vz_error_msg(err, EBADMSG, "%s sent a message that does not parse", c->peer);
 	return 0;
 }
 
@@ -446,7 +447,7 @@ int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **ou
 		uint8_t *n = realloc(z->out, need);
 
 		if (!n)
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		z->out = n;
 		z->cap = need;
 	}
@@ -454,10 +455,10 @@ int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **ou
 	do {
 		left = ZSTD_compressStream2(z->cctx, &ob, &ib, ZSTD_e_flush);
 		if (ZSTD_isError(left))
-			return vz_error(err, EIO, "Compress: %s", ZSTD_getErrorName(left));
+			return vz_error_msg(err, EIO, "Compress: %s", ZSTD_getErrorName(left));
 	} while (left != 0 && ob.pos < ob.size);
 	if (left != 0)
-		return vz_error(err, EIO, "Compressed chunk does not fit");
+		return vz_error_msg(err, EIO, "Compressed chunk does not fit");
 	*out = z->out;
 	*out_len = ob.pos;
 	return 0;
@@ -513,10 +514,10 @@ int vz_zdec_chunk(struct vz_zdec *z, const void *in, size_t len, size_t max_tota
 		int ret;
 
 		if (ZSTD_isError(r))
-			return vz_error(err, EBADMSG, "Corrupt compressed data: %s", ZSTD_getErrorName(r));
+			return vz_error_msg(err, EBADMSG, "Corrupt compressed data: %s", ZSTD_getErrorName(r));
 		total += ob.pos;
 		if (total > max_total)
-			return vz_error(err, EMSGSIZE, "A chunk expands past %zu bytes", max_total);
+			return vz_error_msg(err, EMSGSIZE, "A chunk expands past %zu bytes", max_total);
 		if (ob.pos) {
 			ret = sink(arg, z->out, ob.pos, err);
 			if (ret < 0)

@@ -21,14 +21,14 @@ int vz_ctl_connect(int *fd, struct vz_err *err)
 
 	vz_path_agent_sock(path, sizeof(path));
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return vz_error(err, ENAMETOOLONG, "Agent socket path %s is too long", path);
+		return vz_error_msg(err, ENAMETOOLONG, "Agent socket path %s is too long", path);
 	strcpy(sa.sun_path, path);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
-		return vz_error(err, errno, "Create socket: %s", strerror(errno));
+		return vz_error(err, errno, "Create socket");
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		return vz_error_exit(err, errno == EACCES ? VZ_EXIT_PERM : VZ_EXIT_SYSTEM, errno, "Cannot reach vzagent at %s: %s (is it running?)", path,
-				strerror(errno));
+		return vz_error_exit(err, errno == EACCES ? VZ_EXIT_PERM : VZ_EXIT_SYSTEM, errno,
+				     "Cannot reach vzagent at %s (is it running?)", path);
 	*fd = steal_fd(&s);
 	return 0;
 }
@@ -40,10 +40,10 @@ static int send_packed(int fd, const ProtobufCMessage *m, const int *fds, size_t
 	_cleanup_free_ uint8_t *buf = NULL;
 
 	if (len > VZ_CONTROL_MAX_FRAME)
-		return vz_error(err, EMSGSIZE, "Control message of %zu bytes is too large", len);
+		return vz_error_msg(err, EMSGSIZE, "Control message of %zu bytes is too large", len);
 	buf = malloc(len ? len : 1);
 	if (!buf)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	protobuf_c_message_pack(m, buf);
 	return vz_frame_send(fd, buf, len, fds, nfds, err);
 }
@@ -81,12 +81,12 @@ int vz_ctl_recv_request(int fd, vz_request **req, int *fds, size_t *nfds, struct
 	r = vz__control__request__unpack(NULL, len, buf);
 	if (!r) {
 		close_fds(fds, nfds);
-		return vz_error(err, EBADMSG, "Malformed control request");
+		return vz_error_msg(err, EBADMSG, "Malformed control request");
 	}
 	if (r->magic != VZ_CONTROL_MAGIC || r->version != VZ_CONTROL_VERSION) {
 		vz__control__request__free_unpacked(r, NULL);
 		close_fds(fds, nfds);
-		return vz_error(err, EPROTO, "Control request has a wrong magic or version");
+		return vz_error_msg(err, EPROTO, "Control request has a wrong magic or version");
 	}
 	*req = r;
 	return 0;
@@ -105,7 +105,7 @@ int vz_ctl_recv_reply(int fd, vz_reply **reply, int *fds, size_t *nfds, struct v
 	r = vz__control__reply__unpack(NULL, len, buf);
 	if (!r) {
 		close_fds(fds, nfds);
-		return vz_error(err, EBADMSG, "Malformed reply from vzagent");
+		return vz_error_msg(err, EBADMSG, "Malformed reply from vzagent");
 	}
 	*reply = r;
 	return 0;

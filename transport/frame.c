@@ -32,7 +32,7 @@ int vz_frame_send(int fd, const void *buf, size_t len, const int *fds, size_t nf
 	size_t sent = 0, total = sizeof(hdr) + len;
 
 	if (len > UINT32_MAX || nfds > VZ_FRAME_MAX_FDS)
-		return vz_error(err, EMSGSIZE, "Frame of %zu bytes is too large", len);
+		return vz_error_msg(err, EMSGSIZE, "Frame of %zu bytes is too large", len);
 	if (nfds) {
 		struct cmsghdr *c;
 
@@ -51,7 +51,7 @@ int vz_frame_send(int fd, const void *buf, size_t len, const int *fds, size_t nf
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return vz_error(err, errno, "Send frame: %s", strerror(errno));
+			return vz_error(err, errno, "Send frame");
 		}
 		sent += (size_t)n;
 		/* Descriptors went with the first byte; advance the iovecs. */
@@ -94,7 +94,7 @@ static int read_full(int fd, void *buf, size_t len, int *fds, size_t *nfds, stru
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return vz_error(err, errno, "Receive frame: %s", strerror(errno));
+			return vz_error(err, errno, "Receive frame");
 		}
 		if (nfds) {
 			for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
@@ -114,7 +114,7 @@ static int read_full(int fd, void *buf, size_t len, int *fds, size_t *nfds, stru
 			}
 		}
 		if (n == 0)
-			return vz_error(err, ECONNRESET, "Connection closed by peer");
+			return vz_error_msg(err, ECONNRESET, "Connection closed by peer");
 		got += (size_t)n;
 	}
 	return 0;
@@ -135,13 +135,13 @@ int vz_frame_recv(int fd, uint8_t **buf, size_t *len, size_t max, int *fds, size
 	if (ret < 0)
 		return ret;
 	if (vz_frame_parse_header(hdr, max, &n) < 0)
-		return vz_error(err, EMSGSIZE, "Frame length %u exceeds the limit of %zu bytes",
+		return vz_error_msg(err, EMSGSIZE, "Frame length %u exceeds the limit of %zu bytes",
 				(unsigned)((uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
 					   (uint32_t)hdr[2] << 8 | hdr[3]),
 				max);
 	b = malloc(n ? n : 1);
 	if (!b)
-		return vz_error(err, ENOMEM, "Out of memory");
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	ret = read_full(fd, b, n, fds, nfds ? nfds : &dummy, err);
 	if (ret < 0)
 		return ret;

@@ -15,13 +15,13 @@ static int absolute(const char *f, char *out, size_t len, struct vz_err *err)
 	char cwd[PATH_MAX];
 
 	if (!*f)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Empty --dumpfile");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Empty --dumpfile");
 	if (f[0] == '/') {
 		snprintf(out, len, "%s", f);
 		return 0;
 	}
 	if (!getcwd(cwd, sizeof(cwd)))
-		return vz_error(err, errno, "Current directory: %s", strerror(errno));
+		return vz_error(err, errno, "Current directory");
 	snprintf(out, len, "%s/%s", cwd, f);
 	return 0;
 }
@@ -47,9 +47,9 @@ static int ckpt_cmd(Vz__Control__Op op, int argc, char **argv, struct vz_err *er
 				return ret;
 			req.dumpfile = path;
 		} else if (!strcmp(argv[i], "--dumpfile")) {
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Option --dumpfile needs a file name");
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Option --dumpfile needs a file name");
 		} else {
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s for vzctl %s", argv[i],
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s for vzctl %s", argv[i],
 					     argv[0]);
 		}
 	}

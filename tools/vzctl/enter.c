@@ -91,7 +91,7 @@ int cmd_enter(int argc, char **argv, struct vz_err *err)
 		return ret;
 	if (argc > 2) {
 		if (strcmp(argv[2], "--exec") || argc < 4)
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzctl enter VEID [--exec COMMAND]");
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzctl enter VEID [--exec COMMAND]");
 		req.n_argv = (size_t)argc - 3;
 		req.argv = argv + 3;
 	}
@@ -106,7 +106,7 @@ int cmd_enter(int argc, char **argv, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (r->code) {
-		vz_error_exit(err, r->code, EIO, "%s", r->error ? r->error : "Enter failed");
+		vz_error_exit_msg(err, r->code, EIO, "%s", r->error ? r->error : "Enter failed");
 		vz__control__reply__free_unpacked(r, NULL);
 		return -EIO;
 	}

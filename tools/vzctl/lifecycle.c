@@ -18,7 +18,7 @@ static int simple(Vz__Control__Op op, int argc, char **argv, bool takes_fast, st
 		} else if (!strcmp(argv[i], "--wait") || !strcmp(argv[i], "--quiet")) {
 			/* accepted, as OpenVZ's */
 		} else {
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s for vzctl %s", argv[i],
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s for vzctl %s", argv[i],
 					     argv[0]);
 		}
 	}

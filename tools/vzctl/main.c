@@ -52,9 +52,9 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 	req->version = VZ_CONTROL_VERSION;
 	req->op = op;
 	if (argc < 2)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "VEID is not given: vzctl %s VEID", argv[0]);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "VEID is not given: vzctl %s VEID", argv[0]);
 	if (vz_parse_veid(argv[1], &veid) < 0)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid VEID '%s': a number from 1 to 2147483647",
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid VEID '%s': a number from 1 to 2147483647",
 				     argv[1]);
 	req->has_veid = 1;
 	req->veid = veid;
@@ -76,7 +76,7 @@ int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const c
 		bool known = false;
 
 		if (strncmp(a, "--", 2) != 0)
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Unexpected argument '%s'", a);
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Unexpected argument '%s'", a);
 		name = a + 2;
 		for (unsigned k = 0; flags && flags[k]; k++)
 			if (!strcmp(name, flags[k])) {
@@ -88,15 +88,15 @@ int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const c
 		for (unsigned k = 0; value_opts[k]; k++)
 			known |= !strcmp(name, value_opts[k]);
 		if (!known)
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s", a);
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s", a);
 		if (i + 1 >= argc)
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Option %s needs a value", a);
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Option %s needs a value", a);
 		Vz__Control__Param *p = calloc(1, sizeof(*p));
 		Vz__Control__Param **np = realloc(req->params, (req->n_params + 1) * sizeof(*np));
 
 		if (!p || !np) {
 			free(p);
-			return vz_error(err, ENOMEM, "Out of memory");
+			return vz_error_msg(err, ENOMEM, "Out of memory");
 		}
 		vz__control__param__init(p);
 		p->name = (char *)name;
@@ -125,7 +125,7 @@ int vzctl_run(const vz_request *req, struct vz_err *err)
 		return ret;
 	ret = r->code;
 	if (ret != 0)
-		vz_error_exit(err, r->code, EIO, "%s", r->error ? r->error : "Failed");
+		vz_error_exit_msg(err, r->code, EIO, "%s", r->error ? r->error : "Failed");
 	vz__control__reply__free_unpacked(r, NULL);
 	return ret ? -EIO : 0;
 }

@@ -91,29 +91,29 @@ int vzpkg_build_busybox(const char *tree, const struct vz_conf *meta, struct vz_
 
 	(void)meta;
 	if (!is_static_elf(BUSYBOX))
-		return vz_error(err, ENOENT, "%s is missing or not static: install busybox-static", BUSYBOX);
+		return vz_error_msg(err, ENOENT, "%s is missing or not static: install busybox-static", BUSYBOX);
 	for (size_t i = 0; i < ARRAY_SIZE(busybox_dirs); i++) {
 		snprintf(path, sizeof(path), "%s/%s", tree, busybox_dirs[i]);
 		ret = vz_mkdir_p(path, 0755);
 		if (ret < 0)
-			return vz_error(err, -ret, "Create %s: %s", path, strerror(-ret));
+			return vz_error(err, -ret, "Create %s", path);
 	}
 	snprintf(path, sizeof(path), "%s/tmp", tree);
 	if (mkdir(path, 01777) != 0 || chmod(path, 01777) != 0)
-		return vz_error(err, errno, "Create %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Create %s", path);
 	snprintf(path, sizeof(path), "%s/var/run", tree);
 	if (symlink("../run", path) != 0)
-		return vz_error(err, errno, "Create %s: %s", path, strerror(errno));
+		return vz_error(err, errno, "Create %s", path);
 	snprintf(path, sizeof(path), "%s/bin/busybox", tree);
 	ret = copy_file(BUSYBOX, path, 0755);
 	if (ret < 0)
-		return vz_error(err, -ret, "Copy %s: %s", BUSYBOX, strerror(-ret));
+		return vz_error(err, -ret, "Copy %s", BUSYBOX);
 
 	char *argv[] = { BUSYBOX, "--list-full", NULL };
 
 	ret = vz_run(argv, &list);
 	if (ret != 0)
-		return vz_error(err, EIO, "%s --list-full failed", BUSYBOX);
+		return vz_error_msg(err, EIO, "%s --list-full failed", BUSYBOX);
 	for (char *save = NULL, *app = strtok_r(list, "\n", &save); app; app = strtok_r(NULL, "\n", &save)) {
 		char *slash;
 
@@ -125,12 +125,12 @@ int vzpkg_build_busybox(const char *tree, const struct vz_conf *meta, struct vz_
 		vz_mkdir_p(path, 0755);
 		*slash = '/';
 		if (symlink("/bin/busybox", path) != 0 && errno != EEXIST)
-			return vz_error(err, errno, "Link %s: %s", app, strerror(errno));
+			return vz_error(err, errno, "Link %s", app);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(busybox_files); i++) {
 		ret = put(tree, busybox_files[i].path, busybox_files[i].text, busybox_files[i].mode);
 		if (ret < 0)
-			return vz_error(err, -ret, "Write %s: %s", busybox_files[i].path, strerror(-ret));
+			return vz_error(err, -ret, "Write %s", busybox_files[i].path);
 	}
 	/* Prove the tree works before it becomes a cache. */
 	char *smoke[] = { "chroot", (char *)tree, "/bin/sh", "-c", "ip link show lo >/dev/null && test -x /sbin/init", NULL };
@@ -138,7 +138,7 @@ int vzpkg_build_busybox(const char *tree, const struct vz_conf *meta, struct vz_
 
 	ret = vz_run(smoke, &out);
 	if (ret != 0)
-		return vz_error(err, EIO, "The built tree does not run: %s", vz_last_line(out ? out : "", last, sizeof(last)));
+		return vz_error_msg(err, EIO, "The built tree does not run: %s", vz_last_line(out ? out : "", last, sizeof(last)));
 	return 0;
 }
 
@@ -152,7 +152,7 @@ int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct
 	int ret;
 
 	if (!suite || !*suite)
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Template metadata %s/config has no SUITE", meta_dir);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Template metadata %s/config has no SUITE", meta_dir);
 	snprintf(path, sizeof(path), "%s/packages", meta_dir);
 	if (vz_read_file(path, &pkgs, NULL, 65536) == 0) {
 		for (char *save = NULL, *line = strtok_r(pkgs, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -161,7 +161,7 @@ int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct
 				continue;
 			line[strcspn(line, " \t#")] = '\0';
 			if (strlen(include) + strlen(line) + 2 >= sizeof(include))
-				return vz_error(err, E2BIG, "Too many packages in %s", path);
+				return vz_error_msg(err, E2BIG, "Too many packages in %s", path);
 			if (include[strlen(include) - 1] != '=')
 				strcat(include, ",");
 			strcat(include, line);

@@ -34,7 +34,7 @@ static void on_signal(int sig)
 static int parse_args(int argc, char **argv, const char **name, struct vz_err *err)
 {
 	if (argc != 3 || strcmp(argv[1], "cache"))
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzpkg %s cache NAME", argv[0]);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzpkg %s cache NAME", argv[0]);
 	*name = argv[2];
 	return vzpkg_check_name(*name, err);
 }
@@ -59,24 +59,24 @@ static int build(const char *name, bool replace, struct vz_err *err)
 		return vz_error_wrap(err, "Template %s", name);
 	builder = vz_conf_get(&meta, "BUILDER");
 	if (!builder || (strcmp(builder, "busybox") && strcmp(builder, "debootstrap")))
-		return vz_error_exit(err, VZ_EXIT_BADVAL, EINVAL, "Template %s: BUILDER must be busybox or debootstrap",
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Template %s: BUILDER must be busybox or debootstrap",
 				     name);
 	vz_path(cache_dir, sizeof(cache_dir), VZ_CACHE_DIR);
 	ret = vz_mkdir_p(cache_dir, 0755);
 	if (ret < 0)
-		return vz_error(err, -ret, "Create %s: %s", cache_dir, strerror(-ret));
+		return vz_error(err, -ret, "Create %s", cache_dir);
 	vz_path_template_cache(cache, sizeof(cache), name);
 	snprintf(lockp, sizeof(lockp), "%s/.%s.lock", cache_dir, name);
 	lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0)
-		return vz_error_exit(err, VZ_EXIT_LOCKED, EBUSY, "Cache %s is being built by another vzpkg", name);
+		return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY, "Cache %s is being built by another vzpkg", name);
 	if (!replace && vz_exists(cache))
-		return vz_error_exit(err, VZ_EXIT_EXISTS, EEXIST,
+		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST,
 				     "Cache %s exists; use vzpkg update cache %s or remove it", name, name);
 
 	snprintf(tree, sizeof(tree), "%s/.%s.build.XXXXXX", cache_dir, name);
 	if (!mkdtemp(tree))
-		return vz_error(err, errno, "Create a build directory in %s: %s", cache_dir, strerror(errno));
+		return vz_error(err, errno, "Create a build directory in %s", cache_dir);
 	chmod(tree, 0755);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tar.zst.tmp", cache_dir, name);
 	signal(SIGINT, on_signal);
@@ -113,11 +113,11 @@ static int build(const char *name, bool replace, struct vz_err *err)
 			goto on_error;
 	}
 	if (vzpkg_interrupted) {
-		ret = vz_error(err, EINTR, "Interrupted by signal %d", vzpkg_interrupted);
+		ret = vz_error_msg(err, EINTR, "Interrupted by signal %d", vzpkg_interrupted);
 		goto on_error;
 	}
 	if (rename(tmp, cache) != 0) {
-		ret = vz_error(err, errno, "Rename %s: %s", tmp, strerror(errno));
+		ret = vz_error(err, errno, "Rename %s", tmp);
 		goto on_error;
 	}
 	vz_rm_rf(tree);

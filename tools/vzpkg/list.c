@@ -24,7 +24,7 @@ int cmd_list(int argc, char **argv, struct vz_err *err)
 
 	(void)argv;
 	if (argc != 1)
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzpkg list");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzpkg list");
 	vz_path(dir, sizeof(dir), VZ_CACHE_DIR);
 	vz_path(tdir, sizeof(tdir), VZ_TEMPLATE_DIR);
 	printf("%-24s %8s  %s\n", "NAME", "SIZE", "DATE");
@@ -61,14 +61,15 @@ int cmd_remove(int argc, char **argv, struct vz_err *err)
 	int ret;
 
 	if (argc != 3 || strcmp(argv[1], "cache"))
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzpkg remove cache NAME");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzpkg remove cache NAME");
 	ret = vzpkg_check_name(argv[2], err);
 	if (ret < 0)
 		return ret;
 	vz_path_template_cache(cache, sizeof(cache), argv[2]);
 	if (unlink(cache) != 0)
-		return vz_error_exit(err, errno == ENOENT ? VZ_EXIT_NOTEMPLATE : VZ_EXIT_SYSTEM, errno,
-				     "Remove cache %s: %s", argv[2], errno == ENOENT ? "there is none" : strerror(errno));
+		return errno == ENOENT
+			       ? vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT, "Remove cache %s: there is none", argv[2])
+			       : vz_error_exit(err, VZ_EXIT_SYSTEM, errno, "Remove cache %s", argv[2]);
 	printf("Cache %s removed\n", argv[2]);
 	return 0;
 }

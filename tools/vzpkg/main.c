@@ -27,11 +27,11 @@ static const struct {
 int vzpkg_check_name(const char *name, struct vz_err *err)
 {
 	if (!*name || strlen(name) > 100 || strstr(name, "..") || name[0] == '.')
-		return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid template name '%s'", name);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid template name '%s'", name);
 	for (const char *p = name; *p; p++)
 		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9') &&
 		    !strchr("._-", *p))
-			return vz_error_exit(err, VZ_EXIT_INVAL, EINVAL, "Invalid template name '%s'", name);
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid template name '%s'", name);
 	return 0;
 }
 
@@ -68,7 +68,7 @@ int vzpkg_meta_dir(const char *name, char *buf, size_t len, struct vz_err *err)
 	if (vz_exists(buf))
 		return 0;
 	if (shipped_dir(name, src, sizeof(src)) < 0)
-		return vz_error_exit(err, VZ_EXIT_NOTEMPLATE, ENOENT, "Template %s not found: no metadata in %s",
+		return vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT, "Template %s not found: no metadata in %s",
 				     name, buf);
 	vz_mkdir_p(vz_path(parent, sizeof(parent), VZ_TEMPLATE_DIR), 0755);
 	char *argv[] = { "cp", "-a", "--", src, buf, NULL };
