@@ -1,6 +1,7 @@
 /* Control frames between the CLIs and the agent. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,4 +139,14 @@ int vz_ctl_finish(int fd, int ret, const struct vz_err *err)
 		r.error = (char *)(err && err->msg[0] ? err->msg : strerror(-ret));
 	}
 	return send_packed(fd, &r.base, NULL, 0, NULL);
+}
+
+static void progress_to_conn(void *arg, const char *line)
+{
+	vz_ctl_progress((int)(intptr_t)arg, "%s", line);
+}
+
+struct vz_progress vz_ctl_progress_sink(int fd)
+{
+	return (struct vz_progress){ .line = progress_to_conn, .arg = (void *)(intptr_t)fd };
 }

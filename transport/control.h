@@ -7,6 +7,7 @@
 
 #include "control.pb-c.h"
 #include "err.h"
+#include "progress.h"
 
 #define VZ_CONTROL_MAGIC 0x565a4331u /* "VZC1" */
 #define VZ_CONTROL_VERSION 1
@@ -30,6 +31,9 @@ int vz_ctl_recv_reply(int fd, vz_reply **reply, int *fds, size_t *nfds, struct v
 /* Send a progress line (done = false). Errors are ignored: a client that
  * went away does not stop the operation. */
 void vz_ctl_progress(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A progress sink (lib/progress.h) that sends each line to the client on
+ * control connection fd, as vz_ctl_progress does. */
+struct vz_progress vz_ctl_progress_sink(int fd);
 /* Send the final reply for a result: 0, or the error's code and message. */
 int vz_ctl_finish(int fd, int ret, const struct vz_err *err);
 
