@@ -139,7 +139,7 @@ void mig_should_freeze(const struct mig_conv_in *in, struct mig_conv_out *out)
 	 * left. A tracker that measures it compares with this round's sent
 	 * pages (what the last one left); soft-dirty's left is this round's
 	 * sent pages, so it compares with the round before's. */
-	uint64_t base = in->sent;
+	uint64_t base = in->left_measured ? in->sent : in->prev_sent;
 
 	out->base = base;
 	/* bytes per ms the round achieved, reading and sending */
