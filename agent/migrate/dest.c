@@ -28,6 +28,8 @@
 void mig_dst_init(struct mig_dst *d, struct vz_agent *a)
 {
 	*d = (struct mig_dst){ .a = a, .img_fd = -1, .flock = PTHREAD_MUTEX_INITIALIZER };
+	/* No connection yet: not fd 0. */
+	d->conn.fd = d->fconn.fd = d->pconn.fd = -EBADF;
 	atomic_init(&d->stopping, false);
 }
 

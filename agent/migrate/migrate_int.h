@@ -93,7 +93,8 @@ struct mig_record {
 	bool online;         /* incoming */
 };
 
-/* Pure: is mid a migration id (1..MIG_ID_MAX lowercase hex digits)? */
+/* Pure: is mid a migration id (1..MIG_ID_MAX lowercase hex digits; NULL
+ * is not)? */
 bool mig_id_ok(const char *mid);
 /* Pure: kind, VEID and id from a file name of the records directory;
  * 0, or -EINVAL for a name that is no record's. */

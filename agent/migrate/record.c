@@ -35,7 +35,7 @@ static bool has_mid(enum mig_record_kind k)
 
 bool mig_id_ok(const char *mid)
 {
-	size_t n = strlen(mid);
+	size_t n = mid ? strlen(mid) : 0;
 
 	if (n == 0 || n > MIG_ID_MAX)
 		return false;
