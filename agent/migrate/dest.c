@@ -31,6 +31,7 @@ void mig_dst_init(struct mig_dst *d, struct vz_agent *a)
 	/* No connection yet: not fd 0. */
 	d->conn.fd = d->fconn.fd = d->pconn.fd = -EBADF;
 	atomic_init(&d->stopping, false);
+	atomic_init(&d->lost, false);
 }
 
 /* The VE's host-side pair goes with the VE's namespace, but only once the

@@ -347,7 +347,7 @@ struct mig_dst {
 	/* fconn and released: the page server's fetches and the push thread */
 	pthread_mutex_t flock;
 	bool released;          /* every page is here and the source was told so */
-	bool lost;              /* pages did not come: the source keeps its copy */
+	atomic_bool lost;       /* pages did not come: the source keeps its copy (set by the page server's thread) */
 	atomic_bool stopping;   /* post-copy is over: the push thread ends */
 	pthread_t pth;
 	struct vz_zdec *pushz;

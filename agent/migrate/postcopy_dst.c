@@ -9,7 +9,8 @@
  *
  * Threads: fault_open, fconn and released belong to whoever holds flock
  * (post_fetch, the push thread once it is done, and the worker closing);
- * stopping is how the worker ends the push thread. */
+ * stopping is how the worker ends the push thread; lost is set from the
+ * lazy restore's page-server thread (mig_lazy_failed). */
 #define LOG_PREFIX "migrate: "
 #include <errno.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ static void release_source(struct mig_dst *d)
 static void fault_stream_close(struct mig_dst *d)
 {
 	pthread_mutex_lock(&d->flock);
-	if (!d->released && !d->lost) {
+	if (!d->released && !atomic_load(&d->lost)) {
 		release_source(d);
 	} else if (d->fault_open) {
 		vz_conn_close(&d->fconn);
@@ -204,7 +205,7 @@ void mig_lazy_failed(void *arg)
 	 * on with some of its memory missing (it would read zeros there). It
 	 * stays frozen, as QEMU pauses a guest whose post-copy broke; before
 	 * the go it is frozen anyway and the move is undone. */
-	d->lost = true;
+	atomic_store(&d->lost, true);
 	if (vz_cg_freeze_start(&d->a->cg, d->veid, &e) < 0)
 		pr_err("VE %u: freeze after a failed lazy restore: %s", d->veid, e.msg);
 	else
