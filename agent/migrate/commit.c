@@ -382,13 +382,16 @@ int mig_dump_and_commit(struct mig_src *s, struct vz_err *err)
 	int ret;
 
 	ret = prepare_dump(s, &x, err);
-	if (ret < 0)
+	if (ret < 0) {
+		s->cl = NULL; /* x goes with this frame */
 		return ret;
+	}
 	vz_say(s->progress, "Suspending and dumping VE %u", s->ve->veid);
 	ret = write_outgoing(s, &x, err);
 	if (ret < 0) {
 		if (s->lazy)
 			closer_stop(&x.cl);
+		s->cl = NULL;
 		vz_rm_rf(s->images_dir);
 		return ret;
 	}
