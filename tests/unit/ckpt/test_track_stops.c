@@ -6,6 +6,7 @@
  * page written after round 0 goes unreported. Each test has a criterion
  * timeout: before the fix they hung in waitpid(). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inject.h"
+#include "memverify.h"
 #include "track.h"
 
 #define PG 4096
@@ -135,11 +138,12 @@ static bool uffd_wp(void)
 
 static void make_tracker(void)
 {
-		struct vz_err err = { 0 };
+	struct vz_track_opts o = { .kind = VZ_TRACK_UFFD_WP, .stop_timeout_ms = BOUND_MS };
+	struct vz_err err = { 0 };
 
 	if (!uffd_wp())
 		cr_skip_test("No userfaultfd write-protect tracker on this kernel");
-	t = vz_track_new(VZ_TRACK_UFFD_WP, NULL, NULL, &err);
+	t = vz_track_new_opts(&o, &err);
 	cr_assert_not_null(t, "%s", err.msg);
 }
 
@@ -343,4 +347,40 @@ Test(track_stops, rseq_read_is_bounded_and_keeps_stops, .fini = teardown, .timeo
 	cr_assert_eq(proc_state(grandchild), 'T', "a stopped process ran on after the rseq read");
 	free(m);
 	free(seen);
+}
+
+/* The injection's own bound, without the tracker's state-D shortcut: a
+ * vfork parent does not stop, begin gives up in time, and once its child
+ * goes the parent runs on (it is not left in a ptrace stop). */
+struct begin_call {
+	pid_t pid;
+	int ret;
+};
+
+static int begin_bounded(void *arg)
+{
+	struct begin_call *b = arg;
+	struct vz_inject in;
+	struct vz_err err = { 0 };
+
+	b->ret = vz_inject_begin_timeout(&in, b->pid, 300, &err);
+	if (b->ret == 0)
+		vz_inject_end(&in, &err);
+	return b->ret;
+}
+
+Test(track_stops, injection_into_a_vfork_parent_times_out_and_it_runs_on, .fini = teardown, .timeout = 15)
+{
+	struct begin_call b;
+	uint64_t t0;
+
+	spawn_vfork();
+	b.pid = parent;
+	t0 = now_ms();
+	cr_assert_eq(vz_ptrace_thread(begin_bounded, &b), -ETIMEDOUT);
+	cr_assert_lt(now_ms() - t0, 1300, "begin took %llu ms", (unsigned long long)(now_ms() - t0));
+	cr_assert_eq(write(gcmd[1], "x", 1), 1);
+	grandchild = 0;
+	wait_state(parent, 'S');
+	write_page(cmd[1], 1); /* it answers */
 }
