@@ -1,16 +1,15 @@
-/* Dirty-page tracking for pre-copy (see track.h): the processes, their
- * mappings and the reading of pages here; each back-end (uffd-wp,
- * soft-dirty, none) is a table of functions, struct track_ops. */
+/* Dirty-page tracking for pre-copy (see track.h): the processes the
+ * tracker knows, their mappings, the reading of pages and the rounds.
+ * What differs between back-ends is a table of functions (struct
+ * track_ops, track-int.h): uffd-wp and none in track-uffd.c, soft-dirty
+ * in track-softdirty.c. */
 #define LOG_PREFIX "track: "
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <dirent.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ckpt.h"
@@ -18,121 +17,25 @@
 #include "inject.h"
 #include "log.h"
 #include "proc.h"
-#include "track.h"
+#include "track-int.h"
 #include "uffd.h"
 #include "util.h"
-
-#define PAGE 4096ull
-#define CHUNK_PAGES 256      /* read and emit at most 1 MiB at a time */
-#define VEC_LEN 4096         /* regions per PAGEMAP_SCAN call */
-#define PM_SOFT_DIRTY (1ull << 55)
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAP (1ull << 62)
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
-#ifndef KCMP_VM
-#define KCMP_VM 1
-#endif
-
-struct range {
-	uint64_t start, end;
-};
-
-struct tproc {
-	pid_t pid;
-	pid_t task;         /* whose /proc files are read: pid, or a live thread of a zombie leader */
-	int vpid;
-	unsigned long long starttime;
-	int uffd;           /* -1: untracked (soft-dirty: unused) */
-	bool seen, failed;  /* failed: could not be given a userfaultfd */
-	pid_t shares_with;  /* shares its mm with this tracked process: not given a uffd of its own */
-	bool sd_clean;      /* soft-dirty: bits cleared at least once */
-	struct range *sd;   /* soft-dirty: ranges to read once the VE runs */
-	size_t nsd, capsd;
-	bool sd_unvouched;
-	struct range *reg;  /* registered mappings */
-	size_t nreg, capreg;
-};
-
-struct ctx;
-
-/* A back-end, as CRIU's struct page_xfer: NULL members do nothing. */
-struct track_ops {
-	const char *name;
-	bool can_peek; /* whether a peek can tell what a round would send */
-	/* Before and after the processes' scan (soft-dirty: hold the VE,
-	 * then clear the bits, let it go and read what was dirty); round_end
-	 * gets the scan's result and returns the round's. */
-	int (*round_begin)(struct vz_track *t, struct vz_err *err);
-	int (*round_end)(struct vz_track *t, const pid_t *pids, size_t n, struct ctx *c, int ret, struct vz_err *err);
-	/* Ready a process for its scan (uffd-wp: its userfaultfd); false:
-	 * it is not tracked this round. */
-	bool (*proc_ready)(struct vz_track *t, struct tproc *p);
-	/* Its pagemap, opened. */
-	int (*open_pagemap)(struct vz_track *t, const struct tproc *p);
-	/* Emit (or note) what counts in its mappings v[nv]. */
-	int (*scan)(struct ctx *c, int pm, const struct range *v, size_t nv, bool peek, struct vz_err *err);
-};
-
-struct vz_track {
-	const struct track_ops *ops;
-	struct vz_track_opts o;
-	char pm_dir[256];
-	bool last; /* the VE is frozen: nothing to protect again */
-	struct tproc *p;
-	size_t np, capp;
-	uint8_t *buf;
-	struct page_region *vec;
-	uint64_t *pm; /* soft-dirty: pagemap entries */
-};
-
-static const struct track_ops none_ops, uffd_ops, sd_ops;
 
 static const struct track_ops *backend(enum vz_track_kind k)
 {
 	switch (k) {
 	case VZ_TRACK_UFFD_WP:
-		return &uffd_ops;
+		return &vz_track_uffd_ops;
 	case VZ_TRACK_SOFT_DIRTY:
-		return &sd_ops;
+		return &vz_track_sd_ops;
 	default:
-		return &none_ops;
+		return &vz_track_none_ops;
 	}
 }
 
 const char *vz_track_name(enum vz_track_kind k)
 {
 	return backend(k)->name;
-}
-
-int vz_soft_dirty_probe(struct vz_err *err)
-{
-	_cleanup_close_ int pm = -1, cr = -1;
-	volatile char *p;
-	uint64_t e = 0;
-	int ret = 0;
-
-	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return vz_error(err, errno, "Map a probe page");
-	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	cr = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-	p[0] = 1;
-	if (pm < 0 || cr < 0 || write(cr, "4", 1) != 1)
-		ret = vz_error(err, errno, "Clear soft-dirty bits");
-	else {
-		p[0] = 2;
-		if (pread(pm, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * 8)) != sizeof(e) || !(e & PM_SOFT_DIRTY))
-			ret = vz_error_msg(err, ENOTSUP,
-				       "the kernel keeps no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off)");
-	}
-	munmap((void *)p, PAGE);
-	return ret;
 }
 
 enum vz_track_kind vz_track_detect(char *why, size_t len)
@@ -183,7 +86,7 @@ struct vz_track *vz_track_new(enum vz_track_kind k, vz_track_hold_fn hold, void 
 	return vz_track_new_opts(&o, err);
 }
 
-static void proc_forget_uffd(struct tproc *p)
+void trk_proc_forget_uffd(struct tproc *p)
 {
 	if (p->uffd >= 0)
 		close(p->uffd);
@@ -195,7 +98,7 @@ static void proc_forget_uffd(struct tproc *p)
 
 static void proc_drop(struct tproc *p)
 {
-	proc_forget_uffd(p);
+	trk_proc_forget_uffd(p);
 	free(p->sd);
 	p->sd = NULL;
 	p->nsd = p->capsd = 0;
@@ -239,71 +142,7 @@ static pid_t memory_task(pid_t pid, char state)
 	return found;
 }
 
-struct uffd_call {
-	struct tproc *p;
-	unsigned timeout_ms;
-	struct vz_err *err;
-	int fd;
-};
-
-/* Make the process create a userfaultfd, take it, close its copy. Runs
- * in a thread of its own (vz_ptrace_thread): a process that does not
- * stop in time is detached when that thread ends. */
-static int uffd_inject(void *arg)
-{
-	struct uffd_call *u = arg;
-	struct vz_err *err = u->err;
-	struct vz_inject in;
-	long args[6] = { O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0 }, rfd = -1, res = 0;
-	pid_t pid = u->p->task;
-	int pidfd = -1, ret;
-
-	ret = vz_inject_begin_timeout(&in, pid, u->timeout_ms, err);
-	if (ret < 0)
-		return ret;
-	ret = vz_inject_call(&in, SYS_userfaultfd, args, &rfd, err);
-	if (ret == 0 && rfd == -EPERM) {
-		/* Without CAP_SYS_PTRACE in the VE: user-mode faults only,
-		 * which async write-protect does not depend on. */
-		args[0] |= UFFD_USER_MODE_ONLY;
-		ret = vz_inject_call(&in, SYS_userfaultfd, args, &rfd, err);
-	}
-	if (ret == 0 && rfd < 0)
-		ret = vz_error(err, (int)-rfd, "A userfaultfd in process %d", (int)pid);
-	if (ret == 0) {
-		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		u->fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, (int)rfd, 0);
-		if (u->fd < 0)
-			ret = vz_error(err, errno, "Take the userfaultfd of process %d", (int)pid);
-		args[0] = rfd;
-		if (vz_inject_call(&in, SYS_close, args, &res, err) < 0 && ret == 0)
-			ret = -EIO;
-	}
-	if (vz_inject_end(&in, err) < 0 && ret == 0)
-		ret = -EIO;
-	if (pidfd >= 0)
-		close(pidfd);
-	return ret;
-}
-
-static int give_uffd(struct vz_track *t, struct tproc *p, struct vz_err *err)
-{
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
-	struct uffd_call u = { p, t->o.stop_timeout_ms, err, -1 };
-	int ret = vz_ptrace_thread(uffd_inject, &u);
-
-	if (ret == 0 && ioctl(u.fd, UFFDIO_API, &api) != 0)
-		ret = vz_error(err, errno, "UFFDIO_API (write-protect, async)");
-	if (ret < 0) {
-		if (u.fd >= 0)
-			close(u.fd);
-		return ret;
-	}
-	p->uffd = u.fd;
-	return 0;
-}
-
-static struct tproc *proc_find(struct vz_track *t, pid_t pid)
+struct tproc *trk_proc_find(struct vz_track *t, pid_t pid)
 {
 	for (size_t i = 0; i < t->np; i++)
 		if (t->p[i].pid == pid)
@@ -325,7 +164,7 @@ static struct tproc *proc_get(struct vz_track *t, pid_t pid, bool create, bool *
 	*fresh = false;
 	if (vz_proc_identity(pid, &id) < 0)
 		return NULL;
-	p = proc_find(t, pid);
+	p = trk_proc_find(t, pid);
 	if (p && p->starttime == id.starttime) {
 		p->task = memory_task(pid, id.state);
 		return p;
@@ -345,30 +184,6 @@ static struct tproc *proc_get(struct vz_track *t, pid_t pid, bool create, bool *
 	p->uffd = -1;
 	*fresh = true;
 	return p;
-}
-
-static bool is_registered(const struct tproc *p, uint64_t s, uint64_t e)
-{
-	for (size_t i = 0; i < p->nreg; i++)
-		if (p->reg[i].start == s && p->reg[i].end == e)
-			return true;
-	return false;
-}
-
-static void unregistered(struct tproc *p, uint64_t s, uint64_t e)
-{
-	for (size_t i = 0; i < p->nreg; i++)
-		if (p->reg[i].start < e && p->reg[i].end > s)
-			p->reg[i--] = p->reg[--p->nreg];
-}
-
-static int add_registered(struct tproc *p, uint64_t s, uint64_t e)
-{
-	unregistered(p, s, e);
-	if (vz_grow((void **)&p->reg, &p->capreg, p->nreg, sizeof(*p->reg), 32) < 0)
-		return -ENOMEM;
-	p->reg[p->nreg++] = (struct range){ s, e };
-	return 0;
 }
 
 /* Private anonymous mappings: the memory CRIU serves lazily. */
@@ -409,21 +224,10 @@ static int list_vmas(pid_t pid, struct range **out, size_t *n)
 	return 0;
 }
 
-struct ctx {
-	struct vz_track *t;
-	struct tproc *p;
-	int mem;
-	vz_track_emit_fn emit;
-	void *arg;
-	struct vz_track_stats *st;
-	bool unvouched;
-	bool collect;   /* soft-dirty: note ranges, read them later */
-	uint64_t count; /* peek */
-};
 
 /* Read pages [s, e) and pass them on. A range that vanished meanwhile
  * is skipped: it is gone from the process too. */
-static int emit_range(struct ctx *c, uint64_t s, uint64_t e, struct vz_err *err)
+int trk_emit_range(struct ctx *c, uint64_t s, uint64_t e, struct vz_err *err)
 {
 	if (!c->emit) {
 		c->count += (e - s) / PAGE;
@@ -467,46 +271,8 @@ static int emit_range(struct ctx *c, uint64_t s, uint64_t e, struct vz_err *err)
 	return 0;
 }
 
-/* PAGEMAP_SCAN over [s, e): regions in category (protecting them again
- * when wp). Returns -EPERM when some of it is not registered. */
-static int scan(struct ctx *c, int pm, uint64_t s, uint64_t e, bool wp, uint64_t cat_all, uint64_t cat_any,
-		struct vz_err *err)
-{
-	while (s < e) {
-		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			/* The last round only reads: no PTE changes, no TLB flushes. */
-			.flags = wp ? (c->t->last ? PM_SCAN_CHECK_WPASYNC : (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC)) : 0,
-			.start = s,
-			.end = e,
-			.vec = (uintptr_t)c->t->vec,
-			.vec_len = VEC_LEN,
-			.category_mask = cat_all,
-			.category_anyof_mask = cat_any,
-			.return_mask = cat_all | cat_any,
-		};
-		long n = ioctl(pm, PAGEMAP_SCAN, &a);
-
-		if (n < 0 && (errno == EPERM || errno == ESRCH))
-			return -errno; /* not registered; gone: the caller decides */
-		if (n < 0)
-			return vz_error(err, errno, "PAGEMAP_SCAN of process %d", (int)c->p->pid);
-		for (long i = 0; i < n; i++) {
-			int ret = emit_range(c, c->t->vec[i].start, c->t->vec[i].end, err);
-
-			if (ret < 0)
-				return ret;
-		}
-		if (a.walk_end <= s)
-			break;
-		s = a.walk_end;
-	}
-	return 0;
-}
-
-
 /* The pagemap of the process's memory task. */
-static int proc_pagemap(struct vz_track *t, const struct tproc *p)
+int trk_proc_pagemap(struct vz_track *t, const struct tproc *p)
 {
 	char path[64];
 
@@ -514,251 +280,6 @@ static int proc_pagemap(struct vz_track *t, const struct tproc *p)
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)p->task);
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
-
-/* ---- uffd-wp ---- */
-
-static int uffd_scan(struct ctx *c, int pm, const struct range *v, size_t nv, bool peek, struct vz_err *err)
-{
-	struct tproc *p = c->p;
-
-	for (size_t i = 0; i < nv; i++) {
-		uint64_t s = v[i].start, e = v[i].end;
-		int ret = -EPERM;
-
-		if (p->uffd >= 0 && !peek && !is_registered(p, s, e)) {
-			struct uffdio_register rg = { .range = { s, e - s }, .mode = UFFDIO_REGISTER_MODE_WP };
-
-			if (ioctl(p->uffd, UFFDIO_REGISTER, &rg) == 0)
-				add_registered(p, s, e);
-			else
-				pr_debug("Process %d: register %llx-%llx: %s", (int)p->pid, (unsigned long long)s,
-					 (unsigned long long)e, strerror(errno));
-		}
-		if (p->uffd >= 0 && is_registered(p, s, e)) {
-			c->unvouched = false;
-			/* A peek reads the written bits without touching them. */
-			ret = peek ? scan(c, pm, s, e, false, PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED, 0, err)
-				   : scan(c, pm, s, e, true, PAGE_IS_WRITTEN, 0, err);
-			if (ret == -EPERM)
-				unregistered(p, s, e); /* replaced behind our back */
-			else if (ret == -ESRCH)
-				return 0; /* it ended meanwhile: nothing of it moves */
-			else if (ret < 0)
-				return ret;
-		}
-		if (ret == -EPERM) {
-			/* Not tracked: every page there counts. */
-			c->unvouched = true;
-			ret = scan(c, pm, s, e, false, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, err);
-			if (ret == -ESRCH)
-				return 0;
-			if (ret < 0)
-				return ret;
-		}
-	}
-	return 0;
-}
-
-static bool same_mm(pid_t a, pid_t b)
-{
-	return syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0;
-}
-
-/* A tracked process whose mm p shares (a vfork parent and its child),
- * or NULL. */
-static struct tproc *mm_partner(struct vz_track *t, const struct tproc *p)
-{
-	for (size_t i = 0; i < t->np; i++) {
-		struct tproc *q = &t->p[i];
-
-		if (q != p && q->uffd >= 0 && q->task && same_mm(p->task, q->task))
-			return q;
-	}
-	return NULL;
-}
-
-/* Whether p is tracked this round: it has, or is now given, a
- * userfaultfd. What is not tracked is sent whole, so nothing here waits
- * long for a process that cannot stop (see track.h). */
-static bool uffd_ready(struct vz_track *t, struct tproc *p)
-{
-	struct vz_err e = { 0 };
-	struct vz_proc_id id;
-	struct tproc *q;
-
-	if (p->shares_with) {
-		q = proc_find(t, p->shares_with);
-		if (q && q->uffd >= 0 && same_mm(p->task, q->task))
-			return false;
-		/* They parted (one exec'd or ended): whose mm q's userfaultfd
-		 * covers is no longer known. Drop it; both start over. */
-		if (q) {
-			proc_forget_uffd(q);
-			q->failed = false;
-		}
-		p->shares_with = 0;
-	}
-	if (p->uffd >= 0)
-		return true;
-	if (p->failed || t->last)
-		return false; /* the frozen round reads all of it anyway */
-	q = mm_partner(t, p);
-	if (q) {
-		p->shares_with = q->pid;
-		pr_info("Process %d shares its memory with process %d: sent whole each round", (int)p->pid, (int)q->pid);
-		return false;
-	}
-	if (vz_proc_identity(p->task, &id) == 0 && id.state == 'D') {
-		pr_info("Process %d cannot stop now (in vfork() or an uninterruptible sleep): not tracked this round",
-			(int)p->pid);
-		return false;
-	}
-	if (give_uffd(t, p, &e) < 0) {
-		/* Its memory is sent whole every round instead. */
-		p->failed = true;
-		pr_warn("Process %d is not tracked, all its memory is sent each round: %s", (int)p->pid, e.msg);
-		return false;
-	}
-	return true;
-}
-
-/* ---- soft-dirty ---- */
-
-static int sd_round_begin(struct vz_track *t, struct vz_err *err)
-{
-	/* Which pages are dirty and clearing their bits must be one step:
-	 * hold the VE still meanwhile. */
-	return t->o.hold(t->o.hold_arg, true, err);
-}
-
-static int sd_open_pagemap(struct vz_track *t, const struct tproc *p)
-{
-	char path[320];
-
-	if (!t->pm_dir[0])
-		return proc_pagemap(t, p);
-	snprintf(path, sizeof(path), "%s/%d.pagemap", t->pm_dir, (int)p->pid);
-	return open(path, O_RDONLY | O_CLOEXEC);
-}
-
-/* Soft-dirty: pages with bit 55 set (all present ones until the bits
- * were cleared once). The caller clears the bits with the VE held. */
-static int sd_scan(struct ctx *c, int pm, const struct range *v, size_t nv, bool peek, struct vz_err *err)
-{
-	(void)peek; /* a soft-dirty round cannot be peeked at */
-	c->collect = true;
-	for (size_t i = 0; i < nv; i++) {
-		for (uint64_t s = v[i].start; s < v[i].end;) {
-			size_t np = (size_t)((v[i].end - s) / PAGE > CHUNK_PAGES ? CHUNK_PAGES : (v[i].end - s) / PAGE);
-			ssize_t n = pread(pm, c->t->pm, np * 8, (off_t)(s / PAGE * 8));
-
-			if (n <= 0)
-				break;
-			np = (size_t)n / 8;
-			for (size_t k = 0; k < np;) {
-				size_t j = k;
-				bool want;
-
-				while (j < np) {
-					uint64_t e = c->t->pm[j];
-
-					want = (e & (PM_PRESENT | PM_SWAP)) && (!c->p->sd_clean || (e & PM_SOFT_DIRTY));
-					if (!want)
-						break;
-					j++;
-				}
-				if (j > k) {
-					c->unvouched = !c->p->sd_clean;
-					int ret = emit_range(c, s + k * PAGE, s + j * PAGE, err);
-
-					if (ret < 0)
-						return ret;
-					k = j;
-				} else {
-					k++;
-				}
-			}
-			s += np * PAGE;
-		}
-	}
-	return 0;
-}
-
-static int clear_soft_dirty(struct vz_track *t, const pid_t *pids, size_t n, struct vz_err *err)
-{
-	for (size_t i = 0; i < n; i++) {
-		char path[64];
-		bool fresh;
-		struct tproc *p = proc_get(t, pids[i], false, &fresh);
-		int fd;
-
-		if (!p || !p->task)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)p->task);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (write(fd, "4", 1) != 1) {
-			int e = errno;
-
-			close(fd);
-			return vz_error(err, e, "Clear soft-dirty bits of process %d", (int)pids[i]);
-		}
-		close(fd);
-		p->sd_clean = true;
-	}
-	return 0;
-}
-
-/* Clear the bits, let the VE go, then read what was dirty: a write
- * racing the read sets the bit again and is caught by the next round. */
-static int sd_round_end(struct vz_track *t, const pid_t *pids, size_t n, struct ctx *proto, int ret,
-			struct vz_err *err)
-{
-	if (ret == 0)
-		ret = clear_soft_dirty(t, pids, n, err);
-	if (t->o.hold(t->o.hold_arg, false, err) < 0 && ret == 0)
-		ret = -EIO;
-	for (size_t i = 0; i < t->np && ret == 0; i++) {
-		struct tproc *p = &t->p[i];
-		struct ctx c = *proto;
-		char path[64];
-
-		c.p = p;
-		c.unvouched = p->sd_unvouched;
-		snprintf(path, sizeof(path), "/proc/%d/mem", (int)p->task);
-		c.mem = open(path, O_RDONLY | O_CLOEXEC);
-		for (size_t k = 0; c.mem >= 0 && k < p->nsd && ret == 0; k++)
-			ret = emit_range(&c, p->sd[k].start, p->sd[k].end, err);
-		if (c.mem >= 0)
-			close(c.mem);
-		p->nsd = 0;
-	}
-	return ret;
-}
-
-static const struct track_ops none_ops = {
-	.name = "none",
-	.can_peek = true,
-	.open_pagemap = proc_pagemap,
-	.scan = uffd_scan, /* no userfaultfd: every present page */
-};
-
-static const struct track_ops uffd_ops = {
-	.name = "uffd-wp",
-	.can_peek = true,
-	.proc_ready = uffd_ready,
-	.open_pagemap = proc_pagemap,
-	.scan = uffd_scan,
-};
-
-static const struct track_ops sd_ops = {
-	.name = "soft-dirty",
-	.round_begin = sd_round_begin,
-	.round_end = sd_round_end,
-	.open_pagemap = sd_open_pagemap,
-	.scan = sd_scan,
-};
 
 /* ---- rounds ---- */
 
@@ -775,10 +296,10 @@ static int peek_new(struct vz_track *t, pid_t pid, struct vz_track_stats *st, st
 
 	if (vz_proc_identity(pid, &id) < 0 || !(tmp.task = memory_task(pid, id.state)))
 		return 0;
-	pm = proc_pagemap(t, &tmp);
+	pm = trk_proc_pagemap(t, &tmp);
 	if (pm < 0 || list_vmas(tmp.task, &v, &nv) < 0)
 		return 0;
-	ret = uffd_scan(&c, pm, v, nv, true, err);
+	ret = trk_uffd_scan(&c, pm, v, nv, true, err);
 	free(v);
 	st->pages += c.count;
 	return ret;
@@ -849,7 +370,7 @@ int vz_track_round(struct vz_track *t, const pid_t *pids, size_t n, vz_track_emi
 	for (size_t i = 0; i < n && ret == 0; i++)
 		ret = one_proc(t, pids[i], false, &c, err);
 	if (t->ops->round_end)
-		ret = t->ops->round_end(t, pids, n, &c, ret, err);
+		ret = t->ops->round_end(t, &c, ret, err);
 	drop_gone(t, pids, n, true); /* those that ended meanwhile */
 	return ret;
 }
