@@ -26,6 +26,9 @@
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
 #ifndef KCMP_VM
 #define KCMP_VM 1
 #endif
@@ -62,7 +65,8 @@ static int uffd_inject(void *arg)
 	if (ret == 0 && rfd < 0)
 		ret = vz_error(err, (int)-rfd, "A userfaultfd in process %d", (int)pid);
 	if (ret == 0) {
-		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		/* A zombie leader's files are gone: take it from the thread. */
+		pidfd = (int)syscall(SYS_pidfd_open, pid, pid == u->p->pid ? 0 : PIDFD_THREAD);
 		u->fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, (int)rfd, 0);
 		if (u->fd < 0)
 			ret = vz_error(err, errno, "Take the userfaultfd of process %d", (int)pid);
