@@ -43,7 +43,7 @@ static int sd_round_begin(struct vz_track *t, struct vz_err *err)
 {
 	/* Which pages are dirty and clearing their bits must be one step:
 	 * hold the VE still meanwhile. */
-	return t->o.hold(t->o.hold_arg, true, err);
+	return t->o.hold ? t->o.hold(t->o.hold_arg, true, err) : 0;
 }
 
 static int sd_open_pagemap(struct vz_track *t, const struct tproc *p)
@@ -131,7 +131,7 @@ static int sd_round_end(struct vz_track *t, struct ctx *proto, int ret, struct v
 {
 	if (ret == 0)
 		ret = clear_soft_dirty(t, err);
-	if (t->o.hold(t->o.hold_arg, false, err) < 0 && ret == 0)
+	if (t->o.hold && t->o.hold(t->o.hold_arg, false, err) < 0 && ret == 0)
 		ret = -EIO;
 	for (size_t i = 0; i < t->np && ret == 0; i++) {
 		struct tproc *p = &t->p[i];
