@@ -74,7 +74,7 @@ int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 				   .sin6_addr = IN6ADDR_ANY_INIT };
 	int fd, one = 1, zero = 0;
 
-	a->mig_fd = -1;
+	a->mig_fd = VZ_FD_INIT;
 	if (!vz_exists(a->tls_cert) || !vz_exists(a->tls_key) || !vz_exists(a->tls_ca)) {
 		pr_info("No TLS certificate at %s: this host takes no migrations (deploy/vz-certs makes one)",
 			a->tls_cert);
