@@ -14,7 +14,7 @@
 #include "paths.h"
 #include "resources.h"
 #include "util.h"
-#include "ve.h"
+#include "ve_ops.h"
 
 static int op_ping(struct vz_call *c, struct vz_err *err)
 {
@@ -26,6 +26,8 @@ static int op_ping(struct vz_call *c, struct vz_err *err)
 int op_set(struct vz_call *c, struct vz_err *err)
 {
 	_cleanup_ve_ struct ve ve;
+	_cleanup_ve_opts_ struct ve_opts opts = { 0 };
+	struct vz_progress p = vz_ctl_progress_sink(c->conn);
 	pid_t init;
 	int ret;
 
@@ -37,16 +39,18 @@ int op_set(struct vz_call *c, struct vz_err *err)
 	if (c->req->n_params == 0)
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Nothing to set");
 	ve_state(&ve, &init);
-	ret = ve_apply_params(c, &ve, init, err);
+	ret = ve_opts_from_req(c->req, &opts, err);
+	if (ret == 0)
+		ret = ve_apply_params(c->agent, &ve, init, &opts, &p, err);
 	if (ret < 0)
 		return ret;
 	if (c->req->save) {
 		ret = ve_save(&ve, err);
 		if (ret == 0)
-			vz_ctl_progress(c->conn, "Saved parameters for VE %u", ve.veid);
+			vz_say(&p, "Saved parameters for VE %u", ve.veid);
 	} else if (init <= 0) {
-		vz_ctl_progress(c->conn, "WARNING: Settings were not saved and will be reset to original values "
-					 "on next start (use --save flag)");
+		vz_say(&p, "WARNING: Settings were not saved and will be reset to original values "
+			   "on next start (use --save flag)");
 	}
 	return ret;
 }

@@ -21,7 +21,7 @@
 #include "log.h"
 #include "paths.h"
 #include "util.h"
-#include "ve.h"
+#include "ve_ops.h"
 
 struct ve_watch {
 	ev_io io;
@@ -271,7 +271,7 @@ void agent_adopt(struct vz_agent *a)
 			continue;
 		if (ve_read_pidfile(veid, &pid, &start) < 0)
 			continue;
-		if (start && proc_start_time(pid) == start) {
+		if (start && ve_proc_start_time(pid) == start) {
 			bool known = false;
 
 			for (struct ve_watch *w = a->watches; w; w = w->next)

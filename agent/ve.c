@@ -72,7 +72,7 @@ int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
 	return 0;
 }
 
-unsigned long long proc_start_time(pid_t pid)
+unsigned long long ve_proc_start_time(pid_t pid)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long start = 0;
@@ -131,7 +131,7 @@ int ve_write_pidfile(const struct ve *ve, pid_t init, struct vz_err *err)
 	vz_path(dir, sizeof(dir), VZ_RUN_DIR);
 	vz_mkdir_p(dir, 0755);
 	pidfile_path(path, sizeof(path), ve->veid);
-	snprintf(buf, sizeof(buf), "%d %llu\n", (int)init, proc_start_time(init));
+	snprintf(buf, sizeof(buf), "%d %llu\n", (int)init, ve_proc_start_time(init));
 	ret = vz_write_file(path, buf, strlen(buf), 0);
 	if (ret < 0)
 		return vz_error(err, -ret, "Write %s", path);
@@ -171,7 +171,7 @@ enum ve_state ve_state(const struct ve *ve, pid_t *init)
 		*init = 0;
 	if (!vz_exists(ve->conf_path))
 		return VE_STATE_DELETED;
-	if (ve_read_pidfile(ve->veid, &pid, &start) == 0 && start && proc_start_time(pid) == start) {
+	if (ve_read_pidfile(ve->veid, &pid, &start) == 0 && start && ve_proc_start_time(pid) == start) {
 		if (init)
 			*init = pid;
 		return VE_STATE_RUNNING;
