@@ -201,6 +201,40 @@ static void spawn_cleanup(struct vz_agent *a, unsigned veid)
 		pr_perror("Fork a cleanup worker for VE %u", veid);
 }
 
+/* The first agent since the host booted starts the ONBOOT VEs; a restarted
+ * one adopts what runs and leaves stopped VEs stopped. VZ_RUN_DIR is a
+ * tmpfs emptied at boot, so a marker there tells the two apart. */
+static void spawn_onboot(struct vz_agent *a)
+{
+	char path[PATH_MAX];
+	int fd;
+	pid_t pid;
+
+	vz_path(path, sizeof(path), VZ_RUN_DIR "/onboot.done");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			pr_info("Not the first agent since boot (%s exists): stopped VEs stay stopped", path);
+		else
+			pr_perror("Create %s: VEs with ONBOOT=yes are not started", path);
+		return;
+	}
+	close(fd);
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		close(a->listen_fd);
+		if (a->mig_fd >= 0)
+			close(a->mig_fd);
+		ve_start_onboot(a);
+		_exit(0);
+	}
+	if (pid < 0)
+		pr_perror("Fork the worker that starts the ONBOOT VEs");
+}
+
 static void unwatch(struct vz_agent *a, struct ve_watch *w)
 {
 	for (struct ve_watch **pp = &a->watches; *pp; pp = &(*pp)->next)
@@ -324,6 +358,7 @@ int agent_run(struct vz_agent *a)
 	ev_signal_start(a->loop, &a->sigint_w);
 	agent_adopt(a);
 	agent_migrate_recover(a);
+	spawn_onboot(a);
 	ev_run(a->loop, 0);
 	close(a->listen_fd);
 	unlink(vz_path_agent_sock(path, sizeof(path)));

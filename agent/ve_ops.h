@@ -32,8 +32,10 @@ void ve_kill(struct vz_agent *a, unsigned veid, pid_t init);
 /* Undo what a start (or restore) made: pid file, cgroups, root mount. The
  * VE's processes must be gone. */
 int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err);
-/* At the agent's start: start every stopped VE whose config says
- * ONBOOT="yes" (each in a worker of its own), as OpenVZ's vz service did. */
+/* Start every stopped VE whose config says ONBOOT="yes" (and not
+ * DISABLED="yes"), in VEID order, one after the other, as OpenVZ's vz
+ * service did at boot; logs each start. Blocks: the agent runs it in a
+ * worker of its own (server.c), once per boot. */
 void ve_start_onboot(struct vz_agent *a);
 
 /* ---- options (ve_params.c) ---- */

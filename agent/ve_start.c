@@ -4,6 +4,7 @@
  * ONBOOT VEs when the host's agent starts, and the start, stop and restart
  * requests. */
 #define LOG_PREFIX "start: "
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -366,4 +367,68 @@ int ve_cleanup_dead(struct vz_agent *a, unsigned veid, struct vz_err *err)
 	pr_info("VE %u: init is gone, cleaning up", veid);
 	ve_kill(a, veid, 0);
 	return ve_teardown(a, &ve, err);
+}
+
+/* Start one ONBOOT VE, as `vzctl start` would; logs what happened. */
+static void start_onboot_ve(struct vz_agent *a, unsigned veid)
+{
+	_cleanup_ve_ struct ve ve;
+	struct vz_err err = { 0 };
+	const char *onboot;
+	int ret = ve_open(veid, true, &ve, &err);
+
+	if (ret < 0)
+		return;
+	onboot = vz_conf_get(&ve.conf, "ONBOOT");
+	if (!onboot || strcmp(onboot, "yes"))
+		return;
+	ret = ve_lock(&ve, 2000, &err);
+	if (ret == 0 && ve_state(&ve, NULL) == VE_STATE_RUNNING)
+		return; /* adopted: it kept running while no agent ran */
+	if (ret == 0)
+		ret = check_startable(&ve, &err);
+	if (ret == 0)
+		ret = ve_do_start(a, &ve, NULL, &err);
+	if (ret < 0)
+		pr_err("VE %u: not started at boot (ONBOOT=yes): %s", veid, err.msg);
+	else
+		pr_info("VE %u: started at boot (ONBOOT=yes)", veid);
+}
+
+static int cmp_veid(const void *x, const void *y)
+{
+	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+void ve_start_onboot(struct vz_agent *a)
+{
+	char dir[PATH_MAX];
+	_cleanup_closedir_ DIR *d = opendir(vz_path(dir, sizeof(dir), VZ_CONF_DIR));
+	_cleanup_free_ unsigned *veids = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		unsigned veid;
+		char rest[16];
+
+		if (sscanf(de->d_name, "%u%15s", &veid, rest) != 2 || strcmp(rest, ".conf") || veid == 0)
+			continue;
+		if (n == cap) {
+			unsigned *nv = realloc(veids, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+
+			if (!nv)
+				break;
+			veids = nv;
+		}
+		veids[n++] = veid;
+	}
+	/* In VEID order, one after the other, as OpenVZ's vz service. */
+	if (n)
+		qsort(veids, n, sizeof(*veids), cmp_veid);
+	for (size_t i = 0; i < n; i++)
+		start_onboot_ve(a, veids[i]);
+	pr_info("Start at boot: done (%zu VE configs looked at)", n);
 }
