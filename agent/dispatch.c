@@ -191,37 +191,14 @@ int op_status(struct vz_call *c, struct vz_err *err)
 	return send_infos(c, &veid, 1, err);
 }
 
-static int cmp_uint(const void *x, const void *y)
-{
-	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
-
-	return a < b ? -1 : a > b;
-}
-
 int op_list(struct vz_call *c, struct vz_err *err)
 {
-	char dir[PATH_MAX];
-	_cleanup_closedir_ DIR *d = opendir(vz_path(dir, sizeof(dir), VZ_CONF_DIR));
 	_cleanup_free_ unsigned *veids = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
+	size_t n = 0;
+	int ret = ve_list(&veids, &n, err);
 
-	while (d && (de = readdir(d))) {
-		unsigned veid;
-		char rest[16];
-
-		if (sscanf(de->d_name, "%u%15s", &veid, rest) != 2 || strcmp(rest, ".conf"))
-			continue;
-		if (n == cap) {
-			unsigned *nv = realloc(veids, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
-
-			if (!nv)
-				return vz_error_msg(err, ENOMEM, "Out of memory");
-			veids = nv;
-		}
-		veids[n++] = veid;
-	}
-	qsort(veids, n, sizeof(*veids), cmp_uint);
+	if (ret < 0)
+		return ret;
 	return send_infos(c, veids, n, err);
 }
 

@@ -96,6 +96,17 @@ int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 	return 0;
 }
 
+/* In a freshly forked worker: default signal dispositions, and none of
+ * the main process's listening sockets. */
+static void worker_detach(struct vz_agent *a)
+{
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	vz_closep(&a->listen_fd);
+	vz_closep(&a->mig_fd);
+}
+
 static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct vz_agent *a = container_of(w, struct vz_agent, mig_w);
@@ -109,11 +120,7 @@ static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	pid = fork();
 	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
-		close(a->listen_fd);
-		close(a->mig_fd);
+		worker_detach(a);
 		agent_migrate_serve(a, conn);
 		_exit(0);
 	}
@@ -137,12 +144,7 @@ static void worker(struct vz_agent *a, int conn)
 	struct vz_err err = { 0 };
 	int ret;
 
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
-	close(a->listen_fd);
-	if (a->mig_fd >= 0)
-		close(a->mig_fd);
+	worker_detach(a);
 	ret = vz_ctl_recv_request(conn, &call.req, call.fds, &call.nfds, &err);
 	if (ret < 0) {
 		pr_warn("Bad request: %s", err.msg);
@@ -190,7 +192,7 @@ static void spawn_cleanup(struct vz_agent *a, unsigned veid)
 	if (pid == 0) {
 		struct vz_err err = { 0 };
 
-		close(a->listen_fd);
+		worker_detach(a);
 		if (ve_cleanup_dead(a, veid, &err) < 0) {
 			pr_err("VE %u: cleanup failed: %s", veid, err.msg);
 			_exit(1);
@@ -222,12 +224,7 @@ static void spawn_onboot(struct vz_agent *a)
 	close(fd);
 	pid = fork();
 	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
-		close(a->listen_fd);
-		if (a->mig_fd >= 0)
-			close(a->mig_fd);
+		worker_detach(a);
 		ve_start_onboot(a);
 		_exit(0);
 	}

@@ -1,5 +1,6 @@
 /* A VE's config, paths, lock, pid file, root mount and running state. */
 #define LOG_PREFIX "ve: "
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -177,6 +178,43 @@ enum ve_state ve_state(const struct ve *ve, pid_t *init)
 		return VE_STATE_RUNNING;
 	}
 	return ve_is_mounted(ve) ? VE_STATE_MOUNTED : VE_STATE_STOPPED;
+}
+
+static int cmp_veid(const void *x, const void *y)
+{
+	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+int ve_list(unsigned **veids, size_t *n, struct vz_err *err)
+{
+	char dir[PATH_MAX];
+	_cleanup_closedir_ DIR *d = opendir(vz_path(dir, sizeof(dir), VZ_CONF_DIR));
+	_cleanup_free_ unsigned *v = NULL;
+	size_t len = 0, cap = 0;
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		unsigned veid;
+		char rest[16];
+
+		if (sscanf(de->d_name, "%u%15s", &veid, rest) != 2 || strcmp(rest, ".conf") || veid == 0)
+			continue;
+		if (len == cap) {
+			unsigned *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+
+			if (!nv)
+				return vz_error_msg(err, ENOMEM, "Out of memory");
+			v = nv;
+		}
+		v[len++] = veid;
+	}
+	if (len)
+		qsort(v, len, sizeof(*v), cmp_veid);
+	*veids = steal_ptr(v);
+	*n = len;
+	return 0;
 }
 
 int ve_save(struct ve *ve, struct vz_err *err)

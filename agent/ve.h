@@ -47,6 +47,9 @@ int ve_read_pidfile(unsigned veid, pid_t *pid, unsigned long long *start);
 unsigned long long ve_proc_start_time(pid_t pid);
 
 int ve_save(struct ve *ve, struct vz_err *err);
+/* The VEIDs that have a config on this host, ascending; *veids is the
+ * caller's to free (NULL when there are none). */
+int ve_list(unsigned **veids, size_t *n, struct vz_err *err);
 
 /* Bind-mount the private area on the root (idempotent) / unmount it. */
 int ve_mount(struct ve *ve, struct vz_err *err);

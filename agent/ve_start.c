@@ -4,7 +4,6 @@
  * ONBOOT VEs when the host's agent starts, and the start, stop and restart
  * requests. */
 #define LOG_PREFIX "start: "
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -395,39 +394,17 @@ static void start_onboot_ve(struct vz_agent *a, unsigned veid)
 		pr_info("VE %u: started at boot (ONBOOT=yes)", veid);
 }
 
-static int cmp_veid(const void *x, const void *y)
-{
-	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
-
-	return a < b ? -1 : a > b;
-}
-
 void ve_start_onboot(struct vz_agent *a)
 {
-	char dir[PATH_MAX];
-	_cleanup_closedir_ DIR *d = opendir(vz_path(dir, sizeof(dir), VZ_CONF_DIR));
 	_cleanup_free_ unsigned *veids = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
+	struct vz_err err = { 0 };
+	size_t n = 0;
 
-	while (d && (de = readdir(d))) {
-		unsigned veid;
-		char rest[16];
-
-		if (sscanf(de->d_name, "%u%15s", &veid, rest) != 2 || strcmp(rest, ".conf") || veid == 0)
-			continue;
-		if (n == cap) {
-			unsigned *nv = realloc(veids, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
-
-			if (!nv)
-				break;
-			veids = nv;
-		}
-		veids[n++] = veid;
+	if (ve_list(&veids, &n, &err) < 0) {
+		pr_err("Start at boot: %s", err.msg);
+		return;
 	}
 	/* In VEID order, one after the other, as OpenVZ's vz service. */
-	if (n)
-		qsort(veids, n, sizeof(*veids), cmp_veid);
 	for (size_t i = 0; i < n; i++)
 		start_onboot_ve(a, veids[i]);
 	pr_info("Start at boot: done (%zu VE configs looked at)", n);
