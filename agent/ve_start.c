@@ -158,8 +158,8 @@ static int release_init(struct vz_agent *a, struct ve *ve, pid_t init, int go_w,
 static int spawn_init(struct vz_agent *a, struct ve *ve, pid_t *pinit, struct vz_err *err)
 {
 	_cleanup_close_ int go_r = VZ_FD_INIT, go_w = VZ_FD_INIT, err_r = VZ_FD_INIT, err_w = VZ_FD_INIT;
+	_cleanup_pid_ pid_t init = 0;
 	int go[2], errp[2], ret;
-	pid_t init;
 
 	if (pipe2(go, O_CLOEXEC) != 0)
 		return vz_error(err, errno, "Create pipes");
@@ -184,10 +184,9 @@ static int spawn_init(struct vz_agent *a, struct ve *ve, pid_t *pinit, struct vz
 	ret = release_init(a, ve, init, go_w, err_r, err);
 	if (ret < 0) {
 		ve_kill(a, ve->veid, init);
-		waitpid(init, NULL, 0);
-		return ret;
+		return ret; /* init is reaped on the way out */
 	}
-	*pinit = init;
+	*pinit = steal_pid(&init);
 	return 0;
 }
 
