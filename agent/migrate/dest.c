@@ -263,10 +263,7 @@ int mig_dst_finish(struct mig_dst *d, struct vz_err *err)
 	if (d->h->online) {
 		ret = thaw_restored(d, err);
 	} else if (d->h->start_after) {
-		/* The VE's lifecycle takes a control call still: one without a client. */
-		struct vz_call fake = { .agent = d->a, .conn = -1 };
-
-		ret = ve_do_start(&fake, &d->ve, err);
+		ret = ve_do_start(d->a, &d->ve, NULL, err);
 	}
 	unlink(d->marker);
 	d->marker[0] = '\0';
@@ -353,7 +350,7 @@ static int on_images(struct mig_dst *d, struct dst_loop *l, struct vz_err *err)
 
 	if (l->u || d->img_fd >= 0)
 		return vz_error_msg(err, EPROTO, "A second IMAGES");
-	ret = make_img_dir(d->veid, "incoming", d->imgdir, sizeof(d->imgdir), &d->img_fd, &work, err);
+	ret = ve_make_img_dir(d->veid, "incoming", d->imgdir, sizeof(d->imgdir), &d->img_fd, &work, err);
 	if (ret < 0)
 		return ret;
 	close(work);

@@ -19,12 +19,14 @@
 
 #include "conn.h"
 #include "err.h"
+#include "memverify.h"
 #include "migrate.h"
 #include "migrate.pb-c.h"
 #include "pagestore.h"
 #include "progress.h"
 #include "track.h"
 #include "ve.h"
+#include "ve_ops.h"
 
 typedef Vz__Migrate__Msg mig_msg;
 

@@ -33,7 +33,7 @@ static int describe_cpu(struct mig_src *s, struct vz_criu_version *ver, char **c
 
 	ret = vz_criu_version(&criu, ver, err);
 	if (ret == 0)
-		ret = make_img_dir(s->ve->veid, "cpuinfo", dir, sizeof(dir), &img, &work, err);
+		ret = ve_make_img_dir(s->ve->veid, "cpuinfo", dir, sizeof(dir), &img, &work, err);
 	if (ret == 0) {
 		ret = vz_criu_cpuinfo_dump(&criu, img, err);
 		snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);
@@ -155,7 +155,7 @@ static int check_criu(struct mig_dst *d, char *criu_text, size_t len, struct vz_
 				    ver.text, d->a->host_name, h->criu_version);
 	if (!h->online || !h->has_cpuinfo)
 		return 0;
-	ret = make_img_dir(h->veid, "cpucheck", dir, sizeof(dir), &img, &work, err);
+	ret = ve_make_img_dir(h->veid, "cpucheck", dir, sizeof(dir), &img, &work, err);
 	if (ret < 0)
 		return ret;
 	snprintf(path, sizeof(path), "%s/cpuinfo.img", dir);

@@ -16,16 +16,6 @@
 #include "migrate_int.h"
 #include "util.h"
 
-/* The VE's lifecycle takes a control call still: one without a client
- * (what it says goes nowhere) and with an empty request (ve_do_stop reads
- * its "fast"). Goes when ve_do_start and ve_do_stop take the VE. */
-static struct vz_call no_call(struct vz_agent *a)
-{
-	static vz_request none = VZ__CONTROL__REQUEST__INIT;
-
-	return (struct vz_call){ .agent = a, .conn = -1, .req = &none };
-}
-
 static void pass_progress(void *arg, uint64_t raw)
 {
 	mig_phase_show(arg, raw);
@@ -131,11 +121,9 @@ static int connect_dest(struct mig_src *s, struct vz_err *err)
 /* Offline: the VE stops for the move (it starts again on a failure). */
 static int stop_offline(struct mig_src *s, struct vz_err *err)
 {
-	struct vz_call c = no_call(s->a);
-
 	if (s->online || !s->was_running)
 		return 0;
-	return ve_do_stop(&c, s->ve, s->init, err);
+	return ve_do_stop(s->a, s->ve, s->init, false, s->progress, err);
 }
 
 static int first_pass(struct mig_src *s, struct vz_err *err)
@@ -218,12 +206,9 @@ static int source_failed(struct mig_src *s, struct vz_err *err)
 	mig_uncap(s);
 	release(s);
 	/* Offline: the VE was stopped for the move; it runs again here. */
-	if (!s->online && s->was_running && !s->req->dry_run && ve_state(s->ve, NULL) != VE_STATE_RUNNING) {
-		struct vz_call c = no_call(s->a);
-
-		if (ve_do_start(&c, s->ve, &e2) < 0)
-			pr_err("VE %u: restart after a failed migration: %s", s->ve->veid, e2.msg);
-	}
+	if (!s->online && s->was_running && !s->req->dry_run && ve_state(s->ve, NULL) != VE_STATE_RUNNING &&
+	    ve_do_start(s->a, s->ve, s->progress, &e2) < 0)
+		pr_err("VE %u: restart after a failed migration: %s", s->ve->veid, e2.msg);
 	pr_err("VE %u: migration to %s failed: %s", s->ve->veid, s->req->dest, why);
 	return vz_error_exit_msg(err, err->exit_code ? err->exit_code : VZ_EXIT_SYSTEM, EIO,
 				 "Migration of VE %u to %s failed: %s", s->ve->veid, s->req->dest, why);
