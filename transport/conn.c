@@ -409,15 +409,18 @@ struct vz_zenc {
 	size_t cap;
 };
 
-struct vz_zenc *vz_zenc_new(int level)
+struct vz_zenc *vz_zenc_new(int level, struct vz_err *err)
 {
 	struct vz_zenc *z = calloc(1, sizeof(*z));
 
-	if (!z)
+	if (!z) {
+		vz_error_msg(err, ENOMEM, "Compressor: out of memory");
 		return NULL;
+	}
 	z->cctx = ZSTD_createCCtx();
 	if (!z->cctx) {
 		free(z);
+		vz_error_msg(err, ENOMEM, "Compressor: out of memory");
 		return NULL;
 	}
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level);
@@ -470,17 +473,20 @@ struct vz_zdec {
 	size_t cap;
 };
 
-struct vz_zdec *vz_zdec_new(void)
+struct vz_zdec *vz_zdec_new(struct vz_err *err)
 {
 	struct vz_zdec *z = calloc(1, sizeof(*z));
 
-	if (!z)
+	if (!z) {
+		vz_error_msg(err, ENOMEM, "Decompressor: out of memory");
 		return NULL;
+	}
 	z->dctx = ZSTD_createDCtx();
 	z->cap = ZSTD_DStreamOutSize();
 	z->out = malloc(z->cap);
 	if (!z->dctx || !z->out) {
 		vz_zdec_free(z);
+		vz_error_msg(err, ENOMEM, "Decompressor: out of memory");
 		return NULL;
 	}
 	ZSTD_DCtx_setParameter(z->dctx, ZSTD_d_windowLogMax, 27);

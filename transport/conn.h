@@ -69,14 +69,15 @@ int vz_msg_recv(struct vz_conn *c, const ProtobufCMessageDescriptor *desc, size_
  * flushes at each call, the receiver decompresses each chunk into at most
  * max_out bytes per call back. */
 struct vz_zenc;
-struct vz_zenc *vz_zenc_new(int level);
+/* The constructors return NULL with err filled (out of memory), always. */
+struct vz_zenc *vz_zenc_new(int level, struct vz_err *err);
 void vz_zenc_free(struct vz_zenc *z);
 /* Compress in[len] (flushed): *out points into z, valid until next call. */
 int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **out, size_t *out_len,
 		  struct vz_err *err);
 
 struct vz_zdec;
-struct vz_zdec *vz_zdec_new(void);
+struct vz_zdec *vz_zdec_new(struct vz_err *err);
 void vz_zdec_free(struct vz_zdec *z);
 /* A new stream begins (the sender started a new encoder). */
 void vz_zdec_reset(struct vz_zdec *z);

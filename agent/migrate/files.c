@@ -365,10 +365,14 @@ int mig_files_send(struct vz_conn *c, const char *root, struct mig_fstate **st, 
 	memset(ps, 0, sizeof(*ps));
 	if (rfd < 0)
 		return vz_error(err, errno, "Open %s", root);
+	s.z = vz_zenc_new(1, err);
+	if (!s.z) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	s.cur = calloc(1, sizeof(*s.cur));
-	s.z = vz_zenc_new(1);
 	s.buf = malloc(BLOCK);
-	if (!s.cur || !s.z || !s.buf) {
+	if (!s.cur || !s.buf) {
 		ret = vz_error_msg(err, ENOMEM, "Out of memory");
 		goto out;
 	}
@@ -443,9 +447,13 @@ struct mig_recv *mig_recv_new(const char *root, struct vz_err *err)
 	}
 	r->fd = -1;
 	r->root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r->z = vz_zdec_new();
-	if (r->root < 0 || !r->z) {
-		vz_error(err, errno ? errno : ENOMEM, "Open %s", root);
+	if (r->root < 0) {
+		vz_error(err, errno, "Open %s", root);
+		mig_recv_free(r);
+		return NULL;
+	}
+	r->z = vz_zdec_new(err);
+	if (!r->z) {
 		mig_recv_free(r);
 		return NULL;
 	}

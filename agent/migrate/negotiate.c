@@ -237,10 +237,14 @@ int mig_accept_lazy(struct mig_dst *d, mig_msg *ok, struct vz_err *err)
 	if (!ok->precopy || d->h->dry_run)
 		return 0;
 	d->ps = vz_pstore_new(vz_path(dir, sizeof(dir), VZ_DUMP_DIR), err);
-	d->pz = vz_zdec_new();
+	if (!d->ps)
+		return -EIO;
+	d->pz = vz_zdec_new(err);
+	if (!d->pz)
+		return -ENOMEM;
 	d->pbuf = malloc(MIG_PAGES_MAX);
-	if (!d->ps || !d->pz || !d->pbuf)
-		return err->msg[0] ? -EIO : vz_error_msg(err, ENOMEM, "Out of memory");
+	if (!d->pbuf)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
 	d->precopy = true;
 	return 0;
 }

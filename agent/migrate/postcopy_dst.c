@@ -162,11 +162,13 @@ static void push_start(struct mig_dst *d)
 	if (!d->fault_open)
 		pr_warn("VE %u: post-copy: %s (a fault retries)", d->veid, err.msg);
 	vz_err_clear(&err);
-	d->pushz = vz_zdec_new();
-	d->pushbuf = malloc(MIG_PAGES_MAX);
-	if (!d->pushz || !d->pushbuf || open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_PUSH, &d->pconn, &err) < 0) {
+	d->pushz = vz_zdec_new(&err);
+	d->pushbuf = d->pushz ? malloc(MIG_PAGES_MAX) : NULL;
+	if (d->pushz && !d->pushbuf)
+		vz_error_msg(&err, ENOMEM, "Out of memory");
+	if (!d->pushbuf || open_source_stream(d, VZ__MIGRATE__TYPE__T_PAGE_PUSH, &d->pconn, &err) < 0) {
 		/* Faults alone still bring every page. */
-		pr_warn("VE %u: post-copy without a background push: %s", d->veid, err.msg[0] ? err.msg : "no memory");
+		pr_warn("VE %u: post-copy without a background push: %s", d->veid, err.msg);
 		return;
 	}
 	d->push_open = true;
@@ -279,9 +281,11 @@ static int post_fetch(void *arg, int vpid, uint64_t vaddr, uint64_t npages, stru
 
 int mig_postcopy_start(struct mig_dst *d, struct vz_err *err)
 {
-	d->fz = vz_zdec_new();
+	d->fz = vz_zdec_new(err);
+	if (!d->fz)
+		return -ENOMEM;
 	d->fbuf = malloc(MIG_PAGES_MAX);
-	if (!d->fz || !d->fbuf)
+	if (!d->fbuf)
 		return vz_error_msg(err, ENOMEM, "Out of memory");
 	vz_pstore_set_fetch(d->ps, post_fetch, d);
 	push_start(d);

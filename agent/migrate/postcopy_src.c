@@ -151,9 +151,9 @@ void mig_serve_page_push(struct mig_srv *v, const mig_msg *m)
 	if (outgoing_of(v, m, "PAGE_PUSH", &out) < 0)
 		return;
 	/* The tracker with no back-end finds every present private page. */
-	p.z = vz_zenc_new(1);
-	t = vz_track_new(VZ_TRACK_NONE, NULL, NULL, &err);
-	if (p.z && t && (ret = vz_cg_pids(&v->a->cg, out.veid, &pids, &n, &err)) == 0)
+	p.z = vz_zenc_new(1, &err);
+	t = p.z ? vz_track_new(VZ_TRACK_NONE, NULL, NULL, &err) : NULL;
+	if (t && (ret = vz_cg_pids(&v->a->cg, out.veid, &pids, &n, &err)) == 0)
 		ret = vz_track_round(t, pids, n, push_emit, &p, &st, &err);
 	vz_track_free(t);
 	vz_zenc_free(p.z);
@@ -204,11 +204,13 @@ static bool page_req_ok(const mig_msg *q)
 /* Answer PAGE_REQs until the destination says DONE (true) or goes. */
 static bool answer_faults(struct mig_srv *v, unsigned veid, const struct mem_map *map, uint64_t *pages)
 {
-	struct vz_zenc *z = vz_zenc_new(1);
-	uint8_t *buf = malloc(MIG_PAGES_MAX);
 	struct vz_err err = { 0 };
+	struct vz_zenc *z = vz_zenc_new(1, &err);
+	uint8_t *buf = malloc(MIG_PAGES_MAX);
 	bool released = false;
 
+	if (!z || !buf)
+		pr_err("VE %u: post-copy: cannot answer faults: %s", veid, z ? "Out of memory" : err.msg);
 	while (z && buf) {
 		mig_msg *q = NULL;
 		uint32_t vpid;

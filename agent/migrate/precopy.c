@@ -254,9 +254,9 @@ int mig_precopy_rounds(struct mig_src *s, struct vz_err *err)
 	s->pc.trk = vz_track_new(s->pc.tkind, hold_ve, s, err);
 	if (!s->pc.trk)
 		return vz_error_wrap(err, "Memory tracker");
-	s->pc.pz = vz_zenc_new(1);
+	s->pc.pz = vz_zenc_new(1, err);
 	if (!s->pc.pz)
-		return vz_error_msg(err, ENOMEM, "Memory tracker: out of memory");
+		return vz_error_wrap(err, "Memory tracker");
 	if (s->ac.on)
 		used_cpus(s);
 	for (unsigned r = 0;; r++) {
