@@ -54,8 +54,9 @@ void mig_msg_free(mig_msg *m);
 int mig_expect(struct vz_conn *c, Vz__Migrate__Type want, mig_msg **out, struct vz_err *err);
 /* A message that names a migration: type, migration_id and the VEID. */
 int mig_send_named(struct vz_conn *c, Vz__Migrate__Type type, const char *mid, unsigned veid, struct vz_err *err);
-/* Pure: does m name a migration well (an id and a VEID)? */
-bool mig_named_ok(const mig_msg *m);
+/* Pure: does m name a migration well (an id and a VEID)? The VEID goes
+ * to *veid: Msg.veid, or Msg.offset from a peer that has no veid. */
+bool mig_named_ok(const mig_msg *m, unsigned *veid);
 /* One PAGES message: len bytes of pid vpid's memory at vaddr, a chunk of
  * the stream z compresses for this connection. */
 int mig_send_pages(struct vz_conn *c, struct vz_zenc *z, uint32_t vpid, uint64_t vaddr, const void *data,

@@ -53,7 +53,7 @@ static void hello_ok(struct mig_src *s, const mig_msg *r)
 {
 	vz_say(s->progress, "Destination %s: VE %u can move there (%llu MiB free, CRIU %s)", s->conn.peer,
 	       s->ve->veid, (unsigned long long)(r->free_bytes >> 20), r->criu_version ? r->criu_version : "-");
-	if (s->lazy && !(r->has_precopy && r->precopy)) {
+	if (s->lazy && !(r->has_lazy && r->lazy)) {
 		vz_say(s->progress, "The destination cannot restore lazily: stop-and-copy");
 		snprintf(s->pc.why, sizeof(s->pc.why), "the destination cannot restore lazily");
 		s->precopy = s->postcopy = s->lazy = false;
@@ -100,9 +100,9 @@ int mig_hello(struct mig_src *s, struct vz_err *err)
 	}
 	h.has_keep_dst = true;
 	h.keep_dst = s->req->keep_dst;
-	/* Hello.precopy means "restore lazily": post-copy too. */
-	h.has_precopy = h.has_verify_memory = h.has_postcopy = true;
-	h.precopy = s->lazy;
+	/* Lazy restore: pre-copy and post-copy alike. */
+	h.has_lazy = h.has_verify_memory = h.has_postcopy = true;
+	h.lazy = s->lazy;
 	h.postcopy = s->postcopy;
 	h.verify_memory = s->verify;
 	h.has_source_port = true;
@@ -226,15 +226,15 @@ int mig_accept_lazy(struct mig_dst *d, mig_msg *ok, struct vz_err *err)
 	struct vz_criu_features f = { 0 };
 	char dir[PATH_MAX];
 
-	if (!d->h->online || !d->h->has_precopy || !d->h->precopy)
+	if (!d->h->online || !d->h->has_lazy || !d->h->lazy)
 		return 0;
 	d->postcopy = d->h->has_postcopy && d->h->postcopy;
-	ok->has_precopy = true;
-	ok->precopy = vz_criu_features(&criu, &f, err) == 0 && f.lazy_pages;
-	if (!ok->precopy)
+	ok->has_lazy = true;
+	ok->lazy = vz_criu_features(&criu, &f, err) == 0 && f.lazy_pages;
+	if (!ok->lazy)
 		pr_warn("VE %u: no lazy pages here (%s): stop-and-copy", d->veid, err->msg[0] ? err->msg : "CRIU says no");
 	vz_err_clear(err);
-	if (!ok->precopy || d->h->dry_run)
+	if (!ok->lazy || d->h->dry_run)
 		return 0;
 	d->ps = vz_pstore_new(vz_path(dir, sizeof(dir), VZ_DUMP_DIR), err);
 	if (!d->ps)

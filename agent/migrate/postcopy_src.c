@@ -109,13 +109,14 @@ static void finish_recovered(struct vz_agent *a, unsigned veid, const char *mid)
 static int outgoing_of(struct mig_srv *v, const mig_msg *m, const char *what, struct mig_record *out)
 {
 	char msg[64];
+	unsigned veid;
 
-	if (!mig_named_ok(m)) {
+	if (!mig_named_ok(m, &veid)) {
 		snprintf(msg, sizeof(msg), "Malformed %s", what);
 		mig_send_error(&v->conn, VZ_EXIT_INVAL, msg);
 		return -EINVAL;
 	}
-	*out = mig_record_of(MIG_REC_OUTGOING, (unsigned)m->offset, m->migration_id);
+	*out = mig_record_of(MIG_REC_OUTGOING, veid, m->migration_id);
 	if (mig_record_read(out, NULL) < 0 || out->port <= 0) {
 		mig_send_error(&v->conn, VZ_EXIT_INVAL, "No post-copy migration of that id here");
 		return -EINVAL;

@@ -83,22 +83,29 @@ int mig_expect(struct vz_conn *c, Vz__Migrate__Type want, mig_msg **out, struct 
 	return 0;
 }
 
-/* The VEID travels in Msg.offset (migrate.proto has no field of its own). */
+/* The VEID travels in Msg.veid, and in Msg.offset too for a peer from
+ * before veid existed. */
 int mig_send_named(struct vz_conn *c, Vz__Migrate__Type type, const char *mid, unsigned veid, struct vz_err *err)
 {
 	mig_msg q = VZ__MIGRATE__MSG__INIT;
 
 	q.type = type;
 	q.migration_id = (char *)mid;
+	q.has_veid = true;
+	q.veid = veid;
 	q.has_offset = true;
 	q.offset = veid;
 	return vz_msg_send(c, &q.base, err);
 }
 
-bool mig_named_ok(const mig_msg *m)
+bool mig_named_ok(const mig_msg *m, unsigned *veid)
 {
-	return m->migration_id && mig_id_ok(m->migration_id) && m->has_offset && m->offset != 0 &&
-	       m->offset <= INT32_MAX;
+	uint64_t v = m->has_veid ? m->veid : m->has_offset ? m->offset : 0;
+
+	if (!m->migration_id || !mig_id_ok(m->migration_id) || v == 0 || v > INT32_MAX)
+		return false;
+	*veid = (unsigned)v;
+	return true;
 }
 
 int mig_send_pages(struct vz_conn *c, struct vz_zenc *z, uint32_t vpid, uint64_t vaddr, const void *data,

@@ -78,17 +78,18 @@ void mig_answer_decision(struct mig_srv *v, const mig_msg *q)
 	mig_msg r = VZ__MIGRATE__MSG__INIT;
 	struct vz_err err = { 0 };
 	bool go = false;
+	unsigned veid;
 
-	if (!mig_named_ok(q)) {
+	if (!mig_named_ok(q, &veid)) {
 		mig_send_error(&v->conn, VZ_EXIT_INVAL, "Malformed question");
 		return;
 	}
 	/* No decision yet means the source gave up: record abort, first. */
-	if (mig_decide((unsigned)q->offset, q->migration_id, false, &go, &err) < 0) {
+	if (mig_decide(veid, q->migration_id, false, &go, &err) < 0) {
 		mig_send_error(&v->conn, VZ_EXIT_SYSTEM, err.msg);
 		return;
 	}
-	pr_info("VE %u: told %s the decision on migration %s: %s", (unsigned)q->offset, v->conn.peer, q->migration_id,
+	pr_info("VE %u: told %s the decision on migration %s: %s", veid, v->conn.peer, q->migration_id,
 		go ? "go" : "abort");
 	r.type = VZ__MIGRATE__TYPE__T_DECISION;
 	r.has_go = true;

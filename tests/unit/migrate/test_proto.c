@@ -49,18 +49,39 @@ Test(mig_pages_ok, refuses_what_the_store_must_not_take)
 Test(mig_named_ok, an_id_and_a_veid)
 {
 	mig_msg m = VZ__MIGRATE__MSG__INIT;
+	unsigned veid = 0;
 
-	cr_assert(!mig_named_ok(&m));
+	cr_assert(!mig_named_ok(&m, &veid));
 	m.migration_id = "0123abcd";
-	cr_assert(!mig_named_ok(&m));
-	m.has_offset = true;
-	m.offset = 101;
-	cr_assert(mig_named_ok(&m));
-	m.offset = 0;
-	cr_assert(!mig_named_ok(&m));
-	m.offset = 1ull << 31;
-	cr_assert(!mig_named_ok(&m));
-	m.offset = 101;
+	cr_assert(!mig_named_ok(&m, &veid));
+	m.has_veid = true;
+	m.veid = 101;
+	cr_assert(mig_named_ok(&m, &veid));
+	cr_assert_eq(veid, 101);
+	m.veid = 0;
+	cr_assert(!mig_named_ok(&m, &veid));
+	m.veid = 1u << 31;
+	cr_assert(!mig_named_ok(&m, &veid));
+	m.veid = 101;
 	m.migration_id = "../../etc";
-	cr_assert(!mig_named_ok(&m));
+	cr_assert(!mig_named_ok(&m, &veid));
+}
+
+/* A peer from before Msg.veid puts the VEID in offset; veid wins. */
+Test(mig_named_ok, the_veid_of_an_older_peer_in_offset)
+{
+	mig_msg m = VZ__MIGRATE__MSG__INIT;
+	unsigned veid = 0;
+
+	m.migration_id = "0123abcd";
+	m.has_offset = true;
+	m.offset = 102;
+	cr_assert(mig_named_ok(&m, &veid));
+	cr_assert_eq(veid, 102);
+	m.offset = 1ull << 31;
+	cr_assert(!mig_named_ok(&m, &veid));
+	m.has_veid = true;
+	m.veid = 103;
+	cr_assert(mig_named_ok(&m, &veid));
+	cr_assert_eq(veid, 103);
 }
