@@ -301,21 +301,30 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 	return r;
 }
 
-int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err)
+void vz_sock_peer_host(int fd, char *host, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+
+	if (len == 0)
+		return;
+	host[0] = '\0';
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
+		host[0] = '\0';
+}
+
+int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err)
+{
 	char who[128] = "a peer";
+	char host[64];
 	SSL *ssl;
 	int r;
 
 	memset(c, 0, sizeof(*c));
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		char host[64];
-
-		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST) == 0)
-			snprintf(who, sizeof(who), "Peer %s", host);
-	}
+	vz_sock_peer_host(fd, host, sizeof(host));
+	if (host[0])
+		snprintf(who, sizeof(who), "Peer %s", host);
 	set_timeouts(fd, io_timeout_ms);
 	ssl = SSL_new(t->ctx);
 	if (!ssl) {

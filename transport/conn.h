@@ -51,6 +51,10 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 /* Handshake on an accepted socket (takes fd). */
 int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err);
 
+/* The numeric address of the peer of socket fd in host[len]; "" when
+ * unknown (not a socket, not connected, a unix socket without a name). */
+void vz_sock_peer_host(int fd, char *host, size_t len);
+
 /* A connection over an already connected socket, without TLS. */
 void vz_conn_plain(struct vz_conn *c, int fd);
 

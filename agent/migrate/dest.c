@@ -493,7 +493,7 @@ static int prepare_incoming(struct mig_dst *d)
 	vz_path(d->conf_path, sizeof(d->conf_path), VZ_CONF_DIR "/%u.conf", d->veid);
 	vz_mkdir_p(vz_path(dir, sizeof(dir), VZ_CONF_DIR), 0755);
 	vz_mkdir_p(vz_path(dir, sizeof(dir), VZ_PRIVATE_DIR), 0755);
-	mig_peer_addr(d->conn.fd, d->src_host, sizeof(d->src_host));
+	vz_sock_peer_host(d->conn.fd, d->src_host, sizeof(d->src_host));
 	if (!d->src_host[0])
 		snprintf(d->src_host, sizeof(d->src_host), "-");
 	snprintf(inc.mid, sizeof(inc.mid), "%s", d->mid);

@@ -75,8 +75,6 @@ void mig_resolve_dest(const char *dest, char *out, size_t len);
 /* A connection to 127.0.0.1:port (CRIU's lazy-dump page server): an fd or
  * a negative errno. */
 int mig_loopback_connect(int port);
-/* The numeric address of the peer of fd, "" when unknown. */
-void mig_peer_addr(int fd, char *host, size_t len);
 /* Every process of the VE gets SIGKILL (it dies when next it runs). */
 void mig_kill_all(struct vz_agent *a, unsigned veid);
 

@@ -5,7 +5,6 @@
 #define LOG_PREFIX "migrate: "
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -189,17 +188,6 @@ int mig_loopback_connect(int port)
 		return ret;
 	}
 	return fd;
-}
-
-void mig_peer_addr(int fd, char *host, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	host[0] = '\0';
-	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, host, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
-		host[0] = '\0';
 }
 
 void mig_kill_all(struct vz_agent *a, unsigned veid)

@@ -50,7 +50,7 @@ void mig_ask_decision(struct mig_dst *d)
 	if (d->src_host[0])
 		snprintf(host, sizeof(host), "%s", d->src_host);
 	else
-		mig_peer_addr(d->conn.fd, host, sizeof(host));
+		vz_sock_peer_host(d->conn.fd, host, sizeof(host));
 	if (!host[0])
 		snprintf(host, sizeof(host), "%s", d->h->source_host ? d->h->source_host : "");
 	vz_conn_close(&d->conn);
