@@ -131,7 +131,7 @@ static void tls_close(struct vz_conn *c)
 	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
-	c->fd = -1;
+	c->fd = VZ_FD_INIT;
 }
 
 static const struct vz_conn_ops tls_ops = { tls_read, tls_write, tls_close };
@@ -170,7 +170,7 @@ static void plain_close(struct vz_conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
-	c->fd = -1;
+	c->fd = VZ_FD_INIT;
 }
 
 static const struct vz_conn_ops plain_ops = { plain_read, plain_write, plain_close };
@@ -243,11 +243,11 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
 	char portstr[16], who[300];
-	int fd = -1, r;
+	int fd = VZ_FD_INIT, r;
 	SSL *ssl;
 
 	memset(c, 0, sizeof(*c));
-	c->fd = -1;
+	c->fd = VZ_FD_INIT;
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	snprintf(who, sizeof(who), "%s:%u", host, port);
 	r = getaddrinfo(host, portstr, &hints, &ai);
@@ -263,7 +263,7 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 		if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
 			r = errno;
 			close(fd);
-			fd = -1;
+			fd = VZ_FD_INIT;
 			continue;
 		}
 		p.fd = fd;
@@ -272,7 +272,7 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 			if (!r)
 				r = ETIMEDOUT;
 			close(fd);
-			fd = -1;
+			fd = VZ_FD_INIT;
 		}
 	}
 	freeaddrinfo(ai);

@@ -368,7 +368,7 @@ static void after_dump(struct mig_src *s, struct dump_ctx *x)
 	s->pc.trk = NULL;
 	vz_rm_rf(s->images_dir);
 	close(s->images_fd);
-	s->images_fd = -1;
+	s->images_fd = VZ_FD_INIT;
 	close(x->work);
 	s->images_dir[0] = '\0';
 }
@@ -377,7 +377,7 @@ int mig_dump_and_commit(struct mig_src *s, struct vz_err *err)
 {
 	struct mig_record out = mig_record_of(MIG_REC_OUTGOING, s->ve->veid, s->mid);
 	struct vz_criu criu = { s->a->criu };
-	struct dump_ctx x = { .work = -1 };
+	struct dump_ctx x = { .work = VZ_FD_INIT };
 	struct vz_err e = { 0 };
 	int ret;
 

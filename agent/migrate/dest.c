@@ -27,7 +27,7 @@
 
 void mig_dst_init(struct mig_dst *d, struct vz_agent *a)
 {
-	*d = (struct mig_dst){ .a = a, .img_fd = -1, .flock = PTHREAD_MUTEX_INITIALIZER };
+	*d = (struct mig_dst){ .a = a, .img_fd = VZ_FD_INIT, .flock = PTHREAD_MUTEX_INITIALIZER };
 	/* No connection yet: not fd 0. */
 	d->conn.fd = d->fconn.fd = d->pconn.fd = -EBADF;
 	atomic_init(&d->stopping, false);
@@ -99,7 +99,7 @@ void mig_dst_free(struct mig_dst *d)
 	d->ve_open = false;
 	if (d->img_fd >= 0)
 		close(d->img_fd);
-	d->img_fd = -1;
+	d->img_fd = VZ_FD_INIT;
 	vz_conn_close(&d->conn);
 }
 
@@ -132,7 +132,7 @@ static int start_lazy(struct mig_dst *d, int *work, struct vz_err *err)
 	vz_path(d->workdir, sizeof(d->workdir), VZ_DUMP_DIR "/%u.lazy.%d", d->veid, (int)getpid());
 	vz_rm_rf(d->workdir);
 	close(*work);
-	*work = -1;
+	*work = VZ_FD_INIT;
 	if (mkdir(d->workdir, 0700) != 0 || (*work = open(d->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return vz_error(err, errno, "Create %s", d->workdir);
 	snprintf(lazylog, sizeof(lazylog), "%u.migrate-lazy.log", d->veid);
@@ -217,7 +217,7 @@ static int verify_memory(struct mig_dst *d, struct vz_err *err)
 
 static int restore_here(struct mig_dst *d, struct vz_err *err)
 {
-	_cleanup_close_ int img = -1, work = -1;
+	_cleanup_close_ int img = VZ_FD_INIT, work = VZ_FD_INIT;
 	char logname[64];
 	int ret;
 
@@ -346,7 +346,7 @@ struct dst_loop {
 
 static int on_images(struct mig_dst *d, struct dst_loop *l, struct vz_err *err)
 {
-	int work = -1, ret;
+	int work = VZ_FD_INIT, ret;
 
 	if (l->u || d->img_fd >= 0)
 		return vz_error_msg(err, EPROTO, "A second IMAGES");

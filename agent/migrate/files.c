@@ -445,7 +445,7 @@ struct mig_recv *mig_recv_new(const char *root, struct vz_err *err)
 		vz_error_msg(err, ENOMEM, "Out of memory");
 		return NULL;
 	}
-	r->fd = -1;
+	r->fd = VZ_FD_INIT;
 	r->root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->root < 0) {
 		vz_error(err, errno, "Open %s", root);
@@ -529,7 +529,7 @@ static void set_meta(int dirfd, const char *base, const Vz__Migrate__FileMeta *f
 
 static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct vz_err *err)
 {
-	_cleanup_close_ int dfd = -1;
+	_cleanup_close_ int dfd = VZ_FD_INIT;
 	const char *base;
 	struct stat sb;
 	int ret = 0;
@@ -586,7 +586,7 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 
 static int file_end(struct mig_recv *r, struct vz_err *err)
 {
-	_cleanup_close_ int dfd = -1;
+	_cleanup_close_ int dfd = VZ_FD_INIT;
 	const char *base;
 	int ret = 0;
 
@@ -595,7 +595,7 @@ static int file_end(struct mig_recv *r, struct vz_err *err)
 	if (ftruncate(r->fd, (off_t)r->meta.size) != 0)
 		ret = vz_error(err, errno, "Size %s", r->path);
 	close(r->fd);
-	r->fd = -1;
+	r->fd = VZ_FD_INIT;
 	dfd = open_parent(r, r->path, &base, err);
 	if (ret == 0 && dfd >= 0)
 		set_meta(dfd, base, &r->meta);
@@ -625,7 +625,7 @@ int mig_recv_msg(struct mig_recv *r, const mig_msg *m, struct vz_err *err)
 	case VZ__MIGRATE__TYPE__T_FILE_END:
 		return file_end(r, err);
 	case VZ__MIGRATE__TYPE__T_DELETE: {
-		_cleanup_close_ int dfd = -1;
+		_cleanup_close_ int dfd = VZ_FD_INIT;
 		const char *base;
 		char full[PATH_MAX];
 

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "log.h"
 #include "migrate_int.h"
 #include "util.h"
@@ -65,13 +66,13 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 	struct mig_lazy *l = calloc(1, sizeof(*l));
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof(sa);
-	int st[2] = { -1, -1 }, ret = 0;
+	int st[2] = { VZ_FD_INIT, VZ_FD_INIT }, ret = 0;
 	char port[16], stfd[16];
 
 	if (!l)
 		return vz_error_msg(err, ENOMEM, "Out of memory");
 	l->ps = ps;
-	l->daemon = -1;
+	l->daemon = VZ_FD_INIT;
 	l->on_fail = on_fail;
 	l->fail_arg = fail_arg;
 	l->lsk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -109,7 +110,7 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 		_exit(127);
 	}
 	close(st[1]);
-	st[1] = -1;
+	st[1] = VZ_FD_INIT;
 	{
 		struct pollfd p = { .fd = st[0], .events = POLLIN };
 		char c;

@@ -29,7 +29,7 @@ static int describe_cpu(struct mig_src *s, struct vz_criu_version *ver, char **c
 {
 	struct vz_criu criu = { s->a->criu };
 	char dir[PATH_MAX], path[PATH_MAX + 16];
-	int img = -1, work = -1, ret;
+	int img = VZ_FD_INIT, work = VZ_FD_INIT, ret;
 
 	ret = vz_criu_version(&criu, ver, err);
 	if (ret == 0)
@@ -145,7 +145,7 @@ static int check_criu(struct mig_dst *d, char *criu_text, size_t len, struct vz_
 	struct vz_criu criu = { d->a->criu };
 	struct vz_criu_version ver;
 	char dir[PATH_MAX], path[PATH_MAX + 16];
-	int img = -1, work = -1, ret;
+	int img = VZ_FD_INIT, work = VZ_FD_INIT, ret;
 
 	if (vz_criu_version(&criu, &ver, err) < 0)
 		return vz_error_wrap(err, "CRIU on %s", d->a->host_name);

@@ -65,7 +65,7 @@ void mig_end_lazy_session(struct vz_agent *a, unsigned veid, const char *mid, in
 	uint64_t end = vz_now_ns() + 120ull * 1000000000ull;
 	/* Kept by a restarted agent: CRIU may have gone with its worker. */
 	bool go, recovered = outgoing_recovered(veid, mid);
-	int sk = -1;
+	int sk = VZ_FD_INIT;
 
 	if (recovered)
 		sk = mig_loopback_connect(port); /* before the tasks go: CRIU ends then */

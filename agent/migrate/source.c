@@ -12,6 +12,7 @@
 #include <sys/random.h>
 
 #include "agent.h"
+#include "cleanup.h"
 #include "log.h"
 #include "migrate_int.h"
 #include "util.h"
@@ -227,7 +228,7 @@ int mig_source_run(struct vz_agent *a, const struct mig_request *req, const stru
 		   struct vz_err *err)
 {
 	_cleanup_ve_ struct ve ve = { .lock_fd = -EBADF };
-	struct mig_src s = { .a = a, .req = req, .progress = progress, .ve = &ve, .images_fd = -1, .t0 = vz_now_ns() };
+	struct mig_src s = { .a = a, .req = req, .progress = progress, .ve = &ve, .images_fd = VZ_FD_INIT, .t0 = vz_now_ns() };
 	int ret;
 
 	ret = open_ve(&s, err);
