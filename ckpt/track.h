@@ -47,11 +47,6 @@
 #include <sys/types.h>
 
 #include "err.h"
-#include "inject.h"
-#include "proc.h"
-/* Transitional: agent/migrate.c still takes the memory digest from here;
- * drop this once it includes memverify.h itself. */
-#include "memverify.h"
 
 enum vz_track_kind { VZ_TRACK_NONE, VZ_TRACK_UFFD_WP, VZ_TRACK_SOFT_DIRTY };
 
