@@ -52,7 +52,7 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err);
 
 /* The numeric address of the peer of socket fd in host[len]; "" when
- * unknown (not a socket, not connected, a unix socket without a name). */
+ * unknown (no socket, not connected). A unix socket's is "localhost". */
 void vz_sock_peer_host(int fd, char *host, size_t len);
 
 /* A connection over an already connected socket, without TLS. */
