@@ -1,6 +1,7 @@
 /* lib/util.c: parsing of numbers, VEIDs and sizes; processes; files. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -123,4 +124,36 @@ Test(frame, header_caps_length)
 	cr_assert_eq(vz_frame_parse_header(ok, 4096, &len), 0);
 	cr_assert_eq(len, 256);
 	cr_assert_eq(vz_frame_parse_header(big, 1 << 20, &len), -EMSGSIZE);
+}
+
+/* du counts blocks: a written file's, not a sparse file's length; it
+ * does not follow a symlink out of the tree. */
+Test(util, du_counts_blocks_of_the_tree)
+{
+	char dir[] = "/tmp/vz-du-XXXXXX", path[64], big[64];
+	static char buf[256 << 10];
+	uint64_t bytes = 0, empty = 0;
+	int fd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(vz_du(dir, &empty), 0);
+	snprintf(path, sizeof(path), "%s/data", dir);
+	memset(buf, 'x', sizeof(buf));
+	cr_assert_eq(vz_write_file(path, buf, sizeof(buf), 0), 0);
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	fsync(fd);
+	close(fd);
+	snprintf(big, sizeof(big), "%s/sparse", dir);
+	fd = open(big, O_WRONLY | O_CREAT, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 64 << 20), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/link", dir);
+	cr_assert_eq(symlink("/usr", path), 0);
+	cr_assert_eq(vz_du(dir, &bytes), 0);
+	cr_assert_geq(bytes, empty + sizeof(buf));
+	cr_assert_lt(bytes, empty + sizeof(buf) + (1 << 20), "a sparse file or /usr was counted: %llu",
+		     (unsigned long long)bytes);
+	cr_assert_eq(vz_rm_rf(dir), 0);
 }
