@@ -244,6 +244,17 @@ static void rearm_ve_timerfds(struct vz_agent *a, unsigned veid)
 	free(pids);
 }
 
+/* Whether the VE has a veth pair: the condition under which its start
+ * makes one (ve_net_start). A VE started without NETIF and without any
+ * address has no network device but lo, so its images hold none. */
+static bool ve_has_veth(struct ve *ve)
+{
+	const char *netif = vz_conf_get(&ve->conf, "NETIF");
+	const char *ips = vz_conf_get(&ve->conf, "IP_ADDRESS");
+
+	return (netif && *netif) || (ips && *ips);
+}
+
 struct restore_ctx {
 	struct vz_agent *a;
 	unsigned veid;
@@ -289,11 +300,13 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	struct vz_netif nif;
 	struct vz_criu criu;
 	char cgroot[128], ext[96];
+	bool has_net = ve_has_veth(ve);
 	pid_t pid = 0;
 	int ret;
 
+	memset(&nif, 0, sizeof(nif));
 	criu_of(a, &criu);
-	ret = ve_netif(ve, a, &nif, err);
+	ret = has_net ? ve_netif(ve, a, &nif, err) : 0;
 	if (ret < 0)
 		return ret;
 	ret = ve_mount(ve, err);
@@ -301,20 +314,25 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 		ret = vz_cg_create(&a->cg, ve->veid, err);
 	if (ret == 0)
 		ret = res_apply(&a->cg, ve->veid, &ve->conf, err);
-	if (ret == 0)
+	if (ret == 0 && has_net)
 		ret = vz_net_bridge_ensure(nif.bridge, err);
 	if (ret < 0)
 		goto fail;
 	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve->veid);
-	snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
-	rc.host_ifname = nif.host_ifname;
-	rc.bridge = nif.bridge;
+	/* CRIU looks up the host end of every external veth it is given,
+	 * whether or not the images hold that device: a VE that has none must
+	 * be given none. */
+	if (has_net) {
+		snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
+		o.externals[0] = ext;
+		rc.host_ifname = nif.host_ifname;
+		rc.bridge = nif.bridge;
+	}
 	o.images_dir_fd = img_fd;
 	o.work_dir_fd = work_fd;
 	o.log_file = logname;
 	o.root = ve->root;
 	o.cgroup_root = cgroot;
-	o.externals[0] = ext;
 	o.tcp_established = true;
 	o.lazy_pages = lazy;
 	o.notify = restore_notify;
@@ -327,7 +345,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	if (ret < 0)
 		goto fail;
 	rearm_ve_timerfds(a, ve->veid);
-	{
+	if (has_net) {
 		struct vz_err e2 = { 0 };
 
 		if (vz_net_host_mac(&nif, &e2) < 0)
@@ -344,7 +362,7 @@ fail:
 		ve_kill(a, ve->veid, pid);
 		if (ve_teardown(a, ve, &e2) < 0)
 			pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
-		if (vz_net_veth_del(&nif, &e2) < 0)
+		if (has_net && vz_net_veth_del(&nif, &e2) < 0)
 			pr_warn("VE %u: %s", ve->veid, e2.msg);
 	}
 	return ret;

@@ -1,0 +1,230 @@
+#!/usr/bin/env bats
+# Checkpoint and restore of VEs that a new user's VE looks like, not a
+# test's: one without any IP address, one where a process is stopped
+# (Ctrl-Z in a shell), one with a process waiting in vfork() and a zombie,
+# one holding open a file whose name and directory were removed. And a
+# CRIU that hangs: every wait on it is bounded by CRIU_TIMEOUT, after
+# which it is killed and the VE runs on.
+
+load helpers
+
+setup_file() {
+	vz_setup
+	# A parent whose child sits in vfork(): the child neither execs nor
+	# exits until it is sent SIGTERM.
+	cc -static -O1 -o "$BATS_FILE_TMPDIR/vforker" -x c - <<-'EOF'
+		#include <fcntl.h>
+		#include <signal.h>
+		#include <stdio.h>
+		#include <unistd.h>
+		static volatile sig_atomic_t done;
+		static void on_term(int s) { (void)s; done = 1; }
+		int main(void)
+		{
+			FILE *f;
+			pid_t c;
+
+			int null = open("/dev/null", O_RDWR);
+
+			if (fork() > 0)
+				return 0;
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			setsid();
+			f = fopen("/run/vforker.pid", "w");
+			fprintf(f, "%d\n", (int)getpid());
+			fclose(f);
+			c = vfork();
+			if (c == 0) {
+				signal(SIGTERM, on_term);
+				while (!done)
+					pause();
+				_exit(0);
+			}
+			f = fopen("/run/vforker.done", "w");
+			fclose(f);
+			for (;;)
+				pause();
+		}
+	EOF
+}
+
+teardown_file() {
+	vz_teardown
+}
+
+teardown() {
+	local v
+	for v in 931 932 933 934; do
+		vzctl stop "$v" --fast >/dev/null 2>&1
+		vzctl destroy "$v" >/dev/null 2>&1
+	done
+	true
+}
+
+nothing_left_of() {
+	[ ! -e "$VZ_ROOT/run/vz/$1.pid" ] || { echo "pid file left"; return 1; }
+	[ ! -d "$(vz_cgroup_dir "$1")" ] || { echo "cgroup left"; return 1; }
+	! grep -q " $VZ_ROOT/vz/root/$1 " /proc/self/mountinfo || { echo "mount left"; return 1; }
+	! vz_ns ip link show "veth$1.0" >/dev/null 2>&1 || { echo "veth left"; return 1; }
+}
+
+# The state letter of a process of VE $1 by its pid inside the VE.
+ve_proc_state() {
+	vzctl exec "$1" "sed 's/.*) \\(.\\).*/\\1/' /proc/$2/stat"
+}
+
+state_is() {
+	[ "$(ve_proc_state "$1" "$2")" = "$3" ]
+}
+
+# Pids of every CRIU process that descends from the agent.
+criu_pids() {
+	local agent criu p
+	agent=$(cat "$VZ_ROOT/agent.pid")
+	criu=$(cat /etc/vz/criu.path)
+	for p in $(pgrep -f "^criu swrk|^$criu swrk"); do
+		local q=$p
+		while [ "$q" -gt 1 ]; do
+			[ "$q" = "$agent" ] && { echo "$p"; break; }
+			q=$(awk '/^PPid:/ {print $2}' "/proc/$q/status" 2>/dev/null) || break
+			[ -n "$q" ] || break
+		done
+	done
+}
+
+@test "a VE without an IP address is checkpointed and restored" {
+	vzctl create 931 --ostemplate busybox >/dev/null
+	vzctl start 931 >/dev/null
+	vzctl exec 931 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >/run/sleeper.pid'
+	sleeper=$(vzctl exec 931 cat /run/sleeper.pid)
+	run timeout 120 vzctl chkpnt 931
+	echo "$output"
+	[ "$status" -eq 0 ]
+	nothing_left_of 931
+	run timeout 120 vzctl restore 931
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run vzctl status 931
+	[ "$output" = "VEID 931 exist mounted running" ]
+	[ "$(vzctl exec 931 cat /proc/$sleeper/comm)" = sleep ]
+	# It had no network and has none now: no veth was made for it.
+	run vz_ns ip link show veth931.0
+	[ "$status" -ne 0 ]
+}
+
+@test "a stopped process, a zombie and a parent in vfork() survive chkpnt and restore" {
+	vzctl create 932 --ostemplate busybox --ipadd 198.18.21.2 >/dev/null
+	vzctl start 932 >/dev/null
+	cp "$BATS_FILE_TMPDIR/vforker" "$VZ_ROOT/vz/root/932/bin/vforker"
+	# A job suspended as with Ctrl-Z.
+	vzctl exec 932 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >/run/stopped.pid; kill -STOP $!'
+	# A zombie: sleep 1 exits, and its parent (now sleep 1000) never reaps it.
+	vzctl exec 932 '(sleep 1 & echo $! >/run/zombie.pid; exec sleep 1000) </dev/null >/dev/null 2>&1 &'
+	vzctl exec 932 /bin/vforker </dev/null
+	stopped=$(vzctl exec 932 cat /run/stopped.pid)
+	zombie=$(vzctl exec 932 cat /run/zombie.pid)
+	vforker=$(vzctl exec 932 cat /run/vforker.pid)
+	wait_for 10 state_is 932 "$stopped" T
+	wait_for 10 state_is 932 "$zombie" Z
+	wait_for 10 vzctl exec 932 "grep -q '^PPid:.*$vforker\$' /proc/[0-9]*/status"
+	run vzctl exec 932 test -e /run/vforker.done
+	[ "$status" -ne 0 ]
+	vzctl exec 932 'ps -o pid,stat,comm' >"$BATS_FILE_TMPDIR/ps.before"
+
+	t0=$SECONDS
+	run timeout 120 vzctl chkpnt 932
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ $((SECONDS - t0)) -lt 100 ]
+	nothing_left_of 932
+	run timeout 120 vzctl restore 932
+	echo "$output"
+	[ "$status" -eq 0 ]
+	vzctl exec 932 'ps -o pid,stat,comm' >"$BATS_FILE_TMPDIR/ps.after"
+	diff <(grep -v ' ps$' "$BATS_FILE_TMPDIR/ps.before") <(grep -v ' ps$' "$BATS_FILE_TMPDIR/ps.after")
+	# Still stopped, still the same process; it runs on when continued.
+	[ "$(ve_proc_state 932 "$stopped")" = T ]
+	[ "$(vzctl exec 932 cat /proc/$stopped/comm)" = sleep ]
+	vzctl exec 932 "kill -CONT $stopped"
+	wait_for 10 state_is 932 "$stopped" S
+	[ "$(ve_proc_state 932 "$zombie")" = Z ]
+	# The vfork()ed child goes on where it was: it exits, its parent resumes.
+	child=$(vzctl exec 932 "grep -l '^PPid:.*$vforker\$' /proc/[0-9]*/status" | head -1 | cut -d/ -f3)
+	vzctl exec 932 "kill -TERM $child"
+	wait_for 10 vzctl exec 932 test -e /run/vforker.done
+}
+
+@test "a process holding a file whose name and directory were removed survives chkpnt and restore" {
+	vzctl create 933 --ostemplate busybox --ipadd 198.18.21.3 >/dev/null
+	vzctl start 933 >/dev/null
+	vzctl exec 933 'mkdir /gone; echo hello-world-of-ghosts >/gone/f'
+	vzctl exec 933 "sh -c 'exec 3</gone/f; dd bs=1 count=6 <&3 >/dev/null 2>&1; rm -rf /gone; echo \$\$ >/run/holder.pid; exec sleep 1000' </dev/null >/dev/null 2>&1 &"
+	wait_for 10 vzctl exec 933 'test -s /run/holder.pid && test ! -e /gone'
+	holder=$(vzctl exec 933 cat /run/holder.pid)
+	wait_for 10 vzctl exec 933 "grep -qx sleep /proc/$holder/comm"
+	[ "$(vzctl exec 933 "sed -n 's/^pos:[[:space:]]*//p' /proc/$holder/fdinfo/3")" = 6 ]
+	run timeout 120 vzctl chkpnt 933
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run timeout 120 vzctl restore 933
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(vzctl exec 933 cat /proc/$holder/fd/3)" = hello-world-of-ghosts ]
+	[ "$(vzctl exec 933 "sed -n 's/^pos:[[:space:]]*//p' /proc/$holder/fdinfo/3")" = 6 ]
+	run vzctl exec 933 test -e /gone
+	[ "$status" -ne 0 ]
+}
+
+@test "a CRIU that hangs mid-dump is killed after CRIU_TIMEOUT and the VE runs on" {
+	echo 'CRIU_TIMEOUT="6"' >>"$VZ_ROOT/etc/vz/vz.conf"
+	vz_stop_agent
+	vz_start_agent
+	vzctl create 934 --ostemplate busybox --ipadd 198.18.21.4 >/dev/null
+	vzctl start 934 >/dev/null
+	vzctl exec 934 'sleep 1000 </dev/null >/dev/null 2>&1 &'
+	# Enough memory that the dump takes a while.
+	vz_put_workload 934 wl-mem
+	vzctl exec 934 /bin/wl-mem -m 128 >/dev/null
+	init=$(vz_init_pid 934)
+	freezer=/sys/fs/cgroup/freezer/$VZ_CGBASE/934/freezer.state
+	[ -e "$freezer" ] || freezer=/sys/fs/cgroup/$VZ_CGBASE/934/cgroup.freeze
+
+	t0=$SECONDS
+	timeout 120 vzctl chkpnt 934 >"$BATS_FILE_TMPDIR/hang.out" 2>&1 &
+	client=$!
+	# Stop CRIU once it has frozen the VE.
+	end=$((SECONDS + 30))
+	until grep -qsx FROZEN "$freezer" || [ "$(cat "$freezer" 2>/dev/null)" = 1 ]; do
+		[ "$SECONDS" -lt "$end" ] || break
+	done
+	pids=$(criu_pids)
+	echo "criu: $pids"
+	[ -n "$pids" ]
+	kill -STOP $pids
+	wait $client && rc=0 || rc=$?
+	took=$((SECONDS - t0))
+	cat "$BATS_FILE_TMPDIR/hang.out"
+	echo "took $took s"
+	[ "$rc" -eq 16 ]
+	[ "$took" -lt 40 ]
+	grep -q "CRIU dump timed out after 6 s" "$BATS_FILE_TMPDIR/hang.out"
+	[ "$(grep -c 'vzctl:' "$BATS_FILE_TMPDIR/hang.out")" -eq 1 ]
+	# Nothing of CRIU is left, the VE is thawed and the same VE runs on.
+	for p in $pids; do
+		run kill -0 "$p"
+		[ "$status" -ne 0 ]
+	done
+	[ -z "$(criu_pids)" ]
+	run cat "$freezer"
+	[[ "$output" == THAWED || "$output" == 0 ]]
+	run vzctl status 934
+	[ "$output" = "VEID 934 exist mounted running" ]
+	[ "$(vz_init_pid 934)" = "$init" ]
+	run timeout 10 vzctl exec 934 echo alive
+	[ "$output" = alive ]
+	sed -i '/^CRIU_TIMEOUT=/d' "$VZ_ROOT/etc/vz/vz.conf"
+	vz_stop_agent
+	vz_start_agent
+}
