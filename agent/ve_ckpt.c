@@ -1,8 +1,9 @@
 /* Checkpoint and restore of a VE on this host (vzctl chkpnt / restore,
  * suspend / resume) and the host's checkpoint report (chkpnt --check).
  *
- * chkpnt: CRIU freezes the VE through its freezer cgroup and dumps it with
- * its TCP connections, the network locked by nftables. At CRIU's
+ * chkpnt: CRIU freezes the VE through its freezer cgroup (or, when a
+ * process of it is stopped, seizes the tree with ptrace alone) and dumps
+ * it with its TCP connections, the network locked by nftables. At CRIU's
  * "post-dump" call, while the tasks are still frozen, the images are
  * packed into the dump file; only when that succeeded does CRIU kill the
  * tasks. Any failure before makes CRIU resume them: the VE runs on.
@@ -113,6 +114,41 @@ static int dump_notify(const char *script, pid_t pid, void *arg)
 	return 0;
 }
 
+/* Whether CRIU may freeze the VE through its freezer cgroup, and whether
+ * it can be checkpointed at all now. A parent in vfork() cannot stop for
+ * ptrace until its child execs or exits; most do so at once, so wait a
+ * little before refusing. A stopped process must not be frozen when CRIU
+ * seizes it (the kernel's ptrace_attach then waits for a trap a frozen
+ * task never makes, and CRIU hangs in D state): then CRIU seizes the
+ * tree itself, which stops each task in turn and handles stopped ones. */
+static int ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err)
+{
+	uint64_t end = vz_now_ns() + 2000000000ull;
+	pid_t parent = 0, child = 0, stopped = 0;
+	int ret;
+
+	for (;;) {
+		ret = vz_cg_find_vfork(&a->cg, veid, &parent, &child, err);
+		if (ret < 0 || !parent || vz_now_ns() > end)
+			break;
+		usleep(20000);
+	}
+	if (ret < 0)
+		return ret;
+	if (parent)
+		return vz_error_msg(err, EBUSY,
+				    "Process %d waits in vfork() for its child %d, which has neither exec'd nor exited: "
+				    "CRIU cannot checkpoint the two (they share one memory)",
+				    (int)parent, (int)child);
+	ret = vz_cg_find_stopped(&a->cg, veid, &stopped, err);
+	if (ret < 0)
+		return ret;
+	*use_freezer = !stopped;
+	if (stopped)
+		pr_info("VE %u: process %d is stopped: CRIU seizes the tree without the freezer", veid, (int)stopped);
+	return 0;
+}
+
 int op_chkpnt(struct vz_call *c, struct vz_err *err)
 {
 	struct vz_agent *a = c->agent;
@@ -122,7 +158,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	struct vz_criu_opts o = { 0 };
 	struct vz_criu criu;
 	char path[PATH_MAX], dir[PATH_MAX], freezer[PATH_MAX], logname[64];
-	bool is_default;
+	bool is_default, use_freezer = true;
 	uint64_t t0 = vz_now_ns();
 	pid_t init;
 	int ret;
@@ -142,6 +178,8 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	if (ret == 0)
 		ret = vz_cg_path(&a->cg, ve.veid, "freezer", freezer, sizeof(freezer), err);
 	if (ret == 0)
+		ret = ckpt_precheck(a, ve.veid, &use_freezer, err);
+	if (ret == 0)
 		ret = make_img_dir(ve.veid, "dump", dir, sizeof(dir), &img_fd, &work_fd, err);
 	if (ret < 0)
 		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, -ret, "Unable to checkpoint VE %u: %s", ve.veid, err->msg);
@@ -152,7 +190,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	o.work_dir_fd = work_fd;
 	o.log_file = logname;
 	o.pid = init;
-	o.freeze_cgroup = freezer;
+	o.freeze_cgroup = use_freezer ? freezer : NULL;
 	o.tcp_established = true;
 	o.nftables_lock = true;
 	o.notify = dump_notify;
