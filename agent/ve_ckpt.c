@@ -191,6 +191,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	o.log_file = logname;
 	o.pid = init;
 	o.freeze_cgroup = use_freezer ? freezer : NULL;
+	o.timeout_s = a->criu_timeout;
 	o.tcp_established = true;
 	o.nftables_lock = true;
 	o.notify = dump_notify;
@@ -373,6 +374,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.cgroup_root = cgroot;
 	o.tcp_established = true;
 	o.lazy_pages = lazy;
+	o.timeout_s = a->criu_timeout;
 	o.notify = restore_notify;
 	o.notify_arg = &rc;
 	ret = vz_criu_restore(&criu, &o, &pid, err);
