@@ -418,6 +418,12 @@ static void opts_fill(const struct vz_criu_opts *o, struct opts_buf *b)
 	/* Deleted-but-open files travel in the images, up to 64 MiB each. */
 	x->has_ghost_limit = true;
 	x->ghost_limit = 64u << 20;
+	/* An open file whose name is gone but which is still linked elsewhere
+	 * (a hard link, a removed directory's file with another name) is
+	 * dumped by linking it to a temporary name in its file system, which
+	 * the restore opens and removes; without it CRIU refuses the dump. */
+	x->has_link_remap = true;
+	x->link_remap = true;
 }
 
 static int run_op(const struct vz_criu *c, CriuReqType type, const char *what,
