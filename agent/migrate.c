@@ -1117,7 +1117,7 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 		goto out;
 	}
 	if (!online && was_running) {
-		ret = ve_do_stop(c, &ve, init, err);
+		ret = ve_do_stop(a, &ve, init, c->req->fast, (const struct vz_progress[]){ vz_ctl_progress_sink(c->conn) }, err);
 		if (ret < 0)
 			goto fail;
 	}
@@ -1286,7 +1286,7 @@ fail:
 		vz_conn_close(&s.conn);
 		/* Offline: the VE was stopped for the move; it runs again here. */
 		if (!online && was_running && !req->dry_run && ve_state(&ve, NULL) != VE_STATE_RUNNING &&
-		    ve_do_start(c, &ve, &e2) < 0)
+		    ve_do_start(a, &ve, (const struct vz_progress[]){ vz_ctl_progress_sink(c->conn) }, &e2) < 0)
 			pr_err("VE %u: restart after a failed migration: %s", ve.veid, e2.msg);
 		pr_err("VE %u: migration to %s failed: %s", ve.veid, req->dest, why);
 		return vz_error_exit_msg(err, err->exit_code ? err->exit_code : VZ_EXIT_SYSTEM, EIO,
@@ -1790,9 +1790,7 @@ static int finish(struct dst *d, struct vz_err *err)
 			pr_warn("VE %u: %s", d->veid, err->msg);
 		vz_err_clear(err);
 	} else if (d->h->start_after) {
-		struct vz_call fake = { .agent = d->a, .conn = -1 };
-
-		ret = ve_do_start(&fake, &d->ve, err);
+		ret = ve_do_start(d->a, &d->ve, NULL, err);
 	}
 	unlink(d->marker);
 	d->marker[0] = '\0';
