@@ -121,7 +121,7 @@ static int dump_notify(const char *script, pid_t pid, void *arg)
  * seizes it (the kernel's ptrace_attach then waits for a trap a frozen
  * task never makes, and CRIU hangs in D state): then CRIU seizes the
  * tree itself, which stops each task in turn and handles stopped ones. */
-static int ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err)
+int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err)
 {
 	uint64_t end = vz_now_ns() + 2000000000ull;
 	pid_t parent = 0, child = 0, stopped = 0;
@@ -178,7 +178,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	if (ret == 0)
 		ret = vz_cg_path(&a->cg, ve.veid, "freezer", freezer, sizeof(freezer), err);
 	if (ret == 0)
-		ret = ckpt_precheck(a, ve.veid, &use_freezer, err);
+		ret = ve_ckpt_precheck(a, ve.veid, &use_freezer, err);
 	if (ret == 0)
 		ret = make_img_dir(ve.veid, "dump", dir, sizeof(dir), &img_fd, &work_fd, err);
 	if (ret < 0)
@@ -206,6 +206,10 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 
 		if (pd.err.msg[0] && !pd.packed)
 			snprintf(err->msg, sizeof(err->msg), "%s", pd.err.msg);
+		/* Written, but CRIU failed after (or was killed): the VE runs
+		 * on, and a dump of a past state must not be resumed later. */
+		if (pd.packed)
+			unlink(path);
 		/* CRIU resumes the tasks when it fails; make sure of it. */
 		if (ve_state(&ve, &init) == VE_STATE_RUNNING && vz_cg_thaw(&a->cg, ve.veid, &e2) < 0)
 			pr_warn("VE %u: %s", ve.veid, e2.msg);
@@ -286,7 +290,7 @@ static void rearm_ve_timerfds(struct vz_agent *a, unsigned veid)
 /* Whether the VE has a veth pair: the condition under which its start
  * makes one (ve_net_start). A VE started without NETIF and without any
  * address has no network device but lo, so its images hold none. */
-static bool ve_has_veth(struct ve *ve)
+bool ve_has_veth(const struct ve *ve)
 {
 	const char *netif = vz_conf_get(&ve->conf, "NETIF");
 	const char *ips = vz_conf_get(&ve->conf, "IP_ADDRESS");
