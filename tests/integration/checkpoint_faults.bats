@@ -234,13 +234,16 @@ criu_pids() {
 	t0=$SECONDS
 	timeout 120 vzctl chkpnt 934 >"$BATS_FILE_TMPDIR/hang.out" 2>&1 &
 	client=$!
-	# Stop CRIU once it has frozen the VE.
+	# Stop CRIU once it serves the dump (it names its request in its
+	# command line: "criu: dump --rpc ...").
+	pids=""
 	end=$((SECONDS + 30))
-	until grep -qsx FROZEN "$freezer" || [ "$(cat "$freezer" 2>/dev/null)" = 1 ]; do
-		[ "$SECONDS" -lt "$end" ] || break
+	while [ -z "$pids" ] && [ "$SECONDS" -lt "$end" ]; do
+		for p in $(criu_pids); do
+			tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'dump' && pids="$pids $p"
+		done
 	done
-	pids=$(criu_pids)
-	echo "criu: $pids"
+	echo "criu: $pids; freezer: $(cat "$freezer")"
 	[ -n "$pids" ]
 	kill -STOP $pids
 	wait $client && rc=0 || rc=$?
@@ -257,6 +260,8 @@ criu_pids() {
 		[ "$status" -ne 0 ]
 	done
 	[ -z "$(criu_pids)" ]
+	# Nor a dump file of a state the VE has left behind.
+	[ ! -e "$VZ_ROOT/vz/dump/Dump.934" ]
 	run cat "$freezer"
 	[[ "$output" == THAWED || "$output" == 0 ]]
 	run vzctl status 934
