@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "migrate/migrate.h"
 #include "paths.h"
 #include "util.h"
 #include "ve_ops.h"
@@ -121,7 +122,7 @@ static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	pid = fork();
 	if (pid == 0) {
 		worker_detach(a);
-		agent_migrate_serve(a, conn);
+		mig_dest_serve(a, conn);
 		_exit(0);
 	}
 	if (pid < 0)
@@ -354,7 +355,7 @@ int agent_run(struct vz_agent *a)
 	ev_signal_init(&a->sigint_w, signal_cb, SIGINT);
 	ev_signal_start(a->loop, &a->sigint_w);
 	agent_adopt(a);
-	agent_migrate_recover(a);
+	mig_recover(a);
 	spawn_onboot(a);
 	ev_run(a->loop, 0);
 	close(a->listen_fd);
