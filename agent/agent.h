@@ -25,6 +25,7 @@ struct vz_agent {
 	struct vz_cg cg;
 	struct vz_conf global;    /* vz.conf */
 	char criu[4096];          /* criu executable to run */
+	unsigned criu_timeout;    /* seconds CRIU may go without answering or exiting */
 	char bridge[16];
 	unsigned ip_prefix;       /* prefix length for --ipadd without /N */
 	unsigned stop_timeout;    /* seconds init gets to shut down */

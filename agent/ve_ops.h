@@ -95,6 +95,16 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
  * thaws it on the source's go). On failure nothing is left. */
 int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
 		      bool leave_frozen, bool lazy, pid_t *pid, struct vz_err *err);
+/* Before a dump (ve_ckpt.c): refuse, after up to 2 s, a VE where a parent
+ * waits in vfork() (CRIU cannot seize or dump it), and say whether CRIU
+ * may freeze the VE through its freezer: not when a process is stopped
+ * (ptrace_attach of a stopped, frozen task never returns). With
+ * *use_freezer false the dump must pass no freeze_cgroup and the VE must
+ * not be frozen when CRIU starts. */
+int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err);
+/* Whether the VE has a veth pair (NETIF or an address): its images hold
+ * one, and its restore must name it to CRIU, only then. */
+bool ve_has_veth(const struct ve *ve);
 /* A fresh directory VZ_ROOT/vz/dump/VEID.WHAT.PID (dir, its fd) and the
  * dump directory's fd for CRIU's logs. */
 int ve_make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
