@@ -97,6 +97,9 @@ struct mig_record {
 /* Pure: is mid a migration id (1..MIG_ID_MAX lowercase hex digits; NULL
  * is not)? */
 bool mig_id_ok(const char *mid);
+/* Pure: does a message name a migration well: a migration id, and a VEID
+ * in 1..INT32_MAX? (HELLO, ASK_DECISION, PAGE_STREAM, PAGE_PUSH) */
+bool mig_names_ok(const char *mid, uint64_t veid);
 /* Pure: kind, VEID and id from a file name of the records directory;
  * 0, or -EINVAL for a name that is no record's. */
 int mig_record_name_parse(const char *name, struct mig_record *r);

@@ -196,7 +196,7 @@ int mig_check_hello(struct mig_dst *d, uint64_t *free_bytes, char *criu_text, si
 	struct utsname u;
 	int ret;
 
-	if (!h->veid || h->veid > INT32_MAX || !mig_id_ok(h->migration_id))
+	if (!mig_names_ok(h->migration_id, h->veid))
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Malformed migration request");
 	if (vz_exists(vz_path(path, sizeof(path), VZ_CONF_DIR "/%u.conf", h->veid)))
 		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists on %s", h->veid,

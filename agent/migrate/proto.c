@@ -101,7 +101,7 @@ bool mig_named_ok(const mig_msg *m, unsigned *veid)
 {
 	uint64_t v = m->has_veid ? m->veid : m->has_offset ? m->offset : 0;
 
-	if (!m->migration_id || !mig_id_ok(m->migration_id) || v == 0 || v > INT32_MAX)
+	if (!mig_names_ok(m->migration_id, v))
 		return false;
 	*veid = (unsigned)v;
 	return true;

@@ -45,6 +45,11 @@ bool mig_id_ok(const char *mid)
 	return true;
 }
 
+bool mig_names_ok(const char *mid, uint64_t veid)
+{
+	return veid != 0 && veid <= INT32_MAX && mig_id_ok(mid);
+}
+
 /* A VEID as the records write it: decimal, 1..INT32_MAX, no sign. */
 static int parse_veid(const char *s, size_t n, unsigned *veid)
 {
