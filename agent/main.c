@@ -71,12 +71,12 @@ int main(int argc, char **argv)
 		 * default 1 MiB, which only this sysctl allows without
 		 * CAP_SYS_RESOURCE. */
 		size_t was = 0;
-		int r = vz_pipe_max_ensure(4u << 20, &was, &err);
+		bool raised = false;
 
-		if (r > 0)
-			pr_info("Raised fs.pipe-max-size from %zu to 4194304 for CRIU's lazy pages", was);
-		else if (r < 0)
+		if (vz_pipe_max_ensure(4u << 20, &was, &raised, &err) < 0)
 			pr_warn("%s: lazy-pages migration will fail", err.msg);
+		else if (raised)
+			pr_info("Raised fs.pipe-max-size from %zu to 4194304 for CRIU's lazy pages", was);
 		vz_err_clear(&err);
 	}
 	/* VE inits outlive the workers that start them: become their parent. */

@@ -103,24 +103,31 @@ out:
 	return ret;
 }
 
-int vz_pipe_max_ensure(size_t want, size_t *was, struct vz_err *err)
+int vz_pipe_max_ensure(size_t want, size_t *was, bool *raised, struct vz_err *err)
 {
 	const char *path = "/proc/sys/fs/pipe-max-size";
 	_cleanup_free_ char *buf = NULL;
 	char val[32];
 	unsigned long cur;
+	int ret;
 
-	if (vz_read_file(path, &buf, NULL, 64) < 0)
-		return vz_error(err, errno, "Read %s", path);
+	if (raised)
+		*raised = false;
+	ret = vz_read_file(path, &buf, NULL, 64);
+	if (ret < 0)
+		return vz_error(err, ret, "Read %s", path);
 	cur = strtoul(buf, NULL, 10);
 	if (was)
 		*was = cur;
 	if (cur >= want)
 		return 0;
 	snprintf(val, sizeof(val), "%zu", want);
-	if (vz_write_str(path, val) < 0)
-		return vz_error(err, errno, "Raise %s to %zu", path, want);
-	return 1;
+	ret = vz_write_str(path, val);
+	if (ret < 0)
+		return vz_error(err, ret, "Raise %s to %zu", path, want);
+	if (raised)
+		*raised = true;
+	return 0;
 }
 
 static bool criu_feature(const struct vz_criu *c, const char *name)
