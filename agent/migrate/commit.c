@@ -82,7 +82,7 @@ static void closer_stop(struct mig_closer *c)
  * auto-converge cap ends first: a capped VE would take its time to stop
  * for ptrace and the freezer (a second per stop at the least cap); what it
  * writes meanwhile goes in the last round. */
-static int freeze_for_dump(struct mig_src *s, struct vz_err *err)
+static int freeze_for_dump(struct mig_src *s, bool use_freezer, struct vz_err *err)
 {
 	mig_uncap(s);
 	for (int tries = 1;; tries++) {
@@ -100,6 +100,8 @@ static int freeze_for_dump(struct mig_src *s, struct vz_err *err)
 			vz_err_clear(err);
 		}
 		s->freeze_ns = vz_now_ns();
+		if (!use_freezer)
+			return 0; /* CRIU's ptrace seize stops the VE */
 		ret = vz_cg_freeze(&s->a->cg, s->ve->veid, 5000, err);
 		if (ret == 0 && s->verify && vz_cg_pids(&s->a->cg, s->ve->veid, &now, &n, NULL) == 0)
 			all = vz_threads_seen(now, n, seen, nseen);
@@ -335,6 +337,7 @@ static int prepare_dump(struct mig_src *s, struct dump_ctx *x, struct vz_err *er
 	o->log_file = x->logname;
 	o->pid = s->init;
 	o->freeze_cgroup = x->freezer;
+	o->timeout_s = s->a->criu_timeout;
 	o->tcp_established = true;
 	o->nftables_lock = true;
 	o->notify = dump_notify;
@@ -373,6 +376,25 @@ static void after_dump(struct mig_src *s, struct dump_ctx *x)
 	s->images_dir[0] = '\0';
 }
 
+/* A stopped task in a frozen cgroup never answers CRIU's ptrace attach
+ * (CRIU #1813), and once frozen it no longer reads as stopped in /proc: a
+ * VE with one is stopped by CRIU's seize alone. A parent in vfork() cannot
+ * be dumped at all and is waited for, within a bound, by ve_ckpt_precheck.
+ * A task stopped in the instant between the check and the freeze is left
+ * to CRIU_TIMEOUT, which ends the move with the VE running. */
+static int choose_freeze(struct mig_src *s, struct dump_ctx *x, struct vz_err *err)
+{
+	bool use_freezer = true;
+	int ret;
+
+	ret = ve_ckpt_precheck(s->a, s->ve->veid, &use_freezer, err);
+	if (ret == 0)
+		ret = freeze_for_dump(s, use_freezer, err);
+	if (!use_freezer)
+		x->o.freeze_cgroup = NULL;
+	return ret;
+}
+
 int mig_dump_and_commit(struct mig_src *s, struct vz_err *err)
 {
 	struct mig_record out = mig_record_of(MIG_REC_OUTGOING, s->ve->veid, s->mid);
@@ -395,7 +417,7 @@ int mig_dump_and_commit(struct mig_src *s, struct vz_err *err)
 		vz_rm_rf(s->images_dir);
 		return ret;
 	}
-	ret = freeze_for_dump(s, err);
+	ret = choose_freeze(s, &x, err);
 	if (ret == 0)
 		ret = vz_criu_dump(&criu, &x.o, err);
 	after_dump(s, &x);

@@ -51,7 +51,7 @@ static void kill_restored(struct mig_dst *d)
 		return;
 	if (ve_teardown(d->a, &d->ve, &e) < 0)
 		pr_warn("VE %u: %s", d->veid, e.msg);
-	if (ve_netif(&d->ve, d->a, &nif, &e) == 0 && if_nametoindex(nif.host_ifname))
+	if (ve_has_veth(&d->ve) && ve_netif(&d->ve, d->a, &nif, &e) == 0 && if_nametoindex(nif.host_ifname))
 		vz_net_veth_del(&nif, &e);
 }
 
@@ -242,7 +242,7 @@ static int restore_here(struct mig_dst *d, struct vz_err *err)
 static int thaw_restored(struct mig_dst *d, struct vz_err *err)
 {
 	struct vz_netif nif;
-	bool have_nif = ve_netif(&d->ve, d->a, &nif, err) == 0;
+	bool have_nif = ve_has_veth(&d->ve) && ve_netif(&d->ve, d->a, &nif, err) == 0;
 	int ret;
 
 	if (have_nif && vz_net_bridge_port(nif.bridge, nif.host_ifname, true, err) < 0)
