@@ -1,0 +1,97 @@
+/* wl-deleted [-n tag]: a file open in a directory that was removed. The
+ * file (256 KiB of a pattern) is made in <base>.d under $WL_DIR, opened
+ * read-write, then unlinked and its directory removed; the workload keeps
+ * reading it a byte at a time, its offset moving, and rewrites one
+ * counter byte at its end. Verify: the descriptor still names a deleted
+ * file with no links, its size and contents are as written, its offset is
+ * where the reads left it, and reads go on. */
+#include <getopt.h>
+
+#include "wl.h"
+
+#define LEN (256 << 10)
+
+static struct wl w;
+
+static uint8_t pat(size_t i)
+{
+	return (uint8_t)((i * 2654435761u) >> 11);
+}
+
+static bool same(int fd, uint8_t counter)
+{
+	uint8_t buf[4096];
+
+	for (size_t off = 0; off < LEN; off += sizeof(buf)) {
+		if (pread(fd, buf, sizeof(buf), (off_t)off) != (ssize_t)sizeof(buf))
+			return false;
+		for (size_t i = 0; i < sizeof(buf); i++) {
+			uint8_t want = off + i == LEN - 1 ? counter : pat(off + i);
+
+			if (buf[i] != want)
+				return false;
+		}
+	}
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	char dir[512], path[600], link[64], target[700];
+	uint8_t buf[4096], counter = pat(LEN - 1);
+	off_t want = 4321;
+	int fd;
+
+	wl_start_args(&w, "wl-deleted", argc, argv);
+	snprintf(dir, sizeof(dir), "%s/%s.d", w.dir, w.base);
+	snprintf(path, sizeof(path), "%s/data", dir);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		wl_abort(&w, "mkdir %s: %s", dir, strerror(errno));
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		wl_abort(&w, "open %s: %s", path, strerror(errno));
+	for (size_t off = 0; off < LEN; off += sizeof(buf)) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pat(off + i);
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			wl_abort(&w, "write %s: %s", path, strerror(errno));
+	}
+	if (unlink(path) != 0 || rmdir(dir) != 0 || lseek(fd, want, SEEK_SET) != want)
+		wl_abort(&w, "remove %s: %s", dir, strerror(errno));
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	wl_ready(&w);
+	while (!wl_stop) {
+		uint8_t b;
+
+		if (read(fd, &b, 1) != 1 || b != (want == LEN - 1 ? counter : pat((size_t)want)))
+			wl_fail(&w, "byte at offset %lld is wrong", (long long)want);
+		want++;
+		if (want == LEN) {
+			want = 0;
+			lseek(fd, 0, SEEK_SET);
+			counter++;
+			if (pwrite(fd, &counter, 1, LEN - 1) != 1)
+				wl_fail(&w, "rewrite the counter byte: %s", strerror(errno));
+		}
+		wl_sleep_us(1000);
+		if (wl_check_req) {
+			struct stat st;
+			ssize_t n = readlink(link, target, sizeof(target) - 1);
+
+			wl_check_req = 0;
+			wl_check_pid(&w);
+			target[n > 0 ? n : 0] = '\0';
+			if (lseek(fd, 0, SEEK_CUR) != want)
+				wl_fail(&w, "offset is %lld, not %lld", (long long)lseek(fd, 0, SEEK_CUR), (long long)want);
+			if (fstat(fd, &st) != 0 || st.st_nlink != 0 || st.st_size != LEN)
+				wl_fail(&w, "the deleted file has %lu links and %lld bytes", (unsigned long)st.st_nlink,
+					(long long)st.st_size);
+			else if (!same(fd, counter))
+				wl_fail(&w, "the deleted file's contents changed");
+			if (!strstr(target, "(deleted)"))
+				wl_fail(&w, "fd %d names '%s', not a deleted file", fd, target);
+			wl_answer(&w);
+		}
+	}
+	return 0;
+}
