@@ -3,6 +3,8 @@
 # never touch the host's VEs, bridge or cgroups. Everything made here is
 # removed in vz_teardown, by pid and by name of what we created.
 
+bats_require_minimum_version 1.5.0
+
 VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 export PATH="$VZ_TOP/build/bin:$PATH"
 
