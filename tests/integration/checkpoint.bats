@@ -71,7 +71,10 @@ nothing_left_of() {
 	[ ! -d "$(vz_cgroup_dir "$1")" ] || { echo "cgroup left"; return 1; }
 	! grep -q " $VZ_ROOT/vz/root/$1 " /proc/self/mountinfo || { echo "mount left"; return 1; }
 	! vz_ns ip link show "veth$1.0" >/dev/null 2>&1 || { echo "veth left"; return 1; }
-	! ls -d "$VZ_ROOT"/vz/dump/"$1".* 2>/dev/null | grep -v '\.log$' || { echo "image dir left"; return 1; }
+	local d
+	for d in "$VZ_ROOT"/vz/dump/"$1".*; do
+		[ ! -e "$d" ] || [[ "$d" == *.log ]] || { echo "image dir left"; return 1; }
+	done
 }
 
 @test "vzctl chkpnt --check says in plain words what this host can do" {

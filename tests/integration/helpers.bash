@@ -24,7 +24,7 @@ vz_ns() {
 }
 
 vz_start_agent() {
-	VZ_ROOT="$VZ_ROOT" nsenter --net="/run/netns/$VZ_NETNS" \
+	nsenter --net="/run/netns/$VZ_NETNS" \
 		"$VZ_TOP/build/bin/vzagent" --log "$VZ_ROOT/var/log/vzagent.log" \
 		>>"$VZ_ROOT/agent.stderr" 2>&1 &
 	VZ_AGENT_PID=$!
@@ -90,7 +90,7 @@ vz_teardown() {
 		[ -d "$d" ] || continue
 		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 	done
-	grep -o " $VZ_ROOT[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do
+	grep -o " ${VZ_ROOT}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do
 		umount -l "$m" 2>/dev/null
 	done
 	ip netns del "$VZ_NETNS" 2>/dev/null
@@ -121,10 +121,15 @@ vz_cpu_ns() {
 	fi
 }
 
+# The words of the arguments, one space between each (columns of vzlist).
+squeeze() {
+	local -a w
+	read -ra w -d '' <<<"$*" || true
+	echo "${w[*]}"
+}
+
 # Monotonic time in nanoseconds.
 now_ns() {
-	local up
-	read -r up _ </proc/uptime
 	date +%s%N
 }
 
@@ -258,6 +263,7 @@ sb_test_teardown() {
 	return 0
 }
 
+# shellcheck disable=SC2120 # the hosts are optional
 # Agents read vz.conf at start: restart them (or those of the hosts named)
 # by pid; VEs keep running.
 restart_agents() {

@@ -79,18 +79,20 @@ mx_op() {
 # operation. Once per VE: the outcome (0 or the failure) is kept in
 # mx-VEID.status, the operation's output in mx-VEID.log.
 mx_prepare() {
-	local mode=$1 veid=$2 kind=$3 f="$BATS_FILE_TMPDIR/mx-$veid" w h cmds=() ip=()
+	local mode=$1 veid=$2 kind=$3 f w h cmds=() ip=() wls=()
+	f="$BATS_FILE_TMPDIR/mx-$veid"
 	if [ ! -f "$f.status" ]; then
 		for w in $(mx_kind_wls "$kind"); do
 			cmds+=("$(mx_cmd "$w")")
+			wls+=("wl-$w")
 		done
 		[ "$kind" -eq 4 ] || ip=(--ipadd "198.18.2.$((veid - 200))")
 		{
 			on h1 vzctl create "$veid" --ostemplate busybox "${ip[@]}" &&
 				on h1 vzctl start "$veid" &&
-				wl_put h1 "$veid" $(mx_kind_wls "$kind" | sed 's/\([a-z]*\)/wl-\1/g') &&
+				wl_put h1 "$veid" "${wls[@]}" &&
 				wl_run h1 "$veid" "${cmds[@]}" &&
-				wl_all_pass h1 "$veid" $(mx_kind_wls "$kind" | sed 's/\([a-z]*\)/wl-\1/g') &&
+				wl_all_pass h1 "$veid" "${wls[@]}" &&
 				echo "== $mode" && mx_op "$mode" "$veid"
 		} >"$f.log" 2>&1
 		echo $? >"$f.status"

@@ -40,7 +40,9 @@ big_ve() {
 	[[ "$output" == *"memory: post-copy: fetched by"* ]]
 	[[ "$output" != *"Memory round"* ]]
 	grep -q "VE 101: post-copy: [1-9][0-9]* pages pushed to" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
-	grep -q "VE 101: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	# The destination says so once the last page is stored, which may come
+	# just after vzmigrate has returned.
+	wait_for 30 grep -q "VE 101: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
 	running_on h2 101
 	nothing_of h1 101
 	passes_on h2 101
