@@ -133,10 +133,6 @@ now_ns() {
 	date +%s%N
 }
 
-# Copy a static workload into a VE (its root must be mounted).
-vz_put_workload() {
-	cp "$VZ_TOP/build/tests/workloads/$2" "$VZ_ROOT/vz/root/$1/bin/$2"
-}
 
 # ---- workloads (tests/workloads, zdtm style) --------------------------
 #
@@ -277,6 +273,8 @@ restart_agents() {
 		VZ_ROOT="$VZ_SANDBOX_DIR/$h" nsenter --net="/run/netns/$VZ_SANDBOX-$h" "$VZ_TOP/build/bin/vzagent" \
 			--log "$VZ_SANDBOX_DIR/$h/var/log/vzagent.log" </dev/null >>"$VZ_SANDBOX_DIR/$h/agent.stderr" 2>&1 3>&- &
 		echo $! >"$VZ_SANDBOX_DIR/$h/agent.pid"
+		# Not a job of the test's shell: kill_agent's kill is no news.
+		disown $!
 		wait_for 10 test -S "$VZ_SANDBOX_DIR/$h/run/vz/agent.sock"
 	done
 }

@@ -55,7 +55,7 @@ cpu_quota() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"Pre-copy converged"*"auto-converge capped the VE at"* ]]
 	[[ "$output" == *"(CPU capped at "* ]]
-	grep -q "VE 101: memory verified" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
+	grep -q "VE 101: memory verified: [1-9][0-9]* mappings identical" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
 	running_on h1 101
 	nothing_of h2 101
 	[ "$(cpu_quota h1 101)" -eq 150000 ]

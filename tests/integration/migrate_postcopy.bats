@@ -67,7 +67,7 @@ big_ve() {
 	"$SB" link h1 rate off
 	migrate_rc 0
 	grep -E "VE 102: post-copy: (lost the source|the push from the source broke)" "$log" | tail -2
-	grep "VE 102: every page in place" "$log" | tail -1
+	grep -q "VE 102: every page in place" "$log"
 	run ! grep -q "VE 102: its memory cannot be brought in full" "$log"
 	running_on h2 102
 	wait_for 30 nothing_of h1 102

@@ -65,7 +65,6 @@ teardown() {
 	[[ "$output" == *"Memory round 0:"* ]]
 	[[ "$output" == *"uffd-wp tracker"* ]]
 	[[ "$output" == *"Pre-copy converged"* ]]
-	grep "VE 102: memory verified" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log" | tail -1
 	grep -q "VE 102: memory verified: [1-9][0-9]* mappings identical" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
 	running_on h1 102
 	nothing_of h2 102
@@ -83,7 +82,8 @@ teardown() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"did not converge"* ]]
 	[ "$(grep -c '^Memory round [0-9]*:' <<<"$output")" -le 4 ]
-	grep -q "VE 103: memory verified" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	# Verified, and something was compared: "0 mappings identical" proves nothing.
+	grep -q "VE 103: memory verified: [1-9][0-9]* mappings identical" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
 	running_on h2 103
 	nothing_of h1 103
 	passes_on h2 103

@@ -72,7 +72,7 @@ burn() { # VEID N: N busy loops inside the VE
 	vzctl set 401 --ram 64M --swap 0 --save
 	vzctl start 401
 	vzctl start 402
-	vz_put_workload 401 memhog
+	wl_put - 401 memhog
 	run vzctl exec 401 'memhog 256; echo "exit $?"'
 	echo "# memhog 256 MiB under --ram 64M: ${lines[-1]}" >&3
 	[ "${lines[-1]}" = "exit 137" ]
