@@ -87,15 +87,19 @@ mx_prepare() {
 			wls+=("wl-$w")
 		done
 		[ "$kind" -eq 4 ] || ip=(--ipadd "198.18.2.$((veid - 200))")
-		{
+		# In an if: a failing step ends the list here, not the test (set -e).
+		if {
 			on h1 vzctl create "$veid" --ostemplate busybox "${ip[@]}" &&
 				on h1 vzctl start "$veid" &&
 				wl_put h1 "$veid" "${wls[@]}" &&
 				wl_run h1 "$veid" "${cmds[@]}" &&
 				wl_all_pass h1 "$veid" "${wls[@]}" &&
 				echo "== $mode" && mx_op "$mode" "$veid"
-		} >"$f.log" 2>&1
-		echo $? >"$f.status"
+		} >"$f.log" 2>&1; then
+			echo 0 >"$f.status"
+		else
+			echo 1 >"$f.status"
+		fi
 		if [ "$(cat "$f.status")" -eq 0 ] && [ "$mode" = offline ]; then
 			h=$(cat "$f.host")
 			wl_run "$h" "$veid" "${cmds[@]}" >>"$f.log" 2>&1 || echo 1 >"$f.status"

@@ -33,7 +33,10 @@ cpu_quota() {
 	"$SB" link h2 rate 200mbit
 	# A move that fails while the cap holds ends the cap.
 	migrate_bg h2 --online --auto-converge h1 101
-	wait_for 60 grep -q "^Auto-converge:" "$BATS_TEST_TMPDIR/out"
+	if ! wait_for 60 grep -q "^Auto-converge:" "$BATS_TEST_TMPDIR/out"; then
+		grep -i "VE 101: .*\(auto-converge\|cpu\)" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" | tail -5
+		false
+	fi
 	capped=$(cpu_quota h2 101)
 	echo "# capped: quota $capped us per period of $(cat "/sys/fs/cgroup/cpu/$VZ_SANDBOX-h2/101/cpu.cfs_period_us")" >&3
 	[ "$capped" -lt 150000 ]

@@ -1,5 +1,5 @@
 /* wl-deleted [-n tag]: a file open in a directory that was removed. The
- * file (256 KiB of a pattern) is made in <base>.d under $WL_DIR, opened
+ * file (4 MiB of a pattern) is made in <base>.d under $WL_DIR, opened
  * read-write, then unlinked and its directory removed; the workload keeps
  * reading it a byte at a time, its offset moving, and rewrites one
  * counter byte at its end. Verify: the descriptor still names a deleted
@@ -9,7 +9,8 @@
 
 #include "wl.h"
 
-#define LEN (256 << 10)
+/* Above CRIU's ghost limit (1 MiB): it must link-remap, not copy. */
+#define LEN (4 << 20)
 
 static struct wl w;
 
