@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -42,22 +43,22 @@ static const char *status_word(const ve_info *v)
 struct field {
 	const char *name, *header;
 	int width; /* negative: left aligned */
-	int (*get)(const ve_info *v, char *buf, size_t len, long long *num);
+	int (*get)(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num);
 	const char *ubc; /* beancounter fields: the parameter */
 	char suffix;     /* '\0' held, 'm' maxheld, 'b' barrier, 'l' limit, 'f' failcnt */
 };
 
-static const struct field *current; /* the field a getter is asked for */
-
-static int get_veid(const ve_info *v, char *buf, size_t len, long long *num)
+static int get_veid(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
 {
+	(void)f;
 	*num = v->veid;
 	snprintf(buf, len, "%u", v->veid);
 	return 1;
 }
 
-static int get_nproc(const ve_info *v, char *buf, size_t len, long long *num)
+static int get_nproc(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
 {
+	(void)f;
 	if (!v->has_nproc) {
 		snprintf(buf, len, "-");
 		return 0;
@@ -67,15 +68,17 @@ static int get_nproc(const ve_info *v, char *buf, size_t len, long long *num)
 	return 1;
 }
 
-static int get_status(const ve_info *v, char *buf, size_t len, long long *num)
+static int get_status(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
 {
+	(void)f;
 	(void)num;
 	snprintf(buf, len, "%s", status_word(v));
 	return 0;
 }
 
-static int get_ip(const ve_info *v, char *buf, size_t len, long long *num)
+static int get_ip(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
 {
+	(void)f;
 	(void)num;
 	buf[0] = '\0';
 	for (size_t i = 0; i < v->n_ip; i++) {
@@ -97,20 +100,22 @@ static int get_conf(const ve_info *v, const char *key, char *buf, size_t len)
 }
 
 #define CONF_GETTER(fn, key)                                                  \
-	static int fn(const ve_info *v, char *buf, size_t len, long long *num) \
+	static int fn(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num) \
 	{                                                                     \
+		(void)f;                                                      \
 		(void)num;                                                    \
 		return get_conf(v, key, buf, len);                            \
 	}
-#define NUM_GETTER(fn, has, field)                                         \
-	static int fn(const ve_info *v, char *buf, size_t len, long long *num) \
+#define NUM_GETTER(fn, has, member)                                         \
+	static int fn(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num) \
 	{                                                                     \
+		(void)f;                                                      \
 		if (!v->has) {                                                \
 			snprintf(buf, len, "-");                              \
 			return 0;                                             \
 		}                                                             \
-		*num = (long long)v->field;                                   \
-		snprintf(buf, len, "%llu", (unsigned long long)v->field);     \
+		*num = (long long)v->member;                                   \
+		snprintf(buf, len, "%llu", (unsigned long long)v->member);     \
 		return 1;                                                     \
 	}
 NUM_GETTER(get_disk_used, has_diskspace_used, diskspace_used)
@@ -147,10 +152,8 @@ static const char *const ubc_names[] = {
 };
 
 /* "physpages" held, "physpages.m" maxheld, .b barrier, .l limit, .f failcnt */
-static int get_ubc(const ve_info *v, char *buf, size_t len, long long *num)
+static int get_ubc(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
 {
-	const struct field *f = current;
-
 	snprintf(buf, len, "-");
 	for (size_t i = 0; i < v->n_ubc; i++) {
 		const Vz__Control__Beancounter *b = v->ubc[i];
@@ -180,11 +183,21 @@ static int get_ubc(const ve_info *v, char *buf, size_t len, long long *num)
 	return 0;
 }
 
-static struct field ubc_fields[32];
-static size_t n_ubc_fields;
-static int want_ubc;
+/* What the command line asked for. Beancounter fields named by -o or -s
+ * are made on demand and live here too. */
+struct listing {
+	const struct field *cols[32];
+	size_t ncols;
+	int all, stopped, header, json, ids_only, explicit_cols;
+	const char *host_glob;
+	const struct field *sort_field;
+	int sort_reverse;
+	struct field ubc_fields[32];
+	size_t n_ubc_fields;
+	int want_ubc;
+};
 
-static const struct field *find_field(const char *name)
+static const struct field *find_field(struct listing *l, const char *name)
 {
 	char base[32], *dot;
 
@@ -203,16 +216,16 @@ static const struct field *find_field(const char *name)
 	for (size_t i = 0; i < ARRAY_SIZE(ubc_names); i++) {
 		struct field *f;
 
-		if (strcmp(ubc_names[i], base) || n_ubc_fields == ARRAY_SIZE(ubc_fields))
+		if (strcmp(ubc_names[i], base) || l->n_ubc_fields == ARRAY_SIZE(l->ubc_fields))
 			continue;
-		f = &ubc_fields[n_ubc_fields++];
+		f = &l->ubc_fields[l->n_ubc_fields++];
 		f->name = strdup(name);
 		f->header = f->name;
 		f->width = 12;
 		f->get = get_ubc;
 		f->ubc = ubc_names[i];
 		f->suffix = dot ? dot[1] : '\0';
-		want_ubc = 1;
+		l->want_ubc = 1;
 		return f;
 	}
 	return NULL;
@@ -220,15 +233,14 @@ static const struct field *find_field(const char *name)
 
 static int field_get(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
 {
-	current = f;
-	return f->get(v, buf, len, num);
+	return f->get(f, v, buf, len, num);
 }
 
-static const struct field *sort_field;
-static int sort_reverse;
-
-static int cmp_ve(const void *x, const void *y)
+/* qsort_r's comparator: by the listing's sort field, then by VEID. */
+static int cmp_ve(const void *x, const void *y, void *arg)
 {
+	const struct listing *l = arg;
+	const struct field *sort_field = l->sort_field;
 	const ve_info *a = *(ve_info *const *)x, *b = *(ve_info *const *)y;
 	char ba[512], bb[512];
 	long long na = -1, nb = -1;
@@ -243,7 +255,7 @@ static int cmp_ve(const void *x, const void *y)
 		r = strcmp(ba, bb);
 	if (r == 0)
 		r = a->veid < b->veid ? -1 : a->veid > b->veid;
-	return sort_reverse ? -r : r;
+	return l->sort_reverse ? -r : r;
 }
 
 static void json_str(const char *s)
@@ -321,7 +333,44 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: vzlist [-a | -S] [-H] [-o FIELD,...] [-s [-]FIELD] [-j] [-1] [-L] [-h PATTERN] [VEID...]\n");
 }
 
-int main(int argc, char **argv)
+static void list_fields(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+		printf("%-12s %s\n", fields[i].name, fields[i].header);
+	for (size_t i = 0; i < ARRAY_SIZE(ubc_names); i++)
+		printf("%-12s %s (held; .m maxheld, .b barrier, .l limit, .f failcnt)\n", ubc_names[i], ubc_names[i]);
+}
+
+/* -o f1,f2,...: the columns, in order. */
+static int parse_columns(struct listing *l, const char *arg)
+{
+	char *list = strdupa(arg);
+
+	l->ncols = 0;
+	l->explicit_cols = 1;
+	for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		const struct field *f = find_field(l, t);
+
+		if (!f) {
+			fprintf(stderr, "vzlist: Unknown field '%s'; vzlist -L lists them\n", t);
+			return VZ_EXIT_INVAL;
+		}
+		if (l->ncols == ARRAY_SIZE(l->cols)) {
+			fprintf(stderr, "vzlist: Too many fields\n");
+			return VZ_EXIT_INVAL;
+		}
+		l->cols[l->ncols++] = f;
+	}
+	if (!l->ncols) {
+		fprintf(stderr, "vzlist: -o needs at least one field\n");
+		return VZ_EXIT_INVAL;
+	}
+	return 0;
+}
+
+/* The options into l; returns -1 to go on, or the exit status (0 after
+ * --help or -L). VEIDs named after the options are checked here too. */
+static int parse_options(struct listing *l, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },	  { "stopped", no_argument, NULL, 'S' },
@@ -330,62 +379,32 @@ int main(int argc, char **argv)
 		{ "list", no_argument, NULL, 'L' },	  { "hostname", required_argument, NULL, 'h' },
 		{ "help", no_argument, NULL, 'x' },	  { NULL, 0, NULL, 0 },
 	};
-	const struct field *cols[32] = { find_field("veid"), find_field("nproc"), find_field("status"),
-					 find_field("ip"), find_field("hostname") };
-	size_t ncols = 5;
-	int all = 0, stopped = 0, header = 1, json = 0, ids_only = 0, c, explicit_cols = 0;
-	const char *host_glob = NULL;
-	struct vz_err err = { 0 };
-	vz_request req;
-	vz_reply *r = NULL;
-	_cleanup_free_ ve_info **ves = NULL;
-	size_t n = 0;
+	const char *deflt[] = { "veid", "nproc", "status", "ip", "hostname" };
+	int c, ret;
 
-	vz_log_init("vzlist", VZ_LOG_WARN, 1);
+	for (size_t i = 0; i < ARRAY_SIZE(deflt); i++)
+		l->cols[l->ncols++] = find_field(l, deflt[i]);
+	l->header = 1;
 	while ((c = getopt_long(argc, argv, "aSHo:s:jL1h:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'a': all = 1; break;
-		case 'S': stopped = 1; break;
-		case 'H': header = 0; break;
-		case 'j': json = 1; break;
-		case '1': ids_only = 1; break;
-		case 'h': host_glob = optarg; break;
-		case 'L':
-			for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
-				printf("%-12s %s\n", fields[i].name, fields[i].header);
-			for (size_t i = 0; i < ARRAY_SIZE(ubc_names); i++)
-				printf("%-12s %s (held; .m maxheld, .b barrier, .l limit, .f failcnt)\n", ubc_names[i],
-				       ubc_names[i]);
-			return 0;
-		case 'o': {
-			char *list = strdupa(optarg);
-
-			ncols = 0;
-			explicit_cols = 1;
-			for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-				const struct field *f = find_field(t);
-
-				if (!f) {
-					fprintf(stderr, "vzlist: Unknown field '%s'; vzlist -L lists them\n", t);
-					return VZ_EXIT_INVAL;
-				}
-				if (ncols == ARRAY_SIZE(cols)) {
-					fprintf(stderr, "vzlist: Too many fields\n");
-					return VZ_EXIT_INVAL;
-				}
-				cols[ncols++] = f;
-			}
-			if (!ncols) {
-				fprintf(stderr, "vzlist: -o needs at least one field\n");
-				return VZ_EXIT_INVAL;
-			}
+		case 'a': l->all = 1; break;
+		case 'S': l->stopped = 1; break;
+		case 'H': l->header = 0; break;
+		case 'j': l->json = 1; break;
+		case '1': l->ids_only = 1; break;
+		case 'h': l->host_glob = optarg; break;
+		case 'L': list_fields(); return 0;
+		case 'o':
+			ret = parse_columns(l, optarg);
+			if (ret)
+				return ret;
 			break;
-		}
 		case 's':
-			sort_reverse = optarg[0] == '-';
-			sort_field = find_field(optarg + sort_reverse);
-			if (!sort_field) {
-				fprintf(stderr, "vzlist: Unknown sort field '%s'; vzlist -L lists them\n", optarg + sort_reverse);
+			l->sort_reverse = optarg[0] == '-';
+			l->sort_field = find_field(l, optarg + l->sort_reverse);
+			if (!l->sort_field) {
+				fprintf(stderr, "vzlist: Unknown sort field '%s'; vzlist -L lists them\n",
+					optarg + l->sort_reverse);
 				return VZ_EXIT_INVAL;
 			}
 			break;
@@ -393,11 +412,11 @@ int main(int argc, char **argv)
 		default: usage(stderr); return VZ_EXIT_INVAL;
 		}
 	}
-	if (json && !explicit_cols) {
-		ncols = 0;
+	if (l->json && !l->explicit_cols) {
+		l->ncols = 0;
 		for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 			if (strcmp(fields[i].name, "ctid"))
-				cols[ncols++] = &fields[i];
+				l->cols[l->ncols++] = &fields[i];
 	}
 	for (int i = optind; i < argc; i++) {
 		unsigned v;
@@ -407,13 +426,52 @@ int main(int argc, char **argv)
 			return VZ_EXIT_INVAL;
 		}
 	}
+	return -1;
+}
+
+/* Whether v is to be listed: named on the command line, or (when none is
+ * named) in the state -a/-S ask for; and its hostname matches -h. */
+static bool wanted(const struct listing *l, const ve_info *v, char **names, int nnames)
+{
+	int running = v->status == VZ__CONTROL__VE_STATUS__VE_RUNNING, named = nnames == 0;
+
+	for (int k = 0; k < nnames; k++)
+		named |= strtoul(names[k], NULL, 10) == v->veid;
+	if (!named)
+		return false;
+	/* Named VEs are shown whatever their state, as OpenVZ does. */
+	if (nnames == 0 && ((l->stopped && running) || (!l->all && !l->stopped && !running)))
+		return false;
+	if (l->host_glob) {
+		const char *h = conf_get(v, "HOSTNAME");
+
+		if (!h || fnmatch(l->host_glob, h, 0) != 0)
+			return false;
+	}
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	struct listing l = { 0 };
+	struct vz_err err = { 0 };
+	vz_request req;
+	vz_reply *r = NULL;
+	_cleanup_free_ ve_info **ves = NULL;
+	size_t n = 0;
+	int ret;
+
+	vz_log_init("vzlist", VZ_LOG_WARN, 1);
+	ret = parse_options(&l, argc, argv);
+	if (ret >= 0)
+		return ret;
 
 	vz__control__request__init(&req);
 	req.magic = VZ_CONTROL_MAGIC;
 	req.version = VZ_CONTROL_VERSION;
 	req.op = VZ__CONTROL__OP__OP_LIST;
-	req.has_with_ubc = want_ubc;
-	req.with_ubc = want_ubc;
+	req.has_with_ubc = l.want_ubc;
+	req.with_ubc = l.want_ubc;
 	if (vz_ctl_call(&req, NULL, 0, NULL, NULL, &r, &err) < 0) {
 		fprintf(stderr, "vzlist: %s\n", err.msg);
 		return VZ_EXIT_SYSTEM;
@@ -423,38 +481,22 @@ int main(int argc, char **argv)
 		return r->code;
 	}
 	ves = calloc(r->n_ves + 1, sizeof(*ves));
-	for (size_t i = 0; ves && i < r->n_ves; i++) {
-		ve_info *v = r->ves[i];
-		int running = v->status == VZ__CONTROL__VE_STATUS__VE_RUNNING, wanted = optind == argc;
-
-		for (int k = optind; k < argc; k++)
-			wanted |= strtoul(argv[k], NULL, 10) == v->veid;
-		if (!wanted)
-			continue;
-		/* Named VEs are shown whatever their state, as OpenVZ does. */
-		if (optind == argc && ((stopped && running) || (!all && !stopped && !running)))
-			continue;
-		if (host_glob) {
-			const char *h = conf_get(v, "HOSTNAME");
-
-			if (!h || fnmatch(host_glob, h, 0) != 0)
-				continue;
-		}
-		ves[n++] = v;
-	}
+	for (size_t i = 0; ves && i < r->n_ves; i++)
+		if (wanted(&l, r->ves[i], argv + optind, argc - optind))
+			ves[n++] = r->ves[i];
 	if (optind < argc && n == 0) {
 		fprintf(stderr, "vzlist: VE not found\n");
 		return 1;
 	}
-	if (sort_field)
-		qsort(ves, n, sizeof(*ves), cmp_ve);
-	if (ids_only) {
+	if (l.sort_field)
+		qsort_r(ves, n, sizeof(*ves), cmp_ve, &l);
+	if (l.ids_only) {
 		for (size_t i = 0; i < n; i++)
 			printf("%10u\n", ves[i]->veid);
-	} else if (json) {
-		print_json(ves, n, cols, ncols);
+	} else if (l.json) {
+		print_json(ves, n, l.cols, l.ncols);
 	} else {
-		print_table(ves, n, cols, ncols, header);
+		print_table(ves, n, l.cols, l.ncols, l.header);
 	}
 	vz__control__reply__free_unpacked(r, NULL);
 	return 0;
