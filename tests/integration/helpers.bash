@@ -282,12 +282,19 @@ restart_agents() {
 # Kill host $1's agent and its workers by pid. A VE's init is the agent's
 # child too (it is a subreaper): it is left alone, as a crashed agent would.
 kill_agent() {
-	local pid k kids=()
+	local pid kids
+	pid=$(cat "$VZ_SANDBOX_DIR/$1/agent.pid")
+	mapfile -t kids < <(agent_workers "$1")
+	kill -KILL "$pid" "${kids[@]}"
+}
+
+# The pids of host $1's agent's workers (its children outside any VE).
+agent_workers() {
+	local pid k
 	pid=$(cat "$VZ_SANDBOX_DIR/$1/agent.pid")
 	for k in $(ps -o pid= --ppid "$pid" || true); do
-		grep -q "/$VZ_SANDBOX-$1/" "/proc/$k/cgroup" 2>/dev/null || kids+=("$k")
+		grep -q "/$VZ_SANDBOX-$1/" "/proc/$k/cgroup" 2>/dev/null || echo "$k"
 	done
-	kill -KILL "$pid" "${kids[@]}"
 }
 
 # The workload set most migration tests run, and the command lines.

@@ -66,26 +66,54 @@ teardown() {
 	passes_on h2 103
 }
 
+# Hold the online move of VE $1 from host h1 at its decision: the source
+# writes its decision with O_EXCL and reads one already there, so a FIFO
+# in its place, made as soon as the move's outgoing marker names it,
+# blocks the worker until something is written into the FIFO. Prints the
+# FIFO's path once the destination has restored the VE and waits for the
+# go (the VE frozen at the source).
+hold_decision() {
+	local veid=$1 mig="$VZ_SANDBOX_DIR/h1/vz/migrate" out mid
+	wait_for 60 compgen -G "$mig/$veid.*.outgoing" >/dev/null || { echo "no outgoing marker"; return 1; }
+	out=$(compgen -G "$mig/$veid.*.outgoing")
+	mid=$(basename "$out" .outgoing)
+	mid=${mid#"$veid".}
+	mkfifo "$mig/$veid.$mid.decision"
+	wait_for 120 grep -q "VE $veid: restored (frozen)" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" ||
+		{ echo "not restored on h2"; return 1; }
+	echo "$mig/$veid.$mid.decision"
+}
+
+# Some process of VE $2 on host $1 has a SIGKILL pending.
+kill_pending() {
+	local p hex
+	while read -r p; do
+		for hex in $(awk '$1 == "ShdPnd:" || $1 == "SigPnd:" { print $2 }' "/proc/$p/status" 2>/dev/null); do
+			(((16#$hex & 16#100) != 0)) && return 0
+		done
+	done <"/sys/fs/cgroup/pids/$VZ_SANDBOX-$1/$2/cgroup.procs"
+	return 1
+}
+
 @test "a source agent killed after its decision: the VE ends up on the destination only" {
 	sb_ve h1 104 198.18.1.4
-	local mig="$VZ_SANDBOX_DIR/h1/vz/migrate" out mid
+	local fifo workers
 	migrate_bg h1 --online h2 104
-	# The source writes its decision with O_EXCL and honours one already
-	# there: a FIFO in its place holds the worker at the decision, the
-	# destination restored and waiting for the go. Killed there, the agent
-	# leaves what a crash just after writing "go" leaves.
-	wait_for 60 compgen -G "$mig/104.*.outgoing"
-	out=$(compgen -G "$mig/104.*.outgoing")
-	mid=$(basename "$out" .outgoing)
-	mid=${mid#104.}
-	mkfifo "$mig/104.$mid.decision"
-	wait_for 120 grep -q "VE 104: restored (frozen)" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
-	# The source worker is blocked opening the FIFO (no writer yet).
-	run ! migrate_rc 0
+	fifo=$(hold_decision 104)
+	# The destination's workers stop before they see the go; the source
+	# then writes "go", dooms its copy (SIGKILL, pending while frozen),
+	# sends the go and waits for a DONE that cannot come: killed there.
+	mapfile -t workers < <(agent_workers h2)
+	kill -STOP "${workers[@]}"
+	timeout 10 bash -c "echo go >'$fifo'"
+	wait_for 4 kill_pending h1 104
 	kill_agent h1
-	rm "$mig/104.$mid.decision"
-	echo go >"$mig/104.$mid.decision"
+	kill -CONT "${workers[@]}"
+	# What the dead worker wrote, as a file.
+	rm "$fifo"
+	echo go >"$fifo"
 	migrate_wait 60
+	run ! migrate_rc 0
 	restart_agents h1
 	# The destination finishes with the source's go, asked again if need be.
 	wait_for 60 running_on h2 104
@@ -95,17 +123,15 @@ teardown() {
 
 @test "a source agent killed during a pre-copy dump, before its decision: the VE runs on at the source" {
 	sb_ve h1 105 198.18.1.5
+	local fifo
 	migrate_bg h1 --online h2 105
-	# Rounds done, slow the link so the frozen part takes a while.
-	wait_for 60 grep -q "^Pre-copy" "$BATS_TEST_TMPDIR/out"
-	"$SB" link h1 rate 2mbit
-	wait_for 30 grep -q "Suspending and dumping" "$BATS_TEST_TMPDIR/out"
-	# Killed while the VE is frozen for the dump.
-	wait_for 30 grep -qx FROZEN "/sys/fs/cgroup/freezer/$VZ_SANDBOX-h1/105/freezer.state"
+	fifo=$(hold_decision 105)
+	# Killed with the VE frozen for the dump, CRIU's session still open.
+	grep -qx FROZEN "/sys/fs/cgroup/freezer/$VZ_SANDBOX-h1/105/freezer.state"
 	kill_agent h1
+	rm "$fifo"
 	run ! compgen -G "$VZ_SANDBOX_DIR/h1/vz/migrate/*.decision"
 	migrate_wait 60
-	"$SB" link h1 rate off
 	run ! migrate_rc 0
 	# The restarted agent ends CRIU's session and thaws the VE.
 	restart_agents h1
