@@ -88,9 +88,9 @@ hold_decision() {
 kill_pending() {
 	local p hex
 	while read -r p; do
-		for hex in $(awk '$1 == "ShdPnd:" || $1 == "SigPnd:" { print $2 }' "/proc/$p/status" 2>/dev/null); do
+		while read -r hex; do
 			(((16#$hex & 16#100) != 0)) && return 0
-		done
+		done < <(awk '$1 == "ShdPnd:" || $1 == "SigPnd:" { print $2 }' "/proc/$p/status" 2>/dev/null)
 	done <"/sys/fs/cgroup/pids/$VZ_SANDBOX-$1/$2/cgroup.procs"
 	return 1
 }
