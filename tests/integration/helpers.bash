@@ -97,6 +97,14 @@ vz_teardown() {
 	rm -rf "$VZ_ROOT"
 }
 
+# Process $1 has ended: gone, or a zombie its parent has not reaped yet
+# (kill -0 still reaches a zombie). Says what it is otherwise.
+pid_dead() {
+	local st
+	st=$(sed -n 's/^State:\t\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 0
+	[ -z "$st" ] || [ "$st" = Z ] || { echo "pid $1 is alive (state $st)"; return 1; }
+}
+
 # Host pid of a VE's init, from the agent's pid file.
 vz_init_pid() {
 	cut -d' ' -f1 "$VZ_ROOT/run/vz/$1.pid"

@@ -161,7 +161,7 @@ teardown_file() {
 	run vzctl stop 101
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"VE was stopped"* ]]
-	run ! kill -0 "$init"
+	pid_dead "$init"
 	run vzctl status 101
 	[ "$output" = "VEID 101 exist unmounted down" ]
 	[ ! -d "$(vz_cgroup_dir 101)" ]
@@ -174,7 +174,7 @@ teardown_file() {
 	init=$(vz_init_pid 101)
 	run vzctl stop 101 --fast
 	[ "$status" -eq 0 ]
-	run ! kill -0 "$init"
+	pid_dead "$init"
 	run vzctl status 101
 	[ "$output" = "VEID 101 exist unmounted down" ]
 }
