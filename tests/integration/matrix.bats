@@ -16,7 +16,7 @@
 
 load helpers
 
-MX_OP_TIMEOUT=60
+MX_OP_TIMEOUT=30
 
 setup_file() {
 	sb_setup vzmx

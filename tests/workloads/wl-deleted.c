@@ -1,16 +1,21 @@
-/* wl-deleted [-n tag]: a file open in a directory that was removed. The
- * file (4 MiB of a pattern) is made in <base>.d under $WL_DIR, opened
- * read-write, then unlinked and its directory removed; the workload keeps
- * reading it a byte at a time, its offset moving, and rewrites one
- * counter byte at its end. Verify: the descriptor still names a deleted
- * file with no links, its size and contents are as written, its offset is
- * where the reads left it, and reads go on. */
+/* wl-deleted [-n tag]: files open in a directory that was removed. Two
+ * files are made in <base>.d under $WL_DIR: "data" (4 MiB of a pattern)
+ * and "linked" (64 KiB), which also has a hard link <base>.keep outside
+ * the directory. Both are opened, their names in <base>.d unlinked and
+ * the directory removed: "data" has no link left (CRIU copies such a
+ * file, a ghost), "linked" has one elsewhere but not under the name it
+ * was opened by (CRIU must link-remap it). The workload keeps reading
+ * "data" a byte at a time, its offset moving, and rewrites one counter
+ * byte at its end. Verify: each descriptor still names a deleted file,
+ * with no link ("data") or one ("linked"), its size and contents as
+ * written, the offsets where they were left, and reads go on. */
 #include <getopt.h>
 
 #include "wl.h"
 
 /* Above CRIU's ghost limit (1 MiB): it must link-remap, not copy. */
 #define LEN (4 << 20)
+#define LLEN (64 << 10)
 
 static struct wl w;
 
@@ -38,10 +43,11 @@ static bool same(int fd, uint8_t counter)
 
 int main(int argc, char **argv)
 {
-	char dir[512], path[600], link[64], target[700];
+	char dir[512], path[600], lpath[600], keep[600], fdlink[64], target[700];
 	uint8_t buf[4096], counter = pat(LEN - 1);
 	off_t want = 4321;
-	int fd;
+	int fd, lfd;
+	off_t lwant = 777;
 
 	wl_start_args(&w, "wl-deleted", argc, argv);
 	snprintf(dir, sizeof(dir), "%s/%s.d", w.dir, w.base);
@@ -57,9 +63,21 @@ int main(int argc, char **argv)
 		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
 			wl_abort(&w, "write %s: %s", path, strerror(errno));
 	}
+	snprintf(lpath, sizeof(lpath), "%s/linked", dir);
+	snprintf(keep, sizeof(keep), "%s/%s.keep", w.dir, w.base);
+	lfd = open(lpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	for (size_t off = 0; lfd >= 0 && off < LLEN; off += sizeof(buf)) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pat(off + i + 1);
+		if (write(lfd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			wl_abort(&w, "write %s: %s", lpath, strerror(errno));
+	}
+	unlink(keep);
+	if (lfd < 0 || link(lpath, keep) != 0 || unlink(lpath) != 0 || lseek(lfd, lwant, SEEK_SET) != lwant)
+		wl_abort(&w, "set up %s: %s", lpath, strerror(errno));
 	if (unlink(path) != 0 || rmdir(dir) != 0 || lseek(fd, want, SEEK_SET) != want)
 		wl_abort(&w, "remove %s: %s", dir, strerror(errno));
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	snprintf(fdlink, sizeof(fdlink), "/proc/self/fd/%d", fd);
 	wl_ready(&w);
 	while (!wl_stop) {
 		uint8_t b;
@@ -77,7 +95,7 @@ int main(int argc, char **argv)
 		wl_sleep_us(1000);
 		if (wl_check_req) {
 			struct stat st;
-			ssize_t n = readlink(link, target, sizeof(target) - 1);
+			ssize_t n = readlink(fdlink, target, sizeof(target) - 1);
 
 			wl_check_req = 0;
 			wl_check_pid(&w);
@@ -91,6 +109,23 @@ int main(int argc, char **argv)
 				wl_fail(&w, "the deleted file's contents changed");
 			if (!strstr(target, "(deleted)"))
 				wl_fail(&w, "fd %d names '%s', not a deleted file", fd, target);
+			if (lseek(lfd, 0, SEEK_CUR) != lwant)
+				wl_fail(&w, "the linked file's offset is %lld, not %lld", (long long)lseek(lfd, 0, SEEK_CUR),
+					(long long)lwant);
+			if (fstat(lfd, &st) != 0 || st.st_nlink != 1 || st.st_size != LLEN)
+				wl_fail(&w, "the linked file has %lu links and %lld bytes", (unsigned long)st.st_nlink,
+					(long long)st.st_size);
+			for (size_t off = 0; off < LLEN; off += sizeof(buf)) {
+				if (pread(lfd, buf, sizeof(buf), (off_t)off) != (ssize_t)sizeof(buf)) {
+					wl_fail(&w, "read the linked file: %s", strerror(errno));
+					break;
+				}
+				for (size_t i = 0; i < sizeof(buf); i++)
+					if (buf[i] != pat(off + i + 1)) {
+						wl_fail(&w, "the linked file's contents changed at %zu", off + i);
+						break;
+					}
+			}
 			wl_answer(&w);
 		}
 	}
