@@ -123,11 +123,13 @@ kill_pending() {
 
 @test "a source agent killed during a pre-copy dump, before its decision: the VE runs on at the source" {
 	sb_ve h1 105 198.18.1.5
-	local fifo
+	local fifo init
 	migrate_bg h1 --online h2 105
 	fifo=$(hold_decision 105)
-	# Killed with the VE frozen for the dump, CRIU's session still open.
-	grep -qx FROZEN "/sys/fs/cgroup/freezer/$VZ_SANDBOX-h1/105/freezer.state"
+	# Killed with the VE seized by CRIU for the dump, its session open.
+	echo "freezer: $(cat "/sys/fs/cgroup/freezer/$VZ_SANDBOX-h1/105/freezer.state")"
+	init=$(cut -d' ' -f1 "$VZ_SANDBOX_DIR/h1/run/vz/105.pid")
+	grep -Eq '^TracerPid:[[:space:]]*[1-9]' "/proc/$init/status"
 	kill_agent h1
 	rm "$fifo"
 	run ! compgen -G "$VZ_SANDBOX_DIR/h1/vz/migrate/*.decision"
