@@ -258,6 +258,10 @@ sb_test_teardown() {
 		"$SB" link "$h" rate off >/dev/null 2>&1 || true
 	done
 	[ -f "$BATS_TEST_TMPDIR/out" ] && cat "$BATS_TEST_TMPDIR/out"
+	# An agent a failed test killed and did not restart.
+	for h in $SB_HOSTS; do
+		kill -0 "$(cat "$VZ_SANDBOX_DIR/$h/agent.pid")" 2>/dev/null || restart_agents "$h"
+	done
 	for h in $SB_HOSTS; do
 		for v in $(on "$h" vzlist -a -1 2>/dev/null); do
 			on "$h" vzctl stop "$v" --fast >/dev/null 2>&1
