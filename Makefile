@@ -17,7 +17,7 @@ PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)
 PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h) $(B)/criu/rpc.pb-c.h
 
 LIB_SRC := $(wildcard lib/*.c) $(wildcard transport/*.c)
-AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard ckpt/*.c)
+AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard agent/migrate/*.c) $(wildcard ckpt/*.c)
 TOOLS := vzctl vzlist vzpkg vzmigrate
 BINS := $(B)/bin/vzagent $(TOOLS:%=$(B)/bin/%)
 
@@ -78,11 +78,14 @@ $(B)/tests/unit/%: $$(call obj,$$(wildcard tests/unit/%/*.c)) $(B)/libvzagent.a 
 # libFuzzer targets for the parsers of untrusted bytes (clang only).
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
 FUZZ_LIBS := $(PKG_LIBS)
-FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame
+FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record
 $(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c lib/util.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 $(B)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c transport/frame.c lib/err.c $(B)/proto/control.pb-c.c $(B)/proto/migrate.pb-c.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+$(B)/fuzz/fuzz_mig_record: tests/fuzz/fuzz_mig_record.c agent/migrate/record.c lib/err.c lib/util.c lib/paths.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 fuzz: $(FUZZERS)

@@ -25,6 +25,7 @@ struct vz_agent {
 	struct vz_cg cg;
 	struct vz_conf global;    /* vz.conf */
 	char criu[4096];          /* criu executable to run */
+	unsigned criu_timeout;    /* seconds CRIU may go without answering or exiting */
 	char bridge[16];
 	unsigned ip_prefix;       /* prefix length for --ipadd without /N */
 	unsigned stop_timeout;    /* seconds init gets to shut down */
@@ -62,14 +63,10 @@ void agent_adopt(struct vz_agent *a);
 /* Serve until SIGTERM or SIGINT. Running VEs are left running. */
 int agent_run(struct vz_agent *a);
 
-/* Listen for migrations on mig_port when this host has TLS files. */
+/* Listen for migrations on mig_port when this host has TLS files; each
+ * accepted connection goes to mig_dest_serve (migrate/migrate.h). */
 int agent_listen_migrate(struct vz_agent *a, struct vz_err *err);
-/* Worker for an accepted migration connection (migrate.c): the
- * destination side, or a source answering a destination's question. */
-void agent_migrate_serve(struct vz_agent *a, int fd);
-/* At start: finish or undo incoming migrations a previous agent left. */
-void agent_migrate_recover(struct vz_agent *a);
-/* Source side: vzmigrate's request (migrate.c). */
+/* vzmigrate's request: a mig_request for the engine (ops_migrate.c). */
 int op_migrate(struct vz_call *c, struct vz_err *err);
 
 /* Serve one request in a worker; returns the process exit status. */

@@ -4,13 +4,16 @@
 #define LOG_PREFIX "cgroup: "
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -340,6 +343,76 @@ int vz_cg_pids(const struct vz_cg *cg, unsigned veid, pid_t **pids, size_t *n, s
 	ret = collect(dir, pids, n, &cap);
 	if (ret < 0)
 		return vz_error(err, -ret, "List tasks of VE %u", veid);
+	return 0;
+}
+
+/* State letter and parent of a process, from /proc/PID/stat; 0 when it
+ * is gone. */
+static char proc_state(pid_t pid, pid_t *ppid)
+{
+	char path[64], buf[512], *p;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+	char st;
+	int pp = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The name may hold anything, ")" included: the last one ends it. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %d", &st, &pp) != 2)
+		return 0;
+	if (ppid)
+		*ppid = pp;
+	return st;
+}
+
+int vz_cg_find_stopped(const struct vz_cg *cg, unsigned veid, pid_t *stopped, struct vz_err *err)
+{
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = 0;
+	int ret;
+
+	*stopped = 0;
+	ret = vz_cg_pids(cg, veid, &pids, &n, err);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n && !*stopped; i++) {
+		char st = proc_state(pids[i], NULL);
+
+		if (st == 'T' || st == 't')
+			*stopped = pids[i];
+	}
+	return 0;
+}
+
+int vz_cg_find_vfork(const struct vz_cg *cg, unsigned veid, pid_t *parent, pid_t *child, struct vz_err *err)
+{
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = 0;
+	int ret;
+
+	*parent = *child = 0;
+	ret = vz_cg_pids(cg, veid, &pids, &n, err);
+	if (ret < 0)
+		return ret;
+	/* Two processes (not threads of one) on one mm: a vfork() that has
+	 * neither exec'd nor exited yet, or a clone(CLONE_VM) alike. */
+	for (size_t i = 0; i < n && !*parent; i++) {
+		pid_t pp = 0;
+
+		if (!proc_state(pids[i], &pp) || pp <= 1)
+			continue;
+		for (size_t j = 0; j < n; j++)
+			if (pids[j] == pp && syscall(SYS_kcmp, pids[i], pp, KCMP_VM, 0, 0) == 0) {
+				*parent = pp;
+				*child = pids[i];
+				break;
+			}
+	}
 	return 0;
 }
 

@@ -54,6 +54,15 @@ bool vz_cg_exists(const struct vz_cg *cg, unsigned veid);
  * host pids: malloc'd array. */
 int vz_cg_pids(const struct vz_cg *cg, unsigned veid, pid_t **pids, size_t *n,
 	       struct vz_err *err);
+/* The first process of the VE that is stopped (SIGSTOP, a job suspended
+ * with Ctrl-Z) or stopped by a tracer, in *stopped; 0 when none is. Such
+ * a process must not be frozen when CRIU seizes it: ptrace_attach then
+ * waits for it to trap, which a frozen task never does. */
+int vz_cg_find_stopped(const struct vz_cg *cg, unsigned veid, pid_t *stopped, struct vz_err *err);
+/* A process of the VE waiting in vfork() for its child: *parent and
+ * *child, or 0 and 0. Such a parent cannot stop for ptrace until its
+ * child execs or exits, and the two share one memory CRIU cannot dump. */
+int vz_cg_find_vfork(const struct vz_cg *cg, unsigned veid, pid_t *parent, pid_t *child, struct vz_err *err);
 /* Freeze / thaw the VE (v1 freezer.state, v2 cgroup.freeze) and wait until
  * the kernel reports the new state (at most timeout_ms). */
 int vz_cg_freeze(const struct vz_cg *cg, unsigned veid, int timeout_ms, struct vz_err *err);

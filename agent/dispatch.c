@@ -14,7 +14,7 @@
 #include "paths.h"
 #include "resources.h"
 #include "util.h"
-#include "ve.h"
+#include "ve_ops.h"
 
 static int op_ping(struct vz_call *c, struct vz_err *err)
 {
@@ -26,6 +26,8 @@ static int op_ping(struct vz_call *c, struct vz_err *err)
 int op_set(struct vz_call *c, struct vz_err *err)
 {
 	_cleanup_ve_ struct ve ve;
+	_cleanup_ve_opts_ struct ve_opts opts = { 0 };
+	struct vz_progress p = vz_ctl_progress_sink(c->conn);
 	pid_t init;
 	int ret;
 
@@ -37,16 +39,18 @@ int op_set(struct vz_call *c, struct vz_err *err)
 	if (c->req->n_params == 0)
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Nothing to set");
 	ve_state(&ve, &init);
-	ret = ve_apply_params(c, &ve, init, err);
+	ret = ve_opts_from_req(c->req, &opts, err);
+	if (ret == 0)
+		ret = ve_apply_params(c->agent, &ve, init, &opts, &p, err);
 	if (ret < 0)
 		return ret;
 	if (c->req->save) {
 		ret = ve_save(&ve, err);
 		if (ret == 0)
-			vz_ctl_progress(c->conn, "Saved parameters for VE %u", ve.veid);
+			vz_say(&p, "Saved parameters for VE %u", ve.veid);
 	} else if (init <= 0) {
-		vz_ctl_progress(c->conn, "WARNING: Settings were not saved and will be reset to original values "
-					 "on next start (use --save flag)");
+		vz_say(&p, "WARNING: Settings were not saved and will be reset to original values "
+			   "on next start (use --save flag)");
 	}
 	return ret;
 }
@@ -187,37 +191,14 @@ int op_status(struct vz_call *c, struct vz_err *err)
 	return send_infos(c, &veid, 1, err);
 }
 
-static int cmp_uint(const void *x, const void *y)
-{
-	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
-
-	return a < b ? -1 : a > b;
-}
-
 int op_list(struct vz_call *c, struct vz_err *err)
 {
-	char dir[PATH_MAX];
-	_cleanup_closedir_ DIR *d = opendir(vz_path(dir, sizeof(dir), VZ_CONF_DIR));
 	_cleanup_free_ unsigned *veids = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
+	size_t n = 0;
+	int ret = ve_list(&veids, &n, err);
 
-	while (d && (de = readdir(d))) {
-		unsigned veid;
-		char rest[16];
-
-		if (sscanf(de->d_name, "%u%15s", &veid, rest) != 2 || strcmp(rest, ".conf"))
-			continue;
-		if (n == cap) {
-			unsigned *nv = realloc(veids, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
-
-			if (!nv)
-				return vz_error_msg(err, ENOMEM, "Out of memory");
-			veids = nv;
-		}
-		veids[n++] = veid;
-	}
-	qsort(veids, n, sizeof(*veids), cmp_uint);
+	if (ret < 0)
+		return ret;
 	return send_infos(c, veids, n, err);
 }
 

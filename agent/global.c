@@ -12,6 +12,7 @@
 #include "paths.h"
 #include "util.h"
 #include "agent.h"
+#include "criu.h"
 
 static const char default_conf[] =
 	"# vzcluster host-wide settings (OpenVZ vz.conf names where they exist)\n"
@@ -27,6 +28,9 @@ static const char default_conf[] =
 	"CGROUP_BASE=\"vz\"\n"
 	"# criu executable; empty: the one deploy/install-deps recorded\n"
 	"CRIU=\"\"\n"
+	"# Seconds CRIU may go without answering (or exiting once done) before it is\n"
+	"# killed and the checkpoint, restore or move fails (the VE runs on)\n"
+	"CRIU_TIMEOUT=\"300\"\n"
 	"LOG_LEVEL=\"info\"\n"
 	"# TCP port of migrations between agents (mutual TLS under the cluster CA)\n"
 	"MIGRATE_PORT=\"7799\"\n"
@@ -87,6 +91,13 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 		snprintf(a->criu, sizeof(a->criu), "%s", v);
 	else if (read_criu_path(a->criu, sizeof(a->criu)) < 0)
 		snprintf(a->criu, sizeof(a->criu), "criu");
+	v = vz_conf_get(&a->global, "CRIU_TIMEOUT");
+	a->criu_timeout = VZ_CRIU_TIMEOUT_DEFAULT;
+	if (v && *v) {
+		if (vz_parse_ulong(v, 1, 86400, &n) < 0)
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: CRIU_TIMEOUT must be 1..86400", path);
+		a->criu_timeout = (unsigned)n;
+	}
 	v = vz_conf_get(&a->global, "MIGRATE_PORT");
 	a->mig_port = 7799;
 	if (v && *v) {

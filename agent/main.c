@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cleanup.h"
 #include "ckpt.h"
 #include "log.h"
 #include "paths.h"
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vz_agent a = { .listen_fd = -1, .mig_fd = -1 };
+	struct vz_agent a = { .listen_fd = VZ_FD_INIT, .mig_fd = VZ_FD_INIT };
 	struct vz_err err = { 0 };
 	char logpath[PATH_MAX] = "";
 	const char *cgbase;

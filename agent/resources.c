@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -181,6 +182,24 @@ int res_set_option(struct vz_conf *conf, const char *opt, const char *value, uns
 	return vz_conf_set(conf, o->key, out, err);
 }
 
+/* Does this kernel enforce memory.kmem.limit_in_bytes (cgroup v1)? Linux
+ * deprecated it in 5.4 and stopped enforcing it in 5.16: from then on a
+ * write fails with EOPNOTSUPP, and since 6.6 (and the stable trees it was
+ * backported to) it is accepted and ignored, the file reading back
+ * unlimited. Kernel memory is still charged to the memory limit. */
+static bool kmem_limit_enforced(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return true;
+	return major < 5 || (major == 5 && minor < 16);
+}
+
+#define KMEM_IGNORED_REASON \
+	"this kernel ignores memory.kmem.limit_in_bytes (cgroup v1 kernel memory limits are not enforced since Linux 5.16): kernel memory is charged to physpages"
+
 /* The limit part of a stored "barrier:limit" value, or UNLIMITED. */
 static uint64_t conf_limit(const struct vz_conf *conf, const char *key)
 {
@@ -306,9 +325,11 @@ static int apply_mem(const struct vz_cg *cg, unsigned veid, const struct vz_conf
 		snprintf(buf, sizeof(buf), "%" PRIu64, (ram + swap) * PAGE);
 		ret = cg_write(cg, veid, "memory", "memory.memsw.limit_in_bytes", buf, true, err);
 	}
-	if (ret == 0) {
+	if (ret == 0 && kmem_limit_enforced()) {
 		bytes_or(conf_limit(conf, "KMEMSIZE"), 1, "-1", buf, sizeof(buf));
 		ret = cg_write(cg, veid, "memory", "memory.kmem.limit_in_bytes", buf, true, err);
+	} else if (ret == 0 && conf_limit(conf, "KMEMSIZE") != UNLIMITED) {
+		pr_info("VE %u: KMEMSIZE not applied: %s", veid, KMEM_IGNORED_REASON);
 	}
 	if (ret == 0) {
 		uint64_t snd = conf_limit(conf, "TCPSNDBUF"), rcv = conf_limit(conf, "TCPRCVBUF");
@@ -468,6 +489,37 @@ static void bl_from_conf(Vz__Control__Beancounter *b, const struct vz_conf *conf
 	}
 }
 
+/* The kmem limit holds when the kernel says it enforces one and, when the
+ * VE has a KMEMSIZE limit, reads back what was written (rounded down to
+ * pages): a kernel that accepts and ignores it reads back unlimited. */
+static bool kmem_enforced(const char *mem, const struct vz_conf *conf)
+{
+	uint64_t want = conf_limit(conf, "KMEMSIZE"), v;
+
+	if (!kmem_limit_enforced())
+		return false;
+	if (want == UNLIMITED || read_u64(mem, "memory.kmem.limit_in_bytes", &v) < 0)
+		return true;
+	return v == want / PAGE * PAGE;
+}
+
+static void kmem_row(struct ubc_list *l, const char *mem, const struct vz_conf *conf)
+{
+	Vz__Control__Beancounter *b = add_row(l, "kmemsize");
+	uint64_t v;
+
+	if (!b)
+		return;
+	if (read_u64(mem, "memory.kmem.usage_in_bytes", &v) == 0)
+		SET(b, held, v);
+	if (read_u64(mem, "memory.kmem.max_usage_in_bytes", &v) == 0)
+		SET(b, maxheld, v);
+	if (read_u64(mem, "memory.kmem.limit_in_bytes", &v) == 0)
+		bl_from_conf(b, conf, "KMEMSIZE", v);
+	if (read_u64(mem, "memory.kmem.failcnt", &v) == 0)
+		SET(b, failcnt, v);
+}
+
 int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
 	    Vz__Control__Beancounter ***rows, size_t *n, struct vz_err *err)
 {
@@ -484,18 +536,12 @@ int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
 	if (ret < 0)
 		return ret;
 
-	if (v2) {
+	if (v2)
 		unsupported(&l, "kmemsize", "cgroup v2 has no kernel memory limit: it is charged to physpages");
-	} else if ((b = add_row(&l, "kmemsize"))) {
-		if (read_u64(mem, "memory.kmem.usage_in_bytes", &v) == 0)
-			SET(b, held, v);
-		if (read_u64(mem, "memory.kmem.max_usage_in_bytes", &v) == 0)
-			SET(b, maxheld, v);
-		if (read_u64(mem, "memory.kmem.limit_in_bytes", &v) == 0)
-			bl_from_conf(b, conf, "KMEMSIZE", v);
-		if (read_u64(mem, "memory.kmem.failcnt", &v) == 0)
-			SET(b, failcnt, v);
-	}
+	else if (!kmem_enforced(mem, conf))
+		unsupported(&l, "kmemsize", KMEM_IGNORED_REASON);
+	else
+		kmem_row(&l, mem, conf);
 	unsupported(&l, "lockedpages", "no per-cgroup counter of mlocked pages");
 	unsupported(&l, "privvmpages", "no per-cgroup counter of private virtual memory");
 	if ((b = add_row(&l, "shmpages")) && read_keyed(mem, "memory.stat", v2 ? "shmem" : "total_shmem", &v) == 0)

@@ -19,9 +19,10 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "migrate/migrate.h"
 #include "paths.h"
 #include "util.h"
-#include "ve.h"
+#include "ve_ops.h"
 
 struct ve_watch {
 	ev_io io;
@@ -74,7 +75,7 @@ int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 				   .sin6_addr = IN6ADDR_ANY_INIT };
 	int fd, one = 1, zero = 0;
 
-	a->mig_fd = -1;
+	a->mig_fd = VZ_FD_INIT;
 	if (!vz_exists(a->tls_cert) || !vz_exists(a->tls_key) || !vz_exists(a->tls_ca)) {
 		pr_info("No TLS certificate at %s: this host takes no migrations (deploy/vz-certs makes one)",
 			a->tls_cert);
@@ -96,6 +97,17 @@ int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 	return 0;
 }
 
+/* In a freshly forked worker: default signal dispositions, and none of
+ * the main process's listening sockets. */
+static void worker_detach(struct vz_agent *a)
+{
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	vz_closep(&a->listen_fd);
+	vz_closep(&a->mig_fd);
+}
+
 static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct vz_agent *a = container_of(w, struct vz_agent, mig_w);
@@ -109,12 +121,8 @@ static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	pid = fork();
 	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
-		close(a->listen_fd);
-		close(a->mig_fd);
-		agent_migrate_serve(a, conn);
+		worker_detach(a);
+		mig_dest_serve(a, conn);
 		_exit(0);
 	}
 	if (pid < 0)
@@ -137,12 +145,7 @@ static void worker(struct vz_agent *a, int conn)
 	struct vz_err err = { 0 };
 	int ret;
 
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
-	close(a->listen_fd);
-	if (a->mig_fd >= 0)
-		close(a->mig_fd);
+	worker_detach(a);
 	ret = vz_ctl_recv_request(conn, &call.req, call.fds, &call.nfds, &err);
 	if (ret < 0) {
 		pr_warn("Bad request: %s", err.msg);
@@ -190,7 +193,7 @@ static void spawn_cleanup(struct vz_agent *a, unsigned veid)
 	if (pid == 0) {
 		struct vz_err err = { 0 };
 
-		close(a->listen_fd);
+		worker_detach(a);
 		if (ve_cleanup_dead(a, veid, &err) < 0) {
 			pr_err("VE %u: cleanup failed: %s", veid, err.msg);
 			_exit(1);
@@ -199,6 +202,35 @@ static void spawn_cleanup(struct vz_agent *a, unsigned veid)
 	}
 	if (pid < 0)
 		pr_perror("Fork a cleanup worker for VE %u", veid);
+}
+
+/* The first agent since the host booted starts the ONBOOT VEs; a restarted
+ * one adopts what runs and leaves stopped VEs stopped. VZ_RUN_DIR is a
+ * tmpfs emptied at boot, so a marker there tells the two apart. */
+static void spawn_onboot(struct vz_agent *a)
+{
+	char path[PATH_MAX];
+	int fd;
+	pid_t pid;
+
+	vz_path(path, sizeof(path), VZ_RUN_DIR "/onboot.done");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			pr_info("Not the first agent since boot (%s exists): stopped VEs stay stopped", path);
+		else
+			pr_perror("Create %s: VEs with ONBOOT=yes are not started", path);
+		return;
+	}
+	close(fd);
+	pid = fork();
+	if (pid == 0) {
+		worker_detach(a);
+		ve_start_onboot(a);
+		_exit(0);
+	}
+	if (pid < 0)
+		pr_perror("Fork the worker that starts the ONBOOT VEs");
 }
 
 static void unwatch(struct vz_agent *a, struct ve_watch *w)
@@ -271,7 +303,7 @@ void agent_adopt(struct vz_agent *a)
 			continue;
 		if (ve_read_pidfile(veid, &pid, &start) < 0)
 			continue;
-		if (start && proc_start_time(pid) == start) {
+		if (start && ve_proc_start_time(pid) == start) {
 			bool known = false;
 
 			for (struct ve_watch *w = a->watches; w; w = w->next)
@@ -323,7 +355,8 @@ int agent_run(struct vz_agent *a)
 	ev_signal_init(&a->sigint_w, signal_cb, SIGINT);
 	ev_signal_start(a->loop, &a->sigint_w);
 	agent_adopt(a);
-	agent_migrate_recover(a);
+	mig_recover(a);
+	spawn_onboot(a);
 	ev_run(a->loop, 0);
 	close(a->listen_fd);
 	unlink(vz_path_agent_sock(path, sizeof(path)));

@@ -1,5 +1,6 @@
 /* A VE's config, paths, lock, pid file, root mount and running state. */
 #define LOG_PREFIX "ve: "
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -72,7 +73,7 @@ int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
 	return 0;
 }
 
-unsigned long long proc_start_time(pid_t pid)
+unsigned long long ve_proc_start_time(pid_t pid)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long start = 0;
@@ -131,7 +132,7 @@ int ve_write_pidfile(const struct ve *ve, pid_t init, struct vz_err *err)
 	vz_path(dir, sizeof(dir), VZ_RUN_DIR);
 	vz_mkdir_p(dir, 0755);
 	pidfile_path(path, sizeof(path), ve->veid);
-	snprintf(buf, sizeof(buf), "%d %llu\n", (int)init, proc_start_time(init));
+	snprintf(buf, sizeof(buf), "%d %llu\n", (int)init, ve_proc_start_time(init));
 	ret = vz_write_file(path, buf, strlen(buf), 0);
 	if (ret < 0)
 		return vz_error(err, -ret, "Write %s", path);
@@ -171,12 +172,49 @@ enum ve_state ve_state(const struct ve *ve, pid_t *init)
 		*init = 0;
 	if (!vz_exists(ve->conf_path))
 		return VE_STATE_DELETED;
-	if (ve_read_pidfile(ve->veid, &pid, &start) == 0 && start && proc_start_time(pid) == start) {
+	if (ve_read_pidfile(ve->veid, &pid, &start) == 0 && start && ve_proc_start_time(pid) == start) {
 		if (init)
 			*init = pid;
 		return VE_STATE_RUNNING;
 	}
 	return ve_is_mounted(ve) ? VE_STATE_MOUNTED : VE_STATE_STOPPED;
+}
+
+static int cmp_veid(const void *x, const void *y)
+{
+	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+int ve_list(unsigned **veids, size_t *n, struct vz_err *err)
+{
+	char dir[PATH_MAX];
+	_cleanup_closedir_ DIR *d = opendir(vz_path(dir, sizeof(dir), VZ_CONF_DIR));
+	_cleanup_free_ unsigned *v = NULL;
+	size_t len = 0, cap = 0;
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		unsigned veid;
+		char rest[16];
+
+		if (sscanf(de->d_name, "%u%15s", &veid, rest) != 2 || strcmp(rest, ".conf") || veid == 0)
+			continue;
+		if (len == cap) {
+			unsigned *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+
+			if (!nv)
+				return vz_error_msg(err, ENOMEM, "Out of memory");
+			v = nv;
+		}
+		v[len++] = veid;
+	}
+	if (len)
+		qsort(v, len, sizeof(*v), cmp_veid);
+	*veids = steal_ptr(v);
+	*n = len;
+	return 0;
 }
 
 int ve_save(struct ve *ve, struct vz_err *err)

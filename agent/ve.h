@@ -1,4 +1,6 @@
-/* One VE as the agent sees it: its config, paths, lock and state. */
+/* One VE as the agent sees it, the model: its config, paths, lock, pid
+ * file, root mount and running state (ve.c). What is done to a VE (start,
+ * stop, options, running code inside) is in ve_ops.h. */
 #ifndef VZ_VE_H
 #define VZ_VE_H
 
@@ -6,10 +8,11 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "agent.h"
 #include "config.h"
 #include "err.h"
 #include "net.h"
+
+struct vz_agent;
 
 struct ve {
 	unsigned veid;
@@ -41,66 +44,25 @@ void ve_remove_pidfile(unsigned veid);
 /* Read the pid file without checking liveness. */
 int ve_read_pidfile(unsigned veid, pid_t *pid, unsigned long long *start);
 /* Start time (clock ticks since boot) of pid, 0 when gone. */
-unsigned long long proc_start_time(pid_t pid);
+unsigned long long ve_proc_start_time(pid_t pid);
 
 int ve_save(struct ve *ve, struct vz_err *err);
+/* The VEIDs that have a config on this host, ascending; *veids is the
+ * caller's to free (NULL when there are none). */
+int ve_list(unsigned **veids, size_t *n, struct vz_err *err);
 
 /* Bind-mount the private area on the root (idempotent) / unmount it. */
 int ve_mount(struct ve *ve, struct vz_err *err);
 int ve_umount(struct ve *ve, struct vz_err *err);
+/* Unmount, remove the private area, the root directory and the config. */
+int ve_destroy_files(struct ve *ve, struct vz_err *err);
 
 /* The VE's interface from NETIF, created (and stored in conf, unsaved)
  * when the VE has none. */
 int ve_netif(struct ve *ve, struct vz_agent *a, struct vz_netif *nif, struct vz_err *err);
 
-/* Validate every OpenVZ option of the request before changing anything,
- * then store them in ve->conf; when init > 0 also apply them to the
- * running VE. Unknown or malformed options fail with VZ_EXIT_INVAL or
- * VZ_EXIT_BADVAL and change nothing. */
-int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err);
-/* Apply the saved network settings to a VE that has just started. */
-int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *err);
-
-/* Fork a process that has joined every namespace and the cgroups of the
- * running VE whose init is `init`, and runs fn(arg) there as a member of
- * the VE's pid namespace; returns its host pid (parent) — the child never
- * returns. */
-pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg,
-		     struct vz_err *err);
-
-/* SIGKILL init (when > 0) and everything left in the VE's cgroups, and
- * wait for them to be gone. */
-void ve_kill(struct vz_agent *a, unsigned veid, pid_t init);
-/* Undo what a start (or restore) made: pid file, cgroups, root mount. The
- * VE's processes must be gone. */
-int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err);
-
-/* Restore a VE from the CRIU images in img_fd (ve_ckpt.c): mount, cgroups
- * with its limits, CRIU restore as our child, pid file. With leave_frozen
- * the tree is frozen before it runs a single instruction (a migration's
- * destination thaws it on the source's go). On failure nothing is left. */
-int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
-		      bool leave_frozen, bool lazy, pid_t *pid, struct vz_err *err);
-/* A fresh directory VZ_ROOT/vz/dump/VEID.WHAT.PID (dir, its fd) and the
- * dump directory's fd for CRIU's logs. */
-int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
-		 struct vz_err *err);
-
-/* Start a stopped VE / stop a running one (progress to c->conn). */
-int ve_do_start(struct vz_call *c, struct ve *ve, struct vz_err *err);
-int ve_do_stop(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err);
-/* Unmount, remove the private area, the root directory and the config. */
-int ve_destroy_files(struct ve *ve, struct vz_err *err);
-
-/* Value of the last option `name` in the request ("" when it has none),
- * NULL when absent. */
-const char *ve_req_param(const vz_request *req, const char *name);
-
-/* Inside the VE (after pivot_root): write /etc/hostname, /etc/hosts and
- * /etc/resolv.conf from the config. Logs, never fails the caller. */
-void ve_write_guest_files(const struct vz_conf *conf);
-
-/* Environment given to the VE's init and to commands run inside. */
-char *const *ve_default_env(void);
+/* Transitional: ve_ckpt.c and the migration engine include this header for
+ * the lifecycle too. Drop this line once they include ve_ops.h. */
+#include "ve_ops.h"
 
 #endif

@@ -1,8 +1,9 @@
 /* Checkpoint and restore of a VE on this host (vzctl chkpnt / restore,
  * suspend / resume) and the host's checkpoint report (chkpnt --check).
  *
- * chkpnt: CRIU freezes the VE through its freezer cgroup and dumps it with
- * its TCP connections, the network locked by nftables. At CRIU's
+ * chkpnt: CRIU freezes the VE through its freezer cgroup (or, when a
+ * process of it is stopped, seizes the tree with ptrace alone) and dumps
+ * it with its TCP connections, the network locked by nftables. At CRIU's
  * "post-dump" call, while the tasks are still frozen, the images are
  * packed into the dump file; only when that succeeded does CRIU kill the
  * tasks. Any failure before makes CRIU resume them: the VE runs on.
@@ -113,6 +114,41 @@ static int dump_notify(const char *script, pid_t pid, void *arg)
 	return 0;
 }
 
+/* Whether CRIU may freeze the VE through its freezer cgroup, and whether
+ * it can be checkpointed at all now. A parent in vfork() cannot stop for
+ * ptrace until its child execs or exits; most do so at once, so wait a
+ * little before refusing. A stopped process must not be frozen when CRIU
+ * seizes it (the kernel's ptrace_attach then waits for a trap a frozen
+ * task never makes, and CRIU hangs in D state): then CRIU seizes the
+ * tree itself, which stops each task in turn and handles stopped ones. */
+int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err)
+{
+	uint64_t end = vz_now_ns() + 2000000000ull;
+	pid_t parent = 0, child = 0, stopped = 0;
+	int ret;
+
+	for (;;) {
+		ret = vz_cg_find_vfork(&a->cg, veid, &parent, &child, err);
+		if (ret < 0 || !parent || vz_now_ns() > end)
+			break;
+		usleep(20000);
+	}
+	if (ret < 0)
+		return ret;
+	if (parent)
+		return vz_error_msg(err, EBUSY,
+				    "Process %d waits in vfork() for its child %d, which has neither exec'd nor exited: "
+				    "CRIU cannot checkpoint the two (they share one memory)",
+				    (int)parent, (int)child);
+	ret = vz_cg_find_stopped(&a->cg, veid, &stopped, err);
+	if (ret < 0)
+		return ret;
+	*use_freezer = !stopped;
+	if (stopped)
+		pr_info("VE %u: process %d is stopped: CRIU seizes the tree without the freezer", veid, (int)stopped);
+	return 0;
+}
+
 int op_chkpnt(struct vz_call *c, struct vz_err *err)
 {
 	struct vz_agent *a = c->agent;
@@ -122,7 +158,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	struct vz_criu_opts o = { 0 };
 	struct vz_criu criu;
 	char path[PATH_MAX], dir[PATH_MAX], freezer[PATH_MAX], logname[64];
-	bool is_default;
+	bool is_default, use_freezer = true;
 	uint64_t t0 = vz_now_ns();
 	pid_t init;
 	int ret;
@@ -142,6 +178,8 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	if (ret == 0)
 		ret = vz_cg_path(&a->cg, ve.veid, "freezer", freezer, sizeof(freezer), err);
 	if (ret == 0)
+		ret = ve_ckpt_precheck(a, ve.veid, &use_freezer, err);
+	if (ret == 0)
 		ret = make_img_dir(ve.veid, "dump", dir, sizeof(dir), &img_fd, &work_fd, err);
 	if (ret < 0)
 		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, -ret, "Unable to checkpoint VE %u: %s", ve.veid, err->msg);
@@ -152,7 +190,8 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	o.work_dir_fd = work_fd;
 	o.log_file = logname;
 	o.pid = init;
-	o.freeze_cgroup = freezer;
+	o.freeze_cgroup = use_freezer ? freezer : NULL;
+	o.timeout_s = a->criu_timeout;
 	o.tcp_established = true;
 	o.nftables_lock = true;
 	o.notify = dump_notify;
@@ -167,6 +206,10 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 
 		if (pd.err.msg[0] && !pd.packed)
 			snprintf(err->msg, sizeof(err->msg), "%s", pd.err.msg);
+		/* Written, but CRIU failed after (or was killed): the VE runs
+		 * on, and a dump of a past state must not be resumed later. */
+		if (pd.packed)
+			unlink(path);
 		/* CRIU resumes the tasks when it fails; make sure of it. */
 		if (ve_state(&ve, &init) == VE_STATE_RUNNING && vz_cg_thaw(&a->cg, ve.veid, &e2) < 0)
 			pr_warn("VE %u: %s", ve.veid, e2.msg);
@@ -244,6 +287,17 @@ static void rearm_ve_timerfds(struct vz_agent *a, unsigned veid)
 	free(pids);
 }
 
+/* Whether the VE has a veth pair: the condition under which its start
+ * makes one (ve_net_start). A VE started without NETIF and without any
+ * address has no network device but lo, so its images hold none. */
+bool ve_has_veth(const struct ve *ve)
+{
+	const char *netif = vz_conf_get(&ve->conf, "NETIF");
+	const char *ips = vz_conf_get(&ve->conf, "IP_ADDRESS");
+
+	return (netif && *netif) || (ips && *ips);
+}
+
 struct restore_ctx {
 	struct vz_agent *a;
 	unsigned veid;
@@ -289,11 +343,13 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	struct vz_netif nif;
 	struct vz_criu criu;
 	char cgroot[128], ext[96];
+	bool has_net = ve_has_veth(ve);
 	pid_t pid = 0;
 	int ret;
 
+	memset(&nif, 0, sizeof(nif));
 	criu_of(a, &criu);
-	ret = ve_netif(ve, a, &nif, err);
+	ret = has_net ? ve_netif(ve, a, &nif, err) : 0;
 	if (ret < 0)
 		return ret;
 	ret = ve_mount(ve, err);
@@ -301,22 +357,28 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 		ret = vz_cg_create(&a->cg, ve->veid, err);
 	if (ret == 0)
 		ret = res_apply(&a->cg, ve->veid, &ve->conf, err);
-	if (ret == 0)
+	if (ret == 0 && has_net)
 		ret = vz_net_bridge_ensure(nif.bridge, err);
 	if (ret < 0)
 		goto fail;
 	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve->veid);
-	snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
-	rc.host_ifname = nif.host_ifname;
-	rc.bridge = nif.bridge;
+	/* CRIU looks up the host end of every external veth it is given,
+	 * whether or not the images hold that device: a VE that has none must
+	 * be given none. */
+	if (has_net) {
+		snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
+		o.externals[0] = ext;
+		rc.host_ifname = nif.host_ifname;
+		rc.bridge = nif.bridge;
+	}
 	o.images_dir_fd = img_fd;
 	o.work_dir_fd = work_fd;
 	o.log_file = logname;
 	o.root = ve->root;
 	o.cgroup_root = cgroot;
-	o.externals[0] = ext;
 	o.tcp_established = true;
 	o.lazy_pages = lazy;
+	o.timeout_s = a->criu_timeout;
 	o.notify = restore_notify;
 	o.notify_arg = &rc;
 	ret = vz_criu_restore(&criu, &o, &pid, err);
@@ -327,7 +389,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	if (ret < 0)
 		goto fail;
 	rearm_ve_timerfds(a, ve->veid);
-	{
+	if (has_net) {
 		struct vz_err e2 = { 0 };
 
 		if (vz_net_host_mac(&nif, &e2) < 0)
@@ -344,7 +406,7 @@ fail:
 		ve_kill(a, ve->veid, pid);
 		if (ve_teardown(a, ve, &e2) < 0)
 			pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
-		if (vz_net_veth_del(&nif, &e2) < 0)
+		if (has_net && vz_net_veth_del(&nif, &e2) < 0)
 			pr_warn("VE %u: %s", ve->veid, e2.msg);
 	}
 	return ret;

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "paths.h"
 #include "util.h"
-#include "ve.h"
+#include "ve_ops.h"
 
 static int valid_template_name(const char *s)
 {
@@ -38,6 +38,7 @@ int op_create(struct vz_call *c, struct vz_err *err)
 {
 	const char *tmpl = ve_req_param(c->req, "ostemplate");
 	_cleanup_ve_ struct ve ve;
+	_cleanup_ve_opts_ struct ve_opts opts = { 0 };
 	char cache[PATH_MAX], buf[PATH_MAX];
 	const char *layout;
 	bool image;
@@ -61,7 +62,9 @@ int op_create(struct vz_call *c, struct vz_err *err)
 				     "OS template %s not found: no cache %s (make one with vzpkg create cache %s)",
 				     tmpl, cache, tmpl);
 	/* Check every other option before anything is made. */
-	ret = ve_apply_params(c, &ve, 0, err);
+	ret = ve_opts_from_req(c->req, &opts, err);
+	if (ret == 0)
+		ret = ve_apply_params(c->agent, &ve, 0, &opts, NULL, err);
 	if (ret < 0)
 		return ret;
 	ret = ve_lock(&ve, 0, err);

@@ -1,4 +1,5 @@
-/* Running commands in a VE: `vzctl exec` with the client's own stdin,
+/* Running code in a VE: ve_fork_inside (a process that joins a running
+ * VE's namespaces and cgroups), `vzctl exec` with the client's own stdin,
  * stdout and stderr (passed over the socket), and `vzctl enter` with a
  * pty allocated from the VE's devpts whose master goes to the client. */
 #define LOG_PREFIX "exec: "
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -20,7 +22,87 @@
 #include "cleanup.h"
 #include "log.h"
 #include "util.h"
-#include "ve.h"
+#include "ve_ops.h"
+
+pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg,
+		     struct vz_err *err)
+{
+	/* "time" too: a restored VE lives in a time namespace CRIU made,
+	 * and a process outside it could not be checkpointed with it. */
+	static const char *const ns_names[] = { "cgroup", "ipc", "uts", "net", "pid", "time", "mnt" };
+	int nsfd[7];
+	pid_t pid;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)init, ns_names[i]);
+		nsfd[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (nsfd[i] < 0) {
+			int e = errno;
+
+			while (i-- > 0)
+				close(nsfd[i]);
+			return vz_error(err, e, "Open %s of VE %u", path, veid);
+		}
+	}
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+
+		for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++)
+			close(nsfd[i]);
+		return vz_error(err, e, "Fork");
+	}
+	if (pid > 0) {
+		for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++)
+			close(nsfd[i]);
+		return pid;
+	}
+
+	/* Child: join the VE, then fork once more to be inside its pid
+	 * namespace. Dies with its parent, and kills what it runs when so. */
+	struct vz_err e = { 0 };
+	pid_t inner;
+	int status;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (vz_cg_attach(&a->cg, veid, getpid(), &e) < 0) {
+		pr_err("VE %u: %s", veid, e.msg);
+		_exit(126);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++) {
+		if (setns(nsfd[i], 0) != 0) {
+			pr_perror("Join the %s namespace of VE %u", ns_names[i], veid);
+			_exit(126);
+		}
+		close(nsfd[i]);
+	}
+	inner = fork();
+	if (inner < 0)
+		_exit(126);
+	if (inner == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* A session led from outside the VE's pid namespace would
+		 * outlive our helper in what it leaves running, and CRIU
+		 * cannot dump such a VE. */
+		setsid();
+		if (chdir("/") != 0)
+			_exit(126);
+		if (!fn) {
+			/* A plain program: arg is its path. */
+			execve(arg, (char *[]){ arg, NULL }, (char **)ve_default_env());
+			_exit(127);
+		}
+		_exit(fn(arg));
+	}
+	while (waitpid(inner, &status, 0) < 0)
+		if (errno != EINTR)
+			_exit(126);
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	_exit(128 + WTERMSIG(status));
+}
 
 struct exec_args {
 	struct vz_call *call;

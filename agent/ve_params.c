@@ -18,14 +18,47 @@
 #include "paths.h"
 #include "resources.h"
 #include "util.h"
-#include "ve.h"
+#include "ve_ops.h"
+
+int ve_opts_from_req(const vz_request *req, struct ve_opts *opts, struct vz_err *err)
+{
+	opts->n = 0;
+	opts->v = calloc(req->n_params ? req->n_params : 1, sizeof(*opts->v));
+	if (!opts->v)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	for (size_t i = 0; i < req->n_params; i++) {
+		opts->v[i].name = req->params[i]->name ? req->params[i]->name : "";
+		opts->v[i].value = req->params[i]->value ? req->params[i]->value : "";
+	}
+	opts->n = req->n_params;
+	return 0;
+}
+
+void ve_opts_free(struct ve_opts *opts)
+{
+	if (!opts)
+		return;
+	free(opts->v);
+	opts->v = NULL;
+	opts->n = 0;
+}
+
+const char *ve_opt_get(const struct ve_opts *opts, const char *name)
+{
+	const char *v = NULL;
+
+	for (size_t i = 0; i < opts->n; i++)
+		if (!strcmp(opts->v[i].name, name))
+			v = opts->v[i].value;
+	return v;
+}
 
 const char *ve_req_param(const vz_request *req, const char *name)
 {
 	const char *v = NULL;
 
 	for (size_t i = 0; i < req->n_params; i++)
-		if (!strcmp(req->params[i]->name, name))
+		if (req->params[i]->name && !strcmp(req->params[i]->name, name))
 			v = req->params[i]->value ? req->params[i]->value : "";
 	return v;
 }
@@ -143,10 +176,9 @@ struct net_change {
 	size_t ndel;
 };
 
-static int plan_ips(struct vz_call *c, struct ve *ve, pid_t init, char *list, size_t len,
-		    struct net_change *nc, struct vz_err *err)
+static int plan_ips(struct vz_agent *a, struct ve *ve, pid_t init, const struct ve_opts *opts, char *list,
+		    size_t len, struct net_change *nc, struct vz_err *err)
 {
-	const vz_request *req = c->req;
 	char live[4096] = "";
 
 	/* A running VE may hold addresses added without --save. */
@@ -158,14 +190,14 @@ static int plan_ips(struct vz_call *c, struct ve *ve, pid_t init, char *list, si
 			vz_net_ip_list(init, nif.ifname, live, sizeof(live), NULL);
 	}
 
-	for (size_t i = 0; i < req->n_params; i++) {
-		const char *name = req->params[i]->name, *v = req->params[i]->value ? req->params[i]->value : "";
+	for (size_t i = 0; i < opts->n; i++) {
+		const char *name = opts->v[i].name, *v = opts->v[i].value;
 		char cidr[64], addr[64];
 		unsigned owner;
 		int ret;
 
 		if (!strcmp(name, "ipadd")) {
-			ret = vz_net_parse_ip(v, c->agent->ip_prefix, cidr, sizeof(cidr), err);
+			ret = vz_net_parse_ip(v, a->ip_prefix, cidr, sizeof(cidr), err);
 			if (ret < 0) {
 				err->exit_code = VZ_EXIT_BADVAL;
 				return vz_error_wrap(err, "--ipadd");
@@ -201,7 +233,7 @@ static int plan_ips(struct vz_call *c, struct ve *ve, pid_t init, char *list, si
 				list[0] = '\0';
 				continue;
 			}
-			ret = vz_net_parse_ip(v, c->agent->ip_prefix, cidr, sizeof(cidr), err);
+			ret = vz_net_parse_ip(v, a->ip_prefix, cidr, sizeof(cidr), err);
 			if (ret < 0) {
 				err->exit_code = VZ_EXIT_BADVAL;
 				return vz_error_wrap(err, "--ipdel");
@@ -242,9 +274,9 @@ static int apply_guest_files(void *arg)
 	return 0;
 }
 
-static int run_inside(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err)
+static int run_inside(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *err)
 {
-	pid_t pid = ve_fork_inside(c->agent, ve->veid, init, apply_guest_files, &ve->conf, err);
+	pid_t pid = ve_fork_inside(a, ve->veid, init, apply_guest_files, &ve->conf, err);
 	int status;
 
 	if (pid < 0)
@@ -255,233 +287,202 @@ static int run_inside(struct vz_call *c, struct ve *ve, pid_t init, struct vz_er
 	return 0;
 }
 
-int ve_apply_params(struct vz_call *c, struct ve *ve, pid_t init, struct vz_err *err)
+/* One ve_apply_params: what the options ask for, and what changed. */
+struct params_run {
+	struct vz_agent *a;
+	struct ve *ve;
+	pid_t init;
+	const struct ve_opts *opts;
+	const struct vz_progress *p;
+	char list[4096]; /* IP_ADDRESS as it will be */
+	struct net_change nc;
+	bool hostname_changed, ns_changed, net_changed, res_changed, disk_changed;
+	char *old_disk;        /* DISKSPACE before, to put back on failure */
+	struct vz_conf before; /* the config before, to put back on failure */
+};
+
+/* Check one option; disk options are stored at once (nothing reads them
+ * before every option has passed). */
+static int check_one(struct params_run *r, const char *name, const char *v, struct vz_conf *scratch,
+		     struct vz_err *err)
 {
-	const vz_request *req = c->req;
-	const char *ips = vz_conf_get(&ve->conf, "IP_ADDRESS");
-	char list[4096];
-	struct net_change nc = { 0 };
-	bool hostname_changed = false, ns_changed = false, net_changed, res_changed = false, disk_changed = false;
-	_cleanup_free_ char *old_disk = NULL;
-	_cleanup_conf_ struct vz_conf scratch = { 0 }, before = { 0 };
 	unsigned ncpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-	int ret;
 
-	/* 1. Check everything. */
-	for (size_t i = 0; i < req->n_params; i++) {
-		const char *name = req->params[i]->name, *v = req->params[i]->value ? req->params[i]->value : "";
-		bool known = false;
+	if (!strcmp(name, "hostname"))
+		return check_hostname(v, err);
+	if (!strcmp(name, "nameserver"))
+		return check_nameserver(v, err);
+	if (!strcmp(name, "ipadd") || !strcmp(name, "ipdel") || !strcmp(name, "ostemplate"))
+		return 0;
+	if (res_is_option(name))
+		return res_set_option(scratch, name, v, ncpus, r->a->cg.mode, err);
+	if (disk_is_option(name)) {
+		const char *old = vz_conf_get(&r->ve->conf, "DISKSPACE");
 
-		if (!strcmp(name, "hostname")) {
-			ret = check_hostname(v, err);
-			known = true;
-		} else if (!strcmp(name, "nameserver")) {
-			ret = check_nameserver(v, err);
-			known = true;
-		} else if (!strcmp(name, "ipadd") || !strcmp(name, "ipdel") || !strcmp(name, "ostemplate")) {
-			ret = 0;
-			known = true;
-		} else if (res_is_option(name)) {
-			ret = res_set_option(&scratch, name, v, ncpus, c->agent->cg.mode, err);
-			known = true;
-		} else if (disk_is_option(name)) {
-			/* Checked and stored in one go: nothing else reads it before
-			 * every option has passed. */
-			if (!disk_changed && vz_conf_get(&ve->conf, "DISKSPACE"))
-				old_disk = strdup(vz_conf_get(&ve->conf, "DISKSPACE"));
-			ret = disk_set_option(ve, name, v, err);
-			disk_changed = true;
-			known = true;
-		} else {
-			ret = 0;
-			for (size_t k = 0; k < ARRAY_SIZE(simple_params); k++)
-				if (!strcmp(name, simple_params[k].name)) {
-					ret = simple_params[k].check(name, v, err);
-					known = true;
-				}
+		if (!r->disk_changed && old) {
+			r->old_disk = strdup(old);
+			if (!r->old_disk)
+				return vz_error_msg(err, ENOMEM, "Out of memory");
 		}
-		if (!known)
-			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Unknown option --%s", name);
+		r->disk_changed = true;
+		return disk_set_option(r->ve, name, v, err);
+	}
+	for (size_t k = 0; k < ARRAY_SIZE(simple_params); k++)
+		if (!strcmp(name, simple_params[k].name))
+			return simple_params[k].check(name, v, err);
+	return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Unknown option --%s", name);
+}
+
+/* 1. Check everything, and plan the address changes. */
+static int params_check(struct params_run *r, struct vz_err *err)
+{
+	_cleanup_conf_ struct vz_conf scratch = { 0 };
+	const char *ips = vz_conf_get(&r->ve->conf, "IP_ADDRESS");
+
+	for (size_t i = 0; i < r->opts->n; i++) {
+		int ret = check_one(r, r->opts->v[i].name, r->opts->v[i].value, &scratch, err);
+
 		if (ret < 0)
 			return ret;
 	}
-	snprintf(list, sizeof(list), "%s", ips ? ips : "");
-	ret = plan_ips(c, ve, init, list, sizeof(list), &nc, err);
-	if (ret < 0)
-		return ret;
+	snprintf(r->list, sizeof(r->list), "%s", ips ? ips : "");
+	return plan_ips(r->a, r->ve, r->init, r->opts, r->list, sizeof(r->list), &r->nc, err);
+}
 
-	/* 2. Store. */
-	ret = vz_conf_copy(&before, &ve->conf, err);
-	if (ret < 0)
-		return ret;
-	for (size_t i = 0; i < req->n_params; i++) {
-		const char *name = req->params[i]->name, *v = req->params[i]->value ? req->params[i]->value : "";
+/* 2. Store in ve->conf (unsaved). */
+static int params_store(struct params_run *r, struct vz_err *err)
+{
+	struct vz_conf *conf = &r->ve->conf;
+	unsigned ncpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	int ret = vz_conf_copy(&r->before, conf, err);
+
+	for (size_t i = 0; ret == 0 && i < r->opts->n; i++) {
+		const char *name = r->opts->v[i].name, *v = r->opts->v[i].value;
 
 		if (res_is_option(name)) {
-			ret = res_set_option(&ve->conf, name, v, ncpus, c->agent->cg.mode, err);
-			res_changed = true;
+			ret = res_set_option(conf, name, v, ncpus, r->a->cg.mode, err);
+			r->res_changed = true;
 		} else if (!strcmp(name, "hostname")) {
-			ret = vz_conf_set(&ve->conf, "HOSTNAME", v, err);
-			hostname_changed = true;
+			ret = vz_conf_set(conf, "HOSTNAME", v, err);
+			r->hostname_changed = true;
 		} else if (!strcmp(name, "nameserver")) {
-			ret = vz_conf_set(&ve->conf, "NAMESERVER", v, err);
-			ns_changed = true;
+			ret = vz_conf_set(conf, "NAMESERVER", v, err);
+			r->ns_changed = true;
 		} else {
 			for (size_t k = 0; k < ARRAY_SIZE(simple_params); k++)
 				if (!strcmp(name, simple_params[k].name))
-					ret = vz_conf_set(&ve->conf, simple_params[k].key, v, err);
-		}
-		if (ret < 0)
-			return ret;
-	}
-	net_changed = nc.nadd || nc.ndel;
-	if (net_changed) {
-		ret = vz_conf_set(&ve->conf, "IP_ADDRESS", list, err);
-		if (ret < 0)
-			return ret;
-		if (*list) {
-			struct vz_netif nif;
-
-			ret = ve_netif(ve, c->agent, &nif, err);
-			if (ret < 0)
-				return ret;
+					ret = vz_conf_set(conf, simple_params[k].key, v, err);
 		}
 	}
-	if (init <= 0 && !disk_changed)
-		return 0;
-
-	/* 3. Apply to the running VE. The disk and limits go first: the
-	 * kernel may refuse them (a disk smaller than the VE's files, a memory
-	 * limit below what it holds), and then the VE keeps what it had. */
-	if (disk_changed && ve_is_mounted(ve)) {
-		ret = disk_resize(ve, disk_conf_bytes(ve), err);
-		if (ret < 0) {
-			vz_conf_set(&ve->conf, "DISKSPACE", old_disk, NULL);
-			return ret;
-		}
-	}
-	if (init <= 0)
-		return 0;
-	if (res_changed) {
-		ret = res_apply(&c->agent->cg, ve->veid, &ve->conf, err);
-		if (ret < 0) {
-			struct vz_err e2 = { 0 };
-
-			if (res_apply(&c->agent->cg, ve->veid, &before, &e2) < 0)
-				pr_err("VE %u: restoring limits: %s", ve->veid, e2.msg);
-			if (disk_changed) {
-				vz_conf_set(&ve->conf, "DISKSPACE", old_disk, NULL);
-				if (disk_conf_bytes(ve) && disk_resize(ve, disk_conf_bytes(ve), &e2) < 0)
-					pr_err("VE %u: restoring disk size: %s", ve->veid, e2.msg);
-			}
-			vz_conf_free(&ve->conf);
-			ve->conf = before;
-			before = (struct vz_conf){ 0 };
-			return ret;
-		}
-	}
-	if (net_changed) {
-		struct vz_netif nif;
-
-		ret = ve_netif(ve, c->agent, &nif, err);
-		if (ret < 0)
-			return ret;
-		for (size_t i = 0; i < nc.ndel; i++) {
-			char cidr[64];
-
-			vz_net_parse_ip(nc.del[i], c->agent->ip_prefix, cidr, sizeof(cidr), NULL);
-			vz_ctl_progress(c->conn, "Deleting IP address(es): %s", nc.del[i]);
-			ret = vz_net_ip_del(init, nif.ifname, cidr, err);
-			if (ret < 0)
-				return ret;
-		}
-		if (nc.nadd) {
-			/* The VE may have started without any interface. */
-			if (!vz_net_link_exists(0, nif.host_ifname)) {
-				ret = vz_net_bridge_ensure(nif.bridge, err);
-				if (ret == 0)
-					ret = vz_net_veth_setup(&nif, init, err);
-				if (ret < 0)
-					return ret;
-			}
-		}
-		for (size_t i = 0; i < nc.nadd; i++) {
-			vz_ctl_progress(c->conn, "Adding IP address(es): %s", nc.add[i]);
-			ret = vz_net_ip_add(init, nif.ifname, nc.add[i], err);
-			if (ret < 0)
-				return ret;
-		}
-	}
-	if (hostname_changed || ns_changed) {
-		if (hostname_changed)
-			vz_ctl_progress(c->conn, "Setting hostname: %s", vz_conf_get(&ve->conf, "HOSTNAME"));
-		ret = run_inside(c, ve, init, err);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
-int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *err)
-{
-	const char *ips = vz_conf_get(&ve->conf, "IP_ADDRESS");
-	const char *gw = vz_conf_get(&a->global, "VE_GATEWAY");
-	struct vz_netif nif;
-	const char *p;
-	int ret;
-
-	if (!vz_conf_get(&ve->conf, "NETIF") && !(ips && *ips))
-		return 0;
-	ret = ve_netif(ve, a, &nif, err);
-	if (ret == 0)
-		ret = vz_net_bridge_ensure(nif.bridge, err);
-	if (ret == 0)
-		ret = vz_net_veth_setup(&nif, init, err);
 	if (ret < 0)
 		return ret;
-	for (p = ips ? ips : ""; *p;) {
-		size_t n = strcspn(p, " ");
-		char ip[128], cidr[64];
+	r->net_changed = r->nc.nadd || r->nc.ndel;
+	if (!r->net_changed)
+		return 0;
+	ret = vz_conf_set(conf, "IP_ADDRESS", r->list, err);
+	if (ret == 0 && *r->list) {
+		struct vz_netif nif;
 
-		snprintf(ip, sizeof(ip), "%.*s", (int)n, p);
-		p += n;
-		while (*p == ' ')
-			p++;
-		if (!n)
-			continue;
-		ret = vz_net_parse_ip(ip, a->ip_prefix, cidr, sizeof(cidr), err);
+		ret = ve_netif(r->ve, r->a, &nif, err);
+	}
+	return ret;
+}
+
+/* New limits the kernel refused: the VE keeps its old limits, disk and
+ * config. */
+static void params_undo_limits(struct params_run *r)
+{
+	struct ve *ve = r->ve;
+	struct vz_err e2 = { 0 };
+
+	if (res_apply(&r->a->cg, ve->veid, &r->before, &e2) < 0)
+		pr_err("VE %u: restoring limits: %s", ve->veid, e2.msg);
+	if (r->disk_changed) {
+		vz_conf_set(&ve->conf, "DISKSPACE", r->old_disk, NULL);
+		if (disk_conf_bytes(ve) && disk_resize(ve, disk_conf_bytes(ve), &e2) < 0)
+			pr_err("VE %u: restoring disk size: %s", ve->veid, e2.msg);
+	}
+	vz_conf_free(&ve->conf);
+	ve->conf = r->before;
+	r->before = (struct vz_conf){ 0 };
+}
+
+/* The address changes on the running VE's interface. */
+static int params_apply_net(struct params_run *r, struct vz_err *err)
+{
+	struct net_change *nc = &r->nc;
+	struct vz_netif nif;
+	int ret = ve_netif(r->ve, r->a, &nif, err);
+
+	for (size_t i = 0; ret == 0 && i < nc->ndel; i++) {
+		char cidr[64];
+
+		vz_net_parse_ip(nc->del[i], r->a->ip_prefix, cidr, sizeof(cidr), NULL);
+		vz_say(r->p, "Deleting IP address(es): %s", nc->del[i]);
+		ret = vz_net_ip_del(r->init, nif.ifname, cidr, err);
+	}
+	if (ret < 0)
+		return ret;
+	/* The VE may have started without any interface. */
+	if (nc->nadd && !vz_net_link_exists(0, nif.host_ifname)) {
+		ret = vz_net_bridge_ensure(nif.bridge, err);
 		if (ret == 0)
-			ret = vz_net_ip_add(init, nif.ifname, cidr, err);
+			ret = vz_net_veth_setup(&nif, r->init, err);
+	}
+	for (size_t i = 0; ret == 0 && i < nc->nadd; i++) {
+		vz_say(r->p, "Adding IP address(es): %s", nc->add[i]);
+		ret = vz_net_ip_add(r->init, nif.ifname, nc->add[i], err);
+	}
+	return ret;
+}
+
+/* 3. Apply to the mounted disk and the running VE. The disk and limits go
+ * first: the kernel may refuse them (a disk smaller than the VE's files, a
+ * memory limit below what it holds), and then the VE keeps what it had. */
+static int params_apply(struct params_run *r, struct vz_err *err)
+{
+	struct ve *ve = r->ve;
+	int ret;
+
+	if (r->disk_changed && ve_is_mounted(ve)) {
+		ret = disk_resize(ve, disk_conf_bytes(ve), err);
+		if (ret < 0) {
+			vz_conf_set(&ve->conf, "DISKSPACE", r->old_disk, NULL);
+			return ret;
+		}
+	}
+	if (r->init <= 0)
+		return 0;
+	if (r->res_changed) {
+		ret = res_apply(&r->a->cg, ve->veid, &ve->conf, err);
+		if (ret < 0) {
+			params_undo_limits(r);
+			return ret;
+		}
+	}
+	if (r->net_changed) {
+		ret = params_apply_net(r, err);
 		if (ret < 0)
 			return ret;
 	}
-	if (gw && *gw && ips && *ips)
-		return vz_net_route_default(init, nif.ifname, gw, err);
-	return 0;
+	if (!r->hostname_changed && !r->ns_changed)
+		return 0;
+	if (r->hostname_changed)
+		vz_say(r->p, "Setting hostname: %s", vz_conf_get(&ve->conf, "HOSTNAME"));
+	return run_inside(r->a, ve, r->init, err);
 }
 
-void ve_write_guest_files(const struct vz_conf *conf)
+int ve_apply_params(struct vz_agent *a, struct ve *ve, pid_t init, const struct ve_opts *opts,
+		    const struct vz_progress *p, struct vz_err *err)
 {
-	const char *hn = vz_conf_get(conf, "HOSTNAME"), *ns = vz_conf_get(conf, "NAMESERVER");
-	char buf[512];
-	int ret;
+	struct params_run r = { .a = a, .ve = ve, .init = init, .opts = opts, .p = p };
+	int ret = params_check(&r, err);
 
-	if (hn && *hn) {
-		if (sethostname(hn, strlen(hn)) != 0)
-			pr_perror("Set hostname %s", hn);
-		snprintf(buf, sizeof(buf), "%s\n", hn);
-		ret = vz_write_file("/etc/hostname", buf, strlen(buf), 0);
-		if (ret < 0)
-			pr_warn("Write /etc/hostname: %s", strerror(-ret));
-		snprintf(buf, sizeof(buf), "127.0.0.1 localhost\n::1 localhost\n127.0.1.1 %s\n", hn);
-		ret = vz_write_file("/etc/hosts", buf, strlen(buf), 0);
-		if (ret < 0)
-			pr_warn("Write /etc/hosts: %s", strerror(-ret));
-	}
-	if (ns && *ns) {
-		snprintf(buf, sizeof(buf), "nameserver %s\n", ns);
-		ret = vz_write_file("/etc/resolv.conf", buf, strlen(buf), 0);
-		if (ret < 0)
-			pr_warn("Write /etc/resolv.conf: %s", strerror(-ret));
-	}
+	if (ret == 0)
+		ret = params_store(&r, err);
+	if (ret == 0 && (init > 0 || r.disk_changed))
+		ret = params_apply(&r, err);
+	free(r.old_disk);
+	vz_conf_free(&r.before);
+	return ret;
 }

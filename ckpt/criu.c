@@ -4,11 +4,13 @@
 #define LOG_PREFIX "criu: "
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,21 +18,47 @@
 #include "criu.h"
 #include "log.h"
 #include "rpc.pb-c.h"
+#include "util.h"
 
 /* CRIU's answers are small; an image never travels on this socket. */
 #define RPC_MAX_MSG (1 << 20)
 
 struct session {
 	int sk;
-	pid_t pid; /* the swrk process */
+	pid_t pid;          /* the swrk process */
+	unsigned timeout_s; /* bound on each wait for it */
+	bool timed_out;     /* it was killed for taking longer */
 };
 
-static int session_open(const struct vz_criu *c, struct session *s, struct vz_err *err)
+static unsigned timeout_of(const struct vz_criu_opts *o)
+{
+	return o && o->timeout_s ? o->timeout_s : VZ_CRIU_TIMEOUT_DEFAULT;
+}
+
+/* Kill swrk, by its pid, and reap it: it took longer than its bound. A
+ * SIGSTOPped CRIU dies of SIGKILL too; its tracees are detached by the
+ * kernel and run on. */
+static void session_kill(struct session *s)
+{
+	if (s->pid <= 0)
+		return;
+	pr_warn("CRIU (pid %d) gave no sign for %u s: killing it", (int)s->pid, s->timeout_s);
+	kill(s->pid, SIGKILL);
+	while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	s->pid = -1;
+	s->timed_out = true;
+}
+
+static int session_open(const struct vz_criu *c, const struct vz_criu_opts *o, struct session *s,
+			struct vz_err *err)
 {
 	int sp[2];
 
 	s->sk = -1;
 	s->pid = -1;
+	s->timeout_s = timeout_of(o);
+	s->timed_out = false;
 	if (!c->path || !*c->path)
 		return vz_error_msg(err, ENOENT, "No criu configured (run deploy/install-deps)");
 	if (access(c->path, X_OK) != 0)
@@ -67,12 +95,42 @@ static int session_open(const struct vz_criu *c, struct session *s, struct vz_er
 	return 0;
 }
 
-/* Close our end and reap swrk; it exits once the socket is gone. */
+/* Wait for fd to become readable, at most the session's bound: 0, or
+ * -ETIMEDOUT. */
+static int wait_readable(struct session *s, int fd)
+{
+	uint64_t end = vz_now_ns() + (uint64_t)s->timeout_s * 1000000000ull;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	for (;;) {
+		uint64_t now = vz_now_ns();
+		int r;
+
+		if (now >= end)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)((end - now + 999999) / 1000000));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Close our end and reap swrk; it exits once the socket is gone. One that
+ * does not within the bound is killed. */
 static void session_close(struct session *s)
 {
 	if (s->sk >= 0)
 		close(s->sk);
 	s->sk = -1;
+	if (s->pid > 0) {
+		int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+
+		if (pfd >= 0 && wait_readable(s, pfd) == -ETIMEDOUT)
+			session_kill(s);
+		if (pfd >= 0)
+			close(pfd);
+	}
 	if (s->pid > 0)
 		while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -97,6 +155,10 @@ static int recv_resp(struct session *s, CriuResp **resp, struct vz_err *err)
 	_cleanup_free_ uint8_t *buf = NULL;
 	ssize_t n;
 
+	if (wait_readable(s, s->sk) == -ETIMEDOUT) {
+		session_kill(s);
+		return vz_error_msg(err, ETIMEDOUT, "No answer from CRIU for %u s", s->timeout_s);
+	}
 	for (;;) {
 		n = recv(s->sk, NULL, 0, MSG_PEEK | MSG_TRUNC);
 		if (n >= 0 || errno != EINTR)
@@ -213,15 +275,24 @@ static int resp_error(const CriuResp *r, const char *what, const struct vz_criu_
 	return -e;
 }
 
+/* The one line a request that ran out of time ends with. */
+static int timed_out(const struct session *s, const char *what, struct vz_err *err)
+{
+	return vz_error_msg(err, ETIMEDOUT, "%s timed out after %u s", what, s->timeout_s);
+}
+
 /* A request with no options: VERSION, CHECK, FEATURE_CHECK. */
-static int simple_call(const struct vz_criu *c, CriuReq *req, CriuResp **resp, struct vz_err *err)
+static int simple_call(const struct vz_criu *c, const char *what, CriuReq *req, CriuResp **resp,
+		       struct vz_err *err)
 {
 	struct session s;
-	int ret = session_open(c, &s, err);
+	int ret = session_open(c, NULL, &s, err);
 
 	if (ret == 0)
 		ret = call(&s, req, NULL, resp, err);
 	session_close(&s);
+	if (ret < 0 && s.timed_out)
+		return timed_out(&s, what, err);
 	return ret;
 }
 
@@ -232,7 +303,7 @@ int vz_criu_version(const struct vz_criu *c, struct vz_criu_version *v, struct v
 	int ret;
 
 	req.type = CRIU_REQ_TYPE__VERSION;
-	ret = simple_call(c, &req, &resp, err);
+	ret = simple_call(c, "CRIU version", &req, &resp, err);
 	if (ret < 0)
 		return ret;
 	if (!resp->success || !resp->version) {
@@ -263,7 +334,7 @@ int vz_criu_features(const struct vz_criu *c, struct vz_criu_features *f, struct
 	want.has_pidfd_store = want.pidfd_store = true;
 	req.type = CRIU_REQ_TYPE__FEATURE_CHECK;
 	req.features = &want;
-	ret = simple_call(c, &req, &resp, err);
+	ret = simple_call(c, "CRIU feature check", &req, &resp, err);
 	if (ret < 0)
 		return ret;
 	memset(f, 0, sizeof(*f));
@@ -347,6 +418,12 @@ static void opts_fill(const struct vz_criu_opts *o, struct opts_buf *b)
 	/* Deleted-but-open files travel in the images, up to 64 MiB each. */
 	x->has_ghost_limit = true;
 	x->ghost_limit = 64u << 20;
+	/* An open file whose name is gone but which is still linked elsewhere
+	 * (a hard link, a removed directory's file with another name) is
+	 * dumped by linking it to a temporary name in its file system, which
+	 * the restore opens and removes; without it CRIU refuses the dump. */
+	x->has_link_remap = true;
+	x->link_remap = true;
 }
 
 static int run_op(const struct vz_criu *c, CriuReqType type, const char *what,
@@ -366,11 +443,13 @@ static int run_op(const struct vz_criu *c, CriuReqType type, const char *what,
 	}
 	req.type = type;
 	req.opts = &b.opts;
-	ret = session_open(c, &s, err);
+	ret = session_open(c, o, &s, err);
 	if (ret == 0)
 		ret = call(&s, &req, o, &resp, err);
 	if (ret < 0) {
 		session_close(&s);
+		if (s.timed_out)
+			return timed_out(&s, what, err);
 		vz_criu_log_tail(o->work_dir_fd >= 0 ? o->work_dir_fd : o->images_dir_fd, o->log_file, err);
 		return vz_error_wrap(err, "%s", what);
 	}

@@ -49,7 +49,17 @@ struct vz_criu_opts {
 	const char *config_file;  /* CRIU options file (e.g. "address 127.0.0.1") */
 	vz_criu_notify_fn notify;
 	void *notify_arg;
+	/* Bound on every wait for CRIU: each answer it owes and its exit
+	 * once done (0: VZ_CRIU_TIMEOUT_DEFAULT; time in notify is ours and
+	 * not counted). When it runs out, CRIU is killed by its pid and the
+	 * call fails with -ETIMEDOUT and the one line "CRIU dump timed out
+	 * after N s". Requests without options use the default. */
+	unsigned timeout_s;
 };
+
+/* Seconds CRIU may go without answering (each RPC read) or without
+ * exiting once done, when vz.conf's CRIU_TIMEOUT does not say. */
+#define VZ_CRIU_TIMEOUT_DEFAULT 300
 
 /* Path of the criu executable (the agent's configured one). */
 struct vz_criu {

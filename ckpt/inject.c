@@ -5,11 +5,16 @@
  * that arrive meanwhile stay pending and are delivered once it runs on;
  * a system call it was blocked in is restarted as after any stop.
  *
+ * No wait here is unbounded: waitpid() is polled against a deadline, and
+ * a task that did not stop in time is left to vz_ptrace_thread's end to
+ * detach (PTRACE_DETACH needs a stopped tracee; a tracer's exit does not).
+ *
  * x86_64 only; elsewhere vz_inject_begin reports ENOTSUP and the tracker
  * falls back to stop-and-copy. */
 #define LOG_PREFIX "inject: "
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +26,88 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "util.h"
 
 #ifndef PTRACE_GETSIGMASK
 #define PTRACE_GETSIGMASK 0x420a
 #define PTRACE_SETSIGMASK 0x420b
 #endif
+
+static uint64_t deadline_in(unsigned timeout_ms)
+{
+	return vz_now_ns() + (uint64_t)(timeout_ms ? timeout_ms : VZ_PTRACE_STOP_TIMEOUT_MS) * 1000000ull;
+}
+
+/* The next stop of pid, within timeout_ms (0: the default). waitpid() has
+ * no timeout: poll it, sleeping a little longer each time (at most 5 ms). */
+static int wait_stop(pid_t pid, unsigned timeout_ms, int *sig, struct vz_err *err)
+{
+	uint64_t deadline = deadline_in(timeout_ms);
+	unsigned nap_us = 50;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, __WALL | WNOHANG);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return vz_error(err, errno, "Wait for process %d", (int)pid);
+		if (r == pid && (WIFEXITED(st) || WIFSIGNALED(st)))
+			return vz_error_msg(err, ESRCH, "Process %d ended", (int)pid);
+		if (r == pid && WIFSTOPPED(st)) {
+			*sig = WSTOPSIG(st) | (st >> 16) << 8;
+			return 0;
+		}
+		if (vz_now_ns() >= deadline)
+			return vz_error_msg(err, ETIMEDOUT, "Process %d did not stop within %u ms", (int)pid,
+					    timeout_ms ? timeout_ms : VZ_PTRACE_STOP_TIMEOUT_MS);
+		usleep(nap_us);
+		if (nap_us < 5000)
+			nap_us *= 2;
+	}
+}
+
+int vz_ptrace_stop(pid_t tid, unsigned timeout_ms, int *sig, struct vz_err *err)
+{
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0)
+		return vz_error(err, errno, "Seize process %d", (int)tid);
+	/* The interrupt's stop comes before any signal is dequeued; a task
+	 * in group-stop is seized into a trap stop at once. */
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0) {
+		int ret = vz_error(err, errno, "Interrupt process %d", (int)tid);
+
+		ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		return ret;
+	}
+	return wait_stop(tid, timeout_ms, sig, err);
+}
+
+struct ptrace_job {
+	int (*fn)(void *arg);
+	void *arg;
+	int ret;
+};
+
+static void *ptrace_job_run(void *p)
+{
+	struct ptrace_job *j = p;
+
+	j->ret = j->fn(j->arg);
+	return NULL;
+}
+
+int vz_ptrace_thread(int (*fn)(void *arg), void *arg)
+{
+	struct ptrace_job j = { fn, arg, 0 };
+	pthread_t th;
+	int ret = pthread_create(&th, NULL, ptrace_job_run, &j);
+
+	if (ret != 0)
+		return -ret;
+	pthread_join(th, NULL);
+	return j.ret;
+}
 
 #if defined(__x86_64__)
 
@@ -63,44 +145,19 @@ static int find_syscall_insn(pid_t pid, unsigned long *ip, struct vz_err *err)
 	return vz_error_msg(err, ENOENT, "No syscall instruction in the vDSO of process %d", (int)pid);
 }
 
-static int wait_stop(pid_t pid, int *sig, struct vz_err *err)
-{
-	int st;
-
-	for (;;) {
-		if (waitpid(pid, &st, __WALL) < 0) {
-			if (errno == EINTR)
-				continue;
-			return vz_error(err, errno, "Wait for process %d", (int)pid);
-		}
-		if (WIFEXITED(st) || WIFSIGNALED(st))
-			return vz_error_msg(err, ESRCH, "Process %d ended", (int)pid);
-		if (WIFSTOPPED(st)) {
-			*sig = WSTOPSIG(st) | (st >> 16) << 8;
-			return 0;
-		}
-	}
-}
-
-int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
+int vz_inject_begin_timeout(struct vz_inject *in, pid_t pid, unsigned timeout_ms, struct vz_err *err)
 {
 	uint64_t all = ~0ull;
 	int sig, ret;
 
 	memset(in, 0, sizeof(*in));
 	in->pid = pid;
+	in->timeout_ms = timeout_ms;
 	ret = find_syscall_insn(pid, &in->sc_ip, err);
 	if (ret < 0)
 		return ret;
-	if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) != 0)
-		return vz_error(err, errno, "Seize process %d", (int)pid);
 	in->attached = true;
-	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) != 0) {
-		ret = vz_error(err, errno, "Interrupt process %d", (int)pid);
-		goto fail;
-	}
-	/* The interrupt's stop comes before any signal is dequeued. */
-	ret = wait_stop(pid, &sig, err);
+	ret = vz_ptrace_stop(pid, timeout_ms, &sig, err);
 	if (ret < 0)
 		goto fail;
 	if (ptrace(PTRACE_GETREGS, pid, NULL, &in->regs) != 0 ||
@@ -112,9 +169,16 @@ int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
 	in->saved = true;
 	return 0;
 fail:
+	/* Fails with ESRCH when it never stopped: then only the tracer
+	 * thread's end detaches it (vz_ptrace_thread). */
 	ptrace(PTRACE_DETACH, pid, NULL, NULL);
 	in->attached = false;
 	return ret;
+}
+
+int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
+{
+	return vz_inject_begin_timeout(in, pid, 0, err);
 }
 
 int vz_inject_call(struct vz_inject *in, long nr, const long args[6], long *res, struct vz_err *err)
@@ -134,7 +198,7 @@ int vz_inject_call(struct vz_inject *in, long nr, const long args[6], long *res,
 	if (ptrace(PTRACE_SETREGS, in->pid, NULL, &r) != 0 || ptrace(PTRACE_SINGLESTEP, in->pid, NULL, NULL) != 0)
 		return vz_error(err, errno, "Run a system call in process %d", (int)in->pid);
 	for (;;) {
-		ret = wait_stop(in->pid, &sig, err);
+		ret = wait_stop(in->pid, in->timeout_ms, &sig, err);
 		if (ret < 0)
 			return ret;
 		if (ptrace(PTRACE_GETREGS, in->pid, NULL, &r) != 0)
@@ -167,11 +231,17 @@ int vz_inject_end(struct vz_inject *in, struct vz_err *err)
 
 #else
 
-int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
+int vz_inject_begin_timeout(struct vz_inject *in, pid_t pid, unsigned timeout_ms, struct vz_err *err)
 {
+	(void)timeout_ms;
 	memset(in, 0, sizeof(*in));
 	in->pid = pid;
 	return vz_error_msg(err, ENOTSUP, "System call injection is only written for x86_64");
+}
+
+int vz_inject_begin(struct vz_inject *in, pid_t pid, struct vz_err *err)
+{
+	return vz_inject_begin_timeout(in, pid, 0, err);
 }
 
 int vz_inject_call(struct vz_inject *in, long nr, const long args[6], long *res, struct vz_err *err)

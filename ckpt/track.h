@@ -13,12 +13,31 @@
  *               bits are read and cleared.
  *   none        nothing can be tracked: stop-and-copy.
  *
+ * Each back-end is a table of functions (struct track_ops in track.c).
+ *
  * Pages are read with pread() on /proc/PID/mem while the VE runs. What the
  * tracker cannot vouch for counts as written: a process or a mapping seen
  * for the first time, a range that could not be registered, a mapping
  * replaced behind our back. Only private anonymous memory is tracked: it
  * is what CRIU's lazy restore asks a page server for; everything else
- * travels in CRIU's images. */
+ * travels in CRIU's images.
+ *
+ * Processes that cannot be stopped, or share their memory with another:
+ * the uffd-wp back-end injects a system call into each process, which
+ * needs a ptrace stop. A process in vfork() (waiting for its child, in
+ * state D) cannot make one; nor can one in an uninterruptible sleep. It
+ * is not waited for (every wait is bounded, and a task in state D is not
+ * even tried): it is untracked for the round, so all its pages are sent,
+ * and tried again the next round. A process that shares its memory (its
+ * mm) with one already tracked (a vfork parent and its child, CLONE_VM)
+ * is not given a userfaultfd of its own (the first one covers the mm):
+ * it too is sent whole each round, under its own pid; when the two part
+ * (the child exec'd), the tracked one's userfaultfd is dropped and both
+ * start over, sent whole once. A stopped process (SIGSTOP) is injected
+ * and stays stopped; a zombie has no memory and is skipped (a zombie
+ * leader whose threads live on is read through a live thread). So no
+ * page is ever lost: what is not tracked is sent, in the frozen round
+ * too. */
 #ifndef VZ_CKPT_TRACK_H
 #define VZ_CKPT_TRACK_H
 
@@ -28,6 +47,11 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "inject.h"
+#include "proc.h"
+/* Transitional: agent/migrate.c still takes the memory digest from here;
+ * drop this once it includes memverify.h itself. */
+#include "memverify.h"
 
 enum vz_track_kind { VZ_TRACK_NONE, VZ_TRACK_UFFD_WP, VZ_TRACK_SOFT_DIRTY };
 
@@ -57,6 +81,23 @@ struct vz_track_stats {
 
 struct vz_track;
 
+struct vz_track_opts {
+	enum vz_track_kind kind;
+	/* soft-dirty: holds the VE still while a round's bits are read */
+	vz_track_hold_fn hold;
+	void *hold_arg;
+	/* uffd-wp: how long a process may take to stop for the injection
+	 * (0: VZ_PTRACE_STOP_TIMEOUT_MS, 2 s); one that cannot stop in
+	 * time is left running as it was, and its memory counts as written */
+	unsigned stop_timeout_ms;
+	/* soft-dirty: read the page table bits from pagemap_dir/PID.pagemap
+	 * instead of /proc/PID/pagemap (the unit tests, on kernels without
+	 * soft-dirty bits); NULL in production */
+	const char *pagemap_dir;
+};
+
+struct vz_track *vz_track_new_opts(const struct vz_track_opts *o, struct vz_err *err);
+/* The same with the default bound and /proc's pagemaps. */
 struct vz_track *vz_track_new(enum vz_track_kind k, vz_track_hold_fn hold, void *hold_arg, struct vz_err *err);
 /* Ends tracking: the processes' memory is no longer registered. */
 void vz_track_free(struct vz_track *t);
@@ -74,39 +115,4 @@ void vz_track_last(struct vz_track *t);
 /* How many pages the next round would send now, changing nothing. */
 int vz_track_peek(struct vz_track *t, const pid_t *pids, size_t n, uint64_t *pages, struct vz_err *err);
 
-
-
-/* The pid of host process pid inside its VE (innermost pid namespace);
- * a negative errno when it is gone. */
-int vz_proc_vpid(pid_t pid);
-
-/* Bytes a digest leaves out: each thread's rseq area, where the kernel
- * writes the CPU the thread runs on (which differs between hosts). */
-struct vz_mem_mask {
-	int vpid;
-	uint64_t addr;
-	uint32_t len;
-};
-
-/* Soft-dirty back-end, tests: read the page table bits from
- * dir/PID.pagemap instead of /proc/PID/pagemap, so that its logic runs
- * on kernels that have no soft-dirty bits (this machine's). */
-void vz_track_pagemap_from(struct vz_track *t, const char *dir);
-
-/* The rseq areas of every thread of pids[n] (each thread is stopped for
- * an instant with ptrace). *out is malloc'd; so is *seen, when asked for:
- * the threads read, sorted. */
-int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, pid_t **seen,
-		  size_t *nseen, struct vz_err *err);
-
-/* Whether every thread of pids[n] is in seen[nseen] (sorted): after a
- * freeze, that no thread started after vz_rseq_areas read them. */
-bool vz_threads_seen(const pid_t *pids, size_t n, const pid_t *seen, size_t nseen);
-
-/* Digests of the processes' writable private memory, one line per mapping
- * ("vpid start-end sha256"), sorted, with the masked bytes as zeros: the
- * same text on both hosts means the memory moved byte for byte. *text is
- * malloc'd. */
-int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, size_t nmask, char **text,
-		  size_t *len, struct vz_err *err);
 #endif

@@ -1,4 +1,5 @@
 /* The host layout under the VZ_ROOT prefix. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,9 +7,13 @@
 
 #include "paths.h"
 
-const char *vz_root(void)
+/* Computed once: migration workers call vz_root() from several threads,
+ * and VZ_ROOT does not change while a process runs. */
+static char root[4096];
+static pthread_once_t root_once = PTHREAD_ONCE_INIT;
+
+static void root_init(void)
 {
-	static char root[4096];
 	const char *env = getenv("VZ_ROOT");
 	size_t len;
 
@@ -18,6 +23,11 @@ const char *vz_root(void)
 	len = strlen(root);
 	while (len > 0 && root[len - 1] == '/')
 		root[--len] = '\0';
+}
+
+const char *vz_root(void)
+{
+	pthread_once(&root_once, root_init);
 	return root;
 }
 

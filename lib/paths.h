@@ -7,7 +7,8 @@
 
 #include <stddef.h>
 
-/* The prefix without a trailing slash ("" for "/"). */
+/* The prefix without a trailing slash ("" for "/"), read from VZ_ROOT at
+ * the first call and fixed from then on (thread-safe). */
 const char *vz_root(void);
 /* VZ_ROOT + the formatted absolute path. */
 char *vz_path(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

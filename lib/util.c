@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -174,6 +175,25 @@ static int rm_rf_at(int parent, const char *name, dev_t dev)
 	}
 	if (unlinkat(parent, name, 0) != 0)
 		return errno == ENOENT ? 0 : -errno;
+	return 0;
+}
+
+int vz_du(const char *path, uint64_t *bytes)
+{
+	char *paths[] = { (char *)path, NULL };
+	FTS *fts = fts_open(paths, FTS_PHYSICAL | FTS_NOCHDIR, NULL);
+	FTSENT *e;
+	uint64_t sum = 0;
+
+	if (!fts)
+		return -errno;
+	while ((e = fts_read(fts))) {
+		if (e->fts_info == FTS_DP || e->fts_info == FTS_NS || e->fts_info == FTS_NSOK || e->fts_info == FTS_ERR)
+			continue;
+		sum += (uint64_t)e->fts_statp->st_blocks * 512;
+	}
+	fts_close(fts);
+	*bytes = sum;
 	return 0;
 }
 

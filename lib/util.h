@@ -28,6 +28,9 @@ int vz_mkdir_p(const char *path, mode_t mode);
 int vz_rm_rf(const char *path);
 /* 1 if path exists (lstat), 0 if not. */
 int vz_exists(const char *path);
+/* du: the bytes the tree at path occupies (blocks of every entry, symlinks
+ * not followed). Entries that cannot be read count 0. 0 or a negative errno. */
+int vz_du(const char *path, uint64_t *bytes);
 
 /* fork + execvp argv; stdin from /dev/null; stdout and stderr captured into
  * out (malloc'd, may be NULL to discard, capped at 64 KiB). Returns the

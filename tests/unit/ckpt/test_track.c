@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "memverify.h"
 #include "track.h"
 
 #define PG 4096
@@ -349,9 +350,10 @@ Test(track, soft_dirty_backend_sends_what_the_bits_say)
 	/* Every page of the region present, none soft-dirty. */
 	for (int i = 0; i < NPAGES; i++)
 		set_bits(fd, base + (unsigned long)i * PG, 1ull << 63);
-	t = vz_track_new(VZ_TRACK_SOFT_DIRTY, count_hold, NULL, &err);
+	struct vz_track_opts o = { .kind = VZ_TRACK_SOFT_DIRTY, .hold = count_hold, .pagemap_dir = dir };
+
+	t = vz_track_new_opts(&o, &err);
 	cr_assert_not_null(t, "%s", err.msg);
-	vz_track_pagemap_from(t, dir);
 
 	/* Before the bits were ever cleared, every present page counts. */
 	seen_reset(&s, base, base + NPAGES * PG, 0);

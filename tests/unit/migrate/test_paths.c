@@ -1,7 +1,7 @@
-/* agent/mig_files.c: which paths a destination accepts from a peer. */
+/* agent/migrate/files.c: which paths a destination accepts from a peer. */
 #include <criterion/criterion.h>
 
-#include "mig_files.h"
+#include "migrate/migrate_int.h"
 
 Test(mig_path, accepts_plain_relative_paths)
 {

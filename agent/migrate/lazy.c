@@ -1,4 +1,4 @@
-/* CRIU lazy-pages daemon fed by our own page server (see mig_lazy.h). */
+/* CRIU lazy-pages daemon fed by our own page server (the contract is in migrate_int.h). */
 #define LOG_PREFIX "migrate: "
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "mig_lazy.h"
+#include "migrate_int.h"
 #include "util.h"
 
 struct mig_lazy {

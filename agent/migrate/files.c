@@ -1,5 +1,5 @@
-/* File passes of a migration (see mig_files.h): the sender's walk with its
- * memory of what it sent, and the receiver that applies each message
+/* File passes of a migration (the contract is in migrate_int.h): the
+ * sender's walk with its memory of what it sent, and the receiver that applies each message
  * beneath the private area. */
 #define LOG_PREFIX "files: "
 #include <dirent.h>
@@ -17,13 +17,12 @@
 
 #include "cleanup.h"
 #include "log.h"
-#include "mig_files.h"
+#include "migrate_int.h"
 #include "migrate.pb-c.h"
 #include "util.h"
 
 #define BLOCK (1u << 20)
 
-typedef Vz__Migrate__Msg msg_t;
 
 struct fent {
 	char *path;
@@ -109,14 +108,14 @@ struct sender {
 	uint64_t last_progress;
 };
 
-static int send_msg(struct sender *s, msg_t *m, struct vz_err *err)
+static int send_msg(struct sender *s, mig_msg *m, struct vz_err *err)
 {
 	return vz_msg_send(s->c, &m->base, err);
 }
 
 static int send_data(struct sender *s, const uint8_t *p, size_t len, uint64_t off, struct vz_err *err)
 {
-	msg_t m = VZ__MIGRATE__MSG__INIT;
+	mig_msg m = VZ__MIGRATE__MSG__INIT;
 	const void *z;
 	size_t zl;
 	int ret = vz_zenc_chunk(s->z, p, len, &z, &zl, err);
@@ -245,7 +244,7 @@ static int walk(struct sender *s, int dirfd, const char *rel, struct vz_err *err
 
 static int send_entry(struct sender *s, int dirfd, const char *name, const char *rel, struct vz_err *err)
 {
-	msg_t m = VZ__MIGRATE__MSG__INIT;
+	mig_msg m = VZ__MIGRATE__MSG__INIT;
 	Vz__Migrate__FileMeta f = VZ__MIGRATE__FILE_META__INIT;
 	char target[PATH_MAX];
 	struct stat sb;
@@ -292,7 +291,7 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 		s->ps->files++;
 		if (S_ISREG(sb.st_mode)) {
 			_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			msg_t end = VZ__MIGRATE__MSG__INIT;
+			mig_msg end = VZ__MIGRATE__MSG__INIT;
 
 			if (fd < 0)
 				return vz_error(err, errno, "Open %s", rel);
@@ -358,7 +357,7 @@ int mig_files_send(struct vz_conn *c, const char *root, struct mig_fstate **st, 
 		   void (*progress)(void *arg, uint64_t raw), void *arg, struct vz_err *err)
 {
 	struct sender s = { .c = c, .ps = ps, .progress = progress, .arg = arg, .old = *st };
-	msg_t end = VZ__MIGRATE__MSG__INIT;
+	mig_msg end = VZ__MIGRATE__MSG__INIT;
 	uint64_t wire0 = c->bytes_out;
 	_cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret;
@@ -376,7 +375,7 @@ int mig_files_send(struct vz_conn *c, const char *root, struct mig_fstate **st, 
 	ret = walk(&s, rfd, "", err);
 	/* What the last pass had and this one did not: gone, deepest first. */
 	for (size_t i = s.old ? s.old->n : 0; ret == 0 && i-- > 0;) {
-		msg_t del = VZ__MIGRATE__MSG__INIT;
+		mig_msg del = VZ__MIGRATE__MSG__INIT;
 
 		if (s.old->e[i].seen)
 			continue;
@@ -595,7 +594,7 @@ static int file_end(struct mig_recv *r, struct vz_err *err)
 	return dfd < 0 ? dfd : ret;
 }
 
-int mig_recv_msg(struct mig_recv *r, const Vz__Migrate__Msg *m, struct vz_err *err)
+int mig_recv_msg(struct mig_recv *r, const mig_msg *m, struct vz_err *err)
 {
 	switch (m->type) {
 	case VZ__MIGRATE__TYPE__T_FILE:

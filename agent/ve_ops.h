@@ -1,0 +1,115 @@
+/* What the agent does to a VE: start, stop, options, code run inside it,
+ * checkpoint plumbing. Every function takes the agent, the VE and, for
+ * the long ones, a progress sink (lib/progress.h; NULL: nobody listens),
+ * never a control request: the op_* handlers (ve_start.c, ve_create.c,
+ * dispatch.c), the migration engine and the coordinator all drive them.
+ * Functions return 0 or a negative errno with err filled (err last). */
+#ifndef VZ_VE_OPS_H
+#define VZ_VE_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "agent.h"
+#include "err.h"
+#include "progress.h"
+#include "ve.h"
+
+/* ---- start and stop (ve_start.c) ---- */
+
+/* Start a stopped VE: mount, cgroups with its limits, init in new
+ * namespaces, network, pid file. On failure nothing is left. */
+int ve_do_start(struct vz_agent *a, struct ve *ve, const struct vz_progress *p, struct vz_err *err);
+/* Stop the running VE whose init is `init`: ask it to shut down (unless
+ * fast) for up to a->stop_timeout seconds, then kill what is left and
+ * undo the start. */
+int ve_do_stop(struct vz_agent *a, struct ve *ve, pid_t init, bool fast, const struct vz_progress *p,
+	       struct vz_err *err);
+/* SIGKILL init (when > 0) and everything left in the VE's cgroups, and
+ * wait for them to be gone. */
+void ve_kill(struct vz_agent *a, unsigned veid, pid_t init);
+/* Undo what a start (or restore) made: pid file, cgroups, root mount. The
+ * VE's processes must be gone. */
+int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err);
+/* Start every stopped VE whose config says ONBOOT="yes" (and not
+ * DISABLED="yes"), in VEID order, one after the other, as OpenVZ's vz
+ * service did at boot; logs each start. Blocks: the agent runs it in a
+ * worker of its own (server.c), once per boot. */
+void ve_start_onboot(struct vz_agent *a);
+
+/* ---- options (ve_params.c) ---- */
+
+/* One option of `vzctl create` / `vzctl set`: --name value. */
+struct ve_opt {
+	const char *name;
+	const char *value; /* "" for a flag without a value, never NULL */
+};
+
+struct ve_opts {
+	struct ve_opt *v;
+	size_t n;
+};
+
+/* The request's options; the strings stay the request's (free only
+ * opts->v, with ve_opts_free). */
+int ve_opts_from_req(const vz_request *req, struct ve_opts *opts, struct vz_err *err);
+void ve_opts_free(struct ve_opts *opts);
+#define _cleanup_ve_opts_ __attribute__((cleanup(ve_opts_free)))
+/* Value of the last option `name` ("" when it has none), NULL when absent. */
+const char *ve_opt_get(const struct ve_opts *opts, const char *name);
+/* The same, read from a control request. */
+const char *ve_req_param(const vz_request *req, const char *name);
+
+/* Validate every OpenVZ option before changing anything, then store them
+ * in ve->conf; when init > 0 also apply them to the running VE. Unknown
+ * or malformed options fail with VZ_EXIT_INVAL or VZ_EXIT_BADVAL and
+ * change nothing. */
+int ve_apply_params(struct vz_agent *a, struct ve *ve, pid_t init, const struct ve_opts *opts,
+		    const struct vz_progress *p, struct vz_err *err);
+
+/* ---- the guest's side (ve_guest.c) ---- */
+
+/* Apply the saved network settings to a VE that has just started. */
+int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *err);
+/* Inside the VE (after pivot_root): write /etc/hostname, /etc/hosts and
+ * /etc/resolv.conf from the config. Logs, never fails the caller. */
+void ve_write_guest_files(const struct vz_conf *conf);
+/* Environment given to the VE's init and to commands run inside. */
+char *const *ve_default_env(void);
+
+/* ---- code inside a running VE (ve_exec.c) ---- */
+
+/* Fork a process that has joined every namespace and the cgroups of the
+ * running VE whose init is `init`, and runs fn(arg) there as a member of
+ * the VE's pid namespace (fn NULL: arg is the path of a program to run);
+ * returns its host pid (parent) — the child never returns. */
+pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg,
+		     struct vz_err *err);
+
+/* ---- checkpoint plumbing (ve_ckpt.c) ---- */
+
+/* Restore a VE from the CRIU images in img_fd: mount, cgroups with its
+ * limits, CRIU restore as our child, pid file. With leave_frozen the tree
+ * is frozen before it runs a single instruction (a migration's destination
+ * thaws it on the source's go). On failure nothing is left. */
+int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
+		      bool leave_frozen, bool lazy, pid_t *pid, struct vz_err *err);
+/* Before a dump (ve_ckpt.c): refuse, after up to 2 s, a VE where a parent
+ * waits in vfork() (CRIU cannot seize or dump it), and say whether CRIU
+ * may freeze the VE through its freezer: not when a process is stopped
+ * (ptrace_attach of a stopped, frozen task never returns). With
+ * *use_freezer false the dump must pass no freeze_cgroup and the VE must
+ * not be frozen when CRIU starts. */
+int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err);
+/* Whether the VE has a veth pair (NETIF or an address): its images hold
+ * one, and its restore must name it to CRIU, only then. */
+bool ve_has_veth(const struct ve *ve);
+/* A fresh directory VZ_ROOT/vz/dump/VEID.WHAT.PID (dir, its fd) and the
+ * dump directory's fd for CRIU's logs. */
+int ve_make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
+		    struct vz_err *err);
+/* Transitional: ve_ckpt.c defines, and migrate.c calls, the old name. */
+#define make_img_dir ve_make_img_dir
+
+#endif
