@@ -16,9 +16,8 @@ setup_file() {
 	vzctl start 101 >/dev/null
 	# The client outside the VE talks to it from the agent's host.
 	vz_ns ip addr add 198.18.20.254/24 dev vzbr0
-	for w in $WORKLOADS; do
-		vz_put_workload 101 "$w"
-	done
+	# shellcheck disable=SC2086 # a list of names
+	wl_put - 101 $WORKLOADS
 	vzctl exec 101 /bin/wl-mem -m 64 >/dev/null
 	vzctl exec 101 /bin/wl-counter >/dev/null
 	vzctl exec 101 /bin/wl-pipe >/dev/null
@@ -39,25 +38,14 @@ teardown_file() {
 	vz_teardown
 }
 
-# Ask a workload inside VE $1 whether its state is intact: PASS or FAIL.
-wl_check() {
-	vzctl exec "$1" "rm -f /run/$2.result; kill -USR1 \$(cat /run/$2.pid)" || return 1
-	wait_for 10 vzctl exec "$1" test -f "/run/$2.result" || { echo "$2: no answer"; return 1; }
-	vzctl exec "$1" cat "/run/$2.result"
-}
-
+# Every workload of VE $1 passes its self-check.
 all_pass() {
-	local w out rc=0
-	for w in $WORKLOADS; do
-		out=$(wl_check "$1" "$w")
-		echo "$w: $out"
-		[ "$out" = PASS ] || rc=1
-	done
-	return $rc
+	# shellcheck disable=SC2086 # a list of names
+	wl_all_pass - "$1" $WORKLOADS
 }
 
 # The probe's state line: "sent=N received=N maxgap_us=N errors=N state=S".
-probe_field() {
+ck_probe_field() {
 	local p
 	p=$(cat "$VZ_ROOT/probe.pid")
 	rm -f "$VZ_ROOT/probe.status"
@@ -71,7 +59,10 @@ nothing_left_of() {
 	[ ! -d "$(vz_cgroup_dir "$1")" ] || { echo "cgroup left"; return 1; }
 	! grep -q " $VZ_ROOT/vz/root/$1 " /proc/self/mountinfo || { echo "mount left"; return 1; }
 	! vz_ns ip link show "veth$1.0" >/dev/null 2>&1 || { echo "veth left"; return 1; }
-	! ls -d "$VZ_ROOT"/vz/dump/"$1".* 2>/dev/null | grep -v '\.log$' || { echo "image dir left"; return 1; }
+	local d
+	for d in "$VZ_ROOT"/vz/dump/"$1".*; do
+		[ ! -e "$d" ] || [[ "$d" == *.log ]] || { echo "image dir left"; return 1; }
+	done
 }
 
 @test "vzctl chkpnt --check says in plain words what this host can do" {
@@ -101,8 +92,8 @@ nothing_left_of() {
 	run all_pass 101
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(probe_field state)" = ok ]
-	[ "$(probe_field received)" -gt 100 ]
+	[ "$(ck_probe_field state)" = ok ]
+	[ "$(ck_probe_field received)" -gt 100 ]
 }
 
 @test "vzctl chkpnt stops the VE and writes one dump file" {
@@ -127,7 +118,7 @@ nothing_left_of() {
 	# CRIU's log of the run is kept beside the images.
 	grep -q "Dumping finished successfully" "$VZ_ROOT/vz/dump/101.dump.log"
 	# The client outside still holds its connection (no reset while down).
-	[ "$(probe_field state)" = ok ]
+	[ "$(ck_probe_field state)" = ok ]
 }
 
 @test "restore refuses a truncated dump file and makes nothing" {
@@ -221,11 +212,11 @@ nothing_left_of() {
 }
 
 @test "the TCP client outside saw no reset and its connection carries on" {
-	before=$(probe_field received)
+	before=$(ck_probe_field received)
 	wait_for 10 bash -c "[ \$(sed -n 's/.*received=\([0-9]*\).*/\1/p' <(kill -USR1 $(cat "$VZ_ROOT/probe.pid"); sleep 0.2; cat '$VZ_ROOT/probe.status')) -gt $((before + 200)) ]"
-	[ "$(probe_field state)" = ok ]
-	[ "$(probe_field errors)" -eq 0 ]
-	echo "# longest gap seen by the client: $(probe_field maxgap_us) us" >&3
+	[ "$(ck_probe_field state)" = ok ]
+	[ "$(ck_probe_field errors)" -eq 0 ]
+	echo "# longest gap seen by the client: $(ck_probe_field maxgap_us) us" >&3
 }
 
 @test "restore refuses a VE that is already running" {
@@ -251,7 +242,7 @@ nothing_left_of() {
 	run all_pass 101
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(probe_field state)" = ok ]
+	[ "$(ck_probe_field state)" = ok ]
 }
 
 @test "vzctl suspend and resume go through the default dump location" {
@@ -270,7 +261,7 @@ nothing_left_of() {
 	run all_pass 101
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(probe_field state)" = ok ]
+	[ "$(ck_probe_field state)" = ok ]
 }
 
 @test "chkpnt and restore of a VE that is not there or not running say so" {

@@ -112,7 +112,7 @@ criu_pids() {
 	[ "$status" -eq 0 ]
 	run vzctl status 931
 	[ "$output" = "VEID 931 exist mounted running" ]
-	[ "$(vzctl exec 931 cat /proc/$sleeper/comm)" = sleep ]
+	[ "$(vzctl exec 931 cat "/proc/$sleeper/comm")" = sleep ]
 	# It had no network and has none now: no veth was made for it.
 	run vz_ns ip link show veth931.0
 	[ "$status" -ne 0 ]
@@ -147,7 +147,7 @@ criu_pids() {
 	diff <(grep -v ' ps$' "$BATS_FILE_TMPDIR/ps.before") <(grep -v ' ps$' "$BATS_FILE_TMPDIR/ps.after")
 	# Still stopped, still the same process; it runs on when continued.
 	[ "$(ve_proc_state 932 "$stopped")" = T ]
-	[ "$(vzctl exec 932 cat /proc/$stopped/comm)" = sleep ]
+	[ "$(vzctl exec 932 cat "/proc/$stopped/comm")" = sleep ]
 	vzctl exec 932 "kill -CONT $stopped"
 	wait_for 10 state_is 932 "$stopped" S
 	[ "$(ve_proc_state 932 "$zombie")" = Z ]
@@ -184,7 +184,7 @@ criu_pids() {
 	run timeout 120 vzctl restore 932
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(vzctl exec 932 cat /proc/$vforker/comm)" = vforker ]
+	[ "$(vzctl exec 932 cat "/proc/$vforker/comm")" = vforker ]
 }
 
 @test "a process holding files whose names and directory were removed survives chkpnt and restore" {
@@ -205,8 +205,8 @@ criu_pids() {
 	run timeout 120 vzctl restore 933
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$(vzctl exec 933 cat /proc/$holder/fd/3)" = hello-world-of-ghosts ]
-	[ "$(vzctl exec 933 cat /proc/$holder/fd/4)" = linked-elsewhere ]
+	[ "$(vzctl exec 933 cat "/proc/$holder/fd/3")" = hello-world-of-ghosts ]
+	[ "$(vzctl exec 933 cat "/proc/$holder/fd/4")" = linked-elsewhere ]
 	[ "$(vzctl exec 933 "sed -n 's/^pos:[[:space:]]*//p' /proc/$holder/fdinfo/3")" = 6 ]
 	[ "$(vzctl exec 933 "sed -n 's/^pos:[[:space:]]*//p' /proc/$holder/fdinfo/4")" = 7 ]
 	# Nothing CRIU made to carry them is left in the VE's tree.
@@ -245,6 +245,7 @@ criu_pids() {
 	done
 	echo "criu: $pids; freezer: $(cat "$freezer")"
 	[ -n "$pids" ]
+	# shellcheck disable=SC2086 # a list of pids
 	kill -STOP $pids
 	wait $client && rc=0 || rc=$?
 	took=$((SECONDS - t0))

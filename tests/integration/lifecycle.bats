@@ -33,7 +33,7 @@ teardown_file() {
 	[ "$output" = "VEID 101 exist mounted running" ]
 	init=$(vz_init_pid 101)
 	for ns in pid mnt uts ipc net cgroup; do
-		[ "$(readlink /proc/$init/ns/$ns)" != "$(readlink /proc/self/ns/$ns)" ]
+		[ "$(readlink "/proc/$init/ns/$ns")" != "$(readlink "/proc/self/ns/$ns")" ]
 	done
 	run vzctl exec 101 cat /proc/1/comm
 	[ "$output" = "init" ]
@@ -92,15 +92,15 @@ teardown_file() {
 @test "vzlist -a, -S, -H, -o, -s and -j select, sort and format" {
 	vzctl create 103 --ostemplate busybox --hostname aaa
 	run vzlist -H -o veid
-	[ "$(echo $output)" = "101 102" ]
+	[ "$(squeeze "$output")" = "101 102" ]
 	run vzlist -a -H -o veid
-	[ "$(echo $output)" = "101 102 103" ]
+	[ "$(squeeze "$output")" = "101 102 103" ]
 	run vzlist -S -H -o veid,status
-	[ "$(echo $output)" = "103 stopped" ]
+	[ "$(squeeze "$output")" = "103 stopped" ]
 	run vzlist -a -H -o veid -s -veid
-	[ "$(echo $output)" = "103 102 101" ]
+	[ "$(squeeze "$output")" = "103 102 101" ]
 	run vzlist -a -H -o hostname,veid -s hostname
-	[ "$(echo ${lines[0]})" = "aaa 103" ]
+	[ "$(squeeze "${lines[0]}")" = "aaa 103" ]
 	run vzlist -a -j
 	[ "$status" -eq 0 ]
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); m={v["veid"]:v for v in d}; assert m[101]["status"]=="running" and m[101]["ip"]==["198.18.10.1"] and m[103]["status"]=="stopped" and m[103]["nproc"] is None, d' "$output"
@@ -120,7 +120,8 @@ teardown_file() {
 	run vzctl set 101 --hostname renamed --ipdel 198.18.10.11 --save
 	[ "$status" -eq 0 ]
 	grep -q '^HOSTNAME="renamed"' "$VZ_ROOT/etc/vz/conf/101.conf"
-	! vzctl exec 101 ip -o addr show dev eth0 | grep -q '198.18.10.11'
+	run vzctl exec 101 ip -o addr show dev eth0
+	[[ "$output" != *198.18.10.11* ]]
 }
 
 @test "vzctl restart gives the VE a new init and keeps its address and MAC" {
@@ -152,7 +153,7 @@ teardown_file() {
 	vzctl exec 102 'kill -USR2 1'
 	wait_for 15 bash -c "vzctl status 102 | grep -q 'exist unmounted down'"
 	[ ! -d "$(vz_cgroup_dir 102)" ]
-	! vz_ns ip link show veth102.0 2>/dev/null
+	run ! vz_ns ip link show veth102.0
 }
 
 @test "vzctl stop shuts the VE down and removes its cgroups, veth and mount" {
@@ -160,11 +161,11 @@ teardown_file() {
 	run vzctl stop 101
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"VE was stopped"* ]]
-	! kill -0 "$init" 2>/dev/null
+	pid_dead "$init"
 	run vzctl status 101
 	[ "$output" = "VEID 101 exist unmounted down" ]
 	[ ! -d "$(vz_cgroup_dir 101)" ]
-	! grep -q " $VZ_ROOT/vz/root/101 " /proc/self/mountinfo
+	run ! grep -q " $VZ_ROOT/vz/root/101 " /proc/self/mountinfo
 	wait_for 5 bash -c "! nsenter --net=/run/netns/$VZ_NETNS ip link show veth101.0 2>/dev/null"
 }
 
@@ -173,7 +174,7 @@ teardown_file() {
 	init=$(vz_init_pid 101)
 	run vzctl stop 101 --fast
 	[ "$status" -eq 0 ]
-	! kill -0 "$init" 2>/dev/null
+	pid_dead "$init"
 	run vzctl status 101
 	[ "$output" = "VEID 101 exist unmounted down" ]
 }

@@ -19,14 +19,14 @@ teardown_file() {
 measure_cpu() {
 	local secs=$1
 	shift
-	local -A before
+	local -A cpu0
 	local v t0 t1
-	for v in "$@"; do before[$v]=$(vz_cpu_ns "$v"); done
+	for v in "$@"; do cpu0[$v]=$(vz_cpu_ns "$v"); done
 	t0=$(date +%s%N)
 	sleep "$secs"
 	t1=$(date +%s%N)
 	for v in "$@"; do
-		echo "$v:$(python3 -c "print(($(vz_cpu_ns "$v") - ${before[$v]}) / ($t1 - $t0))")"
+		echo "$v:$(python3 -c "print(($(vz_cpu_ns "$v") - ${cpu0[$v]}) / ($t1 - $t0))")"
 	done
 }
 
@@ -72,7 +72,7 @@ burn() { # VEID N: N busy loops inside the VE
 	vzctl set 401 --ram 64M --swap 0 --save
 	vzctl start 401
 	vzctl start 402
-	vz_put_workload 401 memhog
+	wl_put - 401 memhog
 	run vzctl exec 401 'memhog 256; echo "exit $?"'
 	echo "# memhog 256 MiB under --ram 64M: ${lines[-1]}" >&3
 	[ "${lines[-1]}" = "exit 137" ]
@@ -100,7 +100,8 @@ burn() { # VEID N: N busy loops inside the VE
 	echo "# fork bomb under --numproc 64: numproc held=$held maxheld=$maxheld failcnt=$failcnt" >&3
 	# The bomb's own shell has exited by now: held is 64 less it.
 	[ "$maxheld" -eq 64 ]
-	[ "$held" -le 64 ] && [ "$held" -ge 60 ]
+	[ "$held" -le 64 ]
+	[ "$held" -ge 60 ]
 	[ "$failcnt" -ge 1 ]
 	run vzctl ubc 401
 	[[ "$output" =~ numproc\ +[0-9]+\ +64\ +64\ +64\ +[1-9] ]]
@@ -169,6 +170,7 @@ burn() { # VEID N: N busy loops inside the VE
 	limit_before=$(vzlist -H -o physpages.l 401)
 	for args in "--ram banana" "--cpulimit -5" "--cpulimit 1000" "--cpuunits 3" "--numproc 0" \
 		"--cpumask 7-9" "--swap lots" "--physpages 10:5" "--diskspace 1M"; do
+		# shellcheck disable=SC2086 # $args is several words
 		run --separate-stderr vzctl set 401 $args --save
 		echo "# vzctl set $args -> $status: $stderr" >&3
 		[ "$status" -eq 21 ]
