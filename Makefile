@@ -46,9 +46,11 @@ $(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c
 	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
 
 $(B)/libvz.a: $(call obj,$(LIB_SRC)) $(PROTO_C:%.c=$(B)/obj/%.o)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(B)/libvzagent.a: $(call obj,$(AGENTLIB_SRC)) $(B)/obj/$(B)/criu/rpc.pb-c.o
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(B)/bin/vzagent: $(call obj,agent/main.c) $(B)/libvzagent.a $(B)/libvz.a

@@ -123,7 +123,7 @@ static int dump_notify(const char *script, pid_t pid, void *arg)
  * tree itself, which stops each task in turn and handles stopped ones. */
 int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err)
 {
-	uint64_t end = vz_now_ns() + 2000000000ull;
+	uint64_t end = vz_now_ns() + VE_VFORK_WAIT_S * 1000000000ull;
 	pid_t parent = 0, child = 0, stopped = 0;
 	int ret;
 
@@ -137,9 +137,9 @@ int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struc
 		return ret;
 	if (parent)
 		return vz_error_msg(err, EBUSY,
-				    "Process %d waits in vfork() for its child %d, which has neither exec'd nor exited: "
-				    "CRIU cannot checkpoint the two (they share one memory)",
-				    (int)parent, (int)child);
+				    "Process %d waits in vfork() for its child %d, which has neither exec'd nor exited "
+				    "in %d s: CRIU cannot checkpoint the two (they share one memory)",
+				    (int)parent, (int)child, VE_VFORK_WAIT_S);
 	ret = vz_cg_find_stopped(&a->cg, veid, &stopped, err);
 	if (ret < 0)
 		return ret;

@@ -95,8 +95,13 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
  * thaws it on the source's go). On failure nothing is left. */
 int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
 		      bool leave_frozen, bool lazy, pid_t *pid, struct vz_err *err);
-/* Before a dump (ve_ckpt.c): refuse, after up to 2 s, a VE where a parent
- * waits in vfork() (CRIU cannot seize or dump it), and say whether CRIU
+/* How long a dump waits for a vfork() in the VE to end (the child to exec
+ * or exit): a shell's vfork lasts microseconds; one that lasts longer is a
+ * program that made its child sleep. */
+#define VE_VFORK_WAIT_S 10
+
+/* Before a dump (ve_ckpt.c): refuse, after up to VE_VFORK_WAIT_S, a VE where
+ * a parent waits in vfork() (CRIU cannot seize or dump it), and say whether CRIU
  * may freeze the VE through its freezer: not when a process is stopped
  * (ptrace_attach of a stopped, frozen task never returns). With
  * *use_freezer false the dump must pass no freeze_cgroup and the VE must

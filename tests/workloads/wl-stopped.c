@@ -1,10 +1,14 @@
-/* wl-stopped [-n tag]: processes that do not run. A child stopped with
- * SIGSTOP (state T); a child in vfork() whose own child has neither
- * exec'd nor exited (it sleeps in a loop until the workload ends); a
- * zombie child nobody reaps. Verify: each is still there with the same
- * pid and parent, the stopped one is still stopped, the zombie still a
- * zombie, the vfork parent still waits (it exits the moment vfork()
- * returns) and its child still sleeps, and the workload's own loop goes
+/* wl-stopped [-n tag] [-v SECONDS]: processes that do not run. A child
+ * stopped with SIGSTOP (state T); a child in vfork() whose own child
+ * neither execs nor exits for SECONDS (default 3) after the workload is
+ * ready, then exits 0; a zombie child nobody reaps. A parent in vfork()
+ * cannot be checkpointed while its child lives (the two share one memory,
+ * and the kernel lets nothing seize the parent): a checkpoint or move
+ * started meanwhile waits for the vfork() to end, and this workload proves
+ * that it does and that both come out whole. Verify: each is still there
+ * with the same pid and parent, the stopped one is still stopped, the
+ * zombie still a zombie, the vfork parent either still waits or saw its
+ * child exit 0 and waits for a signal, and the workload's own loop goes
  * on. */
 #include <getopt.h>
 #include <sys/wait.h>
@@ -56,8 +60,21 @@ int main(int argc, char **argv)
 	pid_t stopped, vparent, vchild = 0, zombie, self;
 	int p[2], st;
 	uint64_t ticks = 0, seen = 0;
+	const char *tag = NULL;
+	static int vfork_s = 3; /* static: vfork() shares this frame */
+	int opt;
 
-	wl_start_args(&w, "wl-stopped", argc, argv);
+	while ((opt = getopt(argc, argv, "n:v:")) != -1) {
+		if (opt == 'n') {
+			tag = optarg;
+		} else if (opt == 'v') {
+			vfork_s = atoi(optarg);
+		} else {
+			fprintf(stderr, "usage: wl-stopped [-n tag] [-v seconds]\n");
+			return 2;
+		}
+	}
+	wl_start(&w, "wl-stopped", tag);
 	self = getpid();
 	stopped = fork();
 	if (stopped == 0) {
@@ -78,17 +95,19 @@ int main(int argc, char **argv)
 		if (c == 0) {
 			/* Only system calls here: the parent's memory is ours. */
 			pid_t me = (pid_t)syscall(SYS_getpid);
-			struct timespec ts = { 0, 100 * 1000 * 1000 };
+			struct timespec ts = { vfork_s, 0 };
 
 			if (write(p[1], &me, sizeof(me)) != sizeof(me))
 				_exit(1);
-			while (kill(self, 0) == 0)
-				nanosleep(&ts, NULL);
+			nanosleep(&ts, NULL);
 			_exit(0);
 		}
-		/* vfork() returned: the child exited, which it must not while
-		 * the workload runs. */
-		_exit(3);
+		/* vfork() returned: the child must have exited 0; then wait
+		 * for the workload's end (a zombie here would fail the check). */
+		if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			_exit(3);
+		for (;;)
+			pause();
 	}
 	close(p[1]);
 	if (vparent < 0 || read(p[0], &vchild, sizeof(vchild)) != sizeof(vchild))
@@ -120,15 +139,18 @@ int main(int argc, char **argv)
 			seen = 0;
 			wl_check_pid(&w);
 			check_one("stopped child", stopped, self, "tT");
-			/* A vfork() parent waits killable: D (or S on old kernels). */
+			/* A vfork() parent waits killable: D (or S on old
+			 * kernels); after its child exited it sleeps in pause(). */
 			check_one("vfork parent", vparent, self, "DS");
-			check_one("vfork child", vchild, vparent, "S");
+			if (proc_state(vchild, NULL))
+				check_one("vfork child", vchild, vparent, "S");
 			check_one("zombie", zombie, self, "Z");
 			wl_answer(&w);
 		}
 	}
 	kill(stopped, SIGKILL);
 	kill(vchild, SIGKILL);
+	kill(vparent, SIGKILL);
 	waitpid(stopped, NULL, 0);
 	waitpid(vparent, NULL, 0);
 	waitpid(zombie, NULL, 0);
