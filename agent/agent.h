@@ -23,18 +23,18 @@ struct ve_watch;
 struct vz_agent {
 	struct ev_loop *loop;
 	struct vz_cg cg;
-	struct vz_conf global;    /* vz.conf */
-	char criu[4096];          /* criu executable to run */
-	unsigned criu_timeout;    /* seconds CRIU may go without answering or exiting */
+	struct vz_conf global; /* vz.conf */
+	char criu[4096];       /* criu executable to run */
+	unsigned criu_timeout; /* seconds CRIU may go without answering or exiting */
 	char bridge[16];
-	unsigned ip_prefix;       /* prefix length for --ipadd without /N */
-	unsigned stop_timeout;    /* seconds init gets to shut down */
+	unsigned ip_prefix;    /* prefix length for --ipadd without /N */
+	unsigned stop_timeout; /* seconds init gets to shut down */
 	int listen_fd;
 	ev_io accept_w;
 	/* Migrations: TLS on mig_port, -1 when this host has no certificate. */
 	int mig_fd;
 	unsigned mig_port;
-	unsigned mig_timeout;      /* seconds without progress before a migration fails */
+	unsigned mig_timeout; /* seconds without progress before a migration fails */
 	ev_io mig_w;
 	char host_name[64];
 	char tls_ca[4096], tls_cert[4096], tls_key[4096];

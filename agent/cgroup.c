@@ -23,8 +23,8 @@
 #include "log.h"
 #include "util.h"
 
-static const char *const v1_wanted[] = { "cpu", "cpuacct", "memory", "pids", "freezer",
-					 "devices", "blkio", "cpuset", "name=systemd" };
+static const char *const v1_wanted[] = { "cpu",	    "cpuacct", "memory", "pids",	"freezer",
+					 "devices", "blkio",   "cpuset", "name=systemd" };
 
 /* Does a comma-separated option list hold ctrl? */
 static bool opts_have(const char *opts, const char *ctrl)
@@ -96,8 +96,7 @@ static int find_v1(struct vz_cg *cg, struct vz_err *err)
 	return 0;
 }
 
-int vz_cg_init(struct vz_cg *cg, const char *fsroot, const char *base, int force_mode,
-	       struct vz_err *err)
+int vz_cg_init(struct vz_cg *cg, const char *fsroot, const char *base, int force_mode, struct vz_err *err)
 {
 	struct statfs sf;
 
@@ -165,8 +164,7 @@ static void v2_enable(const char *dir)
 	}
 }
 
-static int make_dir(const struct vz_cg *cg, size_t i, const char *parent, const char *dir,
-		    struct vz_err *err)
+static int make_dir(const struct vz_cg *cg, size_t i, const char *parent, const char *dir, struct vz_err *err)
 {
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return vz_error(err, errno, "Create cgroup %s", dir);
@@ -280,8 +278,7 @@ bool vz_cg_exists(const struct vz_cg *cg, unsigned veid)
 	return vz_exists(dir);
 }
 
-int vz_cg_path(const struct vz_cg *cg, unsigned veid, const char *ctrl, char *buf, size_t len,
-	       struct vz_err *err)
+int vz_cg_path(const struct vz_cg *cg, unsigned veid, const char *ctrl, char *buf, size_t len, struct vz_err *err)
 {
 	for (size_t i = 0; i < cg->nhier; i++)
 		if (cg->mode == VZ_CG_V2 || opts_have(cg->hier[i].name, ctrl)) {

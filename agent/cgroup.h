@@ -20,15 +20,15 @@ enum vz_cg_mode { VZ_CG_V1 = 1, VZ_CG_V2 = 2 };
 
 struct vz_cg {
 	enum vz_cg_mode mode;
-	char base[64];      /* agent's base directory name, e.g. "vz" */
-	char fsroot[256];   /* "/sys/fs/cgroup" (v2 mount, or parent of v1 mounts) */
+	char base[64];	  /* agent's base directory name, e.g. "vz" */
+	char fsroot[256]; /* "/sys/fs/cgroup" (v2 mount, or parent of v1 mounts) */
 	/* v1: mount points of the hierarchies we use (cpu, cpuacct, memory,
 	 * pids, freezer, devices, blkio, cpuset, and the named systemd one
 	 * when present); v2: one entry, the unified mount. */
 	size_t nhier;
 	struct {
-		char name[32];   /* "memory", "cpu,cpuacct", "name=systemd", "unified" */
-		char path[256];  /* mount point */
+		char name[32];	/* "memory", "cpu,cpuacct", "name=systemd", "unified" */
+		char path[256]; /* mount point */
 	} hier[VZ_CG_MAX_HIER];
 };
 
@@ -36,8 +36,7 @@ struct vz_cg {
  * force_mode 0 detects (v2 when fsroot itself is cgroup2, else v1);
  * VZ_CG_V2 with fsroot pointing at a cgroup2 mount (such as this machine's
  * /sys/fs/cgroup/unified) forces v2 there, so the v2 code runs in tests. */
-int vz_cg_init(struct vz_cg *cg, const char *fsroot, const char *base, int force_mode,
-	       struct vz_err *err);
+int vz_cg_init(struct vz_cg *cg, const char *fsroot, const char *base, int force_mode, struct vz_err *err);
 
 /* Create the VE's groups in every hierarchy (parents too; v2 enables the
  * cpu, memory, pids, io and cpuset controllers down the path where the
@@ -52,8 +51,7 @@ int vz_cg_destroy(const struct vz_cg *cg, unsigned veid, struct vz_err *err);
 bool vz_cg_exists(const struct vz_cg *cg, unsigned veid);
 /* Process ids (thread-group leaders) in the VE's group, recursively, as
  * host pids: malloc'd array. */
-int vz_cg_pids(const struct vz_cg *cg, unsigned veid, pid_t **pids, size_t *n,
-	       struct vz_err *err);
+int vz_cg_pids(const struct vz_cg *cg, unsigned veid, pid_t **pids, size_t *n, struct vz_err *err);
 /* The first process of the VE that is stopped (SIGSTOP, a job suspended
  * with Ctrl-Z) or stopped by a tracer, in *stopped; 0 when none is. Such
  * a process must not be frozen when CRIU seizes it: ptrace_attach then
@@ -74,7 +72,6 @@ int vz_cg_thaw(const struct vz_cg *cg, unsigned veid, struct vz_err *err);
 int vz_cg_kill_all(const struct vz_cg *cg, unsigned veid, int timeout_ms, struct vz_err *err);
 /* Path of the VE's group in the hierarchy holding controller ctrl
  * ("memory", "cpu", "pids", "freezer"; anything in v2), into buf. */
-int vz_cg_path(const struct vz_cg *cg, unsigned veid, const char *ctrl, char *buf, size_t len,
-	       struct vz_err *err);
+int vz_cg_path(const struct vz_cg *cg, unsigned veid, const char *ctrl, char *buf, size_t len, struct vz_err *err);
 
 #endif

@@ -68,15 +68,17 @@ int disk_set_option(struct ve *ve, const char *opt, const char *value, struct vz
 
 	if (!strcmp(opt, "quotaugidlimit")) {
 		if (!kernel_has_quota_format())
-			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
-					     "Second-level quota is not available: this kernel has no quota format "
-					     "(CONFIG_QFMT_V2), and VE images use btrfs, which has no per-user quota");
-		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
-				     "Second-level quota is not available: VE images use btrfs, which has no per-user quota");
+			return vz_error_exit_msg(
+			    err, VZ_EXIT_BADVAL, EOPNOTSUPP,
+			    "Second-level quota is not available: this kernel has no quota format "
+			    "(CONFIG_QFMT_V2), and VE images use btrfs, which has no per-user quota");
+		return vz_error_exit_msg(
+		    err, VZ_EXIT_BADVAL, EOPNOTSUPP,
+		    "Second-level quota is not available: VE images use btrfs, which has no per-user quota");
 	}
 	if (!strcmp(opt, "diskinodes"))
 		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EOPNOTSUPP,
-				     "--diskinodes cannot be enforced: btrfs allocates inodes as it needs them");
+					 "--diskinodes cannot be enforced: btrfs allocates inodes as it needs them");
 	/* --diskspace [soft:]hard, in 1 KiB blocks or with a suffix. */
 	{
 		const char *colon = strchr(value, ':');
@@ -93,13 +95,14 @@ int disk_set_option(struct ve *ve, const char *opt, const char *value, struct vz
 		}
 		if (!ok || hard == UINT64_MAX || soft > hard || hard < VZ_DISK_MIN)
 			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
-					     "Invalid value '%s' for --diskspace: [soft:]hard, at least 256M", value);
+						 "Invalid value '%s' for --diskspace: [soft:]hard, at least 256M",
+						 value);
 	}
 	if (vz_conf_get(&ve->conf, "VE_LAYOUT") && !disk_is_image(ve))
 		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
-				     "VE %u keeps its files in a directory (VE_LAYOUT=simfs): --diskspace needs a "
-				     "VE created with --diskspace",
-				     ve->veid);
+					 "VE %u keeps its files in a directory (VE_LAYOUT=simfs): --diskspace needs a "
+					 "VE created with --diskspace",
+					 ve->veid);
 	snprintf(out, sizeof(out), "%" PRIu64 ":%" PRIu64, soft / 1024, hard / 1024);
 	return vz_conf_set(&ve->conf, "DISKSPACE", out, err);
 }
@@ -183,7 +186,8 @@ int disk_mount(struct ve *ve, struct vz_err *err)
 	}
 	image_path(ve, img, sizeof(img));
 	if (!vz_exists(img))
-		return vz_error_exit_msg(err, VZ_EXIT_NOPRIVATE, ENOENT, "Image %s of VE %u does not exist", img, ve->veid);
+		return vz_error_exit_msg(err, VZ_EXIT_NOPRIVATE, ENOENT, "Image %s of VE %u does not exist", img,
+					 ve->veid);
 	/* autoclear: the loop device goes away with the last unmount. */
 	char *argv[] = { "mount", "-o", "loop,noatime", img, ve->root, NULL };
 
@@ -239,8 +243,9 @@ int disk_resize(struct ve *ve, uint64_t bytes, struct vz_err *err)
 		ret = vz_run_checked(argv, err);
 		if (ret < 0)
 			return vz_error_exit_msg(err, VZ_EXIT_NOSPACE, ENOSPC,
-					     "Cannot shrink the disk of VE %u to %" PRIu64 " MiB: its files do not fit",
-					     ve->veid, bytes >> 20);
+						 "Cannot shrink the disk of VE %u to %" PRIu64
+						 " MiB: its files do not fit",
+						 ve->veid, bytes >> 20);
 		ret = set_image_size(ve, loop, bytes, err);
 	} else {
 		return 0;

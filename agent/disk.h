@@ -16,7 +16,7 @@
 
 struct ve;
 
-#define VZ_DISK_MIN (256ULL << 20)
+#define VZ_DISK_MIN   (256ULL << 20)
 #define VZ_DISK_IMAGE "root.hdd"
 
 /* Does the VE use an image? (VE_LAYOUT="ploop" in its config) */

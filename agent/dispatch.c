@@ -83,7 +83,8 @@ static void info_fill(struct vz_agent *a, unsigned veid, bool with_ubc, struct i
 		char dump[PATH_MAX];
 
 		in->vi.has_suspended = 1;
-		in->vi.suspended = st != VE_STATE_RUNNING && vz_exists(vz_path(dump, sizeof(dump), VZ_DUMP_DIR "/Dump.%u", veid));
+		in->vi.suspended =
+		    st != VE_STATE_RUNNING && vz_exists(vz_path(dump, sizeof(dump), VZ_DUMP_DIR "/Dump.%u", veid));
 	}
 	if (st == VE_STATE_RUNNING) {
 		pid_t *pids = NULL;

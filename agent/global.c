@@ -14,28 +14,27 @@
 #include "agent.h"
 #include "criu.h"
 
-static const char default_conf[] =
-	"# vzcluster host-wide settings (OpenVZ vz.conf names where they exist)\n"
-	"VE_BRIDGE=\"vzbr0\"\n"
-	"# Prefix length for --ipadd addresses given without one\n"
-	"VE_IP_PREFIX=\"24\"\n"
-	"# Default route inside VEs (empty: none)\n"
-	"VE_GATEWAY=\"\"\n"
-	"DEF_OSTEMPLATE=\"busybox\"\n"
-	"# Seconds a VE's init gets to shut down before it is killed\n"
-	"STOP_TIMEOUT=\"60\"\n"
-	"# Directory of this host's VEs in every cgroup hierarchy\n"
-	"CGROUP_BASE=\"vz\"\n"
-	"# criu executable; empty: the one deploy/install-deps recorded\n"
-	"CRIU=\"\"\n"
-	"# Seconds CRIU may go without answering (or exiting once done) before it is\n"
-	"# killed and the checkpoint, restore or move fails (the VE runs on)\n"
-	"CRIU_TIMEOUT=\"300\"\n"
-	"LOG_LEVEL=\"info\"\n"
-	"# TCP port of migrations between agents (mutual TLS under the cluster CA)\n"
-	"MIGRATE_PORT=\"7799\"\n"
-	"# Seconds a migration waits for its peer before it fails (and is undone)\n"
-	"MIGRATE_TIMEOUT=\"30\"\n";
+static const char default_conf[] = "# vzcluster host-wide settings (OpenVZ vz.conf names where they exist)\n"
+				   "VE_BRIDGE=\"vzbr0\"\n"
+				   "# Prefix length for --ipadd addresses given without one\n"
+				   "VE_IP_PREFIX=\"24\"\n"
+				   "# Default route inside VEs (empty: none)\n"
+				   "VE_GATEWAY=\"\"\n"
+				   "DEF_OSTEMPLATE=\"busybox\"\n"
+				   "# Seconds a VE's init gets to shut down before it is killed\n"
+				   "STOP_TIMEOUT=\"60\"\n"
+				   "# Directory of this host's VEs in every cgroup hierarchy\n"
+				   "CGROUP_BASE=\"vz\"\n"
+				   "# criu executable; empty: the one deploy/install-deps recorded\n"
+				   "CRIU=\"\"\n"
+				   "# Seconds CRIU may go without answering (or exiting once done) before it is\n"
+				   "# killed and the checkpoint, restore or move fails (the VE runs on)\n"
+				   "CRIU_TIMEOUT=\"300\"\n"
+				   "LOG_LEVEL=\"info\"\n"
+				   "# TCP port of migrations between agents (mutual TLS under the cluster CA)\n"
+				   "MIGRATE_PORT=\"7799\"\n"
+				   "# Seconds a migration waits for its peer before it fails (and is undone)\n"
+				   "MIGRATE_TIMEOUT=\"30\"\n";
 
 static int read_criu_path(char *buf, size_t len)
 {
@@ -95,21 +94,24 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 	a->criu_timeout = VZ_CRIU_TIMEOUT_DEFAULT;
 	if (v && *v) {
 		if (vz_parse_ulong(v, 1, 86400, &n) < 0)
-			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: CRIU_TIMEOUT must be 1..86400", path);
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: CRIU_TIMEOUT must be 1..86400",
+						 path);
 		a->criu_timeout = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "MIGRATE_PORT");
 	a->mig_port = 7799;
 	if (v && *v) {
 		if (vz_parse_ulong(v, 1, 65535, &n) < 0)
-			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_PORT must be 1..65535", path);
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_PORT must be 1..65535",
+						 path);
 		a->mig_port = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "MIGRATE_TIMEOUT");
 	a->mig_timeout = 30;
 	if (v && *v) {
 		if (vz_parse_ulong(v, 1, 3600, &n) < 0)
-			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_TIMEOUT must be 1..3600", path);
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: MIGRATE_TIMEOUT must be 1..3600",
+						 path);
 		a->mig_timeout = (unsigned)n;
 	}
 	v = vz_conf_get(&a->global, "HOST_NAME");

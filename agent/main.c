@@ -19,8 +19,9 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: vzagent [--debug] [--log FILE]\n"
-		   "Serves vzctl, vzlist and vzmigrate on $VZ_ROOT/run/vz/agent.sock (VZ_ROOT: %s)\n",
+	fprintf(f,
+		"Usage: vzagent [--debug] [--log FILE]\n"
+		"Serves vzctl, vzlist and vzmigrate on $VZ_ROOT/run/vz/agent.sock (VZ_ROOT: %s)\n",
 		vz_root()[0] ? vz_root() : "/");
 }
 

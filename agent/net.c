@@ -274,7 +274,8 @@ int vz_net_veth_setup(const struct vz_netif *nif, pid_t pid, struct vz_err *err)
 	/* A host end left over by a VE whose namespace is still dying. */
 	vz_net_veth_del(nif, err);
 	{
-		char *argv[] = { "ip", "link", "add", (char *)nif->host_ifname, "type", "veth", "peer", "name", tmp, NULL };
+		char *argv[] = { "ip",	 "link", "add", (char *)nif->host_ifname, "type", "veth", "peer",
+				 "name", tmp,	 NULL };
 
 		ret = ip_checked(0, argv, VZ_EXIT_VETH, err);
 		if (ret < 0)
@@ -308,12 +309,11 @@ int vz_net_veth_setup(const struct vz_netif *nif, pid_t pid, struct vz_err *err)
 	}
 	pr_info("veth %s on %s for pid %d", nif->host_ifname, nif->bridge, (int)pid);
 	return 0;
-on_error:
-	{
-		struct vz_err e2 = { 0 };
+on_error : {
+	struct vz_err e2 = { 0 };
 
-		vz_net_veth_del(nif, &e2);
-	}
+	vz_net_veth_del(nif, &e2);
+}
 	return vz_error_wrap(err, "Set up veth %s", nif->host_ifname);
 }
 
@@ -377,8 +377,7 @@ int vz_net_ip_list(pid_t pid, const char *ifname, char *buf, size_t len, struct 
 
 int vz_net_host_mac(const struct vz_netif *nif, struct vz_err *err)
 {
-	char *argv[] = { "ip", "link", "set", "dev", (char *)nif->host_ifname, "address", (char *)nif->host_mac,
-			 NULL };
+	char *argv[] = { "ip", "link", "set", "dev", (char *)nif->host_ifname, "address", (char *)nif->host_mac, NULL };
 
 	if (!nif->host_mac[0])
 		return 0;
@@ -394,8 +393,8 @@ int vz_net_bridge_port(const char *bridge, const char *ifname, bool attach, stru
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
 	ifr.ifr_ifindex = (int)if_nametoindex(ifname);
 	if (fd < 0 || !ifr.ifr_ifindex || ioctl(fd, attach ? SIOCBRADDIF : SIOCBRDELIF, &ifr) != 0)
-		ret = vz_error(err, errno ? errno : ENODEV, "%s %s %s bridge %s", attach ? "Attach" : "Detach",
-			       ifname, attach ? "to" : "from", bridge);
+		ret = vz_error(err, errno ? errno : ENODEV, "%s %s %s bridge %s", attach ? "Attach" : "Detach", ifname,
+			       attach ? "to" : "from", bridge);
 	if (fd >= 0)
 		close(fd);
 	return ret;
@@ -421,11 +420,11 @@ static int garp_here(const char *ifname)
 		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, ifname))
 			continue;
 		ip = (const uint8_t *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr;
-		memset(f, 0xff, 6);                       /* to everyone */
+		memset(f, 0xff, 6); /* to everyone */
 		memcpy(f + 6, mac, 6);
-		f[12] = 0x08, f[13] = 0x06;              /* ARP */
+		f[12] = 0x08, f[13] = 0x06; /* ARP */
 		f[14] = 0, f[15] = 1, f[16] = 0x08, f[17] = 0, f[18] = 6, f[19] = 4;
-		f[20] = 0, f[21] = 1;                     /* request: who has my IP */
+		f[20] = 0, f[21] = 1; /* request: who has my IP */
 		memcpy(f + 22, mac, 6);
 		memcpy(f + 28, ip, 4);
 		memset(f + 32, 0, 6);
@@ -462,8 +461,8 @@ int vz_net_garp(pid_t pid, const char *ifname, struct vz_err *err)
 
 				dup2(dn, 1);
 				dup2(dn, 2);
-				execlp("ip", "ip", "neigh", "flush", "dev", ifname, "nud", "incomplete", "nud", "failed",
-				       (char *)NULL);
+				execlp("ip", "ip", "neigh", "flush", "dev", ifname, "nud", "incomplete", "nud",
+				       "failed", (char *)NULL);
 				_exit(127);
 			}
 			if (f > 0)

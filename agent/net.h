@@ -13,11 +13,11 @@
 #include "err.h"
 
 struct vz_netif {
-	char ifname[16];       /* inside: "eth0" */
-	char host_ifname[16];  /* host end: "veth101.0" */
-	char mac[18];          /* inside MAC, "aa:bb:cc:dd:ee:ff" */
+	char ifname[16];      /* inside: "eth0" */
+	char host_ifname[16]; /* host end: "veth101.0" */
+	char mac[18];	      /* inside MAC, "aa:bb:cc:dd:ee:ff" */
 	char host_mac[18];
-	char bridge[16];       /* "vzbr0" */
+	char bridge[16]; /* "vzbr0" */
 };
 
 /* OpenVZ NETIF="ifname=eth0,mac=..,host_ifname=..,host_mac=..,bridge=.."
@@ -31,8 +31,7 @@ void vz_netif_new(struct vz_netif *nif, unsigned veid, const char *bridge);
 /* Validate "A.B.C.D", "A.B.C.D/N" or an IPv6 address with optional /N and
  * write it with a prefix (default_prefix4 for IPv4 without one, 128 for
  * IPv6) as "addr/N" into out. -EINVAL with a message on bad input. */
-int vz_net_parse_ip(const char *s, unsigned default_prefix4, char *out, size_t len,
-		    struct vz_err *err);
+int vz_net_parse_ip(const char *s, unsigned default_prefix4, char *out, size_t len, struct vz_err *err);
 
 /* Create the bridge if missing and bring it up. */
 int vz_net_bridge_ensure(const char *bridge, struct vz_err *err);

@@ -18,11 +18,11 @@
 #include "resources.h"
 #include "util.h"
 
-#define PAGE ((uint64_t)4096)
+#define PAGE	  ((uint64_t)4096)
 #define UNLIMITED UINT64_MAX
 /* v1 reports "no limit" as PAGE_COUNTER_MAX pages, a number near 2^63. */
 #define V1_UNLIMITED_MIN (1ULL << 60)
-#define CFS_PERIOD 100000UL
+#define CFS_PERIOD	 100000UL
 
 enum kind { K_UNITS, K_PERCENT, K_CPUS, K_CPUMASK, K_BYTES_SINGLE, K_PAGES_BL, K_BYTES_BL, K_COUNT_BL };
 
@@ -115,8 +115,8 @@ static int valid_cpumask(const char *v, unsigned ncpus)
 	return *v != '\0';
 }
 
-int res_set_option(struct vz_conf *conf, const char *opt, const char *value, unsigned ncpus,
-		   enum vz_cg_mode mode, struct vz_err *err)
+int res_set_option(struct vz_conf *conf, const char *opt, const char *value, unsigned ncpus, enum vz_cg_mode mode,
+		   struct vz_err *err)
 {
 	const struct res_opt *o = find_opt(opt);
 	char out[128], lb[32], bb[32];
@@ -126,9 +126,9 @@ int res_set_option(struct vz_conf *conf, const char *opt, const char *value, uns
 	if (!o)
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Unknown option --%s", opt);
 	if (o->v1_only && mode == VZ_CG_V2)
-		return vz_error_exit_msg(err, VZ_EXIT_UBC, EOPNOTSUPP,
-				     "--%s is not supported on cgroup v2: kernel and socket memory are charged to --ram",
-				     opt);
+		return vz_error_exit_msg(
+		    err, VZ_EXIT_UBC, EOPNOTSUPP,
+		    "--%s is not supported on cgroup v2: kernel and socket memory are charged to --ram", opt);
 	switch (o->kind) {
 	case K_UNITS:
 		if (vz_parse_ulong(value, o->min, o->max, &n) < 0)
@@ -167,8 +167,10 @@ int res_set_option(struct vz_conf *conf, const char *opt, const char *value, uns
 	case K_COUNT_BL: {
 		uint64_t unit = o->kind == K_PAGES_BL ? PAGE : 1;
 
-		if (parse_bl(value, unit, &b, &l) < 0 || (l != UNLIMITED && (l < o->min * (o->kind == K_PAGES_BL ? PAGE : 1) || l > o->max * unit)))
-			return bad(err, opt, value, "[barrier:]limit, each a number with an optional K, M, G suffix, or unlimited");
+		if (parse_bl(value, unit, &b, &l) < 0 ||
+		    (l != UNLIMITED && (l < o->min * (o->kind == K_PAGES_BL ? PAGE : 1) || l > o->max * unit)))
+			return bad(err, opt, value,
+				   "[barrier:]limit, each a number with an optional K, M, G suffix, or unlimited");
 		if (o->kind == K_PAGES_BL) {
 			b = b == UNLIMITED ? b : b / PAGE;
 			l = l == UNLIMITED ? l : l / PAGE;
@@ -197,8 +199,9 @@ static bool kmem_limit_enforced(void)
 	return major < 5 || (major == 5 && minor < 16);
 }
 
-#define KMEM_IGNORED_REASON \
-	"this kernel ignores memory.kmem.limit_in_bytes (cgroup v1 kernel memory limits are not enforced since Linux 5.16): kernel memory is charged to physpages"
+#define KMEM_IGNORED_REASON                                                                                            \
+	"this kernel ignores memory.kmem.limit_in_bytes (cgroup v1 kernel memory limits are not enforced since Linux " \
+	"5.16): kernel memory is charged to physpages"
 
 /* The limit part of a stored "barrier:limit" value, or UNLIMITED. */
 static uint64_t conf_limit(const struct vz_conf *conf, const char *key)
@@ -222,8 +225,8 @@ static unsigned long conf_ulong(const struct vz_conf *conf, const char *key, uns
 	return v && vz_parse_ulong(v, 0, ULONG_MAX, &n) == 0 ? n : def;
 }
 
-static int cg_write(const struct vz_cg *cg, unsigned veid, const char *ctrl, const char *file,
-		    const char *value, bool optional, struct vz_err *err)
+static int cg_write(const struct vz_cg *cg, unsigned veid, const char *ctrl, const char *file, const char *value,
+		    bool optional, struct vz_err *err)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 64];
 	int ret;
@@ -520,8 +523,8 @@ static void kmem_row(struct ubc_list *l, const char *mem, const struct vz_conf *
 		SET(b, failcnt, v);
 }
 
-int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
-	    Vz__Control__Beancounter ***rows, size_t *n, struct vz_err *err)
+int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf, Vz__Control__Beancounter ***rows,
+	    size_t *n, struct vz_err *err)
 {
 	char mem[PATH_MAX], pids[PATH_MAX];
 	struct ubc_list l = { 0 };
@@ -625,9 +628,9 @@ int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
 		}
 		unsupported(&l, "tcprcvbuf", "counted with tcpsndbuf: the kernel keeps one socket memory counter");
 	}
-	static const char *const none[] = { "numtcpsock", "numothersock", "vmguarpages", "othersockbuf",
-					     "dgramrcvbuf", "numfile", "numflock", "numpty", "numsiginfo",
-					     "dcachesize", "numiptent" };
+	static const char *const none[] = { "numtcpsock",  "numothersock", "vmguarpages", "othersockbuf",
+					    "dgramrcvbuf", "numfile",	   "numflock",	  "numpty",
+					    "numsiginfo",  "dcachesize",   "numiptent" };
 	for (size_t i = 0; i < ARRAY_SIZE(none); i++)
 		unsupported(&l, none[i], "no cgroup counter for it in this kernel");
 	*rows = l.rows;

@@ -18,8 +18,8 @@ bool res_is_option(const char *opt);
 /* Check value of option opt and set its key(s) in conf. -EINVAL with
  * VZ_EXIT_BADVAL and one clear message on a bad value; conf unchanged
  * then. ncpus is the host's CPU count (for --cpulimit and --cpus). */
-int res_set_option(struct vz_conf *conf, const char *opt, const char *value, unsigned ncpus,
-		   enum vz_cg_mode mode, struct vz_err *err);
+int res_set_option(struct vz_conf *conf, const char *opt, const char *value, unsigned ncpus, enum vz_cg_mode mode,
+		   struct vz_err *err);
 /* Write every limit the config holds (and "unlimited" for those it does
  * not) to the VE's cgroups. Fails with the kernel's refusal (e.g. a memory
  * limit below what the VE holds and cannot give back). */
@@ -36,8 +36,8 @@ int res_cpu_usage(const struct vz_cg *cg, unsigned veid, uint64_t *ns, struct vz
 /* The VE's beancounters, OpenVZ's table, from the cgroup counters. A row
  * the kernel cannot count has unsupported set and a reason. The array and
  * its strings are malloc'd; free with res_ubc_free. */
-int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf,
-	    Vz__Control__Beancounter ***rows, size_t *n, struct vz_err *err);
+int res_ubc(const struct vz_cg *cg, unsigned veid, const struct vz_conf *conf, Vz__Control__Beancounter ***rows,
+	    size_t *n, struct vz_err *err);
 void res_ubc_free(Vz__Control__Beancounter **rows, size_t n);
 
 #endif

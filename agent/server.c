@@ -57,8 +57,7 @@ int agent_listen(struct vz_agent *a, struct vz_err *err)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return vz_error(err, errno, "Create socket");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0600) != 0 ||
-	    listen(fd, 64) != 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0600) != 0 || listen(fd, 64) != 0) {
 		int e = errno;
 
 		close(fd);
@@ -71,7 +70,8 @@ int agent_listen(struct vz_agent *a, struct vz_err *err)
 
 int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)a->mig_port),
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+				   .sin6_port = htons((uint16_t)a->mig_port),
 				   .sin6_addr = IN6ADDR_ANY_INIT };
 	int fd, one = 1, zero = 0;
 

@@ -63,8 +63,8 @@ int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
 	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK || waited >= wait_ms) {
 			close(fd);
-			return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY,
-					     "VE %u is locked by another operation", ve->veid);
+			return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is locked by another operation",
+						 ve->veid);
 		}
 		usleep(20 * 1000);
 		waited += 20;
@@ -236,7 +236,7 @@ int ve_mount(struct ve *ve, struct vz_err *err)
 		return 0;
 	if (!vz_exists(ve->private))
 		return vz_error_exit_msg(err, VZ_EXIT_NOPRIVATE, ENOENT, "Private area %s of VE %u does not exist",
-				     ve->private, ve->veid);
+					 ve->private, ve->veid);
 	ret = disk_mount(ve, err);
 	if (ret < 0)
 		return ret;

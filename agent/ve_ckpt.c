@@ -55,8 +55,7 @@ static int dump_path(const struct vz_call *c, char *buf, size_t len, bool *is_de
 }
 
 /* A fresh image directory under /vz/dump, and that directory's fd. */
-int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd,
-			struct vz_err *err)
+int make_img_dir(unsigned veid, const char *what, char *dir, size_t len, int *dir_fd, int *work_fd, struct vz_err *err)
 {
 	char base[PATH_MAX];
 
@@ -172,7 +171,7 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 		return ret;
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING)
 		return vz_error_exit_msg(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to checkpoint: VE %u is not running",
-				     ve.veid);
+					 ve.veid);
 	criu_of(a, &criu);
 	ret = vz_criu_version(&criu, &pd.ver, err);
 	if (ret == 0)
@@ -182,7 +181,8 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	if (ret == 0)
 		ret = make_img_dir(ve.veid, "dump", dir, sizeof(dir), &img_fd, &work_fd, err);
 	if (ret < 0)
-		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, -ret, "Unable to checkpoint VE %u: %s", ve.veid, err->msg);
+		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, -ret, "Unable to checkpoint VE %u: %s", ve.veid,
+					 err->msg);
 
 	vz_ctl_progress(c->conn, "Setting up checkpoint...");
 	snprintf(logname, sizeof(logname), "%u.dump.log", ve.veid);
@@ -214,9 +214,9 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 		if (ve_state(&ve, &init) == VE_STATE_RUNNING && vz_cg_thaw(&a->cg, ve.veid, &e2) < 0)
 			pr_warn("VE %u: %s", ve.veid, e2.msg);
 		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, ret < 0 ? -ret : EIO,
-				     "Checkpointing failed for VE %u: %s (log: %s/%s)", ve.veid,
-				     err->msg[0] ? err->msg : "unknown error", vz_path(freezer, sizeof(freezer), VZ_DUMP_DIR),
-				     logname);
+					 "Checkpointing failed for VE %u: %s (log: %s/%s)", ve.veid,
+					 err->msg[0] ? err->msg : "unknown error",
+					 vz_path(freezer, sizeof(freezer), VZ_DUMP_DIR), logname);
 	}
 	/* CRIU has killed the tasks; remove the rest of the running VE. */
 	ve_kill(a, ve.veid, 0);
@@ -225,8 +225,8 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 		pr_warn("VE %u: after checkpoint: %s", ve.veid, err->msg);
 	vz_err_clear(err);
 	pr_info("VE %u: checkpointed to %s in %llu ms (%u files, %llu bytes, %llu on disk)", ve.veid, path,
-		(unsigned long long)((vz_now_ns() - t0) / 1000000), pd.st.nfiles,
-		(unsigned long long)pd.st.raw_bytes, (unsigned long long)pd.st.wire_bytes);
+		(unsigned long long)((vz_now_ns() - t0) / 1000000), pd.st.nfiles, (unsigned long long)pd.st.raw_bytes,
+		(unsigned long long)pd.st.wire_bytes);
 	vz_ctl_progress(c->conn, "Dump file: %s (%llu bytes, %llu before compression)", path,
 			(unsigned long long)pd.st.wire_bytes + VZ_DUMP_HDR_SIZE, (unsigned long long)pd.st.raw_bytes);
 	vz_ctl_progress(c->conn, "Checkpointing completed successfully");
@@ -397,18 +397,17 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	}
 	*pidp = pid;
 	return 0;
-fail:
-	{
-		struct vz_err e2 = { 0 };
+fail : {
+	struct vz_err e2 = { 0 };
 
-		/* Frozen tasks die only once thawed. */
-		vz_cg_thaw(&a->cg, ve->veid, &e2);
-		ve_kill(a, ve->veid, pid);
-		if (ve_teardown(a, ve, &e2) < 0)
-			pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
-		if (has_net && vz_net_veth_del(&nif, &e2) < 0)
-			pr_warn("VE %u: %s", ve->veid, e2.msg);
-	}
+	/* Frozen tasks die only once thawed. */
+	vz_cg_thaw(&a->cg, ve->veid, &e2);
+	ve_kill(a, ve->veid, pid);
+	if (ve_teardown(a, ve, &e2) < 0)
+		pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
+	if (has_net && vz_net_veth_del(&nif, &e2) < 0)
+		pr_warn("VE %u: %s", ve->veid, e2.msg);
+}
 	return ret;
 }
 
@@ -436,10 +435,10 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 		return ret;
 	if (ve_state(&ve, NULL) == VE_STATE_RUNNING)
 		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "Unable to restore: VE %u is already running",
-				     ve.veid);
+					 ve.veid);
 	if (!vz_exists(path))
 		return vz_error_exit_msg(err, VZ_EXIT_RESTORE, ENOENT, "Unable to restore VE %u: no dump file %s",
-				     ve.veid, path);
+					 ve.veid, path);
 	criu_of(a, &criu);
 	ret = vz_criu_version(&criu, &ver, err);
 	if (ret < 0)
@@ -461,7 +460,7 @@ int op_restore(struct vz_call *c, struct vz_err *err)
 	vz_rm_rf(dir);
 	if (ret < 0)
 		return vz_error_exit_msg(err, VZ_EXIT_RESTORE, -ret, "Restoring failed for VE %u: %s", ve.veid,
-				     err->msg);
+					 err->msg);
 	/* The default dump is used up; one the user named stays theirs. */
 	if (is_default)
 		unlink(path);
@@ -507,7 +506,8 @@ int op_ckpt_check(struct vz_call *c, struct vz_err *err)
 	else
 		vz_ctl_progress(c->conn, "Live migration: stop-and-copy only (no dirty-memory tracking)");
 	if (!r.can_checkpoint)
-		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, ENOTSUP, "This host cannot checkpoint VEs: see the lines above");
+		return vz_error_exit_msg(err, VZ_EXIT_CHKPNT, ENOTSUP,
+					 "This host cannot checkpoint VEs: see the lines above");
 	vz_ctl_progress(c->conn, "This host can checkpoint and restore VEs");
 	return 0;
 }

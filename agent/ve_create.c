@@ -25,8 +25,8 @@ static int valid_template_name(const char *s)
 
 static int unpack_template(const char *cache, const char *dir, struct vz_err *err)
 {
-	char *argv[] = { "tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-			 "-xpf", (char *)cache, "-C", (char *)dir, NULL };
+	char *argv[] = { "tar",		"--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf",
+			 (char *)cache, "-C",	  (char *)dir,	     NULL };
 	int ret = vz_run_checked(argv, err);
 
 	if (ret < 0)
@@ -53,14 +53,14 @@ int op_create(struct vz_call *c, struct vz_err *err)
 		tmpl = vz_conf_get(&c->agent->global, "DEF_OSTEMPLATE");
 	if (!tmpl || !*tmpl)
 		return vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE_ARG, EINVAL,
-				     "OS template is not specified: use --ostemplate NAME");
+					 "OS template is not specified: use --ostemplate NAME");
 	if (!valid_template_name(tmpl))
 		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Invalid OS template name '%s'", tmpl);
 	vz_path_template_cache(cache, sizeof(cache), tmpl);
 	if (!vz_exists(cache))
 		return vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT,
-				     "OS template %s not found: no cache %s (make one with vzpkg create cache %s)",
-				     tmpl, cache, tmpl);
+					 "OS template %s not found: no cache %s (make one with vzpkg create cache %s)",
+					 tmpl, cache, tmpl);
 	/* Check every other option before anything is made. */
 	ret = ve_opts_from_req(c->req, &opts, err);
 	if (ret == 0)
@@ -129,12 +129,11 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	vz_ctl_progress(c->conn, "VE private area was created");
 	return 0;
 
-on_umount:
-	{
-		struct vz_err e2 = { 0 };
+on_umount : {
+	struct vz_err e2 = { 0 };
 
-		ve_umount(&ve, &e2);
-	}
+	ve_umount(&ve, &e2);
+}
 on_error:
 	rmdir(ve.root);
 	vz_rm_rf(ve.private);
@@ -211,10 +210,8 @@ int op_umount(struct vz_call *c, struct vz_err *err)
 	switch (ve_state(&ve, NULL)) {
 	case VE_STATE_RUNNING:
 		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is running: stop it first", ve.veid);
-	case VE_STATE_MOUNTED:
-		break;
-	default:
-		return vz_error_exit_msg(err, VZ_EXIT_NOTMOUNTED, EINVAL, "VE %u is not mounted", ve.veid);
+	case VE_STATE_MOUNTED: break;
+	default: return vz_error_exit_msg(err, VZ_EXIT_NOTMOUNTED, EINVAL, "VE %u is not mounted", ve.veid);
 	}
 	ret = ve_umount(&ve, err);
 	if (ret == 0)

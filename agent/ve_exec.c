@@ -24,8 +24,7 @@
 #include "util.h"
 #include "ve_ops.h"
 
-pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg,
-		     struct vz_err *err)
+pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg, struct vz_err *err)
 {
 	/* "time" too: a restored VE lives in a time namespace CRIU made,
 	 * and a process outside it could not be checkpointed with it. */
@@ -275,7 +274,8 @@ int op_exec(struct vz_call *c, struct vz_err *err)
 	if (c->req->n_argv == 0)
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "No command given to exec");
 	if (c->nfds != 3)
-		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Exec needs the client's stdin, stdout and stderr");
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL,
+					 "Exec needs the client's stdin, stdout and stderr");
 	return run(c, exec_inside, err);
 }
 

@@ -14,8 +14,11 @@
 #include "ve_ops.h"
 
 static char *const ve_env[] = {
-	"container=vzcluster", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"HOME=/root", "TERM=linux", NULL,
+	"container=vzcluster",
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME=/root",
+	"TERM=linux",
+	NULL,
 };
 
 char *const *ve_default_env(void)

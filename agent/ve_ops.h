@@ -84,8 +84,7 @@ char *const *ve_default_env(void);
  * running VE whose init is `init`, and runs fn(arg) there as a member of
  * the VE's pid namespace (fn NULL: arg is the path of a program to run);
  * returns its host pid (parent) — the child never returns. */
-pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg,
-		     struct vz_err *err);
+pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg, struct vz_err *err);
 
 /* ---- checkpoint plumbing (ve_ckpt.c) ---- */
 

@@ -72,7 +72,7 @@ static int check_hostname(const char *v, struct vz_err *err)
 	for (const char *p = v; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_')
 			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
-					     "Invalid hostname '%s': letters, digits, '-', '.' only", v);
+						 "Invalid hostname '%s': letters, digits, '-', '.' only", v);
 	return 0;
 }
 
@@ -80,7 +80,7 @@ static int check_yesno(const char *name, const char *v, struct vz_err *err)
 {
 	if (strcmp(v, "yes") && strcmp(v, "no"))
 		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Invalid value '%s' for --%s: yes or no", v,
-				     name);
+					 name);
 	return 0;
 }
 
@@ -176,8 +176,8 @@ struct net_change {
 	size_t ndel;
 };
 
-static int plan_ips(struct vz_agent *a, struct ve *ve, pid_t init, const struct ve_opts *opts, char *list,
-		    size_t len, struct net_change *nc, struct vz_err *err)
+static int plan_ips(struct vz_agent *a, struct ve *ve, pid_t init, const struct ve_opts *opts, char *list, size_t len,
+		    struct net_change *nc, struct vz_err *err)
 {
 	char live[4096] = "";
 
@@ -205,7 +205,7 @@ static int plan_ips(struct vz_agent *a, struct ve *ve, pid_t init, const struct 
 			owner = ip_owner(ve->veid, v);
 			if (owner)
 				return vz_error_exit_msg(err, VZ_EXIT_IPINUSE, EADDRINUSE,
-						     "IP address %s is already used by VE %u", v, owner);
+							 "IP address %s is already used by VE %u", v, owner);
 			if (ip_list_has(list, v) && (init <= 0 || ip_list_has(live, v)))
 				continue;
 			if (nc->nadd == ARRAY_SIZE(nc->add) || strlen(list) + strlen(v) + 2 > len)
@@ -239,7 +239,8 @@ static int plan_ips(struct vz_agent *a, struct ve *ve, pid_t init, const struct 
 				return vz_error_wrap(err, "--ipdel");
 			}
 			if (!ip_list_has(list, v) && !ip_list_has(live, v))
-				return vz_error_exit_msg(err, VZ_EXIT_BADVAL, ENOENT, "VE %u has no IP address %s", ve->veid, v);
+				return vz_error_exit_msg(err, VZ_EXIT_BADVAL, ENOENT, "VE %u has no IP address %s",
+							 ve->veid, v);
 			ip_list_del(list, v);
 			if (init > 0 && !ip_list_has(live, v))
 				continue; /* saved but not on the VE: nothing to remove there */
@@ -297,14 +298,13 @@ struct params_run {
 	char list[4096]; /* IP_ADDRESS as it will be */
 	struct net_change nc;
 	bool hostname_changed, ns_changed, net_changed, res_changed, disk_changed;
-	char *old_disk;        /* DISKSPACE before, to put back on failure */
+	char *old_disk;	       /* DISKSPACE before, to put back on failure */
 	struct vz_conf before; /* the config before, to put back on failure */
 };
 
 /* Check one option; disk options are stored at once (nothing reads them
  * before every option has passed). */
-static int check_one(struct params_run *r, const char *name, const char *v, struct vz_conf *scratch,
-		     struct vz_err *err)
+static int check_one(struct params_run *r, const char *name, const char *v, struct vz_conf *scratch, struct vz_err *err)
 {
 	unsigned ncpus = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 

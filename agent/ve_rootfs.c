@@ -23,19 +23,19 @@ static const struct {
 	unsigned major, minor;
 	mode_t mode;
 } dev_nodes[] = {
-	{ "null", 1, 3, 0666 },   { "zero", 1, 5, 0666 },    { "full", 1, 7, 0666 },
+	{ "null", 1, 3, 0666 },	  { "zero", 1, 5, 0666 },    { "full", 1, 7, 0666 },
 	{ "random", 1, 8, 0666 }, { "urandom", 1, 9, 0666 }, { "tty", 5, 0, 0666 },
 };
 
 static const struct {
 	const char *target, *link;
 } dev_links[] = {
-	{ "/proc/self/fd", "fd" },     { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
+	{ "/proc/self/fd", "fd" },	 { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
 	{ "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" },
 };
 
-static int mount_in(const char *root, const char *dir, const char *src, const char *type,
-		    unsigned long flags, const char *data, struct vz_err *err)
+static int mount_in(const char *root, const char *dir, const char *src, const char *type, unsigned long flags,
+		    const char *data, struct vz_err *err)
 {
 	char path[PATH_MAX];
 
@@ -75,8 +75,7 @@ static int setup_dev(const char *root, struct vz_err *err)
 		       "newinstance,ptmxmode=0666,mode=0620,gid=5", err);
 	if (ret < 0)
 		return ret;
-	ret = mount_in(root, "/dev/shm", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k",
-		       err);
+	ret = mount_in(root, "/dev/shm", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k", err);
 	if (ret < 0)
 		return ret;
 	return mount_in(root, "/dev/mqueue", "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
@@ -95,8 +94,7 @@ int ve_rootfs_setup(const char *root, struct vz_err *err)
 		return vz_error(err, errno, "Bind %s", root);
 	ret = mount_in(root, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
 	if (ret == 0)
-		ret = mount_in(root, "/sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-			       NULL, err);
+		ret = mount_in(root, "/sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, err);
 	if (ret == 0)
 		ret = setup_dev(root, err);
 	if (ret < 0)

@@ -169,9 +169,9 @@ static int spawn_init(struct vz_agent *a, struct ve *ve, pid_t *pinit, struct vz
 		return vz_error(err, errno, "Create pipes");
 	err_r = errp[0];
 	err_w = errp[1];
-	init = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
-						 CLONE_NEWNET | SIGCHLD,
-			      NULL, NULL, NULL, NULL);
+	init =
+	    (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
+			   NULL, NULL, NULL, NULL);
 	if (init < 0)
 		return vz_error(err, errno, "Create the VE's namespaces");
 	if (init == 0) {
@@ -299,8 +299,7 @@ static int check_startable(struct ve *ve, struct vz_err *err)
 		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is already running", ve->veid);
 	disabled = vz_conf_get(&ve->conf, "DISABLED");
 	if (disabled && !strcmp(disabled, "yes"))
-		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EPERM, "VE %u start is disabled (DISABLED=yes)",
-					 ve->veid);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EPERM, "VE %u start is disabled (DISABLED=yes)", ve->veid);
 	return 0;
 }
 
@@ -328,7 +327,7 @@ int op_stop(struct vz_call *c, struct vz_err *err)
 		return ret;
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING)
 		return vz_error_exit_msg(err, VZ_EXIT_NOTRUNNING, EINVAL, "Unable to stop: VE %u is not running",
-				     ve.veid);
+					 ve.veid);
 	return ve_do_stop(c->agent, &ve, init, c->req->fast, &p, err);
 }
 

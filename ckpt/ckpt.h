@@ -13,10 +13,10 @@
 enum vz_feat_state { VZ_FEAT_YES, VZ_FEAT_NO, VZ_FEAT_WARN };
 
 struct vz_feat {
-	const char *name;   /* what a user reads: "Established TCP connections" */
+	const char *name; /* what a user reads: "Established TCP connections" */
 	enum vz_feat_state state;
-	bool required;      /* without it nothing can be checkpointed */
-	char detail[256];   /* why not, or what was found */
+	bool required;	  /* without it nothing can be checkpointed */
+	char detail[256]; /* why not, or what was found */
 };
 
 #define VZ_FEAT_MAX 16
@@ -25,7 +25,7 @@ struct vz_ckpt_report {
 	struct vz_criu_version criu;
 	struct vz_feat feat[VZ_FEAT_MAX];
 	size_t n;
-	bool can_checkpoint;   /* every required item is there */
+	bool can_checkpoint; /* every required item is there */
 	/* Dirty-memory tracking for pre-copy: "uffd-wp", "soft-dirty" or
 	 * "none" (stop-and-copy). */
 	const char *tracker;

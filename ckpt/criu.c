@@ -25,9 +25,9 @@
 
 struct session {
 	int sk;
-	pid_t pid;          /* the swrk process */
+	pid_t pid;	    /* the swrk process */
 	unsigned timeout_s; /* bound on each wait for it */
-	bool timed_out;     /* it was killed for taking longer */
+	bool timed_out;	    /* it was killed for taking longer */
 };
 
 static unsigned timeout_of(const struct vz_criu_opts *o)
@@ -50,8 +50,7 @@ static void session_kill(struct session *s)
 	s->timed_out = true;
 }
 
-static int session_open(const struct vz_criu *c, const struct vz_criu_opts *o, struct session *s,
-			struct vz_err *err)
+static int session_open(const struct vz_criu *c, const struct vz_criu_opts *o, struct session *s, struct vz_err *err)
 {
 	int sp[2];
 
@@ -217,8 +216,7 @@ void vz_criu_log_tail(int dir_fd, const char *log_file, struct vz_err *err)
 
 /* Send req, answer NOTIFYs through o's callback, and return the final
  * answer of the request's type in *out (caller frees). */
-static int call(struct session *s, const CriuReq *req, const struct vz_criu_opts *o, CriuResp **out,
-		struct vz_err *err)
+static int call(struct session *s, const CriuReq *req, const struct vz_criu_opts *o, CriuResp **out, struct vz_err *err)
 {
 	int ret = send_req(s, req, err);
 
@@ -255,8 +253,7 @@ static int call(struct session *s, const CriuReq *req, const struct vz_criu_opts
 }
 
 /* A failed answer as an error: CRIU's message, errno, and its log. */
-static int resp_error(const CriuResp *r, const char *what, const struct vz_criu_opts *o,
-		      struct vz_err *err)
+static int resp_error(const CriuResp *r, const char *what, const struct vz_criu_opts *o, struct vz_err *err)
 {
 	int e = r->has_cr_errno && r->cr_errno > 0 ? r->cr_errno : EIO;
 
@@ -282,8 +279,7 @@ static int timed_out(const struct session *s, const char *what, struct vz_err *e
 }
 
 /* A request with no options: VERSION, CHECK, FEATURE_CHECK. */
-static int simple_call(const struct vz_criu *c, const char *what, CriuReq *req, CriuResp **resp,
-		       struct vz_err *err)
+static int simple_call(const struct vz_criu *c, const char *what, CriuReq *req, CriuResp **resp, struct vz_err *err)
 {
 	struct session s;
 	int ret = session_open(c, NULL, &s, err);
@@ -426,8 +422,8 @@ static void opts_fill(const struct vz_criu_opts *o, struct opts_buf *b)
 	x->link_remap = true;
 }
 
-static int run_op(const struct vz_criu *c, CriuReqType type, const char *what,
-		  const struct vz_criu_opts *o, CriuResp **out, struct vz_err *err)
+static int run_op(const struct vz_criu *c, CriuReqType type, const char *what, const struct vz_criu_opts *o,
+		  CriuResp **out, struct vz_err *err)
 {
 	struct opts_buf b;
 	CriuReq req = CRIU_REQ__INIT;
@@ -504,8 +500,7 @@ int vz_criu_pre_dump(const struct vz_criu *c, const struct vz_criu_opts *o, stru
 	return run_op(c, CRIU_REQ_TYPE__PRE_DUMP, "CRIU pre-dump", o, NULL, err);
 }
 
-int vz_criu_restore(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid,
-		    struct vz_err *err)
+int vz_criu_restore(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid, struct vz_err *err)
 {
 	CriuResp *resp = NULL;
 	int ret;
@@ -520,8 +515,7 @@ int vz_criu_restore(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t
 	return 0;
 }
 
-int vz_criu_page_server(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid,
-			struct vz_err *err)
+int vz_criu_page_server(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid, struct vz_err *err)
 {
 	CriuResp *resp = NULL;
 	int ret = run_op(c, CRIU_REQ_TYPE__PAGE_SERVER, "CRIU page server", o, &resp, err);

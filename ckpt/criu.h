@@ -29,24 +29,24 @@ typedef int (*vz_criu_notify_fn)(const char *script, pid_t pid, void *arg);
 
 /* What a dump or restore needs. Strings may be NULL. */
 struct vz_criu_opts {
-	int images_dir_fd;        /* required: an open directory */
-	int work_dir_fd;          /* logs go here; -1: the images dir */
-	const char *log_file;     /* file name in work dir, e.g. "dump.log" */
-	int log_level;            /* 0..4, 0 means 4 (everything) */
-	pid_t pid;                /* dump: root of the tree */
-	const char *root;         /* restore: the VE's root */
-	const char *freeze_cgroup;/* dump: freezer group to freeze with */
-	const char *cgroup_root;  /* restore: where the tree's cgroups go */
-	const char *externals[8]; /* "veth[eth0]:veth101.0@vzbr0", ... */
+	int images_dir_fd;	   /* required: an open directory */
+	int work_dir_fd;	   /* logs go here; -1: the images dir */
+	const char *log_file;	   /* file name in work dir, e.g. "dump.log" */
+	int log_level;		   /* 0..4, 0 means 4 (everything) */
+	pid_t pid;		   /* dump: root of the tree */
+	const char *root;	   /* restore: the VE's root */
+	const char *freeze_cgroup; /* dump: freezer group to freeze with */
+	const char *cgroup_root;   /* restore: where the tree's cgroups go */
+	const char *externals[8];  /* "veth[eth0]:veth101.0@vzbr0", ... */
 	bool tcp_established;
-	bool leave_running;       /* dump: keep the tasks running */
-	bool nftables_lock;       /* lock the network with nftables */
-	bool lazy_pages;          /* dump: serve pages lazily; restore: via uffd */
-	bool track_mem;           /* pre-dump: soft-dirty tracking */
-	const char *parent_img;   /* dump after pre-dump: "../N" */
-	const char *ps_address;   /* page server (dump: send to it) */
+	bool leave_running;	/* dump: keep the tasks running */
+	bool nftables_lock;	/* lock the network with nftables */
+	bool lazy_pages;	/* dump: serve pages lazily; restore: via uffd */
+	bool track_mem;		/* pre-dump: soft-dirty tracking */
+	const char *parent_img; /* dump after pre-dump: "../N" */
+	const char *ps_address; /* page server (dump: send to it) */
 	int ps_port;
-	const char *config_file;  /* CRIU options file (e.g. "address 127.0.0.1") */
+	const char *config_file; /* CRIU options file (e.g. "address 127.0.0.1") */
 	vz_criu_notify_fn notify;
 	void *notify_arg;
 	/* Bound on every wait for CRIU: each answer it owes and its exit
@@ -73,8 +73,8 @@ int vz_criu_version(const struct vz_criu *c, struct vz_criu_version *v, struct v
 int vz_criu_check(const struct vz_criu *c, int dir_fd, struct vz_err *err);
 
 struct vz_criu_features {
-	bool mem_track;   /* soft-dirty: pre-dump works */
-	bool lazy_pages;  /* userfaultfd: lazy restore works */
+	bool mem_track;	 /* soft-dirty: pre-dump works */
+	bool lazy_pages; /* userfaultfd: lazy restore works */
 	bool pidfd_store;
 };
 int vz_criu_features(const struct vz_criu *c, struct vz_criu_features *f, struct vz_err *err);
@@ -89,13 +89,11 @@ int vz_criu_pre_dump(const struct vz_criu *c, const struct vz_criu_opts *o, stru
 
 /* Restore as our child (CRIU's rst_sibling); *pid gets the root task's
  * host pid. On failure CRIU has killed whatever it restored. */
-int vz_criu_restore(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid,
-		    struct vz_err *err);
+int vz_criu_restore(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid, struct vz_err *err);
 
 /* Start a page server on address:port serving images into
  * o->images_dir_fd; returns its pid (it runs until its peer closes). */
-int vz_criu_page_server(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid,
-			struct vz_err *err);
+int vz_criu_page_server(const struct vz_criu *c, const struct vz_criu_opts *o, pid_t *pid, struct vz_err *err);
 
 /* CPU features: the source writes cpuinfo.img into dir_fd, the
  * destination checks that image against its own CPU (a VE restored on a

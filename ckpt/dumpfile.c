@@ -60,7 +60,7 @@ int vz_dump_hdr_parse(const uint8_t *buf, size_t len, struct vz_dump_hdr *h, str
 	h->version = (unsigned)get_be(buf + 8, 2);
 	if (h->version != VZ_DUMP_VERSION)
 		return vz_error_msg(err, EPROTONOSUPPORT, "Dump file format version %u is not supported (this is %u)",
-				h->version, VZ_DUMP_VERSION);
+				    h->version, VZ_DUMP_VERSION);
 	if (get_be(buf + 10, 2) != VZ_DUMP_HDR_SIZE)
 		return vz_error_msg(err, EBADMSG, "Dump file header has a wrong size");
 	h->veid = (unsigned)get_be(buf + 12, 4);
@@ -187,8 +187,8 @@ fail:
 	return ret;
 }
 
-int vz_dumpfile_verify(const char *path, unsigned veid, const struct vz_criu_version *ours,
-		       struct vz_dump_hdr *h, struct vz_err *err)
+int vz_dumpfile_verify(const char *path, unsigned veid, const struct vz_criu_version *ours, struct vz_dump_hdr *h,
+		       struct vz_err *err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	uint8_t hdr[VZ_DUMP_HDR_SIZE], sum[32], buf[1 << 16];
@@ -210,22 +210,22 @@ int vz_dumpfile_verify(const char *path, unsigned veid, const struct vz_criu_ver
 		return vz_error_wrap(err, "Dump file %s", path);
 	if ((uint64_t)st.st_size < VZ_DUMP_HDR_SIZE + h->payload_bytes)
 		return vz_error_msg(err, EBADMSG, "Dump file %s is truncated: %llu of %llu bytes", path,
-				(unsigned long long)st.st_size,
-				(unsigned long long)(VZ_DUMP_HDR_SIZE + h->payload_bytes));
+				    (unsigned long long)st.st_size,
+				    (unsigned long long)(VZ_DUMP_HDR_SIZE + h->payload_bytes));
 	if ((uint64_t)st.st_size > VZ_DUMP_HDR_SIZE + h->payload_bytes)
 		return vz_error_msg(err, EBADMSG, "Dump file %s has data after its end", path);
 	if (h->veid != veid)
 		return vz_error_msg(err, EINVAL, "Dump file %s holds VE %u, not VE %u", path, h->veid, veid);
 	if (ours && vz_version_cmp(h->criu_version, ours->text) > 0)
 		return vz_error_msg(err, EPROTONOSUPPORT, "Dump file %s was made by CRIU %s, newer than this host's %s",
-				path, h->criu_version, ours->text);
+				    path, h->criu_version, ours->text);
 	{
 		struct utsname u;
 
 		uname(&u);
 		if (strcmp(h->machine, u.machine))
 			return vz_error_msg(err, EPROTONOSUPPORT, "Dump file %s was made on %s, this host is %s", path,
-					h->machine, u.machine);
+					    h->machine, u.machine);
 	}
 	sha = EVP_MD_CTX_new();
 	if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL)) {

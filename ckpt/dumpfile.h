@@ -20,7 +20,7 @@
 #include "imgstream.h"
 
 #define VZ_DUMP_HDR_SIZE 256
-#define VZ_DUMP_VERSION 1
+#define VZ_DUMP_VERSION	 1
 
 struct vz_dump_hdr {
 	unsigned version;
@@ -47,8 +47,8 @@ int vz_dumpfile_write(const char *path, int images_fd, struct vz_dump_hdr *h, st
 
 /* Refuse a file that is not a whole, intact dump of veid made by a CRIU
  * no newer than ours: one clear message each. Fills *h. */
-int vz_dumpfile_verify(const char *path, unsigned veid, const struct vz_criu_version *ours,
-		       struct vz_dump_hdr *h, struct vz_err *err);
+int vz_dumpfile_verify(const char *path, unsigned veid, const struct vz_criu_version *ours, struct vz_dump_hdr *h,
+		       struct vz_err *err);
 
 /* Unpack a verified dump file's images into the empty directory dir_fd. */
 int vz_dumpfile_unpack(const char *path, int dir_fd, struct vz_img_stats *st, struct vz_err *err);

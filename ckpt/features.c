@@ -19,11 +19,10 @@
 #include "uffd.h"
 #include "util.h"
 
-static struct vz_feat *add(struct vz_ckpt_report *r, const char *name, bool required, bool ok,
-			   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static struct vz_feat *add(struct vz_ckpt_report *r, const char *name, bool required, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-static struct vz_feat *add(struct vz_ckpt_report *r, const char *name, bool required, bool ok,
-			   const char *fmt, ...)
+static struct vz_feat *add(struct vz_ckpt_report *r, const char *name, bool required, bool ok, const char *fmt, ...)
 {
 	struct vz_feat *f;
 	va_list ap;
@@ -44,8 +43,7 @@ static struct vz_feat *add(struct vz_ckpt_report *r, const char *name, bool requ
 
 int vz_uffd_wp_probe(struct vz_err *err)
 {
-	struct uffdio_api api = { .api = UFFD_API,
-				  .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
 	long psz = sysconf(_SC_PAGESIZE);
 	_cleanup_close_ int uffd = -1, pm = -1;
 	struct page_region reg[4];

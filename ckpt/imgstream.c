@@ -139,8 +139,7 @@ nomem:
 	return vz_error_msg(err, ENOMEM, "Out of memory");
 }
 
-static int pack_file(struct zout *z, int dir_fd, const char *name, uint8_t *io, size_t iosz,
-		     struct vz_err *err)
+static int pack_file(struct zout *z, int dir_fd, const char *name, uint8_t *io, size_t iosz, struct vz_err *err)
 {
 	_cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	uint8_t hdr[1 + 2 + 255 + 4 + 8];
@@ -178,8 +177,7 @@ static int pack_file(struct zout *z, int dir_fd, const char *name, uint8_t *io, 
 	return ret;
 }
 
-int vz_img_pack(int dir_fd, int zstd_level, vz_img_sink sink, void *arg, struct vz_img_stats *st,
-		struct vz_err *err)
+int vz_img_pack(int dir_fd, int zstd_level, vz_img_sink sink, void *arg, struct vz_img_stats *st, struct vz_err *err)
 {
 	struct zout z = { .sink = sink, .arg = arg, .st = st };
 	_cleanup_free_ uint8_t *io = NULL;
@@ -332,8 +330,7 @@ static int field_done(struct vz_img_parser *p, struct vz_err *err)
 			return bad(err, "end record does not match the files");
 		p->state = P_DONE;
 		return 0;
-	default:
-		return bad(err, "internal state");
+	default: return bad(err, "internal state");
 	}
 }
 

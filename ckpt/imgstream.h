@@ -29,8 +29,7 @@ struct vz_img_stats {
 typedef int (*vz_img_sink)(void *arg, const void *buf, size_t len, struct vz_err *err);
 
 /* Pack every regular file of dir_fd (sorted by name) into sink. */
-int vz_img_pack(int dir_fd, int zstd_level, vz_img_sink sink, void *arg, struct vz_img_stats *st,
-		struct vz_err *err);
+int vz_img_pack(int dir_fd, int zstd_level, vz_img_sink sink, void *arg, struct vz_img_stats *st, struct vz_err *err);
 
 /* Record parser over decompressed bytes (pure: no I/O of its own). */
 struct vz_img_parser;

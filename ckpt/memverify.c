@@ -15,7 +15,7 @@
 #include "memverify.h"
 #include "util.h"
 
-#define PAGE 4096ull
+#define PAGE  4096ull
 #define CHUNK (256 * PAGE) /* read at most 1 MiB at a time */
 
 #ifndef PTRACE_GET_RSEQ_CONFIGURATION
@@ -61,8 +61,7 @@ static int rseq_one(pid_t pid, pid_t tid, void *arg)
 	ret = vz_ptrace_stop(tid, 0, &sig, &e);
 	/* A thread that could not stop existed all the same: it is seen,
 	 * only its area is unknown. */
-	if ((ret == 0 || ret == -ETIMEDOUT) &&
-	    vz_grow((void **)&r->seen, &r->scap, r->ns, sizeof(*r->seen), 16) == 0)
+	if ((ret == 0 || ret == -ETIMEDOUT) && vz_grow((void **)&r->seen, &r->scap, r->ns, sizeof(*r->seen), 16) == 0)
 		r->seen[r->ns++] = tid;
 	if (ret == -ETIMEDOUT)
 		pr_warn("%s: the rseq area of thread %d is not masked", e.msg, (int)tid);
@@ -83,8 +82,8 @@ static int rseq_read_all(void *arg)
 	return vz_proc_each_thread(r->pids, r->n, rseq_one, r);
 }
 
-int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, pid_t **seen,
-		  size_t *nseen, struct vz_err *err)
+int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, pid_t **seen, size_t *nseen,
+		  struct vz_err *err)
 {
 	struct rseq_read r = { .pids = pids, .n = n, .last_pid = -1 };
 	int ret = vz_ptrace_thread(rseq_read_all, &r);
@@ -168,8 +167,7 @@ static int range_close(struct digest *d, int vpid, struct vz_err *err)
 	k = snprintf(out, sizeof(out), "%d %llx-%llx ", vpid, d->rs, d->re);
 	for (unsigned j = 0; j < mdlen && k < (int)sizeof(out) - 3; j++)
 		k += snprintf(out + k, sizeof(out) - (size_t)k, "%02x", md[j]);
-	if (vz_grow((void **)&d->lines, &d->cap, d->nl, sizeof(*d->lines), 64) < 0 ||
-	    !(d->lines[d->nl] = strdup(out)))
+	if (vz_grow((void **)&d->lines, &d->cap, d->nl, sizeof(*d->lines), 64) < 0 || !(d->lines[d->nl] = strdup(out)))
 		return vz_error_msg(err, ENOMEM, "Out of memory");
 	d->total += strlen(out) + 1;
 	d->nl++;
@@ -218,7 +216,8 @@ static int digest_proc(struct digest *d, pid_t pid, struct vz_err *err)
 		bool ok = false;
 
 		more = fgets(line, sizeof(line), f) != NULL;
-		if (more && sscanf(line, "%llx-%llx %7s %llx %31s %llu %255s", &s, &e, perms, &off, dev, &ino, name) >= 6)
+		if (more &&
+		    sscanf(line, "%llx-%llx %7s %llx %31s %llu %255s", &s, &e, perms, &off, dev, &ino, name) >= 6)
 			ok = perms[1] == 'w' && perms[3] == 'p' && strncmp(name, "[v", 2);
 		if (!more || !ok || s != d->re) {
 			ret = range_close(d, vpid, err);
@@ -253,8 +252,8 @@ static int cmp_line(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
-int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, size_t nmask, char **text,
-		  size_t *len, struct vz_err *err)
+int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, size_t nmask, char **text, size_t *len,
+		  struct vz_err *err)
 {
 	struct digest d = { .mask = mask, .nmask = nmask, .buf = malloc(CHUNK) };
 	int ret = 0;

@@ -26,8 +26,8 @@ struct vz_mem_mask {
  * that cannot stop, in vfork() say, is left as it was and its area is not
  * masked; a stopped thread stays stopped). *out is malloc'd; so is *seen,
  * when asked for: the threads that existed, sorted. */
-int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, pid_t **seen,
-		  size_t *nseen, struct vz_err *err);
+int vz_rseq_areas(const pid_t *pids, size_t n, struct vz_mem_mask **out, size_t *nout, pid_t **seen, size_t *nseen,
+		  struct vz_err *err);
 
 /* Whether every thread of pids[n] is in seen[nseen] (sorted): after a
  * freeze, that no thread started after vz_rseq_areas read them. */
@@ -36,7 +36,7 @@ bool vz_threads_seen(const pid_t *pids, size_t n, const pid_t *seen, size_t nsee
 /* Digests of the processes' writable private memory, one line per range
  * of adjacent mappings ("vpid start-end sha256"), sorted, with the masked
  * bytes as zeros. *text is malloc'd. */
-int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, size_t nmask, char **text,
-		  size_t *len, struct vz_err *err);
+int vz_mem_digest(const pid_t *pids, size_t n, const struct vz_mem_mask *mask, size_t nmask, char **text, size_t *len,
+		  struct vz_err *err);
 
 #endif

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "pagestore.h"
 
-#define PAGE 4096u
+#define PAGE		4096u
 #define MAX_REPLY_PAGES 256u /* 1 MiB per answer at most */
 
 struct slot {
@@ -123,7 +123,7 @@ static int put_locked(struct vz_pstore *s, int vpid, uint64_t vaddr, const void 
 {
 	if (vpid <= 0 || vaddr % PAGE)
 		return vz_error_msg(err, EINVAL, "Page for pid %d at %#llx is not page-aligned", vpid,
-				(unsigned long long)vaddr);
+				    (unsigned long long)vaddr);
 	for (size_t i = 0; i < npages;) {
 		/* Runs of pages new to the store go to the file in one write. */
 		struct slot *sl;
@@ -170,8 +170,7 @@ static int put_locked(struct vz_pstore *s, int vpid, uint64_t vaddr, const void 
 	return 0;
 }
 
-int vz_pstore_put(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *data, size_t npages,
-		  struct vz_err *err)
+int vz_pstore_put(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *data, size_t npages, struct vz_err *err)
 {
 	int ret;
 
@@ -267,8 +266,8 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 			return vz_error_msg(err, EPROTO, "Page server: unexpected command %#x", pi.cmd);
 		if (pi.nr_pages == 0 || pi.vaddr % PAGE || pi.dst_id == 0 || pi.dst_id > INT32_MAX)
 			return vz_error_msg(err, EPROTO, "Page server: bad request for %llu pages at %#llx of pid %llu",
-					(unsigned long long)pi.nr_pages, (unsigned long long)pi.vaddr,
-					(unsigned long long)pi.dst_id);
+					    (unsigned long long)pi.nr_pages, (unsigned long long)pi.vaddr,
+					    (unsigned long long)pi.dst_id);
 		/* The longest run held from vaddr; CRIU asks again for the rest. */
 		while (n < pi.nr_pages && n < MAX_REPLY_PAGES &&
 		       vz_pstore_get(s, (int)pi.dst_id, pi.vaddr + n * PAGE, s->buf + n * PAGE) == 0)
@@ -290,7 +289,7 @@ int vz_pstore_serve(struct vz_pstore *s, int fd, struct vz_pstore_stats *st, str
 		}
 		if (n == 0)
 			return vz_error_msg(err, ENOENT, "Page server: pid %llu's page at %#llx was never sent here",
-					(unsigned long long)pi.dst_id, (unsigned long long)pi.vaddr);
+					    (unsigned long long)pi.dst_id, (unsigned long long)pi.vaddr);
 		pi.cmd = (uint32_t)VZ_PE_PRESENT << 16 | VZ_PS_IOV_ADD_F;
 		pi.nr_pages = n;
 		/* Header and pages in one send: a faulting thread waits on it. */

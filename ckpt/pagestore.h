@@ -21,11 +21,11 @@
 
 #include "err.h"
 
-#define VZ_PS_IOV_GET 7
-#define VZ_PS_IOV_ADD_F 6
-#define VZ_PS_IOV_CLOSE 0x1023
+#define VZ_PS_IOV_GET	      7
+#define VZ_PS_IOV_ADD_F	      6
+#define VZ_PS_IOV_CLOSE	      0x1023
 #define VZ_PS_IOV_FORCE_CLOSE 0x1024
-#define VZ_PE_PRESENT (1 << 2)
+#define VZ_PE_PRESENT	      (1 << 2)
 
 struct vz_ps_iov {
 	uint32_t cmd;
@@ -41,8 +41,7 @@ struct vz_pstore;
 struct vz_pstore *vz_pstore_new(const char *dir, struct vz_err *err);
 void vz_pstore_free(struct vz_pstore *s);
 
-int vz_pstore_put(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *data, size_t npages,
-		  struct vz_err *err);
+int vz_pstore_put(struct vz_pstore *s, int vpid, uint64_t vaddr, const void *data, size_t npages, struct vz_err *err);
 /* Distinct pages held. */
 uint64_t vz_pstore_pages(const struct vz_pstore *s);
 /* Copy one page out; -ENOENT when not held. */

@@ -8,8 +8,8 @@
 
 struct vz_proc_id {
 	unsigned long long starttime; /* clock ticks since boot */
-	int vpid;                     /* its pid in the innermost pid namespace */
-	char state;                   /* /proc/PID/stat's letter: 'R', 'S', 'D', 'T', 'Z', ... */
+	int vpid;		      /* its pid in the innermost pid namespace */
+	char state;		      /* /proc/PID/stat's letter: 'R', 'S', 'D', 'T', 'Z', ... */
 };
 
 /* 0, or a negative errno when pid is gone. */

@@ -11,13 +11,12 @@
 #include "track.h"
 #include "uffd.h"
 
-#define PAGE 4096ull
-#define CHUNK_PAGES 256      /* read and emit at most 1 MiB at a time */
-#define VEC_LEN 4096         /* regions per PAGEMAP_SCAN call */
+#define PAGE	      4096ull
+#define CHUNK_PAGES   256  /* read and emit at most 1 MiB at a time */
+#define VEC_LEN	      4096 /* regions per PAGEMAP_SCAN call */
 #define PM_SOFT_DIRTY (1ull << 55)
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAP (1ull << 62)
-
+#define PM_PRESENT    (1ull << 63)
+#define PM_SWAP	      (1ull << 62)
 
 struct range {
 	uint64_t start, end;
@@ -25,17 +24,17 @@ struct range {
 
 struct tproc {
 	pid_t pid;
-	pid_t task;         /* whose /proc files are read: pid, or a live thread of a zombie leader */
+	pid_t task; /* whose /proc files are read: pid, or a live thread of a zombie leader */
 	int vpid;
 	unsigned long long starttime;
-	int uffd;           /* -1: untracked (soft-dirty: unused) */
-	bool seen, failed;  /* failed: could not be given a userfaultfd */
-	pid_t shares_with;  /* shares its mm with this tracked process: not given a uffd of its own */
-	bool sd_clean;      /* soft-dirty: bits cleared at least once */
-	struct range *sd;   /* soft-dirty: ranges to read once the VE runs */
+	int uffd;	   /* -1: untracked (soft-dirty: unused) */
+	bool seen, failed; /* failed: could not be given a userfaultfd */
+	pid_t shares_with; /* shares its mm with this tracked process: not given a uffd of its own */
+	bool sd_clean;	   /* soft-dirty: bits cleared at least once */
+	struct range *sd;  /* soft-dirty: ranges to read once the VE runs */
 	size_t nsd, capsd;
 	bool sd_unvouched;
-	struct range *reg;  /* registered mappings */
+	struct range *reg; /* registered mappings */
 	size_t nreg, capreg;
 };
 
@@ -79,7 +78,7 @@ struct ctx {
 	void *arg;
 	struct vz_track_stats *st;
 	bool unvouched;
-	bool collect;   /* soft-dirty: note ranges, read them later */
+	bool collect;	/* soft-dirty: note ranges, read them later */
 	uint64_t count; /* peek */
 };
 

@@ -33,7 +33,7 @@ int vz_soft_dirty_probe(struct vz_err *err)
 		p[0] = 2;
 		if (pread(pm, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * 8)) != sizeof(e) || !(e & PM_SOFT_DIRTY))
 			ret = vz_error_msg(err, ENOTSUP,
-				       "the kernel keeps no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off)");
+					   "the kernel keeps no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off)");
 	}
 	munmap((void *)p, PAGE);
 	return ret;
@@ -158,4 +158,3 @@ const struct track_ops vz_track_sd_ops = {
 	.open_pagemap = sd_open_pagemap,
 	.scan = sd_scan,
 };
-

@@ -131,7 +131,9 @@ static int scan(struct ctx *c, int pm, uint64_t s, uint64_t e, bool wp, uint64_t
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
 			/* The last round only reads: no PTE changes, no TLB flushes. */
-			.flags = wp ? (c->t->last ? PM_SCAN_CHECK_WPASYNC : (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC)) : 0,
+			.flags =
+			    wp ? (c->t->last ? PM_SCAN_CHECK_WPASYNC : (PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC))
+			       : 0,
 			.start = s,
 			.end = e,
 			.vec = (uintptr_t)c->t->vec,
@@ -158,7 +160,6 @@ static int scan(struct ctx *c, int pm, uint64_t s, uint64_t e, bool wp, uint64_t
 	}
 	return 0;
 }
-
 
 int trk_uffd_scan(struct ctx *c, int pm, const struct range *v, size_t nv, bool peek, struct vz_err *err)
 {
@@ -248,7 +249,8 @@ static bool uffd_ready(struct vz_track *t, struct tproc *p)
 	q = mm_partner(t, p);
 	if (q) {
 		p->shares_with = q->pid;
-		pr_info("Process %d shares its memory with process %d: sent whole each round", (int)p->pid, (int)q->pid);
+		pr_info("Process %d shares its memory with process %d: sent whole each round", (int)p->pid,
+			(int)q->pid);
 		return false;
 	}
 	if (vz_proc_identity(p->task, &id) == 0 && id.state == 'D') {
@@ -279,4 +281,3 @@ const struct track_ops vz_track_uffd_ops = {
 	.open_pagemap = trk_proc_pagemap,
 	.scan = trk_uffd_scan,
 };
-

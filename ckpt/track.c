@@ -24,12 +24,9 @@
 static const struct track_ops *backend(enum vz_track_kind k)
 {
 	switch (k) {
-	case VZ_TRACK_UFFD_WP:
-		return &vz_track_uffd_ops;
-	case VZ_TRACK_SOFT_DIRTY:
-		return &vz_track_sd_ops;
-	default:
-		return &vz_track_none_ops;
+	case VZ_TRACK_UFFD_WP: return &vz_track_uffd_ops;
+	case VZ_TRACK_SOFT_DIRTY: return &vz_track_sd_ops;
+	default: return &vz_track_none_ops;
 	}
 }
 
@@ -206,8 +203,7 @@ static int list_vmas(pid_t pid, struct range **out, size_t *n)
 			continue;
 		if (perms[3] != 'p' || ino != 0)
 			continue;
-		if (name[0] == '[' && strcmp(name, "[heap]") && strncmp(name, "[stack", 6) &&
-		    strncmp(name, "[anon", 5))
+		if (name[0] == '[' && strcmp(name, "[heap]") && strncmp(name, "[stack", 6) && strncmp(name, "[anon", 5))
 			continue; /* [vdso], [vvar], [vsyscall], ... */
 		if (name[0] && name[0] != '[')
 			continue; /* a deleted file's mapping, say */
@@ -223,7 +219,6 @@ static int list_vmas(pid_t pid, struct range **out, size_t *n)
 	*n = k;
 	return 0;
 }
-
 
 /* Read pages [s, e) and pass them on. A range that vanished meanwhile
  * is skipped: it is gone from the process too. */

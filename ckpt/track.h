@@ -69,8 +69,8 @@ typedef int (*vz_track_emit_fn)(void *arg, int vpid, uint64_t vaddr, const void 
 				struct vz_err *err);
 
 struct vz_track_stats {
-	uint64_t pages;      /* pages emitted */
-	uint64_t unvouched;  /* of which sent because they could not be tracked */
+	uint64_t pages;	    /* pages emitted */
+	uint64_t unvouched; /* of which sent because they could not be tracked */
 	unsigned procs, new_procs, untracked_procs;
 };
 

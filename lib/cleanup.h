@@ -64,17 +64,17 @@ static inline void vz_closedirp(DIR **d)
 
 #define _cleanup_free_ __attribute__((cleanup(vz_freep)))
 /* Closes an fd >= 0; any negative value (VZ_FD_INIT, -1) is skipped. */
-#define _cleanup_close_ __attribute__((cleanup(vz_closep)))
-#define _cleanup_pid_ __attribute__((cleanup(vz_killp)))
-#define _cleanup_fclose_ __attribute__((cleanup(vz_fclosep)))
+#define _cleanup_close_	   __attribute__((cleanup(vz_closep)))
+#define _cleanup_pid_	   __attribute__((cleanup(vz_killp)))
+#define _cleanup_fclose_   __attribute__((cleanup(vz_fclosep)))
 #define _cleanup_closedir_ __attribute__((cleanup(vz_closedirp)))
 
 /* Hand ownership of a pointer or fd out of a scope guarded by a cleanup. */
-#define steal_ptr(p)                          \
-	({                                    \
-		__typeof__(p) _tmp_ = (p);    \
-		(p) = NULL;                   \
-		_tmp_;                        \
+#define steal_ptr(p)                                                                                                   \
+	({                                                                                                             \
+		__typeof__(p) _tmp_ = (p);                                                                             \
+		(p) = NULL;                                                                                            \
+		_tmp_;                                                                                                 \
 	})
 
 static inline int steal_fd(int *fd)
@@ -95,8 +95,7 @@ static inline pid_t steal_pid(pid_t *pid)
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #ifndef container_of
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - __builtin_offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - __builtin_offsetof(type, member)))
 #endif
 
 #endif

@@ -145,7 +145,8 @@ int vz_conf_set(struct vz_conf *conf, const char *key, const char *value, struct
 	int found = 0;
 
 	if (strchr(value ? value : "", '"') || strchr(value ? value : "", '\n'))
-		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Value of %s must not hold quotes or newlines", key);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Value of %s must not hold quotes or newlines",
+					 key);
 	for (size_t i = 0; i < conf->n; i++) {
 		struct vz_conf_line *l = &conf->lines[i];
 

@@ -51,8 +51,7 @@ enum vz_log_level vz_log_level_from_string(const char *s)
 	return VZ_LOG_INFO;
 }
 
-void vz_log(enum vz_log_level level, const char *prefix, const char *file, int line,
-	    const char *fmt, ...)
+void vz_log(enum vz_log_level level, const char *prefix, const char *file, int line, const char *fmt, ...)
 {
 	char msg[2048], where[128] = "", stamp[64];
 	struct timeval tv;
@@ -72,10 +71,9 @@ void vz_log(enum vz_log_level level, const char *prefix, const char *file, int l
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
 
 	if (logger.fd >= 0)
-		dprintf(logger.fd, "%s.%03ld %s[%d] %-5s %s%s%s\n", stamp, (long)tv.tv_usec / 1000,
-			logger.ident, (int)getpid(), level_names[level], prefix, msg, where);
+		dprintf(logger.fd, "%s.%03ld %s[%d] %-5s %s%s%s\n", stamp, (long)tv.tv_usec / 1000, logger.ident,
+			(int)getpid(), level_names[level], prefix, msg, where);
 	if (logger.to_stderr)
-		fprintf(stderr, "%s: %s%s%s\n", logger.ident, prefix, msg,
-			logger.level >= VZ_LOG_DEBUG ? where : "");
+		fprintf(stderr, "%s: %s%s%s\n", logger.ident, prefix, msg, logger.level >= VZ_LOG_DEBUG ? where : "");
 	errno = saved;
 }

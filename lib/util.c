@@ -96,8 +96,7 @@ int vz_grow(void **p, size_t *cap, size_t n, size_t size, size_t first)
 
 int vz_write_file(const char *path, const char *buf, size_t len, int append)
 {
-	_cleanup_close_ int fd =
-		open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
 
 	if (fd < 0)
 		return -errno;
@@ -281,7 +280,7 @@ int vz_run_checked(char *const argv[], struct vz_err *err)
 		return vz_error(err, -ret, "Run %s", argv[0]);
 	if (ret != 0)
 		return vz_error_msg(err, EIO, "%s failed (status %d): %s", argv[0], ret,
-				vz_last_line(out ? out : "", last, sizeof(last)));
+				    vz_last_line(out ? out : "", last, sizeof(last)));
 	return 0;
 }
 

@@ -26,9 +26,8 @@ static void print_line(const char *line)
 	printf("%s\n", p ? p : line);
 }
 
-int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds,
-		int (*on_fd)(void *ctx, int fd, int conn), void *ctx, vz_reply **final,
-		struct vz_err *err)
+int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds, int (*on_fd)(void *ctx, int fd, int conn),
+		void *ctx, vz_reply **final, struct vz_err *err)
 {
 	_cleanup_close_ int conn = -EBADF;
 	int ret;

@@ -41,8 +41,7 @@ static const char *ssl_reason(void)
 	return buf;
 }
 
-int vz_tls_new(struct vz_tls **out, const char *ca, const char *cert, const char *key, bool server,
-	       struct vz_err *err)
+int vz_tls_new(struct vz_tls **out, const char *ca, const char *cert, const char *key, bool server, struct vz_err *err)
 {
 	struct vz_tls *t = calloc(1, sizeof(*t));
 
@@ -59,11 +58,10 @@ int vz_tls_new(struct vz_tls **out, const char *ca, const char *cert, const char
 		return vz_error_msg(err, ENOENT, "Load the cluster CA %s: %s", ca, ssl_reason());
 	}
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(t->ctx) != 1) {
+	    SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(t->ctx) != 1) {
 		vz_tls_free(t);
 		return vz_error_msg(err, ENOENT, "Load this host's certificate %s and key %s: %s", cert, key,
-				ssl_reason());
+				    ssl_reason());
 	}
 	/* Both sides present a certificate the cluster CA signed. */
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
@@ -86,16 +84,14 @@ static ssize_t tls_read(struct vz_conn *c, void *buf, size_t len, struct vz_err 
 	if (n > 0)
 		return n;
 	switch (SSL_get_error(c->ssl, n)) {
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
+	case SSL_ERROR_ZERO_RETURN: return 0;
 	case SSL_ERROR_SYSCALL:
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return vz_error_msg(err, ETIMEDOUT, "No data from %s in time", c->peer);
 		if (n == 0 || errno == 0)
 			return vz_error_msg(err, ECONNRESET, "%s closed the connection", c->peer);
 		return vz_error(err, errno, "Read from %s", c->peer);
-	default:
-		return vz_error_msg(err, EPROTO, "TLS from %s: %s", c->peer, ssl_reason());
+	default: return vz_error_msg(err, EPROTO, "TLS from %s: %s", c->peer, ssl_reason());
 	}
 }
 
@@ -218,7 +214,7 @@ static int check_peer(struct vz_conn *c, const char *who, struct vz_err *err)
 	X509_free(x);
 	if (v != X509_V_OK)
 		return vz_error_msg(err, EACCES, "%s (%s): certificate refused: %s", who, c->peer,
-				X509_verify_cert_error_string(v));
+				    X509_verify_cert_error_string(v));
 	return 0;
 }
 
@@ -229,12 +225,13 @@ static int handshake_error(SSL *ssl, int r, const char *who, struct vz_err *err)
 
 	if (v != X509_V_OK)
 		return vz_error_msg(err, EACCES, "%s: certificate refused: %s (not signed by the cluster CA?)", who,
-				X509_verify_cert_error_string(v));
+				    X509_verify_cert_error_string(v));
 	if (e == SSL_ERROR_SYSCALL)
 		return errno ? vz_error(err, errno, "%s: TLS handshake", who)
-			     : vz_error_msg(err, ECONNRESET,
-					    "%s: TLS handshake: the peer closed the connection (did it refuse our certificate?)",
-					    who);
+			     : vz_error_msg(
+				   err, ECONNRESET,
+				   "%s: TLS handshake: the peer closed the connection (did it refuse our certificate?)",
+				   who);
 	return vz_error_msg(err, EACCES, "%s: TLS handshake: %s", who, ssl_reason());
 }
 
@@ -447,8 +444,7 @@ void vz_zenc_free(struct vz_zenc *z)
 	free(z);
 }
 
-int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **out, size_t *out_len,
-		  struct vz_err *err)
+int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **out, size_t *out_len, struct vz_err *err)
 {
 	size_t need = ZSTD_compressBound(len) + 64;
 	ZSTD_inBuffer ib = { in, len, 0 };

@@ -31,16 +31,15 @@ struct vz_conn_ops {
 struct vz_conn {
 	const struct vz_conn_ops *ops;
 	int fd;
-	void *ssl;          /* SSL *, TLS only */
-	char peer[256];     /* certificate CN, or "unix" */
+	void *ssl;	    /* SSL *, TLS only */
+	char peer[256];	    /* certificate CN, or "unix" */
 	uint64_t bytes_out; /* on the wire */
 	uint64_t bytes_in;
 };
 
 /* TLS context of this host: CA, certificate and key (PEM files). */
 struct vz_tls;
-int vz_tls_new(struct vz_tls **out, const char *ca, const char *cert, const char *key, bool server,
-	       struct vz_err *err);
+int vz_tls_new(struct vz_tls **out, const char *ca, const char *cert, const char *key, bool server, struct vz_err *err);
 void vz_tls_free(struct vz_tls *t);
 
 /* Connect to host:port within timeout_ms and authenticate both ways. A
@@ -77,8 +76,7 @@ struct vz_zenc;
 struct vz_zenc *vz_zenc_new(int level, struct vz_err *err);
 void vz_zenc_free(struct vz_zenc *z);
 /* Compress in[len] (flushed): *out points into z, valid until next call. */
-int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **out, size_t *out_len,
-		  struct vz_err *err);
+int vz_zenc_chunk(struct vz_zenc *z, const void *in, size_t len, const void **out, size_t *out_len, struct vz_err *err);
 
 struct vz_zdec;
 struct vz_zdec *vz_zdec_new(struct vz_err *err);

@@ -34,8 +34,7 @@ int vz_ctl_connect(int *fd, struct vz_err *err)
 	return 0;
 }
 
-static int send_packed(int fd, const ProtobufCMessage *m, const int *fds, size_t nfds,
-		       struct vz_err *err)
+static int send_packed(int fd, const ProtobufCMessage *m, const int *fds, size_t nfds, struct vz_err *err)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
 	_cleanup_free_ uint8_t *buf = NULL;
@@ -49,14 +48,12 @@ static int send_packed(int fd, const ProtobufCMessage *m, const int *fds, size_t
 	return vz_frame_send(fd, buf, len, fds, nfds, err);
 }
 
-int vz_ctl_send_request(int fd, const vz_request *req, const int *fds, size_t nfds,
-			struct vz_err *err)
+int vz_ctl_send_request(int fd, const vz_request *req, const int *fds, size_t nfds, struct vz_err *err)
 {
 	return send_packed(fd, &req->base, fds, nfds, err);
 }
 
-int vz_ctl_send_reply(int fd, const vz_reply *reply, const int *fds, size_t nfds,
-		      struct vz_err *err)
+int vz_ctl_send_reply(int fd, const vz_reply *reply, const int *fds, size_t nfds, struct vz_err *err)
 {
 	return send_packed(fd, &reply->base, fds, nfds, err);
 }

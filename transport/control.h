@@ -9,8 +9,8 @@
 #include "err.h"
 #include "progress.h"
 
-#define VZ_CONTROL_MAGIC 0x565a4331u /* "VZC1" */
-#define VZ_CONTROL_VERSION 1
+#define VZ_CONTROL_MAGIC     0x565a4331u /* "VZC1" */
+#define VZ_CONTROL_VERSION   1
 #define VZ_CONTROL_MAX_FRAME (4u << 20)
 
 typedef Vz__Control__Request vz_request;
@@ -19,13 +19,11 @@ typedef Vz__Control__Reply vz_reply;
 /* Connect to the agent socket under VZ_ROOT. Sets *fd (close-on-exec). */
 int vz_ctl_connect(int *fd, struct vz_err *err);
 
-int vz_ctl_send_request(int fd, const vz_request *req, const int *fds, size_t nfds,
-			struct vz_err *err);
+int vz_ctl_send_request(int fd, const vz_request *req, const int *fds, size_t nfds, struct vz_err *err);
 /* Receive and check magic and version. Free with vz__control__request__free_unpacked. */
 int vz_ctl_recv_request(int fd, vz_request **req, int *fds, size_t *nfds, struct vz_err *err);
 
-int vz_ctl_send_reply(int fd, const vz_reply *reply, const int *fds, size_t nfds,
-		      struct vz_err *err);
+int vz_ctl_send_reply(int fd, const vz_reply *reply, const int *fds, size_t nfds, struct vz_err *err);
 int vz_ctl_recv_reply(int fd, vz_reply **reply, int *fds, size_t *nfds, struct vz_err *err);
 
 /* Send a progress line (done = false). Errors are ignored: a client that
@@ -41,8 +39,7 @@ int vz_ctl_finish(int fd, int ret, const struct vz_err *err);
  * lines to stdout as they come, hand a descriptor that travels with a
  * progress frame to on_fd (may be NULL), and return the final reply in
  * *final (free with vz__control__reply__free_unpacked). */
-int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds,
-		int (*on_fd)(void *ctx, int fd, int conn), void *ctx, vz_reply **final,
-		struct vz_err *err);
+int vz_ctl_call(const vz_request *req, const int *fds, size_t nfds, int (*on_fd)(void *ctx, int fd, int conn),
+		void *ctx, vz_reply **final, struct vz_err *err);
 
 #endif

@@ -19,8 +19,7 @@ int vz_frame_parse_header(const uint8_t hdr[VZ_FRAME_HDR], size_t max, uint32_t 
 	return 0;
 }
 
-int vz_frame_send(int fd, const void *buf, size_t len, const int *fds, size_t nfds,
-		  struct vz_err *err)
+int vz_frame_send(int fd, const void *buf, size_t len, const int *fds, size_t nfds, struct vz_err *err)
 {
 	uint8_t hdr[VZ_FRAME_HDR] = { len >> 24, len >> 16, len >> 8, len };
 	union {
@@ -120,8 +119,7 @@ static int read_full(int fd, void *buf, size_t len, int *fds, size_t *nfds, stru
 	return 0;
 }
 
-int vz_frame_recv(int fd, uint8_t **buf, size_t *len, size_t max, int *fds, size_t *nfds,
-		  struct vz_err *err)
+int vz_frame_recv(int fd, uint8_t **buf, size_t *len, size_t max, int *fds, size_t *nfds, struct vz_err *err)
 {
 	uint8_t hdr[VZ_FRAME_HDR];
 	_cleanup_free_ uint8_t *b = NULL;
@@ -135,10 +133,9 @@ int vz_frame_recv(int fd, uint8_t **buf, size_t *len, size_t max, int *fds, size
 	if (ret < 0)
 		return ret;
 	if (vz_frame_parse_header(hdr, max, &n) < 0)
-		return vz_error_msg(err, EMSGSIZE, "Frame length %u exceeds the limit of %zu bytes",
-				(unsigned)((uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-					   (uint32_t)hdr[2] << 8 | hdr[3]),
-				max);
+		return vz_error_msg(
+		    err, EMSGSIZE, "Frame length %u exceeds the limit of %zu bytes",
+		    (unsigned)((uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3]), max);
 	b = malloc(n ? n : 1);
 	if (!b)
 		return vz_error_msg(err, ENOMEM, "Out of memory");

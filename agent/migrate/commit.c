@@ -321,7 +321,8 @@ static int prepare_dump(struct mig_src *s, struct dump_ctx *x, struct vz_err *er
 
 	ret = vz_cg_path(&s->a->cg, s->ve->veid, "freezer", x->freezer, sizeof(x->freezer), err);
 	if (ret == 0)
-		ret = ve_make_img_dir(s->ve->veid, "mig", s->images_dir, sizeof(s->images_dir), &s->images_fd, &x->work, err);
+		ret = ve_make_img_dir(s->ve->veid, "mig", s->images_dir, sizeof(s->images_dir), &s->images_fd, &x->work,
+				      err);
 	if (ret < 0)
 		return ret;
 	if (s->lazy) {

@@ -151,8 +151,7 @@ static int start_lazy(struct mig_dst *d, int *work, struct vz_err *err)
 
 /* MEMHASH begins with the areas the source masked, "mask VPID ADDR LEN"
  * lines; *rest gets the digests after them. */
-static int parse_masks(const char *text, struct vz_mem_mask **out, size_t *nout, const char **rest,
-		       struct vz_err *err)
+static int parse_masks(const char *text, struct vz_mem_mask **out, size_t *nout, const char **rest, struct vz_err *err)
 {
 	struct vz_mem_mask *mask = NULL;
 	size_t n = 0;
@@ -362,7 +361,8 @@ static int on_images(struct mig_dst *d, struct dst_loop *l, struct vz_err *err)
 static int on_images_end(struct mig_dst *d, struct dst_loop *l, struct vz_err *err)
 {
 	uint64_t t0 = vz_now_ns();
-	int ret = l->u ? vz_img_unpacker_finish(l->u, NULL, err) : vz_error_msg(err, EPROTO, "IMAGES_END without IMAGES");
+	int ret =
+	    l->u ? vz_img_unpacker_finish(l->u, NULL, err) : vz_error_msg(err, EPROTO, "IMAGES_END without IMAGES");
 
 	if (ret == 0)
 		ret = restore_here(d, err);
@@ -407,12 +407,10 @@ static int dst_handle(struct mig_dst *d, struct dst_loop *l, const mig_msg *m, s
 	switch (m->type) {
 	case VZ__MIGRATE__TYPE__T_FILE:
 	case VZ__MIGRATE__TYPE__T_FILE_END:
-	case VZ__MIGRATE__TYPE__T_DELETE:
-		return mig_recv_msg(l->rcv, m, err);
+	case VZ__MIGRATE__TYPE__T_DELETE: return mig_recv_msg(l->rcv, m, err);
 	case VZ__MIGRATE__TYPE__T_DATA:
 		return l->u ? vz_img_unpacker_feed(l->u, m->data.data, m->data.len, err) : mig_recv_msg(l->rcv, m, err);
-	case VZ__MIGRATE__TYPE__T_PAGES:
-		return mig_pages_into(d, m, d->pz, d->pbuf, err);
+	case VZ__MIGRATE__TYPE__T_PAGES: return mig_pages_into(d, m, d->pz, d->pbuf, err);
 	case VZ__MIGRATE__TYPE__T_ROUND_END:
 		pr_info("VE %u: pre-copy round %u received, %llu pages held", d->veid, m->round,
 			(unsigned long long)(d->ps ? vz_pstore_pages(d->ps) : 0));
@@ -421,18 +419,12 @@ static int dst_handle(struct mig_dst *d, struct dst_loop *l, const mig_msg *m, s
 		free(d->memhash);
 		d->memhash = strndup((const char *)m->data.data, m->data.len);
 		return 0;
-	case VZ__MIGRATE__TYPE__T_PASS_END:
-		return on_pass_end(d, l, err);
-	case VZ__MIGRATE__TYPE__T_IMAGES:
-		return on_images(d, l, err);
-	case VZ__MIGRATE__TYPE__T_IMAGES_END:
-		return on_images_end(d, l, err);
-	case VZ__MIGRATE__TYPE__T_GO:
-		return on_go(d, l, err);
-	case VZ__MIGRATE__TYPE__T_ABORT:
-		return vz_error_msg(err, ECANCELED, "The source aborted the migration");
-	default:
-		return vz_error_msg(err, EPROTO, "Unexpected message %d", (int)m->type);
+	case VZ__MIGRATE__TYPE__T_PASS_END: return on_pass_end(d, l, err);
+	case VZ__MIGRATE__TYPE__T_IMAGES: return on_images(d, l, err);
+	case VZ__MIGRATE__TYPE__T_IMAGES_END: return on_images_end(d, l, err);
+	case VZ__MIGRATE__TYPE__T_GO: return on_go(d, l, err);
+	case VZ__MIGRATE__TYPE__T_ABORT: return vz_error_msg(err, ECANCELED, "The source aborted the migration");
+	default: return vz_error_msg(err, EPROTO, "Unexpected message %d", (int)m->type);
 	}
 }
 

@@ -23,7 +23,6 @@
 
 #define BLOCK (1u << 20)
 
-
 struct fent {
 	char *path;
 	ino_t ino;
@@ -34,7 +33,7 @@ struct fent {
 	gid_t gid;
 	uint64_t *hash; /* per block, regular files */
 	size_t nblocks;
-	bool seen;      /* in the current pass */
+	bool seen; /* in the current pass */
 };
 
 struct mig_fstate {
@@ -149,8 +148,8 @@ static Vz__Migrate__FileType ftype(mode_t m)
 	}
 }
 
-static int remember(struct mig_fstate *st, const char *path, const struct stat *sb, uint64_t *hash,
-		    size_t nblocks, struct vz_err *err)
+static int remember(struct mig_fstate *st, const char *path, const struct stat *sb, uint64_t *hash, size_t nblocks,
+		    struct vz_err *err)
 {
 	struct fent *e;
 
@@ -199,7 +198,9 @@ static int send_blocks(struct sender *s, int fd, const struct stat *sb, const st
 	if (!hash)
 		return vz_error_msg(err, ENOMEM, "Out of memory");
 	for (size_t b = 0; b < nb; b++, off += BLOCK) {
-		size_t want = (uint64_t)sb->st_size - (uint64_t)off < BLOCK ? (size_t)((uint64_t)sb->st_size - (uint64_t)off) : BLOCK;
+		size_t want = (uint64_t)sb->st_size - (uint64_t)off < BLOCK
+				  ? (size_t)((uint64_t)sb->st_size - (uint64_t)off)
+				  : BLOCK;
 		off_t data = lseek(fd, off, SEEK_DATA);
 		ssize_t n;
 		int ret;
@@ -231,7 +232,7 @@ static int send_blocks(struct sender *s, int fd, const struct stat *sb, const st
 		if (ret < 0)
 			goto fail;
 		continue;
-fail:
+	fail:
 		free(hash);
 		return ret;
 	}
@@ -430,7 +431,7 @@ bool mig_path_ok(const char *p)
 
 struct mig_recv {
 	int root;
-	int fd;          /* the regular file being received */
+	int fd; /* the regular file being received */
 	char path[PATH_MAX];
 	Vz__Migrate__FileMeta meta;
 	struct vz_zdec *z;
@@ -561,8 +562,7 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 			ret = vz_error(err, errno, "Create link %s", f->path);
 		break;
 	case VZ__MIGRATE__FILE_TYPE__F_REG:
-		r->fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (f->delta ? 0 : O_TRUNC),
-			       0600);
+		r->fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (f->delta ? 0 : O_TRUNC), 0600);
 		if (r->fd < 0)
 			return vz_error(err, errno, "Create %s", f->path);
 		snprintf(r->path, sizeof(r->path), "%s", f->path);
@@ -570,9 +570,10 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 		r->meta.path = r->path;
 		return 0; /* the rest at FILE_END */
 	default: {
-		mode_t t = f->type == VZ__MIGRATE__FILE_TYPE__F_CHR ? S_IFCHR :
-			   f->type == VZ__MIGRATE__FILE_TYPE__F_BLK ? S_IFBLK :
-			   f->type == VZ__MIGRATE__FILE_TYPE__F_FIFO ? S_IFIFO : S_IFSOCK;
+		mode_t t = f->type == VZ__MIGRATE__FILE_TYPE__F_CHR    ? S_IFCHR
+			   : f->type == VZ__MIGRATE__FILE_TYPE__F_BLK  ? S_IFBLK
+			   : f->type == VZ__MIGRATE__FILE_TYPE__F_FIFO ? S_IFIFO
+								       : S_IFSOCK;
 
 		unlinkat(dfd, base, 0);
 		if (mknodat(dfd, base, t | (f->mode & 07777), (dev_t)f->rdev) != 0)
@@ -622,8 +623,7 @@ int mig_recv_msg(struct mig_recv *r, const mig_msg *m, struct vz_err *err)
 				ret = vz_error_msg(err, EPROTO, "DATA for %s has the wrong length", r->path);
 			return ret;
 		}
-	case VZ__MIGRATE__TYPE__T_FILE_END:
-		return file_end(r, err);
+	case VZ__MIGRATE__TYPE__T_FILE_END: return file_end(r, err);
 	case VZ__MIGRATE__TYPE__T_DELETE: {
 		_cleanup_close_ int dfd = VZ_FD_INIT;
 		const char *base;
@@ -640,7 +640,6 @@ int mig_recv_msg(struct mig_recv *r, const mig_msg *m, struct vz_err *err)
 		}
 		return 0;
 	}
-	default:
-		return vz_error_msg(err, EPROTO, "Unexpected message %d in a file pass", (int)m->type);
+	default: return vz_error_msg(err, EPROTO, "Unexpected message %d in a file pass", (int)m->type);
 	}
 }

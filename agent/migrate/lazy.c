@@ -22,9 +22,9 @@
 
 struct mig_lazy {
 	struct vz_pstore *ps;
-	int lsk;           /* listening socket */
+	int lsk; /* listening socket */
 	pid_t daemon;
-	int status;        /* daemon's exit status once reaped */
+	int status; /* daemon's exit status once reaped */
 	bool reaped, thread;
 	pthread_t th;
 	int serve_ret;
@@ -104,9 +104,8 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 		dup2(devnull, 0);
 		dup2(devnull, 1);
 		dup2(devnull, 2);
-		execl(criu, "criu", "lazy-pages", "-D", imgdir, "-W", workdir, "-o", logname, "-v2",
-		      "--page-server", "--address", "127.0.0.1", "--port", port, "--status-fd", stfd,
-		      (char *)NULL);
+		execl(criu, "criu", "lazy-pages", "-D", imgdir, "-W", workdir, "-o", logname, "-v2", "--page-server",
+		      "--address", "127.0.0.1", "--port", port, "--status-fd", stfd, (char *)NULL);
 		_exit(127);
 	}
 	close(st[1]);
@@ -116,7 +115,8 @@ int mig_lazy_start(struct mig_lazy **out, const char *criu, struct vz_pstore *ps
 		char c;
 
 		if (poll(&p, 1, 30000) != 1 || read(st[0], &c, 1) != 1) {
-			ret = vz_error_msg(err, EIO, "CRIU's lazy-pages daemon did not start (see %s/%s)", workdir, logname);
+			ret = vz_error_msg(err, EIO, "CRIU's lazy-pages daemon did not start (see %s/%s)", workdir,
+					   logname);
 			goto fail;
 		}
 	}
@@ -148,7 +148,7 @@ int mig_lazy_wait(struct mig_lazy *l, int timeout_ms, struct vz_err *err)
 			return vz_error(err, errno, "Wait for the lazy-pages daemon");
 		if (vz_now_ns() > end)
 			return vz_error_msg(err, ETIMEDOUT, "The lazy-pages daemon is still copying pages after %d ms",
-					timeout_ms);
+					    timeout_ms);
 		usleep(2000);
 	}
 	if (l->thread) {
@@ -157,7 +157,7 @@ int mig_lazy_wait(struct mig_lazy *l, int timeout_ms, struct vz_err *err)
 	}
 	if (!WIFEXITED(l->status) || WEXITSTATUS(l->status) != 0)
 		return vz_error_msg(err, EIO, "CRIU's lazy-pages daemon failed (status %#x)%s%s", l->status,
-				l->serve_ret ? ": " : "", l->serve_ret ? l->serve_err.msg : "");
+				    l->serve_ret ? ": " : "", l->serve_ret ? l->serve_err.msg : "");
 	if (l->serve_ret < 0)
 		return vz_error_msg(err, -l->serve_ret, "%s", l->serve_err.msg);
 	pr_info("Lazy pages: %llu pages in %llu requests from our page server", (unsigned long long)l->st.pages,

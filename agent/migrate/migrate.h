@@ -43,25 +43,28 @@ enum mig_mode {
 
 /* Defaults for what a request leaves 0: */
 #define MIG_DOWNTIME_MS 300 /* (downtime_ms is taken as given, 0 included) */
-#define MIG_ROUNDS 10
+#define MIG_ROUNDS	10
 
 struct mig_request {
 	unsigned veid;
 	const char *dest;     /* a name from VZ_ROOT/etc/vz/hosts, an address or a resolvable name */
-	unsigned port;        /* the destination agent's migration port; 0: this agent's mig_port */
+	unsigned port;	      /* the destination agent's migration port; 0: this agent's mig_port */
 	enum mig_mode mode;   /* an online mode for a stopped VE means offline */
 	unsigned downtime_ms; /* pre-copy: freeze once what is left takes no longer to send */
 	unsigned max_rounds;  /* pre-copy: rounds while running at most; 0: MIG_ROUNDS */
-	bool keep_dst;        /* the destination keeps the private area if the move fails */
-	bool keep_src;        /* keep the stopped source copy after the move */
+	bool keep_dst;	      /* the destination keeps the private area if the move fails */
+	bool keep_src;	      /* keep the stopped source copy after the move */
 	bool verify_memory;   /* compare memory digests before the go (not with post-copy) */
 	bool auto_converge;   /* cap the VE's CPU while pre-copy does not converge (pre-copy only) */
-	bool dry_run;         /* negotiate only */
-	bool times;           /* add OpenVZ vzmigrate -t's lines to the summary */
+	bool dry_run;	      /* negotiate only */
+	bool times;	      /* add OpenVZ vzmigrate -t's lines to the summary */
 };
 
 /* A request with the defaults above. */
-#define MIG_REQUEST_INIT { .mode = MIG_PRECOPY, .downtime_ms = MIG_DOWNTIME_MS, .max_rounds = MIG_ROUNDS }
+#define MIG_REQUEST_INIT                                                                                               \
+	{                                                                                                              \
+		.mode = MIG_PRECOPY, .downtime_ms = MIG_DOWNTIME_MS, .max_rounds = MIG_ROUNDS                          \
+	}
 
 /* Source: move req->veid to req->dest. Takes the VE's lock; progress
  * (NULL: nobody) gets the phases and the summary. Returns 0 (the VE runs

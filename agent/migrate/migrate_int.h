@@ -59,8 +59,8 @@ int mig_send_named(struct vz_conn *c, Vz__Migrate__Type type, const char *mid, u
 bool mig_named_ok(const mig_msg *m, unsigned *veid);
 /* One PAGES message: len bytes of pid vpid's memory at vaddr, a chunk of
  * the stream z compresses for this connection. */
-int mig_send_pages(struct vz_conn *c, struct vz_zenc *z, uint32_t vpid, uint64_t vaddr, const void *data,
-		   size_t len, struct vz_err *err);
+int mig_send_pages(struct vz_conn *c, struct vz_zenc *z, uint32_t vpid, uint64_t vaddr, const void *data, size_t len,
+		   struct vz_err *err);
 /* Pure: is m a well-formed PAGES message (the raw size in 1..MIG_PAGES_MAX,
  * whole pages, a pid)? */
 bool mig_pages_ok(const mig_msg *m);
@@ -86,12 +86,12 @@ struct mig_record {
 	enum mig_record_kind kind;
 	unsigned veid;
 	char mid[MIG_ID_MAX + 1];
-	bool go;             /* decision: go, else abort */
-	int port;            /* outgoing: CRIU's page-server port, 0 none; incoming: the source's */
-	bool postcopy;       /* outgoing */
-	bool recovered;      /* outgoing: kept by a restarted agent */
-	char host[128];      /* incoming: the source's address */
-	bool online;         /* incoming */
+	bool go;	/* decision: go, else abort */
+	int port;	/* outgoing: CRIU's page-server port, 0 none; incoming: the source's */
+	bool postcopy;	/* outgoing */
+	bool recovered; /* outgoing: kept by a restarted agent */
+	char host[128]; /* incoming: the source's address */
+	bool online;	/* incoming */
 };
 
 /* Pure: is mid a migration id (1..MIG_ID_MAX lowercase hex digits; NULL
@@ -291,27 +291,27 @@ void mig_summary(struct mig_src *s, double total);
 
 /* The convergence rule of pre-copy (precopy.c), a pure function. */
 struct mig_conv_in {
-	unsigned round;        /* the round just sent, from 0 */
-	uint64_t sent;         /* pages it sent */
-	uint64_t prev_sent;    /* pages the round before sent (round 0: 0) */
-	uint64_t left;         /* pages still to send: written during the round */
-	bool left_measured;    /* false: the tracker cannot tell before the next
-				* round (soft-dirty) and left is what this round
-				* sent, the pages written during the round before */
-	double ms;             /* how long the round took */
-	unsigned downtime_ms;  /* budget */
+	unsigned round;	      /* the round just sent, from 0 */
+	uint64_t sent;	      /* pages it sent */
+	uint64_t prev_sent;   /* pages the round before sent (round 0: 0) */
+	uint64_t left;	      /* pages still to send: written during the round */
+	bool left_measured;   /* false: the tracker cannot tell before the next
+			       * round (soft-dirty) and left is what this round
+			       * sent, the pages written during the round before */
+	double ms;	      /* how long the round took */
+	unsigned downtime_ms; /* budget */
 	unsigned max_rounds;
-	bool polished;         /* the one extra round within budget was had */
-	bool autoconv;         /* --auto-converge, and a cap would still do something */
-	double used;           /* CPUs the VE used during the round, < 0 unknown */
+	bool polished; /* the one extra round within budget was had */
+	bool autoconv; /* --auto-converge, and a cap would still do something */
+	double used;   /* CPUs the VE used during the round, < 0 unknown */
 };
 enum mig_conv {
-	MIG_CONV_AGAIN,      /* another round */
-	MIG_CONV_POLISH,     /* within budget, but one more round while running pays */
-	MIG_CONV_CAP,        /* cap the VE's CPU, then another round (if no cap: ask again without autoconv) */
-	MIG_CONV_CONVERGED,  /* freeze: what is left fits the budget */
-	MIG_CONV_ROUND_LIMIT,/* freeze: no rounds left */
-	MIG_CONV_NO_PROGRESS,/* freeze: the VE writes as fast as the rounds send */
+	MIG_CONV_AGAIN,	      /* another round */
+	MIG_CONV_POLISH,      /* within budget, but one more round while running pays */
+	MIG_CONV_CAP,	      /* cap the VE's CPU, then another round (if no cap: ask again without autoconv) */
+	MIG_CONV_CONVERGED,   /* freeze: what is left fits the budget */
+	MIG_CONV_ROUND_LIMIT, /* freeze: no rounds left */
+	MIG_CONV_NO_PROGRESS, /* freeze: the VE writes as fast as the rounds send */
 };
 struct mig_conv_out {
 	enum mig_conv verdict;
@@ -343,16 +343,16 @@ struct mig_dst {
 	uint8_t *pbuf;
 	struct mig_lazy *lazy;
 	char workdir[PATH_MAX];
-	char *memhash;    /* --verify-memory: the source's digests */
+	char *memhash;	  /* --verify-memory: the source's digests */
 	bool failed_here; /* a failure of ours, not a lost source */
 	/* post-copy: pages the store lacks come from the source */
 	bool postcopy, fault_open, push_open, push_thread_on;
 	struct vz_conn fconn, pconn; /* requests; background push */
 	/* fconn and released: the page server's fetches and the push thread */
 	pthread_mutex_t flock;
-	bool released;          /* every page is here and the source was told so */
-	atomic_bool lost;       /* pages did not come: the source keeps its copy (set by the page server's thread) */
-	atomic_bool stopping;   /* post-copy is over: the push thread ends */
+	bool released;	      /* every page is here and the source was told so */
+	atomic_bool lost;     /* pages did not come: the source keeps its copy (set by the page server's thread) */
+	atomic_bool stopping; /* post-copy is over: the push thread ends */
 	pthread_t pth;
 	struct vz_zdec *pushz;
 	uint8_t *pushbuf;

@@ -24,8 +24,7 @@
 
 /* Source: this host's CPU as CRIU describes it (cpuinfo.img), for the
  * destination to check against its own. */
-static int describe_cpu(struct mig_src *s, struct vz_criu_version *ver, char **cpuinfo, size_t *len,
-			struct vz_err *err)
+static int describe_cpu(struct mig_src *s, struct vz_criu_version *ver, char **cpuinfo, size_t *len, struct vz_err *err)
 {
 	struct vz_criu criu = { s->a->criu };
 	char dir[PATH_MAX], path[PATH_MAX + 16];
@@ -51,8 +50,8 @@ static int describe_cpu(struct mig_src *s, struct vz_criu_version *ver, char **c
 /* The destination's HELLO_OK: what it says about itself. */
 static void hello_ok(struct mig_src *s, const mig_msg *r)
 {
-	vz_say(s->progress, "Destination %s: VE %u can move there (%llu MiB free, CRIU %s)", s->conn.peer,
-	       s->ve->veid, (unsigned long long)(r->free_bytes >> 20), r->criu_version ? r->criu_version : "-");
+	vz_say(s->progress, "Destination %s: VE %u can move there (%llu MiB free, CRIU %s)", s->conn.peer, s->ve->veid,
+	       (unsigned long long)(r->free_bytes >> 20), r->criu_version ? r->criu_version : "-");
 	if (s->lazy && !(r->has_lazy && r->lazy)) {
 		vz_say(s->progress, "The destination cannot restore lazily: stop-and-copy");
 		snprintf(s->pc.why, sizeof(s->pc.why), "the destination cannot restore lazily");
@@ -151,8 +150,8 @@ static int check_criu(struct mig_dst *d, char *criu_text, size_t len, struct vz_
 		return vz_error_wrap(err, "CRIU on %s", d->a->host_name);
 	snprintf(criu_text, len, "%s", ver.text);
 	if (h->online && h->criu_version && *h->criu_version && vz_version_cmp(h->criu_version, ver.text) > 0)
-		return vz_error_msg(err, EPROTONOSUPPORT, "CRIU %s on %s is older than CRIU %s on the source",
-				    ver.text, d->a->host_name, h->criu_version);
+		return vz_error_msg(err, EPROTONOSUPPORT, "CRIU %s on %s is older than CRIU %s on the source", ver.text,
+				    d->a->host_name, h->criu_version);
 	if (!h->online || !h->has_cpuinfo)
 		return 0;
 	ret = ve_make_img_dir(h->veid, "cpucheck", dir, sizeof(dir), &img, &work, err);
@@ -232,7 +231,8 @@ int mig_accept_lazy(struct mig_dst *d, mig_msg *ok, struct vz_err *err)
 	ok->has_lazy = true;
 	ok->lazy = vz_criu_features(&criu, &f, err) == 0 && f.lazy_pages;
 	if (!ok->lazy)
-		pr_warn("VE %u: no lazy pages here (%s): stop-and-copy", d->veid, err->msg[0] ? err->msg : "CRIU says no");
+		pr_warn("VE %u: no lazy pages here (%s): stop-and-copy", d->veid,
+			err->msg[0] ? err->msg : "CRIU says no");
 	vz_err_clear(err);
 	if (!ok->lazy || d->h->dry_run)
 		return 0;

@@ -237,7 +237,8 @@ static bool answer_faults(struct mig_srv *v, unsigned veid, const struct mem_map
 		vaddr = q->vaddr;
 		mig_msg_free(q);
 		if (got < 4096) {
-			pr_err("VE %u: post-copy: cannot read pid %u's page at %#llx", veid, vpid, (unsigned long long)vaddr);
+			pr_err("VE %u: post-copy: cannot read pid %u's page at %#llx", veid, vpid,
+			       (unsigned long long)vaddr);
 			mig_send_error(&v->conn, VZ_EXIT_SYSTEM, "The source cannot read that page");
 			break;
 		}
@@ -267,8 +268,8 @@ void mig_serve_page_stream(struct mig_srv *v, const mig_msg *m)
 		return;
 	setsockopt(v->conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	open_mems(v->a, out.veid, &map);
-	pr_info("VE %u: post-copy: serving migration %s's pages to %s (%zu processes)", out.veid, out.mid,
-		v->conn.peer, map.n);
+	pr_info("VE %u: post-copy: serving migration %s's pages to %s (%zu processes)", out.veid, out.mid, v->conn.peer,
+		map.n);
 	released = answer_faults(v, out.veid, &map, &pages);
 	for (size_t i = 0; i < map.n; i++)
 		close(map.e[i].mem);

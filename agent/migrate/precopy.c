@@ -66,7 +66,8 @@ static double used_cpus(struct mig_src *s)
 static void cap_more(struct mig_src *s, double used, uint64_t left, uint64_t sent)
 {
 	struct mig_record rec = mig_record_of(MIG_REC_CAPPED, s->ve->veid, s->mid);
-	double base = s->ac.cap > 0 && s->ac.cap < used ? s->ac.cap : used, f = left ? 0.5 * (double)sent / (double)left : 1;
+	double base = s->ac.cap > 0 && s->ac.cap < used ? s->ac.cap : used,
+	       f = left ? 0.5 * (double)sent / (double)left : 1;
 	struct vz_err e = { 0 };
 
 	if (used < 0)
@@ -188,8 +189,9 @@ static void conv_why(struct mig_src *s, const struct mig_conv_in *in, const stru
 	if (out->verdict == MIG_CONV_CONVERGED) {
 		pc->converged = true;
 		snprintf(pc->why, sizeof(pc->why),
-			 "converged after %u rounds: %llu pages left, ~%.0f ms at %.0f MiB/s, budget %u ms", in->round + 1,
-			 (unsigned long long)in->left, out->est_ms, out->rate * 1000 / 1048576, in->downtime_ms);
+			 "converged after %u rounds: %llu pages left, ~%.0f ms at %.0f MiB/s, budget %u ms",
+			 in->round + 1, (unsigned long long)in->left, out->est_ms, out->rate * 1000 / 1048576,
+			 in->downtime_ms);
 	} else if (out->verdict == MIG_CONV_ROUND_LIMIT) {
 		snprintf(pc->why, sizeof(pc->why),
 			 "did not converge: round limit (%u) reached with %llu pages (%llu MiB) still written, "
@@ -200,7 +202,8 @@ static void conv_why(struct mig_src *s, const struct mig_conv_in *in, const stru
 		snprintf(pc->why, sizeof(pc->why),
 			 "did not converge: the VE writes memory as fast as it is sent (%llu pages written during "
 			 "a round of %llu); the last %llu MiB go while it is frozen",
-			 (unsigned long long)in->left, (unsigned long long)out->base, (unsigned long long)(in->left >> 8));
+			 (unsigned long long)in->left, (unsigned long long)out->base,
+			 (unsigned long long)(in->left >> 8));
 	}
 	k = strlen(pc->why);
 	if (s->ac.cap > 0)
@@ -242,8 +245,8 @@ static void round_done(struct mig_src *s, unsigned r, const struct vz_track_stat
 	       "Memory round %u: %llu pages (%llu MiB, %llu MiB on the wire) in %.0f ms%s; "
 	       "%llu pages written meanwhile, ~%.0f ms to send",
 	       r, (unsigned long long)st->pages, (unsigned long long)(st->pages >> 8),
-	       (unsigned long long)(s->pc.rounds[r].wire >> 20), s->pc.rounds[r].ms, st->new_procs && r ? ", new processes" : "",
-	       (unsigned long long)in->left, out->est_ms);
+	       (unsigned long long)(s->pc.rounds[r].wire >> 20), s->pc.rounds[r].ms,
+	       st->new_procs && r ? ", new processes" : "", (unsigned long long)in->left, out->est_ms);
 }
 
 int mig_precopy_rounds(struct mig_src *s, struct vz_err *err)

@@ -56,7 +56,8 @@ static void summary_memory(struct mig_src *s)
 			       (unsigned long long)pc->rounds[r].pages, (unsigned long long)(pc->rounds[r].wire >> 10),
 			       pc->rounds[r].ms, cap);
 		}
-		vz_say(p, "    frozen    %10llu pages %8llu KiB on the wire %8.0f ms", (unsigned long long)pc->final_pages,
+		vz_say(p, "    frozen    %10llu pages %8llu KiB on the wire %8.0f ms",
+		       (unsigned long long)pc->final_pages,
 		       (unsigned long long)(pc->nrounds <= MIG_MAX_ROUNDS ? pc->rounds[pc->nrounds].wire >> 10 : 0),
 		       s->t.final);
 		vz_say(p, "    %s", pc->why);
@@ -89,7 +90,8 @@ void mig_summary(struct mig_src *s, double total)
 {
 	const struct vz_progress *p = s->progress;
 
-	vz_say(p, "Migration summary for VE %u to %s (%s):", s->ve->veid, s->conn.peer, s->online ? "online" : "offline");
+	vz_say(p, "Migration summary for VE %u to %s (%s):", s->ve->veid, s->conn.peer,
+	       s->online ? "online" : "offline");
 	vz_say(p, "  first file pass      %8.0f ms", s->t.pass1);
 	if (s->online) {
 		summary_memory(s);

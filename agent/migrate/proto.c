@@ -64,14 +64,14 @@ int mig_expect(struct vz_conn *c, Vz__Migrate__Type want, mig_msg **out, struct 
 	if (ret < 0)
 		return ret;
 	if (m->type == VZ__MIGRATE__TYPE__T_ERROR) {
-		ret = vz_error_exit_msg(err, m->has_exit_code ? (int)m->exit_code : VZ_EXIT_SYSTEM, EREMOTEIO,
-					"%s: %s", c->peer, m->error ? m->error : "unknown error");
+		ret = vz_error_exit_msg(err, m->has_exit_code ? (int)m->exit_code : VZ_EXIT_SYSTEM, EREMOTEIO, "%s: %s",
+					c->peer, m->error ? m->error : "unknown error");
 		mig_msg_free(m);
 		return ret;
 	}
 	if (m->type != want) {
-		ret = vz_error_msg(err, EPROTO, "%s sent message %d where %d was due", c->peer, (int)m->type,
-				   (int)want);
+		ret =
+		    vz_error_msg(err, EPROTO, "%s sent message %d where %d was due", c->peer, (int)m->type, (int)want);
 		mig_msg_free(m);
 		return ret;
 	}
@@ -107,8 +107,8 @@ bool mig_named_ok(const mig_msg *m, unsigned *veid)
 	return true;
 }
 
-int mig_send_pages(struct vz_conn *c, struct vz_zenc *z, uint32_t vpid, uint64_t vaddr, const void *data,
-		   size_t len, struct vz_err *err)
+int mig_send_pages(struct vz_conn *c, struct vz_zenc *z, uint32_t vpid, uint64_t vaddr, const void *data, size_t len,
+		   struct vz_err *err)
 {
 	mig_msg m = VZ__MIGRATE__MSG__INIT;
 	const void *out;

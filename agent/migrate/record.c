@@ -18,7 +18,7 @@
 #include "paths.h"
 #include "util.h"
 
-#define MIG_DIR "/vz/migrate"
+#define MIG_DIR	   "/vz/migrate"
 #define RECORD_MAX 512
 
 static const char *const suffix[] = {
@@ -181,12 +181,8 @@ int mig_record_parse(struct mig_record *r, const char *text, size_t len)
 		else if (ret == 0 && strcmp(w, "abort"))
 			ret = -EINVAL;
 		break;
-	case MIG_REC_OUTGOING:
-		ret = parse_outgoing(&t, text, len, &at);
-		break;
-	case MIG_REC_INCOMING:
-		ret = parse_incoming(&t, text, len, &at);
-		break;
+	case MIG_REC_OUTGOING: ret = parse_outgoing(&t, text, len, &at); break;
+	case MIG_REC_INCOMING: ret = parse_incoming(&t, text, len, &at); break;
 	case MIG_REC_CAPPED:
 		/* The id alone, without a newline (as it always was). */
 		ret = next_word(text, len, &at, t.mid, sizeof(t.mid));
@@ -210,9 +206,7 @@ int mig_record_format(const struct mig_record *r, char *buf, size_t len)
 	int n = -1;
 
 	switch (r->kind) {
-	case MIG_REC_DECISION:
-		n = snprintf(buf, len, "%s\n", r->go ? "go" : "abort");
-		break;
+	case MIG_REC_DECISION: n = snprintf(buf, len, "%s\n", r->go ? "go" : "abort"); break;
 	case MIG_REC_OUTGOING:
 		n = snprintf(buf, len, "%d%s%s\n", r->port, r->postcopy ? " postcopy" : "",
 			     r->recovered ? " recovered" : "");
@@ -220,9 +214,7 @@ int mig_record_format(const struct mig_record *r, char *buf, size_t len)
 	case MIG_REC_INCOMING:
 		n = snprintf(buf, len, "%s %s %d %d\n", r->mid, r->host[0] ? r->host : "-", r->port, r->online ? 1 : 0);
 		break;
-	case MIG_REC_CAPPED:
-		n = snprintf(buf, len, "%s", r->mid);
-		break;
+	case MIG_REC_CAPPED: n = snprintf(buf, len, "%s", r->mid); break;
 	}
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;

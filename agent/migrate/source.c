@@ -81,8 +81,8 @@ static int choose_mode(struct mig_src *s, struct vz_err *err)
 		s->postcopy = s->lazy = true;
 		if (s->verify)
 			return vz_error_exit_msg(
-				err, VZ_EXIT_INVAL, EINVAL,
-				"--verify-memory needs the memory on the destination before the go: not with --postcopy");
+			    err, VZ_EXIT_INVAL, EINVAL,
+			    "--verify-memory needs the memory on the destination before the go: not with --postcopy");
 	} else if (s->online && mode == MIG_PRECOPY) {
 		char why[600];
 
@@ -109,8 +109,7 @@ static int connect_dest(struct mig_src *s, struct vz_err *err)
 		return vz_error_wrap(err, "This host cannot migrate");
 	mig_resolve_dest(s->req->dest, addr, sizeof(addr));
 	vz_say(s->progress, "Connecting to %s (%s:%u)", s->req->dest, addr, port);
-	ret = vz_tls_connect(tls, addr, port, MIG_CONNECT_TIMEOUT_MS, (int)(s->a->mig_timeout * 1000), &s->conn,
-			     err);
+	ret = vz_tls_connect(tls, addr, port, MIG_CONNECT_TIMEOUT_MS, (int)(s->a->mig_timeout * 1000), &s->conn, err);
 	vz_tls_free(tls);
 	if (ret < 0)
 		return vz_error_exit_msg(err, VZ_EXIT_SYSTEM, -ret, "Cannot reach %s: %s", s->req->dest, err->msg);
@@ -228,7 +227,9 @@ int mig_source_run(struct vz_agent *a, const struct mig_request *req, const stru
 		   struct vz_err *err)
 {
 	_cleanup_ve_ struct ve ve = { .lock_fd = -EBADF };
-	struct mig_src s = { .a = a, .req = req, .progress = progress, .ve = &ve, .images_fd = VZ_FD_INIT, .t0 = vz_now_ns() };
+	struct mig_src s = {
+		.a = a, .req = req, .progress = progress, .ve = &ve, .images_fd = VZ_FD_INIT, .t0 = vz_now_ns()
+	};
 	int ret;
 
 	ret = open_ve(&s, err);

@@ -12,8 +12,8 @@
 
 #include "wl.h"
 
-#define NMAPS 64
-#define MAPLEN (64 * 1024)
+#define NMAPS	 64
+#define MAPLEN	 (64 * 1024)
 #define CHILDLEN (256 * 1024)
 
 static struct wl w;

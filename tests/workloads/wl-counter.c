@@ -60,8 +60,8 @@ static void verify(void)
 		wl_fail(&w, "SIGALRM handler lost");
 	if (!handler_is(SIGRTMIN, on_rt, SA_RESTART))
 		wl_fail(&w, "SIGRTMIN handler lost");
-	while (wl_now_ms() < end && !(now.loop > a.loop && now.alarm > a.alarm + 2 && now.rt > a.rt + 1 &&
-				       now.tfd > a.tfd + 4))
+	while (wl_now_ms() < end &&
+	       !(now.loop > a.loop && now.alarm > a.alarm + 2 && now.rt > a.rt + 1 && now.tfd > a.tfd + 4))
 		step();
 	if (now.loop <= a.loop)
 		wl_fail(&w, "the loop stopped");

@@ -14,7 +14,7 @@
 #include "wl.h"
 
 /* Above CRIU's ghost limit (1 MiB): it must link-remap, not copy. */
-#define LEN (4 << 20)
+#define LEN  (4 << 20)
 #define LLEN (64 << 10)
 
 static struct wl w;
@@ -101,7 +101,8 @@ int main(int argc, char **argv)
 			wl_check_pid(&w);
 			target[n > 0 ? n : 0] = '\0';
 			if (lseek(fd, 0, SEEK_CUR) != want)
-				wl_fail(&w, "offset is %lld, not %lld", (long long)lseek(fd, 0, SEEK_CUR), (long long)want);
+				wl_fail(&w, "offset is %lld, not %lld", (long long)lseek(fd, 0, SEEK_CUR),
+					(long long)want);
 			if (fstat(fd, &st) != 0 || st.st_nlink != 0 || st.st_size != LEN)
 				wl_fail(&w, "the deleted file has %lu links and %lld bytes", (unsigned long)st.st_nlink,
 					(long long)st.st_size);
@@ -110,8 +111,8 @@ int main(int argc, char **argv)
 			if (!strstr(target, "(deleted)"))
 				wl_fail(&w, "fd %d names '%s', not a deleted file", fd, target);
 			if (lseek(lfd, 0, SEEK_CUR) != lwant)
-				wl_fail(&w, "the linked file's offset is %lld, not %lld", (long long)lseek(lfd, 0, SEEK_CUR),
-					(long long)lwant);
+				wl_fail(&w, "the linked file's offset is %lld, not %lld",
+					(long long)lseek(lfd, 0, SEEK_CUR), (long long)lwant);
 			if (fstat(lfd, &st) != 0 || st.st_nlink != 1 || st.st_size != LLEN)
 				wl_fail(&w, "the linked file has %lu links and %lld bytes", (unsigned long)st.st_nlink,
 					(long long)st.st_size);

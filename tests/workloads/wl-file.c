@@ -8,7 +8,7 @@
 
 #include "wl.h"
 
-#define DAT (1 << 20)
+#define DAT   (1 << 20)
 #define GHOST (256 << 10)
 
 static struct wl w;
@@ -102,14 +102,16 @@ int main(int argc, char **argv)
 			wl_check_req = 0;
 			wl_check_pid(&w);
 			if (lseek(fd, 0, SEEK_CUR) != want)
-				wl_fail(&w, "offset is %lld, not %lld", (long long)lseek(fd, 0, SEEK_CUR), (long long)want);
+				wl_fail(&w, "offset is %lld, not %lld", (long long)lseek(fd, 0, SEEK_CUR),
+					(long long)want);
 			if (fstat(fd, &st) != 0 || st.st_size != DAT || !same(fd, DAT, 0))
 				wl_fail(&w, "%s changed", dat);
 			if (fstat(gfd, &st) != 0 || st.st_nlink != 0 || st.st_size != GHOST || !same(gfd, GHOST, 3))
-				wl_fail(&w, "the deleted file changed (links %lu, size %lld)", (unsigned long)st.st_nlink,
-					(long long)st.st_size);
+				wl_fail(&w, "the deleted file changed (links %lu, size %lld)",
+					(unsigned long)st.st_nlink, (long long)st.st_size);
 			if (fstat(afd, &st) != 0 || st.st_size != app_size)
-				wl_fail(&w, "%s has %lld bytes, not %lld", app, (long long)st.st_size, (long long)app_size);
+				wl_fail(&w, "%s has %lld bytes, not %lld", app, (long long)st.st_size,
+					(long long)app_size);
 			if (fl < 0 || !(fl & O_APPEND))
 				wl_fail(&w, "%s lost O_APPEND", app);
 			wl_answer(&w);

@@ -11,7 +11,7 @@
 
 #include "wl.h"
 
-#define PAGE 4096
+#define PAGE  4096
 #define MAGIC 0x574c4d454d504147ull /* "WLMEMPAG" */
 
 struct page_hdr {
@@ -172,9 +172,7 @@ int main(int argc, char **argv)
 		case 'r': rate_mib = strtod(optarg, NULL); break;
 		case 't': nthreads = atoi(optarg); break;
 		case 'n': tag = optarg; break;
-		default:
-			fprintf(stderr, "usage: wl-mem -m MiB [-r MiB/s] [-t threads] [-n tag]\n");
-			return 2;
+		default: fprintf(stderr, "usage: wl-mem -m MiB [-r MiB/s] [-t threads] [-n tag]\n"); return 2;
 		}
 	}
 	if (mib == 0 || nthreads < 1 || nthreads > 256 || rate_mib < 0) {

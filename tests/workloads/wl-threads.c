@@ -112,7 +112,8 @@ int main(int argc, char **argv)
 				wl_fail(&w, "%d of %d threads stopped", nthreads - moved, nthreads);
 			for (int i = 0; i < nthreads; i++)
 				if (t[i].bad)
-					wl_fail(&w, "thread %d: %s", i, t[i].bad == 1 ? "tid changed" : "__thread value lost");
+					wl_fail(&w, "thread %d: %s", i,
+						t[i].bad == 1 ? "tid changed" : "__thread value lost");
 			n = task_count();
 			if (n != nthreads + 1)
 				wl_fail(&w, "/proc/self/task has %d threads, want the %d recorded", n < 0 ? -n : n,

@@ -17,7 +17,8 @@ static void queue_msgs(int fd, char tag)
 {
 	for (int i = 0; i < 4; i++) {
 		char msg[64];
-		int len = snprintf(msg, sizeof(msg), "%c-message-%d-%.*s", tag, i, i * 7, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		int len =
+		    snprintf(msg, sizeof(msg), "%c-message-%d-%.*s", tag, i, i * 7, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
 
 		if (send(fd, msg, (size_t)len, 0) != len)
 			wl_fail(&w, "queue %c message %d", tag, i);
@@ -28,7 +29,8 @@ static bool check_msgs(int fd, char tag)
 {
 	for (int i = 0; i < 4; i++) {
 		char want[64], got[128];
-		int len = snprintf(want, sizeof(want), "%c-message-%d-%.*s", tag, i, i * 7, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		int len = snprintf(want, sizeof(want), "%c-message-%d-%.*s", tag, i, i * 7,
+				   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
 		ssize_t n = recv(fd, got, sizeof(got), MSG_DONTWAIT);
 
 		if (n != len || memcmp(got, want, (size_t)len))

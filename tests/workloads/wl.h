@@ -37,7 +37,7 @@ struct wl {
 	char base[128];
 	int ready_fd;
 	pid_t pid;
-	char fail[512];    /* first inconsistency seen, "" when none */
+	char fail[512]; /* first inconsistency seen, "" when none */
 };
 
 static volatile sig_atomic_t wl_check_req, wl_dump_req, wl_stop;
@@ -211,7 +211,8 @@ static __attribute__((unused)) void wl_start_args(struct wl *w, const char *name
 }
 
 /* Setup failed: tell the launcher why, and exit. */
-static __attribute__((unused)) void wl_abort(struct wl *w, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static __attribute__((unused)) void wl_abort(struct wl *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
 static __attribute__((unused)) void wl_abort(struct wl *w, const char *fmt, ...)
 {
 	char msg[512];

@@ -50,7 +50,7 @@ static int ckpt_cmd(Vz__Control__Op op, int argc, char **argv, struct vz_err *er
 			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Option --dumpfile needs a file name");
 		} else {
 			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s for vzctl %s", argv[i],
-					     argv[0]);
+						 argv[0]);
 		}
 	}
 	return vzctl_run(&req, err);

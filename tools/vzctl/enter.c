@@ -91,7 +91,8 @@ int cmd_enter(int argc, char **argv, struct vz_err *err)
 		return ret;
 	if (argc > 2) {
 		if (strcmp(argv[2], "--exec") || argc < 4)
-			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Usage: vzctl enter VEID [--exec COMMAND]");
+			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL,
+						 "Usage: vzctl enter VEID [--exec COMMAND]");
 		req.n_argv = (size_t)argc - 3;
 		req.argv = argv + 3;
 	}

@@ -14,7 +14,8 @@ int cmd_exec(int argc, char **argv, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (argc < 3)
-		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "No command given: vzctl %s VEID COMMAND", argv[0]);
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "No command given: vzctl %s VEID COMMAND",
+					 argv[0]);
 	req.n_argv = (size_t)argc - 2;
 	req.argv = argv + 2;
 	ret = vz_ctl_call(&req, fds, 3, NULL, NULL, &r, err);

@@ -19,7 +19,7 @@ static int simple(Vz__Control__Op op, int argc, char **argv, bool takes_fast, st
 			/* accepted, as OpenVZ's */
 		} else {
 			return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid option %s for vzctl %s", argv[i],
-					     argv[0]);
+						 argv[0]);
 		}
 	}
 	return vzctl_run(&req, err);

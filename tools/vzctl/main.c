@@ -21,11 +21,12 @@ static const struct vzctl_cmd cmds[] = {
 	{ "delete", cmd_destroy, "delete VEID" },
 	{ "mount", cmd_mount, "mount VEID" },
 	{ "umount", cmd_umount, "umount VEID" },
-	{ "set", cmd_set, "set VEID [--hostname H] [--ipadd IP] [--ipdel IP|all] [--nameserver IP] "
-			  "[--onboot yes|no] [--disabled yes|no] [--cpuunits N] [--cpulimit PCT] [--cpus N] "
-			  "[--cpumask CPUS] [--ram SIZE] [--swap SIZE] [--physpages [B:]L] [--swappages [B:]L] "
-			  "[--numproc [B:]L] [--kmemsize [B:]L] [--tcpsndbuf [B:]L] [--tcprcvbuf [B:]L] "
-			  "[--diskspace [SOFT:]HARD] [--diskinodes [SOFT:]HARD] [--quotaugidlimit N] [--save]" },
+	{ "set", cmd_set,
+	  "set VEID [--hostname H] [--ipadd IP] [--ipdel IP|all] [--nameserver IP] "
+	  "[--onboot yes|no] [--disabled yes|no] [--cpuunits N] [--cpulimit PCT] [--cpus N] "
+	  "[--cpumask CPUS] [--ram SIZE] [--swap SIZE] [--physpages [B:]L] [--swappages [B:]L] "
+	  "[--numproc [B:]L] [--kmemsize [B:]L] [--tcpsndbuf [B:]L] [--tcprcvbuf [B:]L] "
+	  "[--diskspace [SOFT:]HARD] [--diskinodes [SOFT:]HARD] [--quotaugidlimit N] [--save]" },
 	{ "exec", cmd_exec, "exec VEID COMMAND [ARG...]" },
 	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]" },
 	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]" },
@@ -55,7 +56,7 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "VEID is not given: vzctl %s VEID", argv[0]);
 	if (vz_parse_veid(argv[1], &veid) < 0)
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Invalid VEID '%s': a number from 1 to 2147483647",
-				     argv[1]);
+					 argv[1]);
 	req->has_veid = 1;
 	req->veid = veid;
 	return 0;
@@ -63,13 +64,13 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 
 /* Options of create and set that take a value. The agent checks values. */
 static const char *const value_opts[] = {
-	"ostemplate", "hostname", "ipadd", "ipdel", "nameserver", "onboot", "disabled", "cpuunits",
-	"cpulimit", "cpus", "cpumask", "ram", "swap", "physpages", "swappages", "numproc", "kmemsize",
-	"tcpsndbuf", "tcprcvbuf", "diskspace", "diskinodes", "quotaugidlimit", NULL,
+	"ostemplate", "hostname",  "ipadd",	"ipdel",     "nameserver", "onboot",	     "disabled",  "cpuunits",
+	"cpulimit",   "cpus",	   "cpumask",	"ram",	     "swap",	   "physpages",	     "swappages", "numproc",
+	"kmemsize",   "tcpsndbuf", "tcprcvbuf", "diskspace", "diskinodes", "quotaugidlimit", NULL,
 };
 
-int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags,
-		       unsigned *flag_seen, struct vz_err *err)
+int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags, unsigned *flag_seen,
+		       struct vz_err *err)
 {
 	for (int i = from; i < argc; i++) {
 		const char *a = argv[i], *name;

@@ -25,7 +25,7 @@ int cmd_status(int argc, char **argv, struct vz_err *err)
 		return ret;
 	if (r->code || r->n_ves != 1 || r->ves[0]->status > VZ__CONTROL__VE_STATUS__VE_RUNNING) {
 		vz_error_exit_msg(err, r->code ? r->code : VZ_EXIT_SYSTEM, EIO, "%s",
-			      r->error ? r->error : "Bad status reply");
+				  r->error ? r->error : "Bad status reply");
 		vz__control__reply__free_unpacked(r, NULL);
 		return -EIO;
 	}

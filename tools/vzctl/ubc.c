@@ -31,7 +31,8 @@ int cmd_ubc(int argc, char **argv, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	if (r->code || r->n_ves != 1) {
-		vz_error_exit_msg(err, r->code ? r->code : VZ_EXIT_SYSTEM, EIO, "%s", r->error ? r->error : "Bad reply");
+		vz_error_exit_msg(err, r->code ? r->code : VZ_EXIT_SYSTEM, EIO, "%s",
+				  r->error ? r->error : "Bad reply");
 		vz__control__reply__free_unpacked(r, NULL);
 		return -EIO;
 	}

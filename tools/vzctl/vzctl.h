@@ -18,8 +18,8 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 /* Parse OpenVZ options argv[from..] into req->params; the flags in
  * `flags` (NULL-terminated, such as "save", "fast") set *flag_seen bits.
  * Unknown options and missing values fail with VZ_EXIT_INVAL. */
-int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags,
-		       unsigned *flag_seen, struct vz_err *err);
+int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags, unsigned *flag_seen,
+		       struct vz_err *err);
 void vzctl_free_params(vz_request *req);
 /* Send, print progress, and turn the final reply into an exit status. */
 int vzctl_run(const vz_request *req, struct vz_err *err);

@@ -45,7 +45,7 @@ struct field {
 	int width; /* negative: left aligned */
 	int (*get)(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num);
 	const char *ubc; /* beancounter fields: the parameter */
-	char suffix;     /* '\0' held, 'm' maxheld, 'b' barrier, 'l' limit, 'f' failcnt */
+	char suffix;	 /* '\0' held, 'm' maxheld, 'b' barrier, 'l' limit, 'f' failcnt */
 };
 
 static int get_veid(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
@@ -99,24 +99,24 @@ static int get_conf(const ve_info *v, const char *key, char *buf, size_t len)
 	return 0;
 }
 
-#define CONF_GETTER(fn, key)                                                  \
-	static int fn(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num) \
-	{                                                                     \
-		(void)f;                                                      \
-		(void)num;                                                    \
-		return get_conf(v, key, buf, len);                            \
+#define CONF_GETTER(fn, key)                                                                                           \
+	static int fn(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)                  \
+	{                                                                                                              \
+		(void)f;                                                                                               \
+		(void)num;                                                                                             \
+		return get_conf(v, key, buf, len);                                                                     \
 	}
-#define NUM_GETTER(fn, has, member)                                         \
-	static int fn(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num) \
-	{                                                                     \
-		(void)f;                                                      \
-		if (!v->has) {                                                \
-			snprintf(buf, len, "-");                              \
-			return 0;                                             \
-		}                                                             \
-		*num = (long long)v->member;                                   \
-		snprintf(buf, len, "%llu", (unsigned long long)v->member);     \
-		return 1;                                                     \
+#define NUM_GETTER(fn, has, member)                                                                                    \
+	static int fn(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)                  \
+	{                                                                                                              \
+		(void)f;                                                                                               \
+		if (!v->has) {                                                                                         \
+			snprintf(buf, len, "-");                                                                       \
+			return 0;                                                                                      \
+		}                                                                                                      \
+		*num = (long long)v->member;                                                                           \
+		snprintf(buf, len, "%llu", (unsigned long long)v->member);                                             \
+		return 1;                                                                                              \
 	}
 NUM_GETTER(get_disk_used, has_diskspace_used, diskspace_used)
 NUM_GETTER(get_disk_total, has_diskspace_total, diskspace_total)
@@ -146,9 +146,9 @@ static const struct field fields[] = {
 };
 
 static const char *const ubc_names[] = {
-	"kmemsize", "lockedpages", "privvmpages", "shmpages", "numproc", "physpages", "vmguarpages",
-	"oomguarpages", "numtcpsock", "numflock", "numpty", "numsiginfo", "tcpsndbuf", "tcprcvbuf",
-	"othersockbuf", "dgramrcvbuf", "numothersock", "dcachesize", "numfile", "numiptent", "swappages",
+	"kmemsize",	"lockedpages", "privvmpages",  "shmpages",   "numproc",	   "physpages", "vmguarpages",
+	"oomguarpages", "numtcpsock",  "numflock",     "numpty",     "numsiginfo", "tcpsndbuf", "tcprcvbuf",
+	"othersockbuf", "dgramrcvbuf", "numothersock", "dcachesize", "numfile",	   "numiptent", "swappages",
 };
 
 /* "physpages" held, "physpages.m" maxheld, .b barrier, .l limit, .f failcnt */
@@ -163,11 +163,26 @@ static int get_ubc(const struct field *f, const ve_info *v, char *buf, size_t le
 		if (strcmp(b->name, f->ubc) || b->unsupported)
 			continue;
 		switch (f->suffix) {
-		case 'm': has = b->has_maxheld; val = b->maxheld; break;
-		case 'b': has = b->has_barrier; val = b->barrier; break;
-		case 'l': has = b->has_limit; val = b->limit; break;
-		case 'f': has = b->has_failcnt; val = b->failcnt; break;
-		default: has = b->has_held; val = b->held; break;
+		case 'm':
+			has = b->has_maxheld;
+			val = b->maxheld;
+			break;
+		case 'b':
+			has = b->has_barrier;
+			val = b->barrier;
+			break;
+		case 'l':
+			has = b->has_limit;
+			val = b->limit;
+			break;
+		case 'f':
+			has = b->has_failcnt;
+			val = b->failcnt;
+			break;
+		default:
+			has = b->has_held;
+			val = b->held;
+			break;
 		}
 		if (!has)
 			return 0;

@@ -14,33 +14,40 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run]\n"
-		   "                 [--downtime-ms N] [--max-rounds N] [--auto-converge] [--stop-copy] [--verify-memory]\n"
-		   "                 [--postcopy] DEST VEID\n"
-		   "  --online      move the VE while it runs (checkpoint, copy, restore)\n"
-		   "  --keep-dst    keep the synced private area on DEST if the move fails\n"
-		   "  -r yes|no     remove the VE here after the move (default yes)\n"
-		   "  -t, --times   print the time of each phase\n"
-		   "  --dry-run     only check that DEST can take the VE\n"
-		   "  --downtime-ms N  pre-copy: freeze once what is left can be sent in N ms (default 300)\n"
-		   "  --max-rounds N   pre-copy: at most N rounds while the VE runs (default 10, at most 64)\n"
-		   "  --auto-converge  pre-copy: cap the VE's CPU, more each round, while it writes memory faster\n"
-		   "                   than the link carries it (lifted when it freezes)\n"
-		   "  --stop-copy      no pre-copy: all memory is copied while the VE is frozen\n"
-		   "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n"
-		   "  --postcopy       no pre-copy: the VE resumes on DEST at once and fetches its memory\n"
-		   "                   from here afterwards (it depends on this host until then)\n");
+	fprintf(
+	    f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run]\n"
+	       "                 [--downtime-ms N] [--max-rounds N] [--auto-converge] [--stop-copy] [--verify-memory]\n"
+	       "                 [--postcopy] DEST VEID\n"
+	       "  --online      move the VE while it runs (checkpoint, copy, restore)\n"
+	       "  --keep-dst    keep the synced private area on DEST if the move fails\n"
+	       "  -r yes|no     remove the VE here after the move (default yes)\n"
+	       "  -t, --times   print the time of each phase\n"
+	       "  --dry-run     only check that DEST can take the VE\n"
+	       "  --downtime-ms N  pre-copy: freeze once what is left can be sent in N ms (default 300)\n"
+	       "  --max-rounds N   pre-copy: at most N rounds while the VE runs (default 10, at most 64)\n"
+	       "  --auto-converge  pre-copy: cap the VE's CPU, more each round, while it writes memory faster\n"
+	       "                   than the link carries it (lifted when it freezes)\n"
+	       "  --stop-copy      no pre-copy: all memory is copied while the VE is frozen\n"
+	       "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n"
+	       "  --postcopy       no pre-copy: the VE resumes on DEST at once and fetches its memory\n"
+	       "                   from here afterwards (it depends on this host until then)\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "online", no_argument, NULL, 'o' }, { "live", no_argument, NULL, 'o' },
-		{ "keep-dst", no_argument, NULL, 'k' }, { "times", no_argument, NULL, 't' },
-		{ "dry-run", no_argument, NULL, 'n' }, { "help", no_argument, NULL, 'h' },
-		{ "remove-area", required_argument, NULL, 'r' }, { "downtime-ms", required_argument, NULL, 'D' },
-		{ "max-rounds", required_argument, NULL, 'R' }, { "stop-copy", no_argument, NULL, 'S' },
-		{ "verify-memory", no_argument, NULL, 'V' }, { "postcopy", no_argument, NULL, 'P' },
+		{ "online", no_argument, NULL, 'o' },
+		{ "live", no_argument, NULL, 'o' },
+		{ "keep-dst", no_argument, NULL, 'k' },
+		{ "times", no_argument, NULL, 't' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "remove-area", required_argument, NULL, 'r' },
+		{ "downtime-ms", required_argument, NULL, 'D' },
+		{ "max-rounds", required_argument, NULL, 'R' },
+		{ "stop-copy", no_argument, NULL, 'S' },
+		{ "verify-memory", no_argument, NULL, 'V' },
+		{ "postcopy", no_argument, NULL, 'P' },
 		{ "auto-converge", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -103,7 +110,9 @@ int main(int argc, char **argv)
 	}
 	if (req.auto_converge && (req.postcopy || req.stop_copy || !req.online)) {
 		fprintf(stderr, "vzmigrate: --auto-converge throttles the VE during an online pre-copy: not with %s\n",
-			req.postcopy ? "--postcopy" : req.stop_copy ? "--stop-copy" : "an offline move (add --online)");
+			req.postcopy	? "--postcopy"
+			: req.stop_copy ? "--stop-copy"
+					: "an offline move (add --online)");
 		return VZ_EXIT_INVAL;
 	}
 	if (argc - optind != 2) {

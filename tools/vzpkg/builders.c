@@ -75,13 +75,15 @@ static const struct {
 	/* A VE's init has /dev/null for a console: no gettys. */
 	{ "etc/inittab", "::sysinit:/etc/init.d/rcS\n::shutdown:/bin/sync\n", 0644 },
 	{ "etc/init.d/rcS", "#!/bin/sh\n[ -x /etc/rc.local ] && /etc/rc.local\nexit 0\n", 0755 },
-	{ "etc/profile", "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-			 "PS1='\\u@\\h:\\w\\$ '\n", 0644 },
+	{ "etc/profile",
+	  "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+	  "PS1='\\u@\\h:\\w\\$ '\n",
+	  0644 },
 	{ "etc/os-release", "NAME=\"BusyBox\"\nID=busybox\nPRETTY_NAME=\"BusyBox (vzcluster template)\"\n", 0644 },
 };
 
 static const char *const busybox_dirs[] = { "bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "dev", "proc",
-					    "sys", "root", "run", "var/log", "home", "mnt" };
+					    "sys", "root", "run",     "var/log",  "home",	"mnt" };
 
 int vzpkg_build_busybox(const char *tree, const struct vz_conf *meta, struct vz_err *err)
 {
@@ -133,17 +135,18 @@ int vzpkg_build_busybox(const char *tree, const struct vz_conf *meta, struct vz_
 			return vz_error(err, -ret, "Write %s", busybox_files[i].path);
 	}
 	/* Prove the tree works before it becomes a cache. */
-	char *smoke[] = { "chroot", (char *)tree, "/bin/sh", "-c", "ip link show lo >/dev/null && test -x /sbin/init", NULL };
+	char *smoke[] = { "chroot", (char *)tree, "/bin/sh", "-c", "ip link show lo >/dev/null && test -x /sbin/init",
+			  NULL };
 	_cleanup_free_ char *out = NULL;
 
 	ret = vz_run(smoke, &out);
 	if (ret != 0)
-		return vz_error_msg(err, EIO, "The built tree does not run: %s", vz_last_line(out ? out : "", last, sizeof(last)));
+		return vz_error_msg(err, EIO, "The built tree does not run: %s",
+				    vz_last_line(out ? out : "", last, sizeof(last)));
 	return 0;
 }
 
-int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct vz_conf *meta,
-			    struct vz_err *err)
+int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct vz_conf *meta, struct vz_err *err)
 {
 	const char *suite = vz_conf_get(meta, "SUITE"), *mirror = vz_conf_get(meta, "MIRROR"),
 		   *variant = vz_conf_get(meta, "VARIANT");
@@ -152,7 +155,8 @@ int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct
 	int ret;
 
 	if (!suite || !*suite)
-		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Template metadata %s/config has no SUITE", meta_dir);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Template metadata %s/config has no SUITE",
+					 meta_dir);
 	snprintf(path, sizeof(path), "%s/packages", meta_dir);
 	if (vz_read_file(path, &pkgs, NULL, 65536) == 0) {
 		for (char *save = NULL, *line = strtok_r(pkgs, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -168,8 +172,10 @@ int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct
 		}
 	}
 	snprintf(var, sizeof(var), "--variant=%s", variant && *variant ? variant : "minbase");
-	char *argv[] = { "debootstrap", var, include, (char *)suite, (char *)tree,
-			 (char *)(mirror && *mirror ? mirror : "http://deb.debian.org/debian"), NULL };
+	char *argv[] = { "debootstrap", var,
+			 include,	(char *)suite,
+			 (char *)tree,	(char *)(mirror && *mirror ? mirror : "http://deb.debian.org/debian"),
+			 NULL };
 	if (include[strlen(include) - 1] == '=')
 		memmove(&argv[2], &argv[3], 4 * sizeof(char *));
 
@@ -178,7 +184,7 @@ int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct
 	ret = vz_run_checked(argv, err);
 	if (ret < 0)
 		return ret;
-	char *clean[] = { "sh", "-c", "rm -rf \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*", "sh",
-			  (char *)tree, NULL };
+	char *clean[] = { "sh", "-c",	      "rm -rf \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*",
+			  "sh", (char *)tree, NULL };
 	return vz_run_checked(clean, err);
 }

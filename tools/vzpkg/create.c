@@ -42,7 +42,7 @@ static int parse_args(int argc, char **argv, const char **name, struct vz_err *e
 static int build(const char *name, bool replace, struct vz_err *err)
 {
 	char meta_dir[PATH_MAX], cache_dir[PATH_MAX], cache[PATH_MAX], tmp[PATH_MAX + 16], tree[PATH_MAX],
-		path[PATH_MAX + 32], lockp[PATH_MAX + 16], size[32];
+	    path[PATH_MAX + 32], lockp[PATH_MAX + 16], size[32];
 	_cleanup_conf_ struct vz_conf meta = { 0 };
 	_cleanup_close_ int lock = -EBADF;
 	const char *builder;
@@ -59,8 +59,8 @@ static int build(const char *name, bool replace, struct vz_err *err)
 		return vz_error_wrap(err, "Template %s", name);
 	builder = vz_conf_get(&meta, "BUILDER");
 	if (!builder || (strcmp(builder, "busybox") && strcmp(builder, "debootstrap")))
-		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "Template %s: BUILDER must be busybox or debootstrap",
-				     name);
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
+					 "Template %s: BUILDER must be busybox or debootstrap", name);
 	vz_path(cache_dir, sizeof(cache_dir), VZ_CACHE_DIR);
 	ret = vz_mkdir_p(cache_dir, 0755);
 	if (ret < 0)
@@ -72,7 +72,7 @@ static int build(const char *name, bool replace, struct vz_err *err)
 		return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY, "Cache %s is being built by another vzpkg", name);
 	if (!replace && vz_exists(cache))
 		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST,
-				     "Cache %s exists; use vzpkg update cache %s or remove it", name, name);
+					 "Cache %s exists; use vzpkg update cache %s or remove it", name, name);
 
 	snprintf(tree, sizeof(tree), "%s/.%s.build.XXXXXX", cache_dir, name);
 	if (!mkdtemp(tree))
@@ -103,8 +103,10 @@ static int build(const char *name, bool replace, struct vz_err *err)
 		}
 	}
 	if (!vzpkg_interrupted) {
-		char *argv[] = { "tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-				 "-C", tree, "-cf", tmp, ".", NULL };
+		char *argv[] = {
+			"tar", "--zstd", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", tree, "-cf", tmp,
+			".",   NULL
+		};
 
 		printf("Packing %s\n", cache);
 		fflush(stdout);
@@ -123,8 +125,8 @@ static int build(const char *name, bool replace, struct vz_err *err)
 	vz_rm_rf(tree);
 	unlink(lockp);
 	stat(cache, &st);
-	printf("Cache %s created: %s, %.1f s\n", cache, vz_fmt_size((uint64_t)st.st_size / 1024 * 1024, size, sizeof(size)),
-	       (double)(vz_now_ns() - t0) / 1e9);
+	printf("Cache %s created: %s, %.1f s\n", cache,
+	       vz_fmt_size((uint64_t)st.st_size / 1024 * 1024, size, sizeof(size)), (double)(vz_now_ns() - t0) / 1e9);
 	return 0;
 
 on_error:

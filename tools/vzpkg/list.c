@@ -67,9 +67,9 @@ int cmd_remove(int argc, char **argv, struct vz_err *err)
 		return ret;
 	vz_path_template_cache(cache, sizeof(cache), argv[2]);
 	if (unlink(cache) != 0)
-		return errno == ENOENT
-			       ? vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT, "Remove cache %s: there is none", argv[2])
-			       : vz_error_exit(err, VZ_EXIT_SYSTEM, errno, "Remove cache %s", argv[2]);
+		return errno == ENOENT ? vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT,
+							   "Remove cache %s: there is none", argv[2])
+				       : vz_error_exit(err, VZ_EXIT_SYSTEM, errno, "Remove cache %s", argv[2]);
 	printf("Cache %s removed\n", argv[2]);
 	return 0;
 }

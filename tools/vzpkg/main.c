@@ -69,7 +69,7 @@ int vzpkg_meta_dir(const char *name, char *buf, size_t len, struct vz_err *err)
 		return 0;
 	if (shipped_dir(name, src, sizeof(src)) < 0)
 		return vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT, "Template %s not found: no metadata in %s",
-				     name, buf);
+					 name, buf);
 	vz_mkdir_p(vz_path(parent, sizeof(parent), VZ_TEMPLATE_DIR), 0755);
 	char *argv[] = { "cp", "-a", "--", src, buf, NULL };
 

@@ -17,8 +17,7 @@ extern volatile int vzpkg_interrupted;
 
 /* Builders fill an empty directory with a root file system. */
 int vzpkg_build_busybox(const char *tree, const struct vz_conf *meta, struct vz_err *err);
-int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct vz_conf *meta,
-			    struct vz_err *err);
+int vzpkg_build_debootstrap(const char *tree, const char *meta_dir, const struct vz_conf *meta, struct vz_err *err);
 
 int cmd_create(int argc, char **argv, struct vz_err *err);
 int cmd_update(int argc, char **argv, struct vz_err *err);

@@ -103,8 +103,8 @@ Test(imgstream, round_trip_keeps_every_file_byte_for_byte)
 	u = vz_img_unpacker_new(dst, st.raw_bytes, &err);
 	/* Feed in odd-sized pieces: records straddle every boundary. */
 	for (size_t off = 0; off < m.len; off += 777)
-		cr_assert_eq(vz_img_unpacker_feed(u, m.p + off, m.len - off < 777 ? m.len - off : 777, &err), 0,
-			     "%s", err.msg);
+		cr_assert_eq(vz_img_unpacker_feed(u, m.p + off, m.len - off < 777 ? m.len - off : 777, &err), 0, "%s",
+			     err.msg);
 	cr_assert_eq(vz_img_unpacker_finish(u, &ust, &err), 0, "%s", err.msg);
 	vz_img_unpacker_free(u);
 	cr_assert_eq(ust.nfiles, 3);
@@ -189,8 +189,8 @@ Test(imgstream, names_that_could_leave_the_directory_are_refused)
 Test(imgstream, an_end_record_that_lies_is_refused)
 {
 	/* One empty file "a", then an end record claiming two files. */
-	uint8_t rec[] = { 'V', 'Z', 'I', 'M', 'G', 0, 0, 1, 1, 0, 1, 'a', 0, 0, 1, 0x80, 0, 0, 0, 0,
-			  0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t rec[] = { 'V', 'Z', 'I', 'M', 'G', 0, 0, 1, 1, 0, 1, 'a', 0, 0, 1, 0x80, 0, 0, 0,
+			  0,   0,   0,	 0,   0,   2, 0, 0, 0, 2, 0, 0,	  0, 0, 0, 0,	 0, 0 };
 	struct vz_err err = { 0 };
 
 	cr_assert_lt(parse_raw(rec, sizeof(rec), &err), 0);
@@ -203,8 +203,14 @@ TestSuite(dumpfile, .init = mk_tmp, .fini = rm_tmp);
 
 Test(dumpfile, header_round_trips_and_rejects_garbage)
 {
-	struct vz_dump_hdr h = { .veid = 101, .created = 12345, .payload_bytes = 99, .image_bytes = 1000,
-				 .nfiles = 4, .criu_version = "4.2.1", .kernel = "6.18.0", .machine = "x86_64" };
+	struct vz_dump_hdr h = { .veid = 101,
+				 .created = 12345,
+				 .payload_bytes = 99,
+				 .image_bytes = 1000,
+				 .nfiles = 4,
+				 .criu_version = "4.2.1",
+				 .kernel = "6.18.0",
+				 .machine = "x86_64" };
 	struct vz_dump_hdr back;
 	struct vz_err err = { 0 };
 	uint8_t buf[VZ_DUMP_HDR_SIZE];

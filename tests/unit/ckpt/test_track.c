@@ -18,7 +18,7 @@
 #include "memverify.h"
 #include "track.h"
 
-#define PG 4096
+#define PG     4096
 #define NPAGES 64
 
 /* The child: a region of NPAGES pages, commands on a pipe. */
@@ -126,7 +126,7 @@ static unsigned long ask(char c, int arg)
 /* What a round handed on, restricted to one range. */
 struct seen {
 	unsigned long lo, hi;
-	int vpid;          /* 0: any */
+	int vpid; /* 0: any */
 	int pages[1024];
 	uint8_t first[1024];
 	int n;

@@ -21,8 +21,8 @@
 #include "memverify.h"
 #include "track.h"
 
-#define PG 4096
-#define NPAGES 16
+#define PG	 4096
+#define NPAGES	 16
 #define BOUND_MS 500
 
 static struct vz_track *t;
@@ -271,11 +271,9 @@ Test(track_stops, tracker_on_a_stopped_process_leaves_it_stopped, .fini = teardo
 	s.a.vpid = s.b.vpid = vz_proc_vpid(parent);
 	round_of(&parent, 1, &s, &st);
 	cr_assert_eq(s.a.n, NPAGES);
-	cr_assert_eq(proc_state(parent), 'T', "a stopped process ran on after round 0: state %c",
-		     proc_state(parent));
+	cr_assert_eq(proc_state(parent), 'T', "a stopped process ran on after round 0: state %c", proc_state(parent));
 	usleep(100000);
-	cr_assert_eq(proc_state(parent), 'T', "a stopped process ran on after round 0: state %c",
-		     proc_state(parent));
+	cr_assert_eq(proc_state(parent), 'T', "a stopped process ran on after round 0: state %c", proc_state(parent));
 	round_of(&parent, 1, &s, &st);
 	cr_assert_eq(proc_state(parent), 'T');
 	cr_assert_eq(s.a.n, 0, "a stopped process wrote nothing, %d pages sent", s.a.n);
@@ -333,8 +331,7 @@ Test(track_stops, rseq_read_is_bounded_and_keeps_stops, .fini = teardown, .timeo
 	pids[1] = grandchild;
 	t0 = now_ms();
 	cr_assert_eq(vz_rseq_areas(pids, 2, &m, &nm, &seen, &ns, &err), 0, "%s", err.msg);
-	cr_assert_lt(now_ms() - t0, 2 * 2000 + 1000, "the rseq read took %llu ms",
-		     (unsigned long long)(now_ms() - t0));
+	cr_assert_lt(now_ms() - t0, 2 * 2000 + 1000, "the rseq read took %llu ms", (unsigned long long)(now_ms() - t0));
 	cr_assert_eq(ns, 2, "both threads are listed as seen (%zu)", ns);
 	cr_assert_eq(proc_state(parent), 'D', "the parent is still in vfork()");
 	free(m);

@@ -19,8 +19,8 @@ Test(config, parses_quoted_bare_and_comments)
 	struct vz_conf c = { 0 };
 	struct vz_err err = { 0 };
 
-	cr_assert_eq(parse(&c, "# comment\nA=\"x y\"\nB=bare\n\n  C='single' # tail\nA=\"last\"\n", &err), 0,
-		     "%s", err.msg);
+	cr_assert_eq(parse(&c, "# comment\nA=\"x y\"\nB=bare\n\n  C='single' # tail\nA=\"last\"\n", &err), 0, "%s",
+		     err.msg);
 	cr_assert_str_eq(vz_conf_get(&c, "A"), "last");
 	cr_assert_str_eq(vz_conf_get(&c, "B"), "bare");
 	cr_assert_str_eq(vz_conf_get(&c, "C"), "single");

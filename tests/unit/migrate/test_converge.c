@@ -7,8 +7,15 @@
 static enum mig_conv rule(unsigned round, uint64_t prev_sent, uint64_t sent, uint64_t left, bool measured)
 {
 	struct mig_conv_in in = {
-		.round = round, .sent = sent, .prev_sent = prev_sent, .left = left, .left_measured = measured,
-		.ms = 1000, .downtime_ms = 300, .max_rounds = 10, .used = -1,
+		.round = round,
+		.sent = sent,
+		.prev_sent = prev_sent,
+		.left = left,
+		.left_measured = measured,
+		.ms = 1000,
+		.downtime_ms = 300,
+		.max_rounds = 10,
+		.used = -1,
 	};
 	struct mig_conv_out out;
 
@@ -53,8 +60,16 @@ Test(mig_should_freeze, soft_dirty_shrinking_rounds_go_on)
 
 Test(mig_should_freeze, auto_converge_caps_a_vm_that_writes_fast)
 {
-	struct mig_conv_in in = { .round = 1, .sent = 4096, .prev_sent = 50000, .left = 3000, .left_measured = true,
-				  .ms = 1000, .downtime_ms = 300, .max_rounds = 10, .autoconv = true, .used = 1.0 };
+	struct mig_conv_in in = { .round = 1,
+				  .sent = 4096,
+				  .prev_sent = 50000,
+				  .left = 3000,
+				  .left_measured = true,
+				  .ms = 1000,
+				  .downtime_ms = 300,
+				  .max_rounds = 10,
+				  .autoconv = true,
+				  .used = 1.0 };
 	struct mig_conv_out out;
 
 	mig_should_freeze(&in, &out);
@@ -64,16 +79,30 @@ Test(mig_should_freeze, auto_converge_caps_a_vm_that_writes_fast)
 	mig_should_freeze(&in, &out);
 	cr_assert_eq(out.verdict, MIG_CONV_AGAIN);
 	/* Soft-dirty compares with the round before here too. */
-	in = (struct mig_conv_in){ .round = 1, .sent = 4096, .prev_sent = 50000, .left = 4096, .ms = 1000,
-				   .downtime_ms = 300, .max_rounds = 10, .autoconv = true, .used = 1.0 };
+	in = (struct mig_conv_in){ .round = 1,
+				   .sent = 4096,
+				   .prev_sent = 50000,
+				   .left = 4096,
+				   .ms = 1000,
+				   .downtime_ms = 300,
+				   .max_rounds = 10,
+				   .autoconv = true,
+				   .used = 1.0 };
 	mig_should_freeze(&in, &out);
 	cr_assert_eq(out.verdict, MIG_CONV_AGAIN);
 }
 
 Test(mig_should_freeze, never_more_than_the_engine_allows)
 {
-	struct mig_conv_in in = { .round = MIG_MAX_ROUNDS - 1, .sent = 4096, .prev_sent = 5000, .left = 4000,
-				  .left_measured = true, .ms = 1000, .downtime_ms = 300, .max_rounds = 1000, .used = -1 };
+	struct mig_conv_in in = { .round = MIG_MAX_ROUNDS - 1,
+				  .sent = 4096,
+				  .prev_sent = 5000,
+				  .left = 4000,
+				  .left_measured = true,
+				  .ms = 1000,
+				  .downtime_ms = 300,
+				  .max_rounds = 1000,
+				  .used = -1 };
 	struct mig_conv_out out;
 
 	mig_should_freeze(&in, &out);

@@ -35,10 +35,25 @@ Test(mig_record, names_of_each_kind)
 
 Test(mig_record, names_that_are_no_record)
 {
-	const char *bad[] = { "", ".", "..", "101", "101.", "101.decision", "101.ab.incoming", "101.ab.capped",
-			      "101.AB.decision", "101.xyz.outgoing", "0.ab.decision", "0101.ab.decision",
-			      "2147483648.incoming", "-1.incoming", "101.ab.decision.tmp", "101.ab.cd.decision",
-			      "101..decision", "abc.incoming", "101.incoming.tmp",
+	const char *bad[] = { "",
+			      ".",
+			      "..",
+			      "101",
+			      "101.",
+			      "101.decision",
+			      "101.ab.incoming",
+			      "101.ab.capped",
+			      "101.AB.decision",
+			      "101.xyz.outgoing",
+			      "0.ab.decision",
+			      "0101.ab.decision",
+			      "2147483648.incoming",
+			      "-1.incoming",
+			      "101.ab.decision.tmp",
+			      "101.ab.cd.decision",
+			      "101..decision",
+			      "abc.incoming",
+			      "101.incoming.tmp",
 			      "1.00000000000000000000000000000000000000000000000000000000000000000.outgoing" };
 	struct mig_record r;
 
