@@ -109,6 +109,7 @@ nothing_left_of() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"Checkpointing completed successfully"* ]]
 	[ -s "$VZ_ROOT/ck101.dump" ]
+	echo "# dump file: $(stat -c %s "$VZ_ROOT/ck101.dump") bytes" >&3
 	run vzctl status 101
 	[ "$output" = "VEID 101 exist unmounted down" ]
 	nothing_left_of 101
