@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The parsers of untrusted bytes under libFuzzer, for a bounded time each:
-# the image-stream records and dump header (what a restore reads), and a
-# control frame (length header, then protobuf). A crash, a sanitizer
+# the image-stream records and dump header (what a restore reads), a
+# control frame (length header, then protobuf), and the records of a
+# migration's two-phase commit (what a restarted agent reads). A crash, a sanitizer
 # report or a leak fails the test and leaves the input in the log.
 
 VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
@@ -26,4 +27,8 @@ run_fuzzer() {
 
 @test "the control frame parser survives fuzzing" {
 	run_fuzzer fuzz_frame
+}
+
+@test "the migration record parsers survive fuzzing" {
+	run_fuzzer fuzz_mig_record
 }
