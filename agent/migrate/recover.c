@@ -173,18 +173,25 @@ static void recover_capped(void *arg, const struct mig_record *r, const char *pa
 
 /* An outgoing move decided go whose source copy is still here (the worker
  * died after the decision): it ran for the last time when the decision was
- * written; remove it. A VE that came back later has a newer config than
- * the decision. */
+ * written; remove it, frozen or not (a frozen copy with its SIGKILL pending
+ * reads as running; ve_kill thaws what it kills). A VE that came back later
+ * has a newer config than the decision. The one copy that stays is
+ * post-copy's frozen source, which still holds pages the destination lacks
+ * (its outgoing record, kept by recover_outgoing, says so). */
 static void recover_decision(void *arg, const struct mig_record *r, const char *path)
 {
+	struct mig_record out = mig_record_of(MIG_REC_OUTGOING, r->veid, r->mid);
 	struct vz_agent *a = arg;
 	struct stat ds, cs;
 	struct ve ve;
 
-	if (!mig_decided_go(r->veid, r->mid) || stat(path, &ds) != 0 || ve_open(r->veid, true, &ve, NULL) < 0)
+	if (!mig_decided_go(r->veid, r->mid) || stat(path, &ds) != 0)
 		return;
-	if (stat(ve.conf_path, &cs) == 0 && cs.st_mtime <= ds.st_mtime && ve_state(&ve, NULL) != VE_STATE_RUNNING &&
-	    ve_lock(&ve, 10000, NULL) == 0) {
+	if (mig_record_read(&out, NULL) == 0 && out.postcopy)
+		return;
+	if (ve_open(r->veid, true, &ve, NULL) < 0)
+		return;
+	if (stat(ve.conf_path, &cs) == 0 && cs.st_mtime <= ds.st_mtime && ve_lock(&ve, 10000, NULL) == 0) {
 		struct vz_err e = { 0 };
 
 		pr_info("VE %u: moved away by migration %s; removing the source copy", r->veid, r->mid);

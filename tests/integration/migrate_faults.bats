@@ -17,6 +17,16 @@ teardown_file() {
 }
 
 teardown() {
+	local h p
+	# A test that failed while it held workers stopped or a decision in a
+	# FIFO must not wedge the next one.
+	for h in h1 h2; do
+		for p in $(agent_workers "$h" 2>/dev/null); do
+			kill -CONT "$p" 2>/dev/null || true
+		done
+		find "$VZ_SANDBOX_DIR/$h/vz/migrate" -maxdepth 1 -type p -delete 2>/dev/null || true
+	done
+	"$SB" link h1 rate off >/dev/null 2>&1 || true
 	sb_test_teardown
 }
 
@@ -68,20 +78,25 @@ teardown() {
 
 # Hold the online move of VE $1 from host h1 at its decision: the source
 # writes its decision with O_EXCL and reads one already there, so a FIFO
-# in its place, made as soon as the move's outgoing marker names it,
-# blocks the worker until something is written into the FIFO. Prints the
-# FIFO's path once the destination has restored the VE and waits for the
-# go (the VE frozen at the source).
+# in its place blocks the worker until something is written into it. The
+# FIFO is made as soon as the source logs the move's id, before its first
+# file pass (the link to h1 is slowed so that the pass and the rounds take
+# seconds, far longer than this takes). Prints the FIFO's path once the
+# destination has restored the VE and waits for the go (the VE frozen at
+# the source).
 hold_decision() {
-	local veid=$1 mig="$VZ_SANDBOX_DIR/h1/vz/migrate" out mid
-	wait_for 60 compgen -G "$mig/$veid.*.outgoing" >/dev/null || { echo "no outgoing marker"; return 1; }
-	out=$(compgen -G "$mig/$veid.*.outgoing")
-	mid=$(basename "$out" .outgoing)
-	mid=${mid#"$veid".}
-	mkfifo "$mig/$veid.$mid.decision"
-	wait_for 120 grep -q "VE $veid: restored (frozen)" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" ||
-		{ echo "not restored on h2"; return 1; }
-	echo "$mig/$veid.$mid.decision"
+	local veid=$1 log="$VZ_SANDBOX_DIR/h1/var/log/vzagent.log" mid
+	wait_for 30 grep -q "VE $veid: migration [0-9a-f]* to " "$log" || {
+		echo "the move did not start"
+		return 1
+	}
+	mid=$(sed -n "s/.*VE $veid: migration \([0-9a-f]*\) to .*/\1/p" "$log" | tail -n 1)
+	mkfifo "$VZ_SANDBOX_DIR/h1/vz/migrate/$veid.$mid.decision" || return 1
+	wait_for 120 grep -q "VE $veid: restored (frozen)" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" || {
+		echo "not restored on h2"
+		return 1
+	}
+	echo "$VZ_SANDBOX_DIR/h1/vz/migrate/$veid.$mid.decision"
 }
 
 # Some process of VE $2 on host $1 has a SIGKILL pending.
@@ -98,6 +113,7 @@ kill_pending() {
 @test "a source agent killed after its decision: the VE ends up on the destination only" {
 	sb_ve h1 104 198.18.1.4
 	local fifo workers
+	"$SB" link h1 rate 100mbit
 	migrate_bg h1 --online h2 104
 	fifo=$(hold_decision 104)
 	# The destination's workers stop before they see the go; the source
@@ -124,6 +140,7 @@ kill_pending() {
 @test "a source agent killed during a pre-copy dump, before its decision: the VE runs on at the source" {
 	sb_ve h1 105 198.18.1.5
 	local fifo init
+	"$SB" link h1 rate 100mbit
 	migrate_bg h1 --online h2 105
 	fifo=$(hold_decision 105)
 	# Killed with the VE seized by CRIU for the dump, its session open.
@@ -132,7 +149,7 @@ kill_pending() {
 	grep -Eq '^TracerPid:[[:space:]]*[1-9]' "/proc/$init/status"
 	kill_agent h1
 	rm "$fifo"
-	run ! compgen -G "$VZ_SANDBOX_DIR/h1/vz/migrate/*.decision"
+	run ! compgen -G "$VZ_SANDBOX_DIR/h1/vz/migrate/105.*.decision"
 	migrate_wait 60
 	run ! migrate_rc 0
 	# The restarted agent ends CRIU's session and thaws the VE.
@@ -140,7 +157,7 @@ kill_pending() {
 	wait_for 30 running_on h1 105
 	wait_for 60 nothing_of h2 105
 	grep "VE 105: migration .* was not decided" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
-	run ! compgen -G "$VZ_SANDBOX_DIR/h1/vz/migrate/*.outgoing"
+	run ! compgen -G "$VZ_SANDBOX_DIR/h1/vz/migrate/105.*.outgoing"
 	passes_on h1 105
 }
 
