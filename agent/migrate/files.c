@@ -25,7 +25,9 @@
 
 struct fent {
 	char *path;
+	dev_t dev;
 	ino_t ino;
+	nlink_t nlink;
 	uint64_t size;
 	int64_t mtime_ns, ctime_ns;
 	mode_t mode;
@@ -36,10 +38,26 @@ struct fent {
 	bool seen; /* in the current pass */
 };
 
+/* An inode of a pass, by (dev, ino): the index in e[] of its first name. */
+struct inode_ref {
+	dev_t dev;
+	ino_t ino;
+	size_t idx;
+	bool used;
+};
+
 struct mig_fstate {
 	struct fent *e;
 	size_t n, cap;
 	bool sorted;
+	/* The current pass: its regular files with more than one link. */
+	struct inode_ref *links;
+	size_t nlinks, links_cap; /* links_cap: 0 or a power of two */
+	/* The last pass, built when needed once e[] is sorted: all regular
+	 * files, sorted by (dev, ino). */
+	struct inode_ref *byino;
+	size_t nbyino;
+	bool byino_built;
 };
 
 static int cmp_ent(const void *a, const void *b)
@@ -67,7 +85,110 @@ void mig_fstate_free(struct mig_fstate *st)
 		free(st->e[i].hash);
 	}
 	free(st->e);
+	free(st->links);
+	free(st->byino);
 	free(st);
+}
+
+static size_t inode_slot(dev_t dev, ino_t ino, size_t cap)
+{
+	uint64_t h = ((uint64_t)ino ^ ((uint64_t)dev << 32)) * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 17) & (cap - 1);
+}
+
+/* The first name this pass gave to (dev, ino), or NULL. */
+static struct fent *link_find(struct mig_fstate *st, dev_t dev, ino_t ino)
+{
+	if (!st->links_cap)
+		return NULL;
+	for (size_t i = inode_slot(dev, ino, st->links_cap);; i = (i + 1) & (st->links_cap - 1)) {
+		struct inode_ref *l = &st->links[i];
+
+		if (!l->used)
+			return NULL;
+		if (l->dev == dev && l->ino == ino)
+			return &st->e[l->idx];
+	}
+}
+
+static int link_add(struct mig_fstate *st, dev_t dev, ino_t ino, size_t idx, struct vz_err *err)
+{
+	if ((st->nlinks + 1) * 2 > st->links_cap) {
+		size_t cap = st->links_cap ? st->links_cap * 2 : 64;
+		struct inode_ref *n = calloc(cap, sizeof(*n));
+
+		if (!n)
+			return vz_error_msg(err, ENOMEM, "Out of memory");
+		for (size_t i = 0; i < st->links_cap; i++) {
+			size_t j;
+
+			if (!st->links[i].used)
+				continue;
+			for (j = inode_slot(st->links[i].dev, st->links[i].ino, cap); n[j].used;
+			     j = (j + 1) & (cap - 1))
+				;
+			n[j] = st->links[i];
+		}
+		free(st->links);
+		st->links = n;
+		st->links_cap = cap;
+	}
+	for (size_t i = inode_slot(dev, ino, st->links_cap);; i = (i + 1) & (st->links_cap - 1)) {
+		if (!st->links[i].used) {
+			st->links[i] = (struct inode_ref){ .dev = dev, .ino = ino, .idx = idx, .used = true };
+			st->nlinks++;
+			return 0;
+		}
+	}
+}
+
+static int cmp_ino(const void *a, const void *b)
+{
+	const struct inode_ref *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* One of the last pass's entries for (dev, ino) in st->byino, or NULL; st->e
+ * must be sorted already (lookup() did it) and stay so. */
+static struct inode_ref *old_by_ino(struct mig_fstate *st, dev_t dev, ino_t ino, struct vz_err *err, int *ret)
+{
+	struct inode_ref key = { .dev = dev, .ino = ino }, *hit;
+
+	*ret = 0;
+	if (!st->byino_built) {
+		st->byino = calloc(st->n ? st->n : 1, sizeof(*st->byino));
+		if (!st->byino) {
+			*ret = vz_error_msg(err, ENOMEM, "Out of memory");
+			return NULL;
+		}
+		for (size_t i = 0; i < st->n; i++)
+			if (S_ISREG(st->e[i].mode))
+				st->byino[st->nbyino++] =
+				    (struct inode_ref){ .dev = st->e[i].dev, .ino = st->e[i].ino, .idx = i };
+		qsort(st->byino, st->nbyino, sizeof(*st->byino), cmp_ino);
+		st->byino_built = true;
+	}
+	hit = bsearch(&key, st->byino, st->nbyino, sizeof(*st->byino), cmp_ino);
+	return hit;
+}
+
+static uint64_t *hash_dup(const struct fent *e, struct vz_err *err)
+{
+	uint64_t *h;
+
+	if (!e->hash)
+		return NULL;
+	h = malloc(e->nblocks * sizeof(*h) + 1);
+	if (!h) {
+		vz_error_msg(err, ENOMEM, "Out of memory");
+		return NULL;
+	}
+	memcpy(h, e->hash, e->nblocks * sizeof(*h));
+	return h;
 }
 
 /* A fast 64-bit hash of a block: the sender's own data, no adversary. */
@@ -100,6 +221,7 @@ struct sender {
 	struct vz_conn *c;
 	struct vz_zenc *z;
 	struct mig_fstate *old, *cur;
+	int root; /* the private area */
 	struct mig_pass_stats *ps;
 	void (*progress)(void *arg, uint64_t raw);
 	void *arg;
@@ -165,7 +287,9 @@ static int remember(struct mig_fstate *st, const char *path, const struct stat *
 	e->path = strdup(path);
 	if (!e->path)
 		return vz_error_msg(err, ENOMEM, "Out of memory");
+	e->dev = sb->st_dev;
 	e->ino = sb->st_ino;
+	e->nlink = sb->st_nlink;
 	e->size = (uint64_t)sb->st_size;
 	e->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
 	e->ctime_ns = (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
@@ -180,8 +304,8 @@ static int remember(struct mig_fstate *st, const char *path, const struct stat *
 
 static bool unchanged(const struct fent *o, const struct stat *sb)
 {
-	return o && o->ino == sb->st_ino && o->size == (uint64_t)sb->st_size && o->mode == sb->st_mode &&
-	       o->uid == sb->st_uid && o->gid == sb->st_gid &&
+	return o && o->dev == sb->st_dev && o->ino == sb->st_ino && o->size == (uint64_t)sb->st_size &&
+	       o->mode == sb->st_mode && o->uid == sb->st_uid && o->gid == sb->st_gid &&
 	       o->mtime_ns == (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec &&
 	       o->ctime_ns == (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
 }
@@ -243,6 +367,72 @@ static int send_blocks(struct sender *s, int fd, const struct stat *sb, const st
 
 static int walk(struct sender *s, int dirfd, const char *rel, struct vz_err *err);
 
+static void fill_meta(Vz__Migrate__FileMeta *f, const char *rel, const struct stat *sb)
+{
+	f->path = (char *)rel;
+	f->type = ftype(sb->st_mode);
+	f->has_mode = f->has_uid = f->has_gid = f->has_size = f->has_mtime_ns = true;
+	f->mode = sb->st_mode & 07777;
+	f->uid = sb->st_uid;
+	f->gid = sb->st_gid;
+	f->size = (uint64_t)sb->st_size;
+	f->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+}
+
+/* rel is another name of the inode the destination has at to. */
+static int send_link(struct sender *s, const char *rel, const char *to, const struct stat *sb, struct vz_err *err)
+{
+	mig_msg m = VZ__MIGRATE__MSG__INIT;
+	Vz__Migrate__FileMeta f = VZ__MIGRATE__FILE_META__INIT;
+
+	fill_meta(&f, rel, sb);
+	f.link = (char *)to;
+	m.type = VZ__MIGRATE__TYPE__T_FILE;
+	m.file = &f;
+	s->ps->files++;
+	return send_msg(s, &m, err);
+}
+
+/* Whether path (from the last pass) still names the inode of sb, beneath
+ * the private area. */
+static bool still_names(struct sender *s, const char *path, const struct stat *sb)
+{
+	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	_cleanup_close_ int fd = (int)syscall(SYS_openat2, s->root, path, &how, sizeof(how));
+	struct stat qsb;
+
+	return fd >= 0 && fstat(fd, &qsb) == 0 && S_ISREG(qsb.st_mode) && qsb.st_dev == sb->st_dev &&
+	       qsb.st_ino == sb->st_ino;
+}
+
+/* A name the last pass sent for the inode of sb, other than rel, that
+ * still names it: the destination has that inode there. */
+static int old_name(struct sender *s, const char *rel, const struct stat *sb, struct fent **out, struct vz_err *err)
+{
+	const struct inode_ref *hit, *l, *end = s->old->byino + s->old->nbyino;
+	int ret;
+
+	*out = NULL;
+	hit = old_by_ino(s->old, sb->st_dev, sb->st_ino, err, &ret);
+	if (!hit)
+		return ret;
+	/* The entries with this inode sit next to each other. */
+	for (l = hit; l > s->old->byino && !cmp_ino(l - 1, hit); l--)
+		;
+	for (; l < end && !cmp_ino(l, hit); l++) {
+		struct fent *e = &s->old->e[l->idx];
+
+		if (!strcmp(e->path, rel))
+			continue;
+		if (still_names(s, e->path, sb)) {
+			*out = e;
+			return 0;
+		}
+	}
+	return 0;
+}
+
 static int send_entry(struct sender *s, int dirfd, const char *name, const char *rel, struct vz_err *err)
 {
 	mig_msg m = VZ__MIGRATE__MSG__INIT;
@@ -252,6 +442,7 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 	struct fent *old;
 	uint64_t *hash = NULL;
 	size_t nb = 0;
+	bool same;
 	int ret;
 
 	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
@@ -261,15 +452,49 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 		old->seen = true;
 	if (old && (old->mode & S_IFMT) != (sb.st_mode & S_IFMT))
 		old = NULL; /* replaced by another kind: send afresh */
+	same = old && old->dev == sb.st_dev && old->ino == sb.st_ino;
+	if (S_ISREG(sb.st_mode) && sb.st_nlink > 1) {
+		struct fent *first = link_find(s->cur, sb.st_dev, sb.st_ino);
+
+		/* This pass sent the inode under another name: link to it, unless
+		 * the destination has this name on that inode already. */
+		if (first) {
+			if (!same) {
+				ret = send_link(s, rel, first->path, &sb, err);
+				if (ret < 0)
+					return ret;
+			}
+			hash = hash_dup(first, err);
+			if (first->hash && !hash)
+				return -ENOMEM;
+			ret = remember(s->cur, rel, &sb, hash, first->nblocks, err);
+			if (ret < 0)
+				free(hash);
+			return ret;
+		}
+		/* The last pass sent it under another name that still has it: link
+		 * to that, then send what changed since as a delta of it. */
+		if (!same && s->old) {
+			struct fent *q;
+
+			ret = old_name(s, rel, &sb, &q, err);
+			if (ret < 0)
+				return ret;
+			if (q) {
+				ret = send_link(s, rel, q->path, &sb, err);
+				if (ret < 0)
+					return ret;
+				old = q;
+				same = true;
+			}
+		}
+	}
+	/* The destination's name may share its inode with others: never
+	 * write into it in place for another inode. */
+	if (old && S_ISREG(sb.st_mode) && !same && old->nlink > 1)
+		old = NULL;
 	if (!unchanged(old, &sb)) {
-		f.path = (char *)rel;
-		f.type = ftype(sb.st_mode);
-		f.has_mode = f.has_uid = f.has_gid = f.has_size = f.has_mtime_ns = true;
-		f.mode = sb.st_mode & 07777;
-		f.uid = sb.st_uid;
-		f.gid = sb.st_gid;
-		f.size = (uint64_t)sb.st_size;
-		f.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+		fill_meta(&f, rel, &sb);
 		if (S_ISLNK(sb.st_mode)) {
 			ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
 
@@ -317,6 +542,11 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 	if (ret < 0) {
 		free(hash);
 		return ret;
+	}
+	if (S_ISREG(sb.st_mode) && sb.st_nlink > 1) {
+		ret = link_add(s->cur, sb.st_dev, sb.st_ino, s->cur->n - 1, err);
+		if (ret < 0)
+			return ret;
 	}
 	if (S_ISDIR(sb.st_mode)) {
 		int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -366,6 +596,7 @@ int mig_files_send(struct vz_conn *c, const char *root, struct mig_fstate **st, 
 	memset(ps, 0, sizeof(*ps));
 	if (rfd < 0)
 		return vz_error(err, errno, "Open %s", root);
+	s.root = rfd;
 	s.z = vz_zenc_new(1, err);
 	if (!s.z) {
 		ret = -ENOMEM;
@@ -528,6 +759,45 @@ static void set_meta(int dirfd, const char *base, const Vz__Migrate__FileMeta *f
 	utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW);
 }
 
+/* Make f->path a hard link to f->link, both beneath the private area,
+ * replacing what is at f->path. */
+static int recv_link(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct vz_err *err)
+{
+	_cleanup_close_ int dfd = VZ_FD_INIT, tfd = VZ_FD_INIT;
+	const char *base, *tbase;
+	struct stat sb, tsb;
+
+	if (f->type != VZ__MIGRATE__FILE_TYPE__F_REG)
+		return vz_error_msg(err, EPROTO, "Malformed FILE message: a hard link to %s that is no file", f->link);
+	if (!mig_path_ok(f->link))
+		return vz_error_msg(err, EINVAL, "Refused the unsafe path %s", f->link);
+	tfd = open_parent(r, f->link, &tbase, err);
+	if (tfd < 0)
+		return tfd;
+	if (fstatat(tfd, tbase, &tsb, AT_SYMLINK_NOFOLLOW) != 0)
+		return vz_error(err, errno, "Inspect %s", f->link);
+	if (!S_ISREG(tsb.st_mode))
+		return vz_error_msg(err, EPROTO, "Link %s to %s: not a regular file", f->path, f->link);
+	dfd = open_parent(r, f->path, &base, err);
+	if (dfd < 0)
+		return dfd;
+	if (fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (sb.st_dev == tsb.st_dev && sb.st_ino == tsb.st_ino)
+			return 0; /* linked already */
+		if (S_ISDIR(sb.st_mode)) {
+			char full[PATH_MAX];
+
+			snprintf(full, sizeof(full), "/proc/self/fd/%d/%s", dfd, base);
+			vz_rm_rf(full);
+		} else if (unlinkat(dfd, base, 0) != 0) {
+			return vz_error(err, errno, "Remove %s", f->path);
+		}
+	}
+	if (linkat(tfd, tbase, dfd, base, 0) != 0)
+		return vz_error(err, errno, "Link %s to %s", f->path, f->link);
+	return 0;
+}
+
 static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct vz_err *err)
 {
 	_cleanup_close_ int dfd = VZ_FD_INIT;
@@ -537,6 +807,8 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 
 	if (!mig_path_ok(f->path))
 		return vz_error_msg(err, EINVAL, "Refused the unsafe path %s", f->path);
+	if (f->link)
+		return recv_link(r, f, err);
 	dfd = open_parent(r, f->path, &base, err);
 	if (dfd < 0)
 		return dfd;
@@ -562,6 +834,9 @@ static int recv_file(struct mig_recv *r, const Vz__Migrate__FileMeta *f, struct 
 			ret = vz_error(err, errno, "Create link %s", f->path);
 		break;
 	case VZ__MIGRATE__FILE_TYPE__F_REG:
+		/* Afresh: a new inode, not one the name may share with others. */
+		if (!f->delta)
+			unlinkat(dfd, base, 0);
 		r->fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (f->delta ? 0 : O_TRUNC), 0600);
 		if (r->fd < 0)
 			return vz_error(err, errno, "Create %s", f->path);
