@@ -433,6 +433,46 @@ static int old_name(struct sender *s, const char *rel, const struct stat *sb, st
 	return 0;
 }
 
+/* A regular file with more than one link. If this pass sent its inode
+ * under another name, link rel to that (unless the destination has rel on
+ * it already) and *done. If the last pass sent it under another name that
+ * still has it, link rel to that and make *old that name's entry, so that
+ * what changed since goes as a delta of it. */
+static int send_hardlink(struct sender *s, const char *rel, const struct stat *sb, struct fent **old, bool *same,
+			 bool *done, struct vz_err *err)
+{
+	struct fent *first = link_find(s->cur, sb->st_dev, sb->st_ino), *q;
+	uint64_t *hash;
+	int ret;
+
+	if (first) {
+		if (!*same) {
+			ret = send_link(s, rel, first->path, sb, err);
+			if (ret < 0)
+				return ret;
+		}
+		hash = hash_dup(first, err);
+		if (first->hash && !hash)
+			return -ENOMEM;
+		ret = remember(s->cur, rel, sb, hash, first->nblocks, err);
+		if (ret < 0)
+			free(hash);
+		*done = true;
+		return ret;
+	}
+	if (*same || !s->old)
+		return 0;
+	ret = old_name(s, rel, sb, &q, err);
+	if (ret < 0 || !q)
+		return ret;
+	ret = send_link(s, rel, q->path, sb, err);
+	if (ret < 0)
+		return ret;
+	*old = q;
+	*same = true;
+	return 0;
+}
+
 static int send_entry(struct sender *s, int dirfd, const char *name, const char *rel, struct vz_err *err)
 {
 	mig_msg m = VZ__MIGRATE__MSG__INIT;
@@ -454,40 +494,11 @@ static int send_entry(struct sender *s, int dirfd, const char *name, const char 
 		old = NULL; /* replaced by another kind: send afresh */
 	same = old && old->dev == sb.st_dev && old->ino == sb.st_ino;
 	if (S_ISREG(sb.st_mode) && sb.st_nlink > 1) {
-		struct fent *first = link_find(s->cur, sb.st_dev, sb.st_ino);
+		bool done = false;
 
-		/* This pass sent the inode under another name: link to it, unless
-		 * the destination has this name on that inode already. */
-		if (first) {
-			if (!same) {
-				ret = send_link(s, rel, first->path, &sb, err);
-				if (ret < 0)
-					return ret;
-			}
-			hash = hash_dup(first, err);
-			if (first->hash && !hash)
-				return -ENOMEM;
-			ret = remember(s->cur, rel, &sb, hash, first->nblocks, err);
-			if (ret < 0)
-				free(hash);
+		ret = send_hardlink(s, rel, &sb, &old, &same, &done, err);
+		if (ret < 0 || done)
 			return ret;
-		}
-		/* The last pass sent it under another name that still has it: link
-		 * to that, then send what changed since as a delta of it. */
-		if (!same && s->old) {
-			struct fent *q;
-
-			ret = old_name(s, rel, &sb, &q, err);
-			if (ret < 0)
-				return ret;
-			if (q) {
-				ret = send_link(s, rel, q->path, &sb, err);
-				if (ret < 0)
-					return ret;
-				old = q;
-				same = true;
-			}
-		}
 	}
 	/* The destination's name may share its inode with others: never
 	 * write into it in place for another inode. */
