@@ -410,13 +410,14 @@ static bool still_names(struct sender *s, const char *path, const struct stat *s
  * still names it: the destination has that inode there. */
 static int old_name(struct sender *s, const char *rel, const struct stat *sb, struct fent **out, struct vz_err *err)
 {
-	const struct inode_ref *hit, *l, *end = s->old->byino + s->old->nbyino;
+	const struct inode_ref *hit, *l, *end;
 	int ret;
 
 	*out = NULL;
 	hit = old_by_ino(s->old, sb->st_dev, sb->st_ino, err, &ret);
 	if (!hit)
 		return ret;
+	end = s->old->byino + s->old->nbyino; /* built by old_by_ino() */
 	/* The entries with this inode sit next to each other. */
 	for (l = hit; l > s->old->byino && !cmp_ino(l - 1, hit); l--)
 		;
