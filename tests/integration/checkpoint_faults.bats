@@ -225,7 +225,7 @@ criu_pids() {
 	vzctl exec 934 'sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >/run/sleeper.pid'
 	wait_for 10 vzctl exec 934 'grep -qx sleep /proc/$(cat /run/sleeper.pid)/comm'
 	# Enough memory that the dump takes a while.
-	vz_put_workload 934 wl-mem
+	wl_put - 934 wl-mem
 	vzctl exec 934 /bin/wl-mem -m 128 >/dev/null
 	init=$(vz_init_pid 934)
 	freezer=/sys/fs/cgroup/freezer/$VZ_CGBASE/934/freezer.state
