@@ -67,7 +67,9 @@ big_ve() {
 	"$SB" link h1 rate off
 	migrate_rc 0
 	grep -E "VE 102: post-copy: (lost the source|the push from the source broke)" "$log" | tail -2
-	grep -q "VE 102: every page in place" "$log"
+	# The destination logs it once it has the last page, which may be just
+	# after vzmigrate returns.
+	wait_for 30 grep -q "VE 102: every page in place" "$log"
 	run ! grep -q "VE 102: its memory cannot be brought in full" "$log"
 	running_on h2 102
 	wait_for 30 nothing_of h1 102
