@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/kcmp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -21,6 +20,7 @@
 #include "cgroup.h"
 #include "cleanup.h"
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 
 static const char *const v1_wanted[] = { "cpu",	    "cpuacct", "memory", "pids",	"freezer",
@@ -343,28 +343,16 @@ int vz_cg_pids(const struct vz_cg *cg, unsigned veid, pid_t **pids, size_t *n, s
 	return 0;
 }
 
-/* State letter and parent of a process, from /proc/PID/stat; 0 when it
- * is gone. */
+/* State letter and parent of a process; 0 when it is gone. */
 static char proc_state(pid_t pid, pid_t *ppid)
 {
-	char path[64], buf[512], *p;
-	_cleanup_close_ int fd = -1;
-	ssize_t n;
-	char st;
-	int pp = 0;
+	struct vz_proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* The name may hold anything, ")" included: the last one ends it. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %c %d", &st, &pp) != 2)
+	if (vz_proc_stat(pid, &st) < 0)
 		return 0;
 	if (ppid)
-		*ppid = pp;
-	return st;
+		*ppid = st.ppid;
+	return st.state;
 }
 
 int vz_cg_find_stopped(const struct vz_cg *cg, unsigned veid, pid_t *stopped, struct vz_err *err)
@@ -404,7 +392,7 @@ int vz_cg_find_vfork(const struct vz_cg *cg, unsigned veid, pid_t *parent, pid_t
 		if (!proc_state(pids[i], &pp) || pp <= 1)
 			continue;
 		for (size_t j = 0; j < n; j++)
-			if (pids[j] == pp && syscall(SYS_kcmp, pids[i], pp, KCMP_VM, 0, 0) == 0) {
+			if (pids[j] == pp && vz_proc_same_mm(pids[i], pp)) {
 				*parent = pp;
 				*child = pids[i];
 				break;

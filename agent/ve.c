@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "disk.h"
 #include "log.h"
+#include "proc.h"
 #include "paths.h"
 #include "util.h"
 #include "ve.h"
@@ -75,33 +76,9 @@ int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
 
 unsigned long long ve_proc_start_time(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long start = 0;
-	FILE *f;
+	struct vz_proc_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f)) {
-		fclose(f);
-		return 0;
-	}
-	fclose(f);
-	/* The command may hold spaces and parentheses: skip past the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	/* Field 22 is starttime; after ')' come fields 3..: skip 19 fields. */
-	p += 2;
-	for (int i = 0; i < 19 && p; i++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (p)
-		start = strtoull(p, NULL, 10);
-	return start;
+	return vz_proc_stat(pid, &st) == 0 ? st.starttime : 0;
 }
 
 static char *pidfile_path(char *buf, size_t len, unsigned veid)

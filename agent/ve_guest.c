@@ -34,7 +34,7 @@ int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *e
 	const char *p;
 	int ret;
 
-	if (!vz_conf_get(&ve->conf, "NETIF") && !(ips && *ips))
+	if (!ve_has_veth(ve))
 		return 0;
 	ret = ve_netif(ve, a, &nif, err);
 	if (ret == 0)

@@ -29,9 +29,6 @@
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
 #endif
-#ifndef KCMP_VM
-#define KCMP_VM 1
-#endif
 
 struct uffd_call {
 	struct tproc *p;
@@ -203,11 +200,6 @@ int trk_uffd_scan(struct ctx *c, int pm, const struct range *v, size_t nv, bool 
 	return 0;
 }
 
-static bool same_mm(pid_t a, pid_t b)
-{
-	return syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0;
-}
-
 /* A tracked process whose mm p shares (a vfork parent and its child),
  * or NULL. */
 static struct tproc *mm_partner(struct vz_track *t, const struct tproc *p)
@@ -215,7 +207,7 @@ static struct tproc *mm_partner(struct vz_track *t, const struct tproc *p)
 	for (size_t i = 0; i < t->np; i++) {
 		struct tproc *q = &t->p[i];
 
-		if (q != p && q->uffd >= 0 && q->task && same_mm(p->task, q->task))
+		if (q != p && q->uffd >= 0 && q->task && vz_proc_same_mm(p->task, q->task))
 			return q;
 	}
 	return NULL;
@@ -232,7 +224,7 @@ static bool uffd_ready(struct vz_track *t, struct tproc *p)
 
 	if (p->shares_with) {
 		q = trk_proc_find(t, p->shares_with);
-		if (q && q->uffd >= 0 && same_mm(p->task, q->task))
+		if (q && q->uffd >= 0 && vz_proc_same_mm(p->task, q->task))
 			return false;
 		/* They parted (one exec'd or ended): whose mm q's userfaultfd
 		 * covers is no longer known. Drop it; both start over. */
