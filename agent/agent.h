@@ -29,6 +29,7 @@ struct vz_agent {
 	char bridge[16];
 	unsigned ip_prefix;    /* prefix length for --ipadd without /N */
 	unsigned stop_timeout; /* seconds init gets to shut down */
+	unsigned userns_base;  /* first host id of the VEs' user namespaces */
 	int listen_fd;
 	ev_io accept_w;
 	/* Migrations: TLS on mig_port, -1 when this host has no certificate. */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "paths.h"
 #include "resources.h"
+#include "userns.h"
 #include "util.h"
 #include "ve_ops.h"
 
@@ -61,6 +62,7 @@ struct info {
 	struct vz_conf conf;
 	char *ips[64];
 	char ipbuf[4096];
+	char userns[16];
 	Vz__Control__Param params[128], *pparams[128];
 };
 
@@ -85,6 +87,13 @@ static void info_fill(struct vz_agent *a, unsigned veid, bool with_ubc, struct i
 		in->vi.has_suspended = 1;
 		in->vi.suspended =
 		    st != VE_STATE_RUNNING && vz_exists(vz_path(dump, sizeof(dump), VZ_DUMP_DIR "/Dump.%u", veid));
+	}
+	{
+		const char *id = vz_conf_get(&ve.conf, "USERNS_UID");
+		bool own = st == VE_STATE_RUNNING ? ve_pid_has_userns(init) : ve_userns_enabled(a, &ve);
+
+		snprintf(in->userns, sizeof(in->userns), "%s", !own ? "no" : id && *id ? id : "yes");
+		in->vi.userns = in->userns;
 	}
 	if (st == VE_STATE_RUNNING) {
 		pid_t *pids = NULL;

@@ -3,6 +3,7 @@
 #define LOG_PREFIX "global: "
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "util.h"
 #include "agent.h"
 #include "criu.h"
+#include "userns.h"
 
 static const char default_conf[] = "# vzcluster host-wide settings (OpenVZ vz.conf names where they exist)\n"
 				   "VE_BRIDGE=\"vzbr0\"\n"
@@ -30,6 +32,10 @@ static const char default_conf[] = "# vzcluster host-wide settings (OpenVZ vz.co
 				   "# Seconds CRIU may go without answering (or exiting once done) before it is\n"
 				   "# killed and the checkpoint, restore or move fails (the VE runs on)\n"
 				   "CRIU_TIMEOUT=\"300\"\n"
+				   "# Each VE in a user namespace of its own (a VE's USERNS overrides it); its\n"
+				   "# root is one of the ranges of 65536 host ids from USERNS_BASE up\n"
+				   "USERNS=\"yes\"\n"
+				   "USERNS_BASE=\"1000000\"\n"
 				   "LOG_LEVEL=\"info\"\n"
 				   "# TCP port of migrations between agents (mutual TLS under the cluster CA)\n"
 				   "MIGRATE_PORT=\"7799\"\n"
@@ -85,6 +91,17 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: STOP_TIMEOUT must be 0..3600", path);
 		a->stop_timeout = (unsigned)n;
 	}
+	v = vz_conf_get(&a->global, "USERNS_BASE");
+	a->userns_base = VE_USERNS_BASE_DEFAULT;
+	if (v && *v) {
+		if (vz_parse_ulong(v, VE_USERNS_SIZE, UINT32_MAX - VE_USERNS_SIZE, &n) < 0)
+			return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: USERNS_BASE must be %u..%u", path,
+						 VE_USERNS_SIZE, UINT32_MAX - VE_USERNS_SIZE);
+		a->userns_base = (unsigned)n;
+	}
+	v = vz_conf_get(&a->global, "USERNS");
+	if (v && *v && strcmp(v, "yes") && strcmp(v, "no"))
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL, "%s: USERNS must be yes or no", path);
 	v = vz_conf_get(&a->global, "CRIU");
 	if (v && *v)
 		snprintf(a->criu, sizeof(a->criu), "%s", v);

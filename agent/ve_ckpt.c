@@ -33,8 +33,11 @@
 #include "log.h"
 #include "paths.h"
 #include "resources.h"
+#include "userns.h"
+#include "userns_img.h"
 #include "util.h"
 #include "ve.h"
+#include "ve_rootfs.h"
 
 /* The dump file of a request: --dumpfile, or OpenVZ's /vz/dump/Dump.VEID. */
 static int dump_path(const struct vz_call *c, char *buf, size_t len, bool *is_default, struct vz_err *err)
@@ -148,6 +151,13 @@ int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struc
 	return 0;
 }
 
+int ve_ckpt_dump_externals(pid_t init, struct vz_criu_opts *o, struct vz_err *err)
+{
+	if (ve_pid_has_userns(init) && ve_dev_externals(false, o->externals, ARRAY_SIZE(o->externals)) < 0)
+		return vz_error_msg(err, ENOSPC, "Too many external mounts for CRIU");
+	return 0;
+}
+
 int op_chkpnt(struct vz_call *c, struct vz_err *err)
 {
 	struct vz_agent *a = c->agent;
@@ -196,6 +206,9 @@ int op_chkpnt(struct vz_call *c, struct vz_err *err)
 	o.nftables_lock = true;
 	o.notify = dump_notify;
 	o.notify_arg = &pd;
+	ret = ve_ckpt_dump_externals(init, &o, err);
+	if (ret < 0)
+		return ret;
 	pd.path = path;
 	pd.images_fd = img_fd;
 	vz_ctl_progress(c->conn, "Checkpointing VE %u ...", ve.veid);
@@ -335,6 +348,35 @@ static int restore_notify(const char *script, pid_t pid, void *arg)
 	return 0;
 }
 
+/* A VE whose images hold a user namespace is restored in one with the range
+ * of ids this host gives it (its own, else the one the images name when
+ * free here, else another, the images then moved to it), its root seen
+ * through an idmapped mount of that range. */
+static int restore_userns(struct vz_agent *a, struct ve *ve, int img_fd, struct vz_criu_opts *o, char *idroot,
+			  size_t len, struct vz_err *err)
+{
+	uint32_t dumped = 0, id = 0;
+	int ret = vz_userns_img_root(img_fd, &dumped, err);
+
+	if (ret <= 0)
+		return ret;
+	ret = ve_userns_assign(a, ve, dumped, &id, err);
+	if (ret == 0 && id != dumped)
+		ret = vz_userns_img_remap(img_fd, dumped, id, VE_USERNS_SIZE, err);
+	if (ret == 0)
+		ret = vz_userns_img_own(img_fd, id, err);
+	if (ret == 0)
+		ret = ve_idroot_get(ve, id, idroot, len, err);
+	if (ret == 0 && ve_dev_externals(true, o->externals, ARRAY_SIZE(o->externals)) < 0)
+		ret = vz_error_msg(err, ENOSPC, "Too many external mounts for CRIU");
+	if (ret < 0)
+		return ret;
+	o->root = idroot;
+	pr_info("VE %u: restored in a user namespace, root is host id %u%s", ve->veid, id,
+		id != dumped ? " (the images' ids moved)" : "");
+	return 0;
+}
+
 int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
 		      bool leave_frozen, bool lazy, pid_t *pidp, struct vz_err *err)
 {
@@ -342,7 +384,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	struct vz_criu_opts o = { 0 };
 	struct vz_netif nif;
 	struct vz_criu criu;
-	char cgroot[128], ext[96];
+	char cgroot[128], ext[96], idroot[PATH_MAX];
 	bool has_net = ve_has_veth(ve);
 	pid_t pid = 0;
 	int ret;
@@ -375,6 +417,9 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.work_dir_fd = work_fd;
 	o.log_file = logname;
 	o.root = ve->root;
+	ret = restore_userns(a, ve, img_fd, &o, idroot, sizeof(idroot), err);
+	if (ret < 0)
+		goto fail;
 	o.cgroup_root = cgroot;
 	o.tcp_established = true;
 	o.lazy_pages = lazy;
@@ -382,6 +427,7 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.notify = restore_notify;
 	o.notify_arg = &rc;
 	ret = vz_criu_restore(&criu, &o, &pid, err);
+	ve_idroot_put(ve);
 	if (ret == 0 && leave_frozen && !rc.frozen)
 		ret = vz_error_msg(err, EIO, "CRIU restored VE %u without a pre-resume call to freeze it", ve->veid);
 	if (ret == 0)

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "userns.h"
 #include "util.h"
 #include "ve_ops.h"
 
@@ -28,8 +30,12 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
 {
 	/* "time" too: a restored VE lives in a time namespace CRIU made,
 	 * and a process outside it could not be checkpointed with it. */
-	static const char *const ns_names[] = { "cgroup", "ipc", "uts", "net", "pid", "time", "mnt" };
-	int nsfd[7];
+	/* The user namespace last: joined as the host's root, each other
+	 * one is ours to enter; then the VE's ids are taken in it. A VE that
+	 * shares the host's has the agent's own, and joining that is refused. */
+	static const char *const ns_names[] = { "cgroup", "ipc", "uts", "net", "pid", "time", "mnt", "user" };
+	int nsfd[8];
+	bool own_userns = ve_pid_has_userns(init);
 	pid_t pid;
 
 	for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++) {
@@ -71,11 +77,17 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
 		_exit(126);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(ns_names); i++) {
-		if (setns(nsfd[i], 0) != 0) {
+		bool skip = !strcmp(ns_names[i], "user") && !own_userns;
+
+		if (!skip && setns(nsfd[i], 0) != 0) {
 			pr_perror("Join the %s namespace of VE %u", ns_names[i], veid);
 			_exit(126);
 		}
 		close(nsfd[i]);
+	}
+	if (own_userns && ve_become_root(&e) < 0) {
+		pr_err("VE %u: %s", veid, e.msg);
+		_exit(126);
 	}
 	inner = fork();
 	if (inner < 0)

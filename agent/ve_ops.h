@@ -16,6 +16,8 @@
 #include "progress.h"
 #include "ve.h"
 
+struct vz_criu_opts;
+
 /* ---- start and stop (ve_start.c) ---- */
 
 /* Start a stopped VE: mount, cgroups with its limits, init in new
@@ -106,6 +108,10 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
  * *use_freezer false the dump must pass no freeze_cgroup and the VE must
  * not be frozen when CRIU starts. */
 int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err);
+/* The mounts of a dump of the VE whose init is init that CRIU must take as
+ * external (the device nodes bound from the host in a VE of its own user
+ * namespace), appended to o->externals. */
+int ve_ckpt_dump_externals(pid_t init, struct vz_criu_opts *o, struct vz_err *err);
 /* Whether the VE has a veth pair (NETIF or an address): its images hold
  * one, and its restore must name it to CRIU, only then. */
 bool ve_has_veth(const struct ve *ve);

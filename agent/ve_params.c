@@ -257,6 +257,8 @@ static const struct {
 } simple_params[] = {
 	{ "onboot", "ONBOOT", check_yesno },
 	{ "disabled", "DISABLED", check_yesno },
+	/* Read at the VE's next start (or restore from a dump made then). */
+	{ "userns", "USERNS", check_yesno },
 };
 
 static int check_nameserver(const char *v, struct vz_err *err)

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "net.h"
 #include "paths.h"
 #include "resources.h"
+#include "userns.h"
 #include "util.h"
 #include "ve_ops.h"
 #include "ve_rootfs.h"
@@ -59,8 +61,16 @@ static int wait_gone(pid_t pid, int timeout_ms)
 	}
 }
 
+/* How init is made: host_id is the host id of the VE's root when the VE
+ * has a user namespace of its own (0: it shares the host's), idmapped
+ * the detached idmapped tree of its root then (-1 otherwise). */
+struct init_spec {
+	uint32_t host_id;
+	int idmapped;
+};
+
 /* Child side of the clone: wait for the go, build the root, exec init. */
-static int ve_init_child(struct ve *ve, int go_fd, int err_fd)
+static int ve_init_child(struct ve *ve, const struct init_spec *spec, int go_fd, int err_fd)
 {
 	struct vz_err err = { 0 };
 	char c;
@@ -73,7 +83,11 @@ static int ve_init_child(struct ve *ve, int go_fd, int err_fd)
 		vz_error(&err, errno, "Create cgroup namespace");
 		goto fail;
 	}
-	if (ve_rootfs_setup(ve->root, &err) < 0)
+	if (ve_rootfs_enter(ve->root, spec->idmapped, &err) < 0)
+		goto fail;
+	if (spec->host_id && ve_become_root(&err) < 0)
+		goto fail;
+	if (ve_rootfs_setup(spec->host_id != 0, &err) < 0)
 		goto fail;
 	ve_write_guest_files(&ve->conf);
 	null = open("/dev/null", O_RDWR);
@@ -110,6 +124,21 @@ void ve_kill(struct vz_agent *a, unsigned veid, pid_t init)
 		pr_warn("VE %u: %s", veid, err.msg);
 }
 
+/* The host end of a VE's veth goes with the VE's network namespace, but
+ * the kernel frees a namespace in its own time, after the last task is
+ * gone: remove it now, so that a stopped VE leaves nothing behind. */
+static void veth_gone(const struct ve *ve)
+{
+	const char *s = vz_conf_get(&ve->conf, "NETIF");
+	struct vz_err e = { 0 };
+	struct vz_netif nif;
+
+	if (!s || !*s || vz_netif_parse(s, &nif, &e) < 0)
+		return;
+	if (vz_net_veth_del(&nif, &e) < 0)
+		pr_debug("VE %u: %s", ve->veid, e.msg);
+}
+
 int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err)
 {
 	int ret = 0;
@@ -124,19 +153,24 @@ int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err)
 	}
 	if (ret < 0)
 		return ret;
+	veth_gone(ve);
 	return ve_umount(ve, err);
 }
 
 /* After the clone, in the agent: put init in the VE's cgroups and
  * network, let it go, and learn whether it reached exec. go_w and err_r
  * are the agent's ends of the two pipes. */
-static int release_init(struct vz_agent *a, struct ve *ve, pid_t init, int go_w, int err_r, struct vz_err *err)
+static int release_init(struct vz_agent *a, struct ve *ve, const struct init_spec *spec, pid_t init, int go_w,
+			int err_r, struct vz_err *err)
 {
 	char msg[1024];
 	ssize_t n;
-	int ret;
+	int ret = 0;
 
-	ret = vz_cg_attach(&a->cg, ve->veid, init, err);
+	if (spec->host_id)
+		ret = ve_userns_write_maps(init, spec->host_id, err);
+	if (ret == 0)
+		ret = vz_cg_attach(&a->cg, ve->veid, init, err);
 	if (ret == 0)
 		ret = ve_net_start(a, ve, init, err);
 	if (ret < 0)
@@ -155,7 +189,7 @@ static int release_init(struct vz_agent *a, struct ve *ve, pid_t init, int go_w,
 /* Clone init into its namespaces and bring it up to a running /sbin/init.
  * The VE's cgroups exist and hold its limits. On failure init is dead and
  * reaped. */
-static int spawn_init(struct vz_agent *a, struct ve *ve, pid_t *pinit, struct vz_err *err)
+static int spawn_init(struct vz_agent *a, struct ve *ve, const struct init_spec *spec, pid_t *pinit, struct vz_err *err)
 {
 	_cleanup_close_ int go_r = VZ_FD_INIT, go_w = VZ_FD_INIT, err_r = VZ_FD_INIT, err_w = VZ_FD_INIT;
 	_cleanup_pid_ pid_t init = 0;
@@ -169,19 +203,22 @@ static int spawn_init(struct vz_agent *a, struct ve *ve, pid_t *pinit, struct vz
 		return vz_error(err, errno, "Create pipes");
 	err_r = errp[0];
 	err_w = errp[1];
-	init =
-	    (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
-			   NULL, NULL, NULL, NULL);
+	/* With CLONE_NEWUSER the other namespaces belong to the VE's own
+	 * user namespace, and its root holds capabilities only over them. */
+	init = (pid_t)syscall(SYS_clone,
+			      CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+				  (spec->host_id ? CLONE_NEWUSER : 0) | SIGCHLD,
+			      NULL, NULL, NULL, NULL);
 	if (init < 0)
 		return vz_error(err, errno, "Create the VE's namespaces");
 	if (init == 0) {
 		close(go_w);
 		close(err_r);
-		ve_init_child(ve, go_r, err_w);
+		ve_init_child(ve, spec, go_r, err_w);
 	}
 	vz_closep(&go_r);
 	vz_closep(&err_w);
-	ret = release_init(a, ve, init, go_w, err_r, err);
+	ret = release_init(a, ve, spec, init, go_w, err_r, err);
 	if (ret < 0) {
 		ve_kill(a, ve->veid, init);
 		return ret; /* init is reaped on the way out */
@@ -190,8 +227,28 @@ static int spawn_init(struct vz_agent *a, struct ve *ve, pid_t *pinit, struct vz
 	return 0;
 }
 
+/* The user namespace of a VE about to start: its range (given now to a
+ * VE that has none) and the idmapped tree of its mounted root. */
+static int prepare_userns(struct vz_agent *a, struct ve *ve, struct init_spec *spec, const struct vz_progress *p,
+			  struct vz_err *err)
+{
+	int ret;
+
+	if (!ve_userns_enabled(a, ve))
+		return 0;
+	ret = ve_userns_assign(a, ve, 0, &spec->host_id, err);
+	if (ret < 0)
+		return ret;
+	spec->idmapped = ve_idmapped_tree(ve->root, spec->host_id, err);
+	if (spec->idmapped < 0)
+		return spec->idmapped;
+	vz_say(p, "VE root is host uid %u (user namespace, %u ids)", spec->host_id, VE_USERNS_SIZE);
+	return 0;
+}
+
 int ve_do_start(struct vz_agent *a, struct ve *ve, const struct vz_progress *p, struct vz_err *err)
 {
+	struct init_spec spec = { .host_id = 0, .idmapped = -EBADF };
 	struct vz_err e2 = { 0 };
 	char path[PATH_MAX];
 	pid_t init = 0;
@@ -216,7 +273,10 @@ int ve_do_start(struct vz_agent *a, struct ve *ve, const struct vz_progress *p, 
 	/* The VE starts with its saved limits, before its init runs. */
 	ret = res_apply(&a->cg, ve->veid, &ve->conf, err);
 	if (ret == 0)
-		ret = spawn_init(a, ve, &init, err);
+		ret = prepare_userns(a, ve, &spec, p, err);
+	if (ret == 0)
+		ret = spawn_init(a, ve, &spec, &init, err);
+	vz_closep(&spec.idmapped);
 	if (ret < 0) {
 		ve_teardown(a, ve, &e2);
 		return vz_error_wrap(err, "Start VE %u", ve->veid);

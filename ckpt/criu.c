@@ -349,7 +349,7 @@ struct opts_buf {
 	CgroupRoot cgr;
 	CgroupRoot *pcgr[1];
 	CriuPageServerInfo ps;
-	char *ext[8];
+	char *ext[VZ_CRIU_MAX_EXTERNALS];
 };
 
 static void opts_fill(const struct vz_criu_opts *o, struct opts_buf *b)

@@ -28,16 +28,18 @@ struct vz_criu_version {
 typedef int (*vz_criu_notify_fn)(const char *script, pid_t pid, void *arg);
 
 /* What a dump or restore needs. Strings may be NULL. */
+#define VZ_CRIU_MAX_EXTERNALS 16
+
 struct vz_criu_opts {
-	int images_dir_fd;	   /* required: an open directory */
-	int work_dir_fd;	   /* logs go here; -1: the images dir */
-	const char *log_file;	   /* file name in work dir, e.g. "dump.log" */
-	int log_level;		   /* 0..4, 0 means 4 (everything) */
-	pid_t pid;		   /* dump: root of the tree */
-	const char *root;	   /* restore: the VE's root */
-	const char *freeze_cgroup; /* dump: freezer group to freeze with */
-	const char *cgroup_root;   /* restore: where the tree's cgroups go */
-	const char *externals[8];  /* "veth[eth0]:veth101.0@vzbr0", ... */
+	int images_dir_fd;			      /* required: an open directory */
+	int work_dir_fd;			      /* logs go here; -1: the images dir */
+	const char *log_file;			      /* file name in work dir, e.g. "dump.log" */
+	int log_level;				      /* 0..4, 0 means 4 (everything) */
+	pid_t pid;				      /* dump: root of the tree */
+	const char *root;			      /* restore: the VE's root */
+	const char *freeze_cgroup;		      /* dump: freezer group to freeze with */
+	const char *cgroup_root;		      /* restore: where the tree's cgroups go */
+	const char *externals[VZ_CRIU_MAX_EXTERNALS]; /* "veth[eth0]:veth101.0@vzbr0", ... */
 	bool tcp_established;
 	bool leave_running;	/* dump: keep the tasks running */
 	bool nftables_lock;	/* lock the network with nftables */

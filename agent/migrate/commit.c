@@ -225,6 +225,7 @@ void mig_say_go(struct mig_src *s, struct vz_err *err)
  * to the decision. A failure here resumes the source copy. */
 static int commit_phase(struct mig_src *s, struct vz_err *err)
 {
+	mig_msg *m = NULL;
 	uint64_t t0;
 	int ret;
 
@@ -241,9 +242,11 @@ static int commit_phase(struct mig_src *s, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	t0 = vz_now_ns();
-	ret = mig_expect(&s->conn, VZ__MIGRATE__TYPE__T_RESTORED, NULL, err);
+	ret = mig_expect(&s->conn, VZ__MIGRATE__TYPE__T_RESTORED, &m, err);
 	if (ret < 0)
 		return vz_error_wrap(err, "Restore on the destination");
+	s->userns_dst = m->has_userns_uid ? m->userns_uid : 0;
+	mig_msg_free(m);
 	s->t.undump = mig_ms_since(t0);
 	ret = mig_decide_go(s, err);
 	if (ret < 0)
@@ -343,7 +346,7 @@ static int prepare_dump(struct mig_src *s, struct dump_ctx *x, struct vz_err *er
 	o->nftables_lock = true;
 	o->notify = dump_notify;
 	o->notify_arg = s;
-	return 0;
+	return ve_ckpt_dump_externals(s->init, o, err);
 }
 
 /* Should this worker die from here, a restarted agent finds the outgoing

@@ -21,6 +21,7 @@
 #include "imgstream.h"
 #include "log.h"
 #include "migrate_int.h"
+#include "userns.h"
 #include "net.h"
 #include "paths.h"
 #include "util.h"
@@ -358,6 +359,21 @@ static int on_images(struct mig_dst *d, struct dst_loop *l, struct vz_err *err)
 	return l->u ? 0 : -ENOMEM;
 }
 
+/* RESTORED, with the range of ids the VE's root has here. */
+static int send_restored(struct mig_dst *d, struct vz_err *err)
+{
+	mig_msg m = VZ__MIGRATE__MSG__INIT;
+	unsigned long id;
+
+	m.type = VZ__MIGRATE__TYPE__T_RESTORED;
+	if (d->pid > 0 && ve_pid_has_userns(d->pid) &&
+	    vz_parse_ulong(vz_conf_get(&d->ve.conf, "USERNS_UID"), 1, UINT32_MAX, &id) == 0) {
+		m.has_userns_uid = 1;
+		m.userns_uid = (uint32_t)id;
+	}
+	return vz_msg_send(&d->conn, &m.base, err);
+}
+
 static int on_images_end(struct mig_dst *d, struct dst_loop *l, struct vz_err *err)
 {
 	uint64_t t0 = vz_now_ns();
@@ -367,7 +383,7 @@ static int on_images_end(struct mig_dst *d, struct dst_loop *l, struct vz_err *e
 	if (ret == 0)
 		ret = restore_here(d, err);
 	if (ret == 0)
-		ret = mig_send_type(&d->conn, VZ__MIGRATE__TYPE__T_RESTORED, err);
+		ret = send_restored(d, err);
 	if (ret == 0)
 		pr_info("VE %u: restored (frozen) %.0f ms after the images", d->veid, mig_ms_since(t0));
 	return ret;

@@ -258,6 +258,7 @@ struct mig_src {
 	uint64_t private_total, raw_bytes;
 	uint64_t t0, freeze_ns, go_ns;
 	struct mig_times t;
+	uint32_t userns_src, userns_dst; /* host id of the VE's root here, there (0: none) */
 	struct mig_phase phase;
 	struct mig_precopy pc;
 	struct mig_autoconv ac;

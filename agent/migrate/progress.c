@@ -86,6 +86,22 @@ static void summary_times(struct mig_src *s, double total)
 	vz_say(p, "  Total time:             %.3f", total / 1000);
 }
 
+/* Which ids the VE's root has on each side. */
+static void summary_userns(struct mig_src *s)
+{
+	char here[32] = "the host's", there[32] = "the host's";
+
+	if (s->userns_src)
+		snprintf(here, sizeof(here), "%u", s->userns_src);
+	if (s->userns_dst)
+		snprintf(there, sizeof(there), "%u", s->userns_dst);
+	if (!s->userns_src && !s->userns_dst)
+		vz_say(s->progress, "  user namespace: the host's on both sides (--userns no)");
+	else
+		vz_say(s->progress, "  user namespace: root is host uid %s here, %s on %s%s", here, there, s->conn.peer,
+		       s->userns_src == s->userns_dst ? " (the same range)" : "");
+}
+
 void mig_summary(struct mig_src *s, double total)
 {
 	const struct vz_progress *p = s->progress;
@@ -100,6 +116,7 @@ void mig_summary(struct mig_src *s, double total)
 		vz_say(p, "  copy dump            %8.0f ms", s->t.copy);
 		vz_say(p, "  undump + resume      %8.0f ms", s->t.undump);
 		vz_say(p, "  total suspended      %8.0f ms  (downtime)", s->t.frozen);
+		summary_userns(s);
 	}
 	vz_say(p, "  total                %8.0f ms", total);
 	vz_say(p, "  bytes: %llu before compression, %llu on the wire", (unsigned long long)s->raw_bytes,

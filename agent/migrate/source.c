@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "migrate_int.h"
+#include "userns.h"
 #include "util.h"
 
 static void pass_progress(void *arg, uint64_t raw)
@@ -54,6 +55,12 @@ static int open_ve(struct mig_src *s, struct vz_err *err)
 		return ret;
 	s->was_running = ve_state(s->ve, &s->init) == VE_STATE_RUNNING;
 	s->online = s->req->mode != MIG_OFFLINE;
+	if (s->was_running && ve_pid_has_userns(s->init)) {
+		unsigned long id;
+
+		if (vz_parse_ulong(vz_conf_get(&s->ve->conf, "USERNS_UID"), 1, UINT32_MAX, &id) == 0)
+			s->userns_src = (uint32_t)id;
+	}
 	if (s->online && !s->was_running) {
 		vz_say(s->progress, "VE %u is not running: migrating it offline", s->ve->veid);
 		s->online = false;

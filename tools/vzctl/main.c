@@ -12,29 +12,37 @@
 #include "vzctl.h"
 
 static const struct vzctl_cmd cmds[] = {
-	{ "create", cmd_create, "create VEID --ostemplate NAME [--hostname H] [--ipadd IP]..." },
-	{ "start", cmd_start, "start VEID" },
-	{ "stop", cmd_stop, "stop VEID [--fast]" },
-	{ "restart", cmd_restart, "restart VEID [--fast]" },
-	{ "status", cmd_status, "status VEID" },
-	{ "destroy", cmd_destroy, "destroy VEID" },
-	{ "delete", cmd_destroy, "delete VEID" },
-	{ "mount", cmd_mount, "mount VEID" },
-	{ "umount", cmd_umount, "umount VEID" },
+	{ "create", cmd_create, "create VEID --ostemplate NAME [--hostname H] [--ipadd IP]...", NULL },
+	{ "start", cmd_start, "start VEID", NULL },
+	{ "stop", cmd_stop, "stop VEID [--fast]", NULL },
+	{ "restart", cmd_restart, "restart VEID [--fast]", NULL },
+	{ "status", cmd_status, "status VEID", NULL },
+	{ "destroy", cmd_destroy, "destroy VEID", NULL },
+	{ "delete", cmd_destroy, "delete VEID", NULL },
+	{ "mount", cmd_mount, "mount VEID", NULL },
+	{ "umount", cmd_umount, "umount VEID", NULL },
 	{ "set", cmd_set,
 	  "set VEID [--hostname H] [--ipadd IP] [--ipdel IP|all] [--nameserver IP] "
-	  "[--onboot yes|no] [--disabled yes|no] [--cpuunits N] [--cpulimit PCT] [--cpus N] "
+	  "[--onboot yes|no] [--disabled yes|no] [--userns yes|no] [--cpuunits N] [--cpulimit PCT] [--cpus N] "
 	  "[--cpumask CPUS] [--ram SIZE] [--swap SIZE] [--physpages [B:]L] [--swappages [B:]L] "
 	  "[--numproc [B:]L] [--kmemsize [B:]L] [--tcpsndbuf [B:]L] [--tcprcvbuf [B:]L] "
-	  "[--diskspace [SOFT:]HARD] [--diskinodes [SOFT:]HARD] [--quotaugidlimit N] [--save]" },
-	{ "exec", cmd_exec, "exec VEID COMMAND [ARG...]" },
-	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]" },
-	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]" },
-	{ "ubc", cmd_ubc, "ubc VEID" },
-	{ "chkpnt", cmd_chkpnt, "chkpnt VEID [--dumpfile FILE]  |  chkpnt --check" },
-	{ "suspend", cmd_chkpnt, "suspend VEID [--dumpfile FILE]" },
-	{ "restore", cmd_restore, "restore VEID [--dumpfile FILE]" },
-	{ "resume", cmd_restore, "resume VEID [--dumpfile FILE]" },
+	  "[--diskspace [SOFT:]HARD] [--diskinodes [SOFT:]HARD] [--quotaugidlimit N] [--save]",
+	  "  --userns yes|no  (at the next start) yes, the default: the VE's root is an\n"
+	  "                   unprivileged range of 65536 host ids (vzlist -o userns shows\n"
+	  "                   it) and holds capabilities only over the VE's own namespaces.\n"
+	  "                   no: the VE shares the host's user namespace and its root is\n"
+	  "                   the host's root: it can remount /sys and /proc read-write,\n"
+	  "                   mount a cgroup hierarchy and set its release_agent, write the\n"
+	  "                   host's /proc/sys, and CRIU cannot checkpoint or move a\n"
+	  "                   process of another user in it. Only for trusted VEs.\n" },
+	{ "exec", cmd_exec, "exec VEID COMMAND [ARG...]", NULL },
+	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]", NULL },
+	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]", NULL },
+	{ "ubc", cmd_ubc, "ubc VEID", NULL },
+	{ "chkpnt", cmd_chkpnt, "chkpnt VEID [--dumpfile FILE]  |  chkpnt --check", NULL },
+	{ "suspend", cmd_chkpnt, "suspend VEID [--dumpfile FILE]", NULL },
+	{ "restore", cmd_restore, "restore VEID [--dumpfile FILE]", NULL },
+	{ "resume", cmd_restore, "resume VEID [--dumpfile FILE]", NULL },
 };
 
 static void usage(FILE *f)
@@ -66,7 +74,7 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 static const char *const value_opts[] = {
 	"ostemplate", "hostname",  "ipadd",	"ipdel",     "nameserver", "onboot",	     "disabled",  "cpuunits",
 	"cpulimit",   "cpus",	   "cpumask",	"ram",	     "swap",	   "physpages",	     "swappages", "numproc",
-	"kmemsize",   "tcpsndbuf", "tcprcvbuf", "diskspace", "diskinodes", "quotaugidlimit", NULL,
+	"kmemsize",   "tcpsndbuf", "tcprcvbuf", "diskspace", "diskinodes", "quotaugidlimit", "userns",	  NULL,
 };
 
 int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags, unsigned *flag_seen,
@@ -144,6 +152,10 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
 		if (strcmp(argv[1], cmds[i].name))
 			continue;
+		if (argc > 2 && !strcmp(argv[2], "--help")) {
+			printf("Usage: vzctl %s\n%s", cmds[i].usage, cmds[i].notes ? cmds[i].notes : "");
+			return 0;
+		}
 		ret = cmds[i].fn(argc - 1, argv + 1, &err);
 		if (ret < 0) {
 			fprintf(stderr, "vzctl: %s\n", err.msg);

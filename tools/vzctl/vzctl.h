@@ -11,6 +11,7 @@ struct vzctl_cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv, struct vz_err *err);
 	const char *usage;
+	const char *notes; /* more for `vzctl CMD --help`, or NULL */
 };
 
 /* A request for op on the VE named by argv[1] (checked). */

@@ -128,6 +128,14 @@ CONF_GETTER(get_private, "VE_PRIVATE")
 CONF_GETTER(get_root, "VE_ROOT")
 CONF_GETTER(get_description, "DESCRIPTION")
 
+static int get_userns(const struct field *f, const ve_info *v, char *buf, size_t len, long long *num)
+{
+	(void)f;
+	(void)num;
+	snprintf(buf, len, "%s", v->userns ? v->userns : "-");
+	return 0;
+}
+
 static const struct field fields[] = {
 	{ "veid", "VEID", 10, get_veid, NULL, 0 },
 	{ "ctid", "CTID", 10, get_veid, NULL, 0 },
@@ -140,6 +148,7 @@ static const struct field fields[] = {
 	{ "private", "PRIVATE", -24, get_private, NULL, 0 },
 	{ "root", "ROOT", -24, get_root, NULL, 0 },
 	{ "description", "DESCRIPTION", -20, get_description, NULL, 0 },
+	{ "userns", "USERNS", -8, get_userns, NULL, 0 },
 	{ "diskspace", "DQBLOCKS", 10, get_disk_used, NULL, 0 },
 	{ "diskspace.h", "DQBLOCKS.H", 10, get_disk_total, NULL, 0 },
 	{ "diskinodes", "DQINODES", 10, get_inodes_used, NULL, 0 },
