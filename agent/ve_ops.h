@@ -106,6 +106,15 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
  * *use_freezer false the dump must pass no freeze_cgroup and the VE must
  * not be frozen when CRIU starts. */
 int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struct vz_err *err);
+/* Whether the VE's lazy restore needs the host's
+ * vm.unprivileged_userfaultfd at 1 while CRIU restores it: its tasks are
+ * in a user namespace of their own (USERNS="yes" in its config), where
+ * CRIU's restorer can make the userfaultfd of lazy pages no other way.
+ * ve_restore_images then holds it at 1 for the restore call only. */
+bool ve_needs_unpriv_uffd(const struct ve *ve);
+/* At the agent's start: put vm.unprivileged_userfaultfd back when an
+ * agent ended while it held it raised for a lazy restore (logged). */
+void ve_uffd_sysctl_recover(void);
 /* Whether the VE has a veth pair (NETIF or an address): its images hold
  * one, and its restore must name it to CRIU, only then. */
 bool ve_has_veth(const struct ve *ve);
