@@ -1,7 +1,9 @@
 /* Inside a new VE, before its init runs: the mount namespace is made
  * private, /proc, /sys and a small /dev with devpts are mounted in the
- * VE's root, and pivot_root makes that root the VE's "/". Nothing of the
- * host's mount tree or file descriptors stays visible. */
+ * VE's root, the paths of /proc and /sys that reach the host are masked
+ * or made read-only (ve_confine.c), and pivot_root makes that root the
+ * VE's "/". Nothing of the host's mount tree or file descriptors stays
+ * visible. */
 #define LOG_PREFIX "rootfs: "
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "ve_confine.h"
 #include "ve_rootfs.h"
 
 static const struct {
@@ -97,6 +100,8 @@ int ve_rootfs_setup(const char *root, struct vz_err *err)
 		ret = mount_in(root, "/sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, err);
 	if (ret == 0)
 		ret = setup_dev(root, err);
+	if (ret == 0)
+		ret = ve_mask_paths(root, err);
 	if (ret < 0)
 		return ret;
 	if (chdir(root) != 0)

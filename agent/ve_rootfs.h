@@ -6,7 +6,8 @@
 
 /* In a fresh mount namespace: mount /proc, /sys (read-only), /dev (tmpfs
  * with null, zero, full, random, urandom, tty, devpts, shm, mqueue) under
- * root, then pivot_root into it and detach the host's tree. */
+ * root, mask and make read-only what of them reaches the host
+ * (ve_mask_paths), then pivot_root into it and detach the host's tree. */
 int ve_rootfs_setup(const char *root, struct vz_err *err);
 
 #endif

@@ -23,6 +23,7 @@
 #include "paths.h"
 #include "resources.h"
 #include "util.h"
+#include "ve_confine.h"
 #include "ve_ops.h"
 #include "ve_rootfs.h"
 
@@ -88,6 +89,8 @@ static int ve_init_child(struct ve *ve, int go_fd, int err_fd)
 	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	fcntl(err_fd, F_SETFD, FD_CLOEXEC);
 	setsid();
+	if (ve_confine_self(&err) < 0)
+		goto fail;
 	execve("/sbin/init", (char *[]){ "init", NULL }, (char **)ve_default_env());
 	vz_error(&err, errno, "Run /sbin/init");
 fail:
