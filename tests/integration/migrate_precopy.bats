@@ -122,7 +122,7 @@ teardown() {
 	passes_on h2 103 wl-mem-fast
 }
 
-@test "--stop-copy and bad pre-copy settings" {
+@test "--stop-copy, verified too, and bad pre-copy settings" {
 	sb_ve h2 104 198.18.1.4
 	run on h2 vzmigrate --online --max-rounds 0 h1 104
 	[ "$status" -eq 20 ]
@@ -130,12 +130,19 @@ teardown() {
 	run on h2 vzmigrate --online --downtime-ms -5 h1 104
 	[ "$status" -eq 20 ]
 	[ "$(wc -l <<<"$output")" -eq 1 ]
+	# An offline move carries no memory to verify.
+	run on h2 vzmigrate --verify-memory h1 104
+	[ "$status" -eq 20 ]
+	[[ "$output" == *"--verify-memory compares the memory of a live move"* ]]
 	running_on h2 104
-	run on h2 vzmigrate --online --stop-copy h1 104
+	# Stop-and-copy's memory is in the images: --verify-memory compares it
+	# all the same (it used to send no digests and verify nothing).
+	run on h2 vzmigrate --online --stop-copy --verify-memory h1 104
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"memory: stop-and-copy (--stop-copy)"* ]]
 	[[ "$output" != *"Memory round"* ]]
+	grep -q "VE 104: memory verified: [1-9][0-9]* mappings identical" "$VZ_SANDBOX_DIR/h1/var/log/vzagent.log"
 	running_on h1 104
 	nothing_of h2 104
 	passes_on h1 104
