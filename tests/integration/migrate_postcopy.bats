@@ -69,8 +69,9 @@ big_ve() {
 	# The destination says so once the last page is stored, which may come
 	# just after vzmigrate has returned.
 	wait_for 30 grep -q "VE 101: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
-	# Not in a user namespace: the host's userfaultfd setting untouched.
-	run ! grep -q "vm.unprivileged_userfaultfd.* VE 101" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	# In a user namespace (the default): the host's userfaultfd setting
+	# was raised for the restore only (the test of VE 104 watches it).
+	grep -q "vm.unprivileged_userfaultfd back to .* lazy restore of VE 101" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
 	running_on h2 101
 	nothing_of h1 101
 	passes_on h2 101
@@ -125,6 +126,23 @@ big_ve() {
 	wait_for 60 nothing_of h2 103
 	passes_on h1 103
 	passes_on h1 103 wl-mem-mt wl-mem-fast
+}
+
+@test "a VE in the host's user namespace (--userns no) moves by post-copy with the host's userfaultfd setting untouched" {
+	on h1 vzctl create 105 --ostemplate busybox >/dev/null
+	on h1 vzctl set 105 --userns no --save >/dev/null
+	on h1 vzctl start 105 >/dev/null
+	wl_put h1 105 wl-counter
+	wl_run h1 105 wl-counter
+	run on h1 vzmigrate --online --postcopy h2 105
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"user namespace: the host's on both sides (--userns no)"* ]]
+	wait_for 30 grep -q "VE 105: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	run ! grep -q "vm.unprivileged_userfaultfd.* VE 105" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	running_on h2 105
+	nothing_of h1 105
+	passes_on h2 105 wl-counter
 }
 
 @test "a VE in a user namespace: vm.unprivileged_userfaultfd is 1 for its lazy restore only" {
