@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -150,17 +151,21 @@ int vz_userns_img_own(int dir_fd, uint32_t id, struct vz_err *err)
 {
 	_cleanup_closedir_ DIR *d = open_dir(dir_fd, err);
 	struct dirent *de;
+	struct stat st;
 
 	if (!d)
 		return -EIO;
 	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || de->d_type != DT_REG)
 			continue;
-		if (fchownat(dir_fd, de->d_name, id, id, AT_SYMLINK_NOFOLLOW) != 0)
-			return vz_error(err, errno, "Give %s to the VE's root", de->d_name);
+		if (fchownat(dir_fd, de->d_name, (uid_t)-1, id, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    fchmodat(dir_fd, de->d_name, (st.st_mode & 07777) | S_IRGRP, 0) != 0)
+			return vz_error(err, errno, "Let the VE's root read %s", de->d_name);
 	}
-	if (fchown(dir_fd, id, id) != 0)
-		return vz_error(err, errno, "Give the image directory to the VE's root");
+	if (fchown(dir_fd, (uid_t)-1, id) != 0 || fstat(dir_fd, &st) != 0 ||
+	    fchmod(dir_fd, (st.st_mode & 07777) | S_IRGRP | S_IXGRP) != 0)
+		return vz_error(err, errno, "Let the VE's root read the image directory");
 	return 0;
 }
 

@@ -31,10 +31,11 @@ static const struct vzctl_cmd cmds[] = {
 	  "                   unprivileged range of 65536 host ids (vzlist -o userns shows\n"
 	  "                   it) and holds capabilities only over the VE's own namespaces.\n"
 	  "                   no: the VE shares the host's user namespace and its root is\n"
-	  "                   the host's root: it can remount /sys and /proc read-write,\n"
-	  "                   mount a cgroup hierarchy and set its release_agent, write the\n"
-	  "                   host's /proc/sys, and CRIU cannot checkpoint or move a\n"
-	  "                   process of another user in it. Only for trusted VEs.\n" },
+	  "                   the host's root: it can remount /sys and /proc read-write\n"
+	  "                   and write the host's sysfs and /proc/sys, make and open a\n"
+	  "                   host block device, raise its own cgroup limits, and CRIU\n"
+	  "                   cannot checkpoint or move a process of another user in it.\n"
+	  "                   Only for trusted VEs.\n" },
 	{ "exec", cmd_exec, "exec VEID COMMAND [ARG...]", NULL },
 	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]", NULL },
 	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]", NULL },

@@ -144,7 +144,7 @@ Test(userns_img, a_truncated_image_is_an_error)
 	cr_assert(strstr(err.msg, "cut short"), "%s", err.msg);
 }
 
-Test(userns_img, own_gives_the_files_to_the_id)
+Test(userns_img, own_lets_the_group_of_the_id_read)
 {
 	struct vz_err err = { 0 };
 	struct stat st;
@@ -154,8 +154,11 @@ Test(userns_img, own_gives_the_files_to_the_id)
 	cr_assert_eq(vz_userns_img_own(dfd, 1000000, &err), 0, "%s", err.msg);
 	snprintf(path, sizeof(path), "%s/userns-11.img", dir);
 	cr_assert_eq(stat(path, &st), 0);
-	cr_assert_eq(st.st_uid, 1000000);
+	cr_assert_eq(st.st_uid, 0);
 	cr_assert_eq(st.st_gid, 1000000);
+	cr_assert(st.st_mode & S_IRGRP);
 	cr_assert_eq(fstat(dfd, &st), 0);
-	cr_assert_eq(st.st_uid, 1000000);
+	cr_assert_eq(st.st_uid, 0);
+	cr_assert_eq(st.st_gid, 1000000);
+	cr_assert_eq(st.st_mode & (S_IRGRP | S_IXGRP), S_IRGRP | S_IXGRP);
 }
