@@ -257,6 +257,21 @@ int ve_umount(struct ve *ve, struct vz_err *err)
 	return 0;
 }
 
+static bool yes(const char *v)
+{
+	return !strcmp(v, "yes") || !strcmp(v, "1");
+}
+
+bool ve_setting_yes(const struct vz_agent *a, const struct ve *ve, const char *key)
+{
+	const char *v = vz_conf_get(&ve->conf, key);
+
+	if (v && *v)
+		return yes(v);
+	v = vz_conf_get(&a->global, key);
+	return !v || !*v || yes(v);
+}
+
 int ve_netif(struct ve *ve, struct vz_agent *a, struct vz_netif *nif, struct vz_err *err)
 {
 	const char *s = vz_conf_get(&ve->conf, "NETIF");

@@ -157,6 +157,7 @@ int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	veth_gone(ve);
+	ve_net_filter_gone(a, ve);
 	return ve_umount(ve, err);
 }
 
