@@ -15,7 +15,9 @@
 #include "ckpt.h"
 #include "log.h"
 #include "paths.h"
+#include "sysctl.h"
 #include "util.h"
+#include "ve_ops.h"
 
 static void usage(FILE *f)
 {
@@ -71,15 +73,16 @@ int main(int argc, char **argv)
 		/* CRIU's lazy pages splice through pipes larger than the
 		 * default 1 MiB, which only this sysctl allows without
 		 * CAP_SYS_RESOURCE. */
-		size_t was = 0;
+		unsigned long was = 0;
 		bool raised = false;
 
-		if (vz_pipe_max_ensure(4u << 20, &was, &raised, &err) < 0)
+		if (vz_sysctl_ensure_min(VZ_SYSCTL_PIPE_MAX, 4u << 20, &was, &raised, &err) < 0)
 			pr_warn("%s: lazy-pages migration will fail", err.msg);
 		else if (raised)
-			pr_info("Raised fs.pipe-max-size from %zu to 4194304 for CRIU's lazy pages", was);
+			pr_info("Raised fs.pipe-max-size from %lu to 4194304 for CRIU's lazy pages", was);
 		vz_err_clear(&err);
 	}
+	ve_uffd_sysctl_recover();
 	/* VE inits outlive the workers that start them: become their parent. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);

@@ -35,6 +35,7 @@
 #include "resources.h"
 #include "userns.h"
 #include "userns_img.h"
+#include "sysctl.h"
 #include "util.h"
 #include "ve.h"
 #include "ve_rootfs.h"
@@ -377,11 +378,72 @@ static int restore_userns(struct vz_agent *a, struct ve *ve, int img_fd, struct 
 	return 0;
 }
 
+/* CRIU's restorer makes, in each task of a lazy restore, a userfaultfd
+ * that must handle the kernel's faults too (a write() from a page not
+ * there yet); in a user namespace that takes vm.unprivileged_userfaultfd
+ * at 1. It is 1 from here until uffd_sysctl_lower, for the restore call
+ * only (see sysctl.h for overlapping restores). */
+static int uffd_sysctl_raise(unsigned veid, struct vz_sysctl_hold *h, struct vz_err *err)
+{
+	int ret = vz_sysctl_hold(VZ_SYSCTL_UNPRIV_UFFD, "1", VZ_HOST_RUN_DIR, h, err);
+
+	if (ret < 0)
+		return vz_error_wrap(err, "Raise vm.unprivileged_userfaultfd for the lazy restore of VE %u", veid);
+	if (!h->first)
+		pr_info("Kept vm.unprivileged_userfaultfd at 1 for the lazy restore of VE %u too (another restore "
+			"holds it)",
+			veid);
+	else if (h->recovered)
+		pr_info("Raised vm.unprivileged_userfaultfd to 1 for the lazy restore of VE %u (an agent that had "
+			"raised it ended without putting back %s, which is put back after)",
+			veid, h->orig);
+	else if (strcmp(h->orig, "1"))
+		pr_info("Raised vm.unprivileged_userfaultfd to 1 for the lazy restore of VE %u (it was %s)", veid,
+			h->orig);
+	else
+		pr_info("Found vm.unprivileged_userfaultfd at 1 already for the lazy restore of VE %u", veid);
+	return 0;
+}
+
+static void uffd_sysctl_lower(unsigned veid, struct vz_sysctl_hold *h)
+{
+	double ms = (double)(vz_now_ns() - h->since_ns) / 1e6;
+	struct vz_err err = { 0 };
+	bool restored = false;
+
+	if (h->fd < 0)
+		return;
+	if (vz_sysctl_release(h, &restored, &err) < 0)
+		pr_warn("VE %u: %s", veid, err.msg);
+	else if (restored)
+		pr_info("Put vm.unprivileged_userfaultfd back to %s after the lazy restore of VE %u: held %.0f ms",
+			h->orig, veid, ms);
+	else
+		pr_info("Left vm.unprivileged_userfaultfd at 1 for another restore after the lazy restore of VE %u: "
+			"held %.0f ms",
+			veid, ms);
+}
+
+void ve_uffd_sysctl_recover(void)
+{
+	struct vz_err err = { 0 };
+	bool restored = false;
+	char orig[32];
+
+	if (vz_sysctl_recover(VZ_SYSCTL_UNPRIV_UFFD, VZ_HOST_RUN_DIR, &restored, orig, sizeof(orig), &err) < 0)
+		pr_warn("%s", err.msg);
+	else if (restored)
+		pr_info("Put vm.unprivileged_userfaultfd back to %s: an agent had raised it for a lazy restore and "
+			"ended without putting it back",
+			orig);
+}
+
 int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
 		      bool leave_frozen, bool lazy, pid_t *pidp, struct vz_err *err)
 {
 	struct restore_ctx rc = { .a = a, .veid = ve->veid, .leave_frozen = leave_frozen };
 	struct vz_criu_opts o = { 0 };
+	struct vz_sysctl_hold uffd_hold = { .fd = -1 };
 	struct vz_netif nif;
 	struct vz_criu criu;
 	char cgroot[128], ext[96], idroot[PATH_MAX];
@@ -426,8 +488,14 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.timeout_s = a->criu_timeout;
 	o.notify = restore_notify;
 	o.notify_arg = &rc;
+	if (lazy && o.root == idroot) {
+		ret = uffd_sysctl_raise(ve->veid, &uffd_hold, err);
+		if (ret < 0)
+			goto fail;
+	}
 	ret = vz_criu_restore(&criu, &o, &pid, err);
 	ve_idroot_put(ve);
+	uffd_sysctl_lower(ve->veid, &uffd_hold);
 	if (ret == 0 && leave_frozen && !rc.frozen)
 		ret = vz_error_msg(err, EIO, "CRIU restored VE %u without a pre-resume call to freeze it", ve->veid);
 	if (ret == 0)

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "userns.h"
 #include "util.h"
+#include "ve_confine.h"
 #include "ve_ops.h"
 
 pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg, struct vz_err *err)
@@ -100,6 +101,10 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
 		setsid();
 		if (chdir("/") != 0)
 			_exit(126);
+		if (ve_confine_self(&e) < 0) {
+			pr_err("VE %u: %s", veid, e.msg);
+			_exit(126);
+		}
 		if (!fn) {
 			/* A plain program: arg is its path. */
 			execve(arg, (char *[]){ arg, NULL }, (char **)ve_default_env());

@@ -112,6 +112,9 @@ int ve_ckpt_precheck(struct vz_agent *a, unsigned veid, bool *use_freezer, struc
  * external (the device nodes bound from the host in a VE of its own user
  * namespace), appended to o->externals. */
 int ve_ckpt_dump_externals(pid_t init, struct vz_criu_opts *o, struct vz_err *err);
+/* At the agent's start: put vm.unprivileged_userfaultfd back when an
+ * agent ended while it held it raised for a lazy restore (logged). */
+void ve_uffd_sysctl_recover(void);
 /* Whether the VE has a veth pair (NETIF or an address): its images hold
  * one, and its restore must name it to CRIU, only then. */
 bool ve_has_veth(const struct ve *ve);

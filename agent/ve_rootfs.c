@@ -1,8 +1,10 @@
 /* Inside a new VE, before its init runs: the mount namespace is made
  * private, the VE's root (idmapped, for a VE in a user namespace) becomes
  * the working directory, /proc, /sys and a small /dev with devpts are
- * mounted in it, and pivot_root makes it the VE's "/". Nothing of the
- * host's mount tree or file descriptors stays visible. */
+ * mounted in it, the paths of /proc and /sys that reach the host are
+ * masked or made read-only (ve_confine.c), and pivot_root makes it the
+ * VE's "/". Nothing of the host's mount tree or file descriptors stays
+ * visible. */
 #define LOG_PREFIX "rootfs: "
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "util.h"
+#include "ve_confine.h"
 #include "ve_rootfs.h"
 
 static const struct {
@@ -163,6 +166,8 @@ int ve_rootfs_setup(bool userns, struct vz_err *err)
 		ret = mount_in(".", "/sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, err);
 	if (ret == 0)
 		ret = setup_dev(".", userns, err);
+	if (ret == 0)
+		ret = ve_mask_paths(".", err);
 	if (ret < 0)
 		return ret;
 	/* pivot_root(".", ".") stacks the old root on top of the new one;

@@ -17,6 +17,7 @@ int ve_rootfs_enter(const char *root, int idmapped, struct vz_err *err);
 /* Then, as the VE's root: mount /proc, /sys (read-only), /dev (tmpfs with
  * null, zero, full, random, urandom, tty, devpts, shm, mqueue; the nodes
  * bound from the host's in a user namespace) in the working directory,
+ * mask and make read-only what of them reaches the host (ve_mask_paths),
  * pivot_root into it and detach the host's tree. */
 int ve_rootfs_setup(bool userns, struct vz_err *err);
 

@@ -25,6 +25,7 @@
 #include "resources.h"
 #include "userns.h"
 #include "util.h"
+#include "ve_confine.h"
 #include "ve_ops.h"
 #include "ve_rootfs.h"
 
@@ -102,6 +103,8 @@ static int ve_init_child(struct ve *ve, const struct init_spec *spec, int go_fd,
 	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	fcntl(err_fd, F_SETFD, FD_CLOEXEC);
 	setsid();
+	if (ve_confine_self(&err) < 0)
+		goto fail;
 	execve("/sbin/init", (char *[]){ "init", NULL }, (char **)ve_default_env());
 	vz_error(&err, errno, "Run /sbin/init");
 fail:

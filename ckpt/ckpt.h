@@ -40,9 +40,4 @@ void vz_ckpt_probe(const struct vz_criu *c, int work_fd, const char *freezer_pat
  * errno with the reason in err. */
 int vz_uffd_wp_probe(struct vz_err *err);
 
-/* CRIU's lazy pages need pipes of 4 MiB; raise fs.pipe-max-size to want
- * when lower. 0 (*raised says whether it was raised, *was what it was
- * before; either may be NULL) or a negative errno with err filled. */
-int vz_pipe_max_ensure(size_t want, size_t *was, bool *raised, struct vz_err *err);
-
 #endif

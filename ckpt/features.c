@@ -16,6 +16,7 @@
 #include "ckpt.h"
 #include "cleanup.h"
 #include "log.h"
+#include "sysctl.h"
 #include "uffd.h"
 #include "util.h"
 
@@ -101,33 +102,6 @@ out:
 	return ret;
 }
 
-int vz_pipe_max_ensure(size_t want, size_t *was, bool *raised, struct vz_err *err)
-{
-	const char *path = "/proc/sys/fs/pipe-max-size";
-	_cleanup_free_ char *buf = NULL;
-	char val[32];
-	unsigned long cur;
-	int ret;
-
-	if (raised)
-		*raised = false;
-	ret = vz_read_file(path, &buf, NULL, 64);
-	if (ret < 0)
-		return vz_error(err, ret, "Read %s", path);
-	cur = strtoul(buf, NULL, 10);
-	if (was)
-		*was = cur;
-	if (cur >= want)
-		return 0;
-	snprintf(val, sizeof(val), "%zu", want);
-	ret = vz_write_str(path, val);
-	if (ret < 0)
-		return vz_error(err, ret, "Raise %s to %zu", path, want);
-	if (raised)
-		*raised = true;
-	return 0;
-}
-
 static bool criu_feature(const struct vz_criu *c, const char *name)
 {
 	char *argv[] = { (char *)c->path, "check", "--feature", (char *)name, NULL };
@@ -182,7 +156,7 @@ void vz_ckpt_probe(const struct vz_criu *c, int work_fd, const char *freezer_pat
 
 	add(r, "Lazy pages (restore first, memory after, through userfaultfd)", false, f.lazy_pages, "%s",
 	    f.lazy_pages ? "available" : "CRIU reports no lazy-pages support");
-	if (vz_read_file("/proc/sys/fs/pipe-max-size", &pms, NULL, 64) == 0) {
+	if (vz_read_file(VZ_SYSCTL_PIPE_MAX, &pms, NULL, 64) == 0) {
 		unsigned long v = strtoul(pms, NULL, 10);
 		struct vz_feat *x = add(r, "Pipes of 4 MiB for lazy pages (fs.pipe-max-size)", false, v >= 4u << 20,
 					"%lu bytes%s", v, v >= 4u << 20 ? "" : "; vzagent raises it when it starts");

@@ -45,7 +45,12 @@ static int uffd_inject(void *arg)
 	struct uffd_call *u = arg;
 	struct vz_err *err = u->err;
 	struct vz_inject in;
-	long args[6] = { O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0 }, rfd = -1, res = 0;
+	/* User-mode faults only: what a task without CAP_SYS_PTRACE over
+	 * the host may make (a VE in a user namespace, with the host's
+	 * vm.unprivileged_userfaultfd 0). Async write-protect needs no more:
+	 * the kernel resolves every fault on a protected page itself, the
+	 * kernel's own writes too (a read() into it), without the handler. */
+	long args[6] = { O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, 0, 0, 0, 0 }, rfd = -1, res = 0;
 	pid_t pid = u->p->task;
 	int pidfd = -1, ret;
 
@@ -53,12 +58,6 @@ static int uffd_inject(void *arg)
 	if (ret < 0)
 		return ret;
 	ret = vz_inject_call(&in, SYS_userfaultfd, args, &rfd, err);
-	if (ret == 0 && rfd == -EPERM) {
-		/* Without CAP_SYS_PTRACE in the VE: user-mode faults only,
-		 * which async write-protect does not depend on. */
-		args[0] |= UFFD_USER_MODE_ONLY;
-		ret = vz_inject_call(&in, SYS_userfaultfd, args, &rfd, err);
-	}
 	if (ret == 0 && rfd < 0)
 		ret = vz_error(err, (int)-rfd, "A userfaultfd in process %d", (int)pid);
 	if (ret == 0) {

@@ -230,8 +230,10 @@ static int commit_phase(struct mig_src *s, struct vz_err *err)
 	int ret;
 
 	s->t.dump = mig_ms_since(s->freeze_ns);
-	if (s->precopy) {
-		ret = mig_precopy_final(s, err);
+	/* Stop-and-copy has its memory in the images; --verify-memory
+	 * compares it all the same. */
+	if (s->precopy || s->verify) {
+		ret = s->precopy ? mig_precopy_final(s, err) : mig_send_digests(s, err);
 		if (ret < 0)
 			return ret;
 	}

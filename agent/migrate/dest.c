@@ -150,71 +150,6 @@ static int start_lazy(struct mig_dst *d, int *work, struct vz_err *err)
 	return 0;
 }
 
-/* MEMHASH begins with the areas the source masked, "mask VPID ADDR LEN"
- * lines; *rest gets the digests after them. */
-static int parse_masks(const char *text, struct vz_mem_mask **out, size_t *nout, const char **rest, struct vz_err *err)
-{
-	struct vz_mem_mask *mask = NULL;
-	size_t n = 0;
-
-	while (!strncmp(text, "mask ", 5)) {
-		struct vz_mem_mask mk, *nm;
-		unsigned long long addr;
-
-		if (sscanf(text, "mask %d %llx %u", &mk.vpid, &addr, &mk.len) != 3 ||
-		    !(nm = realloc(mask, (n + 1) * sizeof(*mask)))) {
-			free(mask);
-			return vz_error_msg(err, EPROTO, "Malformed MEMHASH");
-		}
-		mk.addr = addr;
-		mask = nm;
-		mask[n++] = mk;
-		text = strchr(text, '\n');
-		text = text ? text + 1 : "";
-	}
-	*out = mask;
-	*nout = n;
-	*rest = text;
-	return 0;
-}
-
-/* --verify-memory: every page in place, then compare with the source's
- * digests. */
-static int verify_memory(struct mig_dst *d, struct vz_err *err)
-{
-	_cleanup_free_ pid_t *pids = NULL;
-	_cleanup_free_ struct vz_mem_mask *mask = NULL;
-	_cleanup_free_ char *mine = NULL;
-	size_t n = 0, len = 0, nmask = 0, lines = 0;
-	const char *digests = d->memhash;
-	char path[PATH_MAX];
-	int ret = 0;
-
-	if (d->lazy)
-		ret = mig_lazy_wait(d->lazy, 120000, err);
-	if (ret == 0)
-		ret = vz_cg_pids(&d->a->cg, d->veid, &pids, &n, err);
-	if (ret == 0)
-		ret = parse_masks(d->memhash, &mask, &nmask, &digests, err);
-	if (ret == 0)
-		ret = vz_mem_digest(pids, n, mask, nmask, &mine, &len, err);
-	if (ret < 0) {
-		d->failed_here = true;
-		return ret;
-	}
-	if (strcmp(mine, digests)) {
-		vz_write_file(vz_path(path, sizeof(path), VZ_DUMP_DIR "/%u.memhash.dst", d->veid), mine, len, 0);
-		vz_write_file(vz_path(path, sizeof(path), VZ_DUMP_DIR "/%u.memhash.src", d->veid), digests,
-			      strlen(digests), 0);
-		d->failed_here = true;
-		return vz_error_msg(err, EIO, "Restored memory differs from the source's (digests in %s)", VZ_DUMP_DIR);
-	}
-	for (const char *q = mine; *q; q++)
-		lines += *q == '\n';
-	pr_info("VE %u: memory verified: %zu mappings identical to the source's", d->veid, lines);
-	return 0;
-}
-
 static int restore_here(struct mig_dst *d, struct vz_err *err)
 {
 	_cleanup_close_ int img = VZ_FD_INIT, work = VZ_FD_INIT;
@@ -235,7 +170,9 @@ static int restore_here(struct mig_dst *d, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	d->restored = true;
-	return d->memhash ? verify_memory(d, err) : 0;
+	if (d->memhash || (d->h->has_verify_memory && d->h->verify_memory))
+		return mig_dst_verify_memory(d, err);
+	return 0;
 }
 
 /* Online: thaw; the restore left the VE off the bridge until now. */

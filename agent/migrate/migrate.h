@@ -54,7 +54,7 @@ struct mig_request {
 	unsigned max_rounds;  /* pre-copy: rounds while running at most; 0: MIG_ROUNDS */
 	bool keep_dst;	      /* the destination keeps the private area if the move fails */
 	bool keep_src;	      /* keep the stopped source copy after the move */
-	bool verify_memory;   /* compare memory digests before the go (not with post-copy) */
+	bool verify_memory;   /* go only if memory digests match, at least one (online, not post-copy) */
 	bool auto_converge;   /* cap the VE's CPU while pre-copy does not converge (pre-copy only) */
 	bool dry_run;	      /* negotiate only */
 	bool times;	      /* add OpenVZ vzmigrate -t's lines to the summary */

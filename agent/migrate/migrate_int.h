@@ -285,6 +285,8 @@ int mig_decide_go(struct mig_src *s, struct vz_err *err);
 /* After the decision: GO, and the destination's DONE (s->done_seen). From
  * here the destination owns the VE: failures only delay it. */
 void mig_say_go(struct mig_src *s, struct vz_err *err);
+/* verify.c: --verify-memory's digests of the frozen VE, to the destination. */
+int mig_send_digests(struct mig_src *s, struct vz_err *err);
 /* progress.c */
 void mig_phase_start(struct mig_src *s, const char *name, uint64_t total);
 void mig_phase_show(struct mig_src *s, uint64_t done);
@@ -373,6 +375,21 @@ int mig_dst_finish(struct mig_dst *d, struct vz_err *err);
 void mig_dst_finish_lazy(struct mig_dst *d);
 /* PAGES into the store, decompressed with z into buf (MIG_PAGES_MAX). */
 int mig_pages_into(struct mig_dst *d, const mig_msg *m, struct vz_zdec *z, uint8_t *buf, struct vz_err *err);
+/* memhash.c: MEMHASH, the source's digests. Pure: its leading
+ * "mask VPID ADDR LEN" lines into *out (malloc'd, *nout of them), *rest
+ * pointing at the digests after them; -EPROTO on a malformed mask line. */
+int mig_memhash_masks(const char *text, struct vz_mem_mask **out, size_t *nout, const char **rest, struct vz_err *err);
+/* Pure: the verdict on the source's digests (src) and those of the VE
+ * restored here (dst), both vz_mem_digest's text. 0 when they are the
+ * same line for line and hold at least one mapping, *ranges the number
+ * compared; otherwise -EIO and a message naming the first mapping that
+ * differs, is missing here or is not in the source's (and both counts when
+ * they differ). Nothing compared is no verification: with no mapping on
+ * either side the answer is -EIO, "Memory not verified". */
+int mig_memhash_verdict(const char *src, const char *dst, size_t *ranges, struct vz_err *err);
+/* verify.c: wait for every page, digest the VE restored here, compare (the go is
+ * refused on -EIO, d->failed_here set); no MEMHASH is -EPROTO. */
+int mig_dst_verify_memory(struct mig_dst *d, struct vz_err *err);
 /* postcopy_dst.c */
 int mig_postcopy_start(struct mig_dst *d, struct vz_err *err);
 void mig_postcopy_close(struct mig_dst *d);

@@ -298,37 +298,6 @@ int mig_precopy_rounds(struct mig_src *s, struct vz_err *err)
 	return 0;
 }
 
-/* --verify-memory: the digests of every mapping, the masked rseq areas
- * first so that the destination masks the same. */
-static int send_digests(struct mig_src *s, struct vz_err *err)
-{
-	mig_msg m = VZ__MIGRATE__MSG__INIT;
-	_cleanup_free_ pid_t *pids = NULL;
-	_cleanup_free_ char *text = NULL, *all = NULL;
-	size_t n = 0, len = 0, cap, k = 0;
-	int ret;
-
-	ret = vz_cg_pids(&s->a->cg, s->ve->veid, &pids, &n, err);
-	if (ret == 0)
-		ret = vz_mem_digest(pids, n, s->mask, s->nmask, &text, &len, err);
-	if (ret < 0)
-		return vz_error_wrap(err, "Memory digests");
-	cap = len + s->nmask * 64 + 1;
-	all = malloc(cap);
-	if (!all)
-		return 0; /* as before: no digests, the destination verifies nothing */
-	for (size_t i = 0; i < s->nmask; i++)
-		k += (size_t)snprintf(all + k, cap - k, "mask %d %llx %u\n", s->mask[i].vpid,
-				      (unsigned long long)s->mask[i].addr, s->mask[i].len);
-	memcpy(all + k, text, len + 1);
-	m.type = VZ__MIGRATE__TYPE__T_MEMHASH;
-	m.has_data = true;
-	m.data.data = (uint8_t *)all;
-	m.data.len = len + k;
-	ret = vz_msg_send(&s->conn, &m.base, err);
-	return ret < 0 ? vz_error_wrap(err, "Memory digests") : 0;
-}
-
 int mig_precopy_final(struct mig_src *s, struct vz_err *err)
 {
 	struct vz_track_stats st;
@@ -345,7 +314,7 @@ int mig_precopy_final(struct mig_src *s, struct vz_err *err)
 		return ret;
 	s->pc.final_pages = st.pages;
 	if (s->verify) {
-		ret = send_digests(s, err);
+		ret = mig_send_digests(s, err);
 		if (ret < 0)
 			return ret;
 	}

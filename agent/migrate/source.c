@@ -80,6 +80,13 @@ static int choose_mode(struct mig_src *s, struct vz_err *err)
 		snprintf(s->mid + 2 * i, 3, "%02x", rnd[i]);
 	s->verify = s->req->verify_memory;
 	s->ac.on = s->req->auto_converge;
+	if (s->verify && mode == MIG_OFFLINE)
+		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL,
+					 "--verify-memory compares the memory of a live move: not without --online");
+	if (s->verify && !s->online) {
+		vz_say(s->progress, "VE %u has no memory to verify (--verify-memory)", s->ve->veid);
+		s->verify = false;
+	}
 	if (s->ac.on && (mode == MIG_POSTCOPY || mode == MIG_STOP_COPY))
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL,
 					 "--auto-converge throttles the VE during pre-copy: not with %s",

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # The parsers of untrusted bytes under libFuzzer, for a bounded time each:
 # the image-stream records and dump header (what a restore reads), a
-# control frame (length header, then protobuf), and the records of a
-# migration's two-phase commit (what a restarted agent reads). A crash, a sanitizer
+# control frame (length header, then protobuf), the records of a
+# migration's two-phase commit (what a restarted agent reads), and the
+# memory digests a source sends for --verify-memory. A crash, a sanitizer
 # report or a leak fails the test and leaves the input in the log.
 
 VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
@@ -31,4 +32,8 @@ run_fuzzer() {
 
 @test "the migration record parsers survive fuzzing" {
 	run_fuzzer fuzz_mig_record
+}
+
+@test "the --verify-memory digest parser and verdict survive fuzzing" {
+	run_fuzzer fuzz_memhash
 }

@@ -5,8 +5,8 @@
 # (--online) and post-copy (--online --postcopy), plus a VE without any
 # IP address in each mode. Each cell is a test and its name says which.
 #
-# Shape: per mode, one VE runs the eight workloads that share a VE well
-# (mem counter pipe unix file threads tcpecho churn), and wl-stopped,
+# Shape: per mode, one VE runs the nine workloads that share a VE well
+# (mem counter pipe unix file threads tcpecho churn readinto), and wl-stopped,
 # wl-deleted and the VE without an address get a VE each, so that one
 # that breaks its move names its own cell. The first cell that needs a
 # VE in a mode makes it, starts its workloads and moves it (bounded by
@@ -35,6 +35,7 @@ mx_cmd() {
 	mem) echo "wl-mem -m 16 -r 2" ;;
 	threads) echo "wl-threads -t 4" ;;
 	tcpecho) echo "wl-tcpecho -p 7000" ;;
+	readinto) echo "wl-readinto -m 16 -r 4" ;;
 	*) echo "wl-$1" ;;
 	esac
 }
@@ -54,7 +55,7 @@ mx_kind_of() {
 
 mx_kind_wls() {
 	case $1 in
-	1) echo mem counter pipe unix file threads tcpecho churn ;;
+	1) echo mem counter pipe unix file threads tcpecho churn readinto ;;
 	2) echo stopped ;;
 	3) echo deleted ;;
 	4) echo counter ;;
@@ -165,6 +166,10 @@ cell() {
 	cell chkpnt churn
 }
 
+@test "chkpnt/restore: wl-readinto passes" {
+	cell chkpnt readinto
+}
+
 @test "chkpnt/restore: wl-stopped passes" {
 	cell chkpnt stopped
 }
@@ -207,6 +212,10 @@ cell() {
 
 @test "offline move: wl-churn passes" {
 	cell offline churn
+}
+
+@test "offline move: wl-readinto passes" {
+	cell offline readinto
 }
 
 @test "offline move: wl-stopped passes" {
@@ -253,6 +262,10 @@ cell() {
 	cell stopcopy churn
 }
 
+@test "stop-copy: wl-readinto passes" {
+	cell stopcopy readinto
+}
+
 @test "stop-copy: wl-stopped passes" {
 	cell stopcopy stopped
 }
@@ -297,6 +310,10 @@ cell() {
 	cell precopy churn
 }
 
+@test "pre-copy: wl-readinto passes" {
+	cell precopy readinto
+}
+
 @test "pre-copy: wl-stopped passes" {
 	cell precopy stopped
 }
@@ -339,6 +356,10 @@ cell() {
 
 @test "post-copy: wl-churn passes" {
 	cell postcopy churn
+}
+
+@test "post-copy: wl-readinto passes" {
+	cell postcopy readinto
 }
 
 @test "post-copy: wl-stopped passes" {

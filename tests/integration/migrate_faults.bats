@@ -91,6 +91,9 @@ hold_decision() {
 		return 1
 	}
 	mid=$(sed -n "s/.*VE $veid: migration \([0-9a-f]*\) to .*/\1/p" "$log" | tail -n 1)
+	# The agent makes the records' directory with its first record: a test
+	# run alone may get here first.
+	mkdir -m 0700 "$VZ_SANDBOX_DIR/h1/vz/migrate" 2>/dev/null || [ -d "$VZ_SANDBOX_DIR/h1/vz/migrate" ]
 	mkfifo "$VZ_SANDBOX_DIR/h1/vz/migrate/$veid.$mid.decision" || return 1
 	wait_for 120 grep -q "VE $veid: restored (frozen)" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" || {
 		echo "not restored on h2"

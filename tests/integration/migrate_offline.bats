@@ -20,18 +20,20 @@ teardown() {
 }
 
 @test "a peer with a certificate from another CA is refused" {
+	local log="$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" seen
 	"$VZ_TOP/deploy/vz-certs" ca "$BATS_TEST_TMPDIR/rogue-ca" >/dev/null
 	"$VZ_TOP/deploy/vz-certs" host "$BATS_TEST_TMPDIR/rogue-ca" "$BATS_TEST_TMPDIR/rogue" h9 198.18.0.9 >/dev/null
+	seen=$(wc -l <"$log")
 	run on c timeout 10 openssl s_client -connect 198.18.0.2:7799 -brief \
 		-cert "$BATS_TEST_TMPDIR/rogue/host.crt" -key "$BATS_TEST_TMPDIR/rogue/host.key" \
 		-CAfile "$BATS_TEST_TMPDIR/rogue/ca.crt" </dev/null
 	echo "$output"
-	# Refused: the handshake fails, or it never verifies.
-	if [ "$status" -eq 0 ] && [[ "$output" == *"CONNECTION ESTABLISHED"* ]]; then
-		[[ "$output" != *"Verification: OK"* ]]
-	fi
-	wait_for 5 grep -q "Refused a migration peer.*certificate" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
-	grep "Refused a migration peer" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" | tail -1
+	# The client cannot tell: under TLS 1.3 its handshake is done before
+	# the server has checked its certificate, so it says CONNECTION
+	# ESTABLISHED either way. The agent's log is the proof, for this
+	# connection and for its certificate (not, say, one missing).
+	wait_for 5 bash -c "tail -n +$((seen + 1)) '$log' | grep -q 'Refused a migration peer: .*certificate refused'"
+	grep "Refused a migration peer" "$log" | tail -1
 	# The agent is still serving.
 	run on h2 vzlist -a
 	[ "$status" -eq 0 ]

@@ -2,8 +2,10 @@
 # Online migration with post-copy between two hosts of a sandbox: the VE
 # resumes on the destination at once and its memory follows; a link cut
 # and a source agent killed after the go, while pages are still on their
-# way, end with every page in place. Each test makes its own VE and
-# leaves nothing.
+# way, end with every page in place; a VE in a user namespace has the
+# host's vm.unprivileged_userfaultfd at 1 for its lazy restore only, and
+# an agent that ended holding it so has it put back at the next start.
+# Each test makes its own VE and leaves nothing.
 
 load helpers
 
@@ -15,9 +17,33 @@ teardown_file() {
 	sb_teardown
 }
 
+UFFD_SYSCTL=/proc/sys/vm/unprivileged_userfaultfd
+UFFD_ORIG=/run/vz/sysctl-unprivileged_userfaultfd.orig
+
 teardown() {
 	stop_probe probe3
+	# A test that changed the host's sysctl by hand puts it back.
+	if [ -f "$BATS_TEST_TMPDIR/uffd.was" ]; then
+		cat "$BATS_TEST_TMPDIR/uffd.was" >"$UFFD_SYSCTL"
+		rm -f "$UFFD_ORIG"
+	fi
+	[ -z "${UFFD_WATCH:-}" ] || kill "$UFFD_WATCH" 2>/dev/null || true
 	sb_test_teardown
+}
+
+# The values the sysctl takes, each change on a line, into $1 (in the
+# background; its pid in UFFD_WATCH).
+uffd_watch() {
+	(
+		last=
+		while :; do
+			read -r v <"$UFFD_SYSCTL"
+			[ "$v" = "$last" ] || echo "$v" >>"$1"
+			last=$v
+		done
+	) 3>&- &
+	UFFD_WATCH=$!
+	wait_for 5 test -s "$1"
 }
 
 # A VE of about 140 MiB: at 40 Mbit/s its pages take half a minute to
@@ -43,6 +69,9 @@ big_ve() {
 	# The destination says so once the last page is stored, which may come
 	# just after vzmigrate has returned.
 	wait_for 30 grep -q "VE 101: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	# In a user namespace (the default): the host's userfaultfd setting
+	# was raised for the restore only (the test of VE 104 watches it).
+	grep -q "vm.unprivileged_userfaultfd back to .* lazy restore of VE 101" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
 	running_on h2 101
 	nothing_of h1 101
 	passes_on h2 101
@@ -97,4 +126,66 @@ big_ve() {
 	wait_for 60 nothing_of h2 103
 	passes_on h1 103
 	passes_on h1 103 wl-mem-mt wl-mem-fast
+}
+
+@test "a VE in the host's user namespace (--userns no) moves by post-copy with the host's userfaultfd setting untouched" {
+	on h1 vzctl create 105 --ostemplate busybox >/dev/null
+	on h1 vzctl set 105 --userns no --save >/dev/null
+	on h1 vzctl start 105 >/dev/null
+	wl_put h1 105 wl-counter
+	wl_run h1 105 wl-counter
+	run on h1 vzmigrate --online --postcopy h2 105
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"user namespace: the host's on both sides (--userns no)"* ]]
+	wait_for 30 grep -q "VE 105: every page in place" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	run ! grep -q "vm.unprivileged_userfaultfd.* VE 105" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	running_on h2 105
+	nothing_of h1 105
+	passes_on h2 105 wl-counter
+}
+
+@test "a VE in a user namespace: vm.unprivileged_userfaultfd is 1 for its lazy restore only" {
+	local was log="$VZ_SANDBOX_DIR/h2/var/log/vzagent.log" seen="$BATS_TEST_TMPDIR/seen"
+	was=$(<"$UFFD_SYSCTL")
+	[ "$was" = 0 ] || skip "vm.unprivileged_userfaultfd is $was on this host: there is nothing to raise"
+	on h1 vzctl create 104 --ostemplate busybox >/dev/null
+	on h1 vzctl start 104 >/dev/null
+	# A VE made with the defaults has a user namespace of its own.
+	[ "$(on h1 vzctl exec 104 'cat /proc/self/uid_map' | awk '{ print $2 }')" -ge 1000000 ]
+	wl_put h1 104 wl-counter wl-readinto
+	wl_run h1 104 wl-counter 'wl-readinto -m 16 -r 4'
+	uffd_watch "$seen"
+	run on h1 vzmigrate --online --postcopy h2 104
+	echo "$output"
+	[ "$status" -eq 0 ]
+	wait_for 30 grep -q "VE 104: every page in place" "$log"
+	kill "$UFFD_WATCH"
+	UFFD_WATCH=
+	grep "vm.unprivileged_userfaultfd" "$log"
+	grep -q "Raised vm.unprivileged_userfaultfd to 1 for the lazy restore of VE 104 (it was 0)" "$log"
+	grep -q "Put vm.unprivileged_userfaultfd back to 0 after the lazy restore of VE 104: held [0-9]* ms" "$log"
+	echo "# vm.unprivileged_userfaultfd $(sed -n 's/.*lazy restore of VE 104: \(held [0-9]* ms\).*/\1/p' "$log")" >&3
+	# It was seen at 1, and is 0 again with nothing left recorded.
+	[ "$(tr '\n' ' ' <"$seen")" = "0 1 0 " ]
+	[ "$(<"$UFFD_SYSCTL")" = 0 ]
+	[ ! -e "$UFFD_ORIG" ]
+	running_on h2 104
+	nothing_of h1 104
+	passes_on h2 104 wl-counter wl-readinto
+}
+
+@test "an agent that ended with vm.unprivileged_userfaultfd raised: the next start puts it back" {
+	local was log="$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	was=$(<"$UFFD_SYSCTL")
+	echo "$was" >"$BATS_TEST_TMPDIR/uffd.was"
+	# What a destination killed during a lazy restore leaves: the value it
+	# found recorded, the sysctl raised, nobody holding it.
+	mkdir -p /run/vz
+	echo "$was" >"$UFFD_ORIG"
+	echo 1 >"$UFFD_SYSCTL"
+	restart_agents h2
+	grep -q "Put vm.unprivileged_userfaultfd back to $was: an agent had raised it for a lazy restore" "$log"
+	[ "$(<"$UFFD_SYSCTL")" = "$was" ]
+	[ ! -e "$UFFD_ORIG" ]
 }

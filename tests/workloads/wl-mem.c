@@ -27,22 +27,13 @@ static int nthreads = 1;
 static uint64_t *writes; /* per thread */
 static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
 static void fill_page(size_t i, uint64_t gen)
 {
-	uint64_t *p = (uint64_t *)(mem + i * PAGE), v = mix(i ^ (gen << 32) ^ seed);
+	uint64_t *p = (uint64_t *)(mem + i * PAGE), v = wl_mix(i ^ (gen << 32) ^ seed);
 	struct page_hdr *h = (struct page_hdr *)p;
 
 	for (size_t k = 3; k < PAGE / 8; k++) {
-		v = mix(v + k);
+		v = wl_mix(v + k);
 		p[k] = v;
 	}
 	h->index = i;
@@ -64,9 +55,9 @@ static bool page_ok(size_t i, uint64_t max_gen, char *why, size_t len)
 			 (unsigned long long)h.gen, (unsigned long long)max_gen);
 		return false;
 	}
-	v = mix(i ^ (h.gen << 32) ^ seed);
+	v = wl_mix(i ^ (h.gen << 32) ^ seed);
 	for (size_t k = 3; k < PAGE / 8; k++) {
-		v = mix(v + k);
+		v = wl_mix(v + k);
 		if (p[k] != v) {
 			snprintf(why, len, "page %zu word %zu differs", i, k);
 			return false;
@@ -90,14 +81,14 @@ static void *writer(void *arg)
 	int id = (int)(intptr_t)arg;
 	size_t lo = npages * (size_t)id / (size_t)nthreads, hi = npages * (size_t)(id + 1) / (size_t)nthreads;
 	double pages_per_10ms = rate_mib * 256.0 / 100.0 / nthreads, due = 0;
-	uint64_t r = mix(seed + (uint64_t)id), next = wl_now_ms();
+	uint64_t r = wl_mix(seed + (uint64_t)id), next = wl_now_ms();
 
 	if (hi <= lo)
 		return NULL;
 	while (!wl_stop) {
 		due += pages_per_10ms;
 		while (due >= 1) {
-			size_t i = lo + (size_t)((r = mix(r)) % (hi - lo));
+			size_t i = lo + (size_t)((r = wl_mix(r)) % (hi - lo));
 			uint64_t gen = ((struct page_hdr *)(mem + i * PAGE))->gen + 1;
 
 			/* Count the write before making it, so a page is never
@@ -106,15 +97,7 @@ static void *writer(void *arg)
 			fill_page(i, gen);
 			due -= 1;
 		}
-		next += 10;
-		{
-			uint64_t now = wl_now_ms();
-
-			if (next > now)
-				wl_sleep_us((long)(next - now) * 1000);
-			else
-				next = now;
-		}
+		wl_tick(&next, 10);
 	}
 	return NULL;
 }
@@ -181,7 +164,7 @@ int main(int argc, char **argv)
 	}
 	wl_start(&w, "wl-mem", tag);
 	npages = (size_t)mib * 256;
-	seed = mix((uint64_t)getpid() ^ (uint64_t)time(NULL));
+	seed = wl_mix((uint64_t)getpid() ^ (uint64_t)time(NULL));
 	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	writes = calloc((size_t)nthreads, sizeof(*writes));
 	th = calloc((size_t)nthreads, sizeof(*th));

@@ -76,6 +76,30 @@ static __attribute__((unused)) void wl_sleep_us(long us)
 		;
 }
 
+/* A 64-bit mixer (splitmix64's finaliser): content and choices derived
+ * from small numbers. */
+static __attribute__((unused)) uint64_t wl_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+/* Sleep until *next + ms and make that the next deadline; a loop that fell
+ * behind starts again from now instead of catching up in a burst. */
+static __attribute__((unused)) void wl_tick(uint64_t *next, unsigned ms)
+{
+	uint64_t now = wl_now_ms();
+
+	*next += ms;
+	if (*next > now)
+		wl_sleep_us((long)(*next - now) * 1000);
+	else
+		*next = now;
+}
+
 /* Record the first inconsistency; later ones add nothing. */
 static __attribute__((unused)) void wl_fail(struct wl *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static __attribute__((unused)) void wl_fail(struct wl *w, const char *fmt, ...)

@@ -115,6 +115,11 @@ int main(int argc, char **argv)
 					: "an offline move (add --online)");
 		return VZ_EXIT_INVAL;
 	}
+	if (req.verify_memory && !req.online) {
+		fprintf(stderr, "vzmigrate: --verify-memory compares the memory of a live move: not with an offline "
+				"move (add --online)\n");
+		return VZ_EXIT_INVAL;
+	}
 	if (argc - optind != 2) {
 		fprintf(stderr, "vzmigrate: need DEST and VEID\n");
 		usage(stderr);

@@ -2,11 +2,15 @@
  * present page, later rounds exactly the pages written since (from any
  * thread), and memory it could not vouch for (a mapping made or a process
  * forked after tracking began) is sent whole. Data handed on is the
- * page's content at the time of the round. Skipped, with the kernel's
- * reason, where no tracker works. */
+ * page's content at the time of the round. A process in a user namespace
+ * of its own (as a VE's are) is tracked too, and the kernel's writes into
+ * its protected pages (a read()) are seen and let through. Skipped, with
+ * the kernel's reason, where no tracker works. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +67,17 @@ static void child_main(void)
 		if (c == 'w' && read(cmd[0], &arg, sizeof(arg)) == sizeof(arg)) {
 			memset(region + (size_t)arg * PG, 0xA0 + arg % 16, PG);
 			v = 0;
+		} else if (c == 'r' && read(cmd[0], &arg, sizeof(arg)) == sizeof(arg)) {
+			/* The kernel writes the page: read() from a pipe. */
+			uint8_t buf[PG];
+			int p[2];
+
+			memset(buf, 0xC0 + arg % 16, PG);
+			if (pipe(p) != 0 || write(p[1], buf, PG) != PG)
+				_exit(1);
+			v = read(p[0], region + (size_t)arg * PG, PG) == PG ? 0 : (unsigned long)errno;
+			close(p[0]);
+			close(p[1]);
 		} else if (c == 't') {
 			/* Four threads, one page each: 10..13. */
 			pthread_t th[4];
@@ -117,7 +132,7 @@ static unsigned long ask(char c, int arg)
 	unsigned long v = 0;
 
 	cr_assert_eq(write(cmd[1], &c, 1), 1);
-	if (c == 'w')
+	if (c == 'w' || c == 'r')
 		cr_assert_eq(write(cmd[1], &arg, sizeof(arg)), (ssize_t)sizeof(arg));
 	cr_assert_eq(read(rep[0], &v, sizeof(v)), (ssize_t)sizeof(v));
 	return v;
@@ -164,18 +179,28 @@ static void seen_reset(struct seen *s, unsigned long lo, unsigned long hi, int v
 static struct vz_track *t;
 static unsigned long base;
 
-static void spawn_child(void)
+/* The child, in a user namespace of its own when userns (it has then no
+ * capability over the host's). */
+static void spawn_child_in(bool userns)
 {
 	cr_assert_eq(pipe(cmd), 0);
 	cr_assert_eq(pipe(rep), 0);
 	child = fork();
 	cr_assert_geq(child, 0);
-	if (child == 0)
+	if (child == 0) {
+		if (userns && unshare(CLONE_NEWUSER) != 0)
+			_exit(1);
 		child_main();
-	cr_assert_eq(read(rep[0], &base, sizeof(base)), (ssize_t)sizeof(base));
+	}
+	cr_assert_eq(read(rep[0], &base, sizeof(base)), (ssize_t)sizeof(base), "the child did not start");
 }
 
-static void setup(void)
+static void spawn_child(void)
+{
+	spawn_child_in(false);
+}
+
+static void setup_in(bool userns)
 {
 	char why[512];
 	enum vz_track_kind k = vz_track_detect(why, sizeof(why));
@@ -183,9 +208,19 @@ static void setup(void)
 
 	if (k != VZ_TRACK_UFFD_WP)
 		cr_skip_test("No userfaultfd write-protect tracker on this kernel (%s)", why);
-	spawn_child();
+	spawn_child_in(userns);
 	t = vz_track_new(k, NULL, NULL, &err);
 	cr_assert_not_null(t, "%s", err.msg);
+}
+
+static void setup(void)
+{
+	setup_in(false);
+}
+
+static void setup_userns(void)
+{
+	setup_in(true);
 }
 
 static void teardown(void)
@@ -233,6 +268,34 @@ Test(track, first_round_all_then_only_written, .init = setup, .fini = teardown)
 	cr_assert(s.pages[0] == 3 && s.pages[1] == 40);
 	cr_assert_eq(s.first[0], 0xA3, "page 3 carries the new content");
 	cr_assert_eq(s.first[1], 0xA8);
+}
+
+/* A VE's process, in a user namespace, with vm.unprivileged_userfaultfd 0:
+ * only a user-mode-only userfaultfd can be made in it. It is tracked all
+ * the same, and read() (the kernel writing its protected pages) neither
+ * fails with EFAULT nor goes unseen. */
+Test(track, process_in_a_userns_is_tracked_and_its_reads_seen, .init = setup_userns, .fini = teardown)
+{
+	struct seen s = { .lo = base, .hi = base + NPAGES * PG };
+	struct vz_track_stats st;
+
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(st.untracked_procs, 0, "the process in a user namespace got no userfaultfd");
+	seen_reset(&s, base, base + NPAGES * PG, 0);
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(s.n, 0, "a quiet region sent %d pages", s.n);
+	cr_assert_eq(ask('r', 5), 0, "read() into a protected page failed");
+	cr_assert_eq(ask('r', 50), 0, "read() into a protected page failed");
+	ask('w', 20);
+	seen_reset(&s, base, base + NPAGES * PG, 0);
+	round_of(&child, 1, &s, &st);
+	cr_assert_eq(st.untracked_procs, 0);
+	cr_assert_eq(s.n, 3, "two pages read into and one written: %d sent", s.n);
+	cr_assert(s.pages[0] == 5 && s.pages[1] == 20 && s.pages[2] == 50, "pages %d %d %d sent", s.pages[0],
+		  s.pages[1], s.pages[2]);
+	cr_assert_eq(s.first[0], 0xC5, "page 5 carries what read() put there");
+	cr_assert_eq(s.first[1], 0xA4);
+	cr_assert_eq(s.first[2], 0xC2);
 }
 
 Test(track, writes_from_many_threads, .init = setup, .fini = teardown)
