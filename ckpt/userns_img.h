@@ -18,9 +18,13 @@ int vz_userns_img_root(int dir_fd, uint32_t *root_id, struct vz_err *err);
  * The image is replaced atomically. */
 int vz_userns_img_remap(int dir_fd, uint32_t from, uint32_t to, uint32_t count, struct vz_err *err);
 
-/* Give the image directory and its files to host id (uid and gid): the
- * restored tasks, the VE's root, open some images themselves once in the
- * VE's user namespace, where the host's root owns nothing. */
+/* Give the image directory and its files to host uid id, and to the
+ * host's group 0 with read (and search) for it: the restored tasks open
+ * some images themselves, as the VE's root once its namespace has its
+ * maps, but CRIU's root task reads its time namespace's image before its
+ * parent has written them, with the host's ids still (uid 0, gid 0) and
+ * capabilities that count only over ids the empty map holds: the owner
+ * lets the one in, the group the other. */
 int vz_userns_img_own(int dir_fd, uint32_t id, struct vz_err *err);
 
 #endif
