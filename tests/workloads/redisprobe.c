@@ -1,19 +1,22 @@
-/* redisprobe [-i interval_us] [-s bytes] [-o statusfile] IPV4 PORT: a redis
- * client outside a VE that writes to it across moves. It keeps ONE TCP
- * connection and never reconnects; every interval (1 ms) it sends
+/* redisprobe [-i interval_us] [-p N] [-s bytes] [-o statusfile] IPV4 PORT:
+ * a redis client outside a VE that writes to it across moves. It keeps ONE
+ * TCP connection and never reconnects. First it sets pre:1 .. pre:N (-p, 0)
+ * to VALUE(K); then every interval (1 ms) it sends
  *   INCR counter          expecting :N, N one more than the last
  *   SET key:N VALUE(N)    expecting +OK (VALUE: -s bytes, 100, made from N)
  * and records the longest gap between two answered pairs. A reset, a close
  * or an error reply stops the writes (state says which) and is never
  * retried: a move the client noticed is a failure.
+ * It writes its status line once connected and preloaded, and
  *   SIGUSR1  write the status line
  *   SIGUSR2  verify on the same connection: GET counter is the last N and
- *            GET key:K gives VALUE(K) for every K written; then write the
- *            status line and start the next gap measurement
+ *            GET pre:K and key:K give VALUE(K) for every K set; then write
+ *            the status line and start the next gap measurement
  *   SIGTERM  write the status line and exit (0 when state=ok)
  * Status line:
- *   written=N maxgap_us=N errors=N verified=N bad=N state=ok|reset|closed|error-reply|mismatch|error
- * verified and bad are those of the last verification (0 before one);
+ *   preloaded=N written=N maxgap_us=N errors=N verified=N bad=N state=ok|reset|closed|error-reply|mismatch|error
+ * written counts the pairs; verified and bad count the keys of the last
+ * verification (0 before one), the preloaded ones included;
  * maxgap_us is the longest gap since the start or the last verification. */
 #include "probe.h"
 
@@ -26,7 +29,7 @@ struct conn {
 };
 
 static const char *out_path;
-static uint64_t written, maxgap, errors, verified, bad;
+static uint64_t preloaded, written, maxgap, errors, verified, bad;
 static const char *state = "ok";
 static size_t value_len = 100;
 
@@ -34,9 +37,10 @@ static void report(void)
 {
 	char line[256];
 
-	snprintf(line, sizeof(line), "written=%llu maxgap_us=%llu errors=%llu verified=%llu bad=%llu state=%s\n",
-		 (unsigned long long)written, (unsigned long long)maxgap, (unsigned long long)errors,
-		 (unsigned long long)verified, (unsigned long long)bad, state);
+	snprintf(line, sizeof(line),
+		 "preloaded=%llu written=%llu maxgap_us=%llu errors=%llu verified=%llu bad=%llu state=%s\n",
+		 (unsigned long long)preloaded, (unsigned long long)written, (unsigned long long)maxgap,
+		 (unsigned long long)errors, (unsigned long long)verified, (unsigned long long)bad, state);
 	wl_put_text(out_path, line);
 }
 
@@ -197,10 +201,44 @@ static char *bulk_reply(struct conn *c)
 	return conn_line(c);
 }
 
-/* GET counter and every key written, in batches, on this connection. */
+/* GET PREFIX:1 .. PREFIX:COUNT in batches, each compared with its VALUE;
+ * adds to *ok and *wrong. -1 when the connection failed. */
+static int check_keys(struct conn *c, const char *prefix, uint64_t count, uint64_t *ok, uint64_t *wrong)
+{
+	char cmd[BATCH * 48], v[4097], *got;
+
+	for (uint64_t k = 1; k <= count; k += BATCH) {
+		uint64_t last = k + BATCH - 1 < count ? k + BATCH - 1 : count;
+		size_t len = 0;
+
+		for (uint64_t j = k; j <= last; j++)
+			len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, "GET %s:%llu\r\n", prefix,
+						(unsigned long long)j);
+		if (conn_send(c, cmd, len) < 0)
+			return -1;
+		for (uint64_t j = k; j <= last; j++) {
+			got = bulk_reply(c);
+			if (!got)
+				return -1;
+			value_of(j, v);
+			if (strcmp(got, v)) {
+				if (!*wrong)
+					fprintf(stderr, "redisprobe: %s:%llu is '%.40s'\n", prefix,
+						(unsigned long long)j, got);
+				++*wrong;
+			} else {
+				++*ok;
+			}
+		}
+	}
+	return 0;
+}
+
+/* GET counter, every key preloaded and every key written, on this
+ * connection. */
 static void verify(struct conn *c)
 {
-	char cmd[BATCH * 40], v[4097], want[32], *got;
+	char want[32], *got;
 	uint64_t ok = 0, wrong = 0;
 
 	got = conn_send(c, "GET counter\r\n", 13) < 0 ? NULL : bulk_reply(c);
@@ -211,47 +249,53 @@ static void verify(struct conn *c)
 		fprintf(stderr, "redisprobe: counter is '%s', expected %s\n", got, want);
 		wrong++;
 	}
-	for (uint64_t k = 1; k <= written; k += BATCH) {
-		uint64_t last = k + BATCH - 1 < written ? k + BATCH - 1 : written;
-		size_t len = 0;
-
-		for (uint64_t j = k; j <= last; j++)
-			len +=
-			    (size_t)snprintf(cmd + len, sizeof(cmd) - len, "GET key:%llu\r\n", (unsigned long long)j);
-		if (conn_send(c, cmd, len) < 0)
-			return;
-		for (uint64_t j = k; j <= last; j++) {
-			got = bulk_reply(c);
-			if (!got)
-				return;
-			value_of(j, v);
-			if (strcmp(got, v)) {
-				if (!wrong)
-					fprintf(stderr, "redisprobe: key:%llu is '%.40s'\n", (unsigned long long)j,
-						got);
-				wrong++;
-			} else {
-				ok++;
-			}
-		}
-	}
+	if (check_keys(c, "pre", preloaded, &ok, &wrong) < 0 || check_keys(c, "key", written, &ok, &wrong) < 0)
+		return;
 	verified = ok;
 	bad = wrong;
 	if (wrong)
 		errors++;
 }
 
+/* SET pre:1 .. pre:COUNT to their VALUEs, in batches: data that is there
+ * before the writes start, and has to move as it is. */
+static int preload(struct conn *c, uint64_t count)
+{
+	char v[4097];
+	static char cmd[BATCH * (4096 + 48)];
+
+	for (uint64_t k = 1; k <= count; k += BATCH) {
+		uint64_t last = k + BATCH - 1 < count ? k + BATCH - 1 : count;
+		size_t len = 0;
+
+		for (uint64_t j = k; j <= last; j++) {
+			value_of(j, v);
+			len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, "SET pre:%llu %s\r\n",
+						(unsigned long long)j, v);
+		}
+		if (conn_send(c, cmd, len) < 0)
+			return -1;
+		for (uint64_t j = k; j <= last; j++)
+			if (expect_reply(c, "+OK") < 0)
+				return -1;
+	}
+	preloaded = count;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct conn c;
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	long interval = 1000;
+	long interval = 1000, npre = 0;
 	uint64_t next, last_answer;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "i:o:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "i:o:p:s:")) != -1) {
 		if (opt == 'i')
 			interval = atol(optarg);
+		else if (opt == 'p')
+			npre = atol(optarg);
 		else if (opt == 'o')
 			out_path = optarg;
 		else if (opt == 's')
@@ -259,14 +303,21 @@ int main(int argc, char **argv)
 		else
 			return 2;
 	}
-	if (argc - optind != 2 || interval <= 0 || value_len < 24 || value_len > 4096 ||
+	if (argc - optind != 2 || interval <= 0 || npre < 0 || value_len < 24 || value_len > 4096 ||
 	    inet_pton(AF_INET, argv[optind], &sa.sin_addr) != 1) {
-		fprintf(stderr, "usage: redisprobe [-i interval_us] [-s 24..4096] [-o statusfile] IPV4 PORT\n");
+		fprintf(stderr,
+			"usage: redisprobe [-i interval_us] [-p preload] [-s 24..4096] [-o statusfile] IPV4 PORT\n");
 		return 2;
 	}
 	sa.sin_port = htons((uint16_t)atoi(argv[optind + 1]));
 	wl_signals();
 	c.fd = probe_connect("redisprobe", &sa);
+	if (preload(&c, (uint64_t)npre) < 0) {
+		report();
+		return 1;
+	}
+	/* The first line says it is ready, and takes signals. */
+	report();
 	next = last_answer = wl_now_us();
 	while (!wl_stop) {
 		bool alive = !strcmp(state, "ok");

@@ -2,7 +2,7 @@
  * VE that measures how long the VE is away. It keeps one TCP connection to
  * an echo server, sends an 8-byte sequence number every interval (1 ms),
  * checks every echo, and records the longest gap between two answers. On
- * SIGUSR1 and at exit it writes one line:
+ * SIGUSR1, at exit and once connected it writes one line:
  *   sent=N received=N maxgap_us=N errors=N state=ok|reset|closed|mismatch
  * After a reset or close it stops sending but keeps running until told to
  * exit, so its state can be read. Exit status 0 when state=ok. */
@@ -47,6 +47,8 @@ int main(int argc, char **argv)
 	sa.sin_port = htons((uint16_t)atoi(argv[optind + 1]));
 	wl_signals();
 	fd = probe_connect("tcpprobe", &sa);
+	/* The first line says it is connected, and takes signals. */
+	report();
 	next = last_answer = wl_now_us();
 	while (!wl_stop) {
 		struct pollfd p = { fd, POLLIN, 0 };
