@@ -30,6 +30,9 @@ struct vz_agent {
 	unsigned ip_prefix;    /* prefix length for --ipadd without /N */
 	unsigned stop_timeout; /* seconds init gets to shut down */
 	unsigned userns_base;  /* first host id of the VEs' user namespaces */
+	/* Why VEs' network filters cannot be had here (vz_net_filter_probe
+	 * at start), "" when they can. */
+	char netfilter_off[512];
 	int listen_fd;
 	ev_io accept_w;
 	/* Migrations: TLS on mig_port, -1 when this host has no certificate. */

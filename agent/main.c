@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "ckpt.h"
 #include "log.h"
+#include "net.h"
 #include "paths.h"
 #include "sysctl.h"
 #include "util.h"
@@ -83,6 +84,9 @@ int main(int argc, char **argv)
 		vz_err_clear(&err);
 	}
 	ve_uffd_sysctl_recover();
+	/* Said once here; VEs then start without their network filter. */
+	if (vz_net_filter_probe(a.netfilter_off, sizeof(a.netfilter_off)) < 0)
+		pr_warn("VE network filter: unsupported: %s: a VE can take a neighbour's addresses", a.netfilter_off);
 	/* VE inits outlive the workers that start them: become their parent. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_IGN);

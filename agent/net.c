@@ -196,6 +196,14 @@ void vz_netif_new(struct vz_netif *nif, unsigned veid, const char *bridge)
 	snprintf(nif->bridge, sizeof(nif->bridge), "%s", bridge);
 }
 
+bool vz_netif_fill_mac(struct vz_netif *nif)
+{
+	if (nif->mac[0])
+		return false;
+	random_mac(nif->mac);
+	return true;
+}
+
 int vz_net_parse_ip(const char *s, unsigned default_prefix4, char *out, size_t len, struct vz_err *err)
 {
 	char addr[64];

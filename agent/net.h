@@ -27,6 +27,9 @@ void vz_netif_format(const struct vz_netif *nif, char *buf, size_t len);
 /* Fill a fresh netif for veid: eth0, veth<veid>.0 (shortened to fit
  * IFNAMSIZ), random locally administered unicast MACs, bridge. */
 void vz_netif_new(struct vz_netif *nif, unsigned veid, const char *bridge);
+/* Give a netif without an inside MAC a random one (the network filter
+ * needs to know the VE's MAC); true when it did. */
+bool vz_netif_fill_mac(struct vz_netif *nif);
 
 /* Validate "A.B.C.D", "A.B.C.D/N" or an IPv6 address with optional /N and
  * write it with a prefix (default_prefix4 for IPv4 without one, 128 for
@@ -59,5 +62,26 @@ bool vz_net_link_exists(pid_t pid, const char *ifname);
 int vz_net_ip_list(pid_t pid, const char *ifname, char *buf, size_t len, struct vz_err *err);
 /* Set a default route via gw inside pid's namespace (when gw is non-empty). */
 int vz_net_route_default(pid_t pid, const char *ifname, const char *gw, struct vz_err *err);
+
+/* The network filter of a VE (net_filter.c): table "bridge vz_ve_VEID" in
+ * our network namespace, dropping what enters the bridge from
+ * nif->host_ifname with a source MAC other than nif->mac, ARP or IP with a
+ * sender or source other than the addresses of ips (IP_ADDRESS: "addr[/N]"
+ * words; none: all IPv4 and ARP) or, for IPv6, the link-local address of
+ * the MAC, router advertisements, redirects, neighbour advertisements of
+ * another's address, and all but IPv4, ARP and IPv6. Drops are counted by
+ * the table's counters spoof_mac, spoof_arp, spoof_ipv4, spoof_ipv6 and
+ * spoof_other. An empty nif->mac leaves the MAC unchecked.
+ *
+ * vz_net_filter_script writes the nft script that replaces the table into
+ * *out (malloc'd, the caller's; pure, unit-tested); vz_net_filter_set runs
+ * it: the table is replaced in one transaction, whatever was there, and
+ * may be made before the interface exists. vz_net_filter_del removes it if
+ * it is there. vz_net_filter_probe: 0 when this host can have such tables,
+ * else -ENOTSUP with the reason in why. */
+int vz_net_filter_script(unsigned veid, const struct vz_netif *nif, const char *ips, char **out, struct vz_err *err);
+int vz_net_filter_set(unsigned veid, const struct vz_netif *nif, const char *ips, struct vz_err *err);
+int vz_net_filter_del(unsigned veid, struct vz_err *err);
+int vz_net_filter_probe(char *why, size_t len);
 
 #endif

@@ -29,19 +29,9 @@
 #include "util.h"
 #include "ve.h"
 
-static bool yes(const char *v)
-{
-	return v && (!strcmp(v, "yes") || !strcmp(v, "1"));
-}
-
 bool ve_userns_enabled(const struct vz_agent *a, const struct ve *ve)
 {
-	const char *v = vz_conf_get(&ve->conf, "USERNS");
-
-	if (v && *v)
-		return yes(v);
-	v = vz_conf_get(&a->global, "USERNS");
-	return !v || !*v || yes(v);
+	return ve_setting_yes(a, ve, "USERNS");
 }
 
 static bool parse_id(const char *v, uint32_t *id)

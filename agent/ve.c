@@ -50,6 +50,17 @@ void ve_close(struct ve *ve)
 	vz_closep(&ve->lock_fd);
 }
 
+/* The lock file was not removed (a destroy unlinks it) or replaced while
+ * we waited for it: a lock on a file no longer at its path locks nothing,
+ * since the next taker opens the new one. */
+static bool lock_is_current(int fd, const char *path)
+{
+	struct stat held, now;
+
+	return fstat(fd, &held) == 0 && held.st_nlink > 0 && stat(path, &now) == 0 && held.st_dev == now.st_dev &&
+	       held.st_ino == now.st_ino;
+}
+
 int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
@@ -58,17 +69,22 @@ int ve_lock(struct ve *ve, int wait_ms, struct vz_err *err)
 	vz_path(dir, sizeof(dir), VZ_LOCK_DIR);
 	vz_mkdir_p(dir, 0700);
 	snprintf(path, sizeof(path), "%s/%u.lck", dir, ve->veid);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return vz_error(err, errno, "Open lock %s", path);
-	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		if (errno != EWOULDBLOCK || waited >= wait_ms) {
-			close(fd);
-			return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is locked by another operation",
-						 ve->veid);
+	for (;;) {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return vz_error(err, errno, "Open lock %s", path);
+		while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			if (errno != EWOULDBLOCK || waited >= wait_ms) {
+				close(fd);
+				return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY,
+							 "VE %u is locked by another operation", ve->veid);
+			}
+			usleep(20 * 1000);
+			waited += 20;
 		}
-		usleep(20 * 1000);
-		waited += 20;
+		if (lock_is_current(fd, path))
+			break;
+		close(fd);
 	}
 	ve->lock_fd = fd;
 	return 0;
@@ -239,6 +255,21 @@ int ve_umount(struct ve *ve, struct vz_err *err)
 	}
 	pr_info("VE %u: unmounted %s", ve->veid, ve->root);
 	return 0;
+}
+
+static bool yes(const char *v)
+{
+	return !strcmp(v, "yes") || !strcmp(v, "1");
+}
+
+bool ve_setting_yes(const struct vz_agent *a, const struct ve *ve, const char *key)
+{
+	const char *v = vz_conf_get(&ve->conf, key);
+
+	if (v && *v)
+		return yes(v);
+	v = vz_conf_get(&a->global, key);
+	return !v || !*v || yes(v);
 }
 
 int ve_netif(struct ve *ve, struct vz_agent *a, struct vz_netif *nif, struct vz_err *err)

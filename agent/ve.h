@@ -57,6 +57,9 @@ int ve_umount(struct ve *ve, struct vz_err *err);
 /* Unmount, remove the private area, the root directory and the config. */
 int ve_destroy_files(struct ve *ve, struct vz_err *err);
 
+/* A yes/no setting: the VE's KEY when set, else vz.conf's, else yes. */
+bool ve_setting_yes(const struct vz_agent *a, const struct ve *ve, const char *key);
+
 /* The VE's interface from NETIF, created (and stored in conf, unsaved)
  * when the VE has none. */
 int ve_netif(struct ve *ve, struct vz_agent *a, struct vz_netif *nif, struct vz_err *err);

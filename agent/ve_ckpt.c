@@ -463,6 +463,10 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 		ret = res_apply(&a->cg, ve->veid, &ve->conf, err);
 	if (ret == 0 && has_net)
 		ret = vz_net_bridge_ensure(nif.bridge, err);
+	/* CRIU puts the veth it makes on the bridge and lets the VE run: its
+	 * filter must be there first. */
+	if (ret == 0 && has_net)
+		ret = ve_net_filter(a, ve, &nif, err);
 	if (ret < 0)
 		goto fail;
 	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve->veid);
@@ -607,6 +611,11 @@ int op_ckpt_check(struct vz_call *c, struct vz_err *err)
 	if (work_fd < 0)
 		return vz_error(err, errno, "Open %s", dir);
 	vz_ckpt_probe(&criu, work_fd, fz, &r);
+	/* Not CRIU's, but what a restored or moved VE gets back. */
+	if (a->netfilter_off[0])
+		vz_ctl_progress(c->conn, "no   VE network filter: unsupported: %s", a->netfilter_off);
+	else
+		vz_ctl_progress(c->conn, "yes  VE network filter: nftables bridge family");
 	for (size_t i = 0; i < r.n; i++) {
 		const struct vz_feat *f = &r.feat[i];
 		const char *state = f->state == VZ_FEAT_YES ? "yes" : f->state == VZ_FEAT_WARN ? "warn" : "no";

@@ -37,6 +37,15 @@ int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *e
 	if (!ve_has_veth(ve))
 		return 0;
 	ret = ve_netif(ve, a, &nif, err);
+	if (ret == 0 && vz_netif_fill_mac(&nif)) {
+		char buf[256];
+
+		/* The filter must know the MAC: one the VE keeps (saved). */
+		vz_netif_format(&nif, buf, sizeof(buf));
+		ret = vz_conf_set(&ve->conf, "NETIF", buf, err);
+	}
+	if (ret == 0)
+		ret = ve_net_filter(a, ve, &nif, err);
 	if (ret == 0)
 		ret = vz_net_bridge_ensure(nif.bridge, err);
 	if (ret == 0)
@@ -62,6 +71,28 @@ int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *e
 	if (gw && *gw && ips && *ips)
 		return vz_net_route_default(init, nif.ifname, gw, err);
 	return 0;
+}
+
+int ve_net_filter(struct vz_agent *a, struct ve *ve, const struct vz_netif *nif, struct vz_err *err)
+{
+	if (a->netfilter_off[0])
+		return 0;
+	if (!ve_setting_yes(a, ve, "ANTISPOOF"))
+		return vz_net_filter_del(ve->veid, err);
+	/* A NETIF written without a MAC gets one at the VE's start; a VE
+	 * restored from a start by an older agent has none recorded (its
+	 * eth0 keeps the one the kernel chose). */
+	if (!nif->mac[0])
+		pr_warn("VE %u: NETIF has no MAC: its network filter checks its addresses only", ve->veid);
+	return vz_net_filter_set(ve->veid, nif, vz_conf_get(&ve->conf, "IP_ADDRESS"), err);
+}
+
+void ve_net_filter_gone(struct vz_agent *a, const struct ve *ve)
+{
+	struct vz_err e = { 0 };
+
+	if (!a->netfilter_off[0] && vz_net_filter_del(ve->veid, &e) < 0)
+		pr_warn("VE %u: %s", ve->veid, e.msg);
 }
 
 void ve_write_guest_files(const struct vz_conf *conf)

@@ -74,6 +74,13 @@ int ve_apply_params(struct vz_agent *a, struct ve *ve, pid_t init, const struct 
 
 /* Apply the saved network settings to a VE that has just started. */
 int ve_net_start(struct vz_agent *a, struct ve *ve, pid_t init, struct vz_err *err);
+/* Make (or replace) the VE's network filter (net.h) from its config as it
+ * is in ve->conf: NETIF's MAC and IP_ADDRESS; with ANTISPOOF="no" remove
+ * it instead. Nothing when this host cannot filter (a->netfilter_off).
+ * Needs no interface yet: call it before the veth reaches the bridge. */
+int ve_net_filter(struct vz_agent *a, struct ve *ve, const struct vz_netif *nif, struct vz_err *err);
+/* Remove the VE's network filter, if there is one; logs a failure. */
+void ve_net_filter_gone(struct vz_agent *a, const struct ve *ve);
 /* Inside the VE (after pivot_root): write /etc/hostname, /etc/hosts and
  * /etc/resolv.conf from the config. Logs, never fails the caller. */
 void ve_write_guest_files(const struct vz_conf *conf);

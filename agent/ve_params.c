@@ -257,6 +257,8 @@ static const struct {
 } simple_params[] = {
 	{ "onboot", "ONBOOT", check_yesno },
 	{ "disabled", "DISABLED", check_yesno },
+	/* The network filter: applied at once to a running VE. */
+	{ "antispoof", "ANTISPOOF", check_yesno },
 	/* Read at the VE's next start (or restore from a dump made then). */
 	{ "userns", "USERNS", check_yesno },
 };
@@ -299,7 +301,7 @@ struct params_run {
 	const struct vz_progress *p;
 	char list[4096]; /* IP_ADDRESS as it will be */
 	struct net_change nc;
-	bool hostname_changed, ns_changed, net_changed, res_changed, disk_changed;
+	bool hostname_changed, ns_changed, net_changed, res_changed, disk_changed, filter_changed;
 	char *old_disk;	       /* DISKSPACE before, to put back on failure */
 	struct vz_conf before; /* the config before, to put back on failure */
 };
@@ -371,6 +373,7 @@ static int params_store(struct params_run *r, struct vz_err *err)
 			ret = vz_conf_set(conf, "NAMESERVER", v, err);
 			r->ns_changed = true;
 		} else {
+			r->filter_changed |= !strcmp(name, "antispoof");
 			for (size_t k = 0; k < ARRAY_SIZE(simple_params); k++)
 				if (!strcmp(name, simple_params[k].name))
 					ret = vz_conf_set(conf, simple_params[k].key, v, err);
@@ -407,6 +410,21 @@ static void params_undo_limits(struct params_run *r)
 	vz_conf_free(&ve->conf);
 	ve->conf = r->before;
 	r->before = (struct vz_conf){ 0 };
+}
+
+/* The running VE's network filter, for its addresses as they will be: made
+ * before they change, so that an interface made now for the first address
+ * reaches the bridge filtered, and an address going away is refused at
+ * once. */
+static int params_apply_filter(struct params_run *r, struct vz_err *err)
+{
+	struct vz_netif nif;
+	int ret;
+
+	if (!ve_has_veth(r->ve))
+		return 0;
+	ret = ve_netif(r->ve, r->a, &nif, err);
+	return ret < 0 ? ret : ve_net_filter(r->a, r->ve, &nif, err);
 }
 
 /* The address changes on the running VE's interface. */
@@ -461,6 +479,11 @@ static int params_apply(struct params_run *r, struct vz_err *err)
 			params_undo_limits(r);
 			return ret;
 		}
+	}
+	if (r->net_changed || r->filter_changed) {
+		ret = params_apply_filter(r, err);
+		if (ret < 0)
+			return ret;
 	}
 	if (r->net_changed) {
 		ret = params_apply_net(r, err);

@@ -157,6 +157,7 @@ int ve_teardown(struct vz_agent *a, struct ve *ve, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	veth_gone(ve);
+	ve_net_filter_gone(a, ve);
 	return ve_umount(ve, err);
 }
 
@@ -424,6 +425,10 @@ int ve_cleanup_dead(struct vz_agent *a, unsigned veid, struct vz_err *err)
 		return ret;
 	if (ve_state(&ve, &init) == VE_STATE_RUNNING)
 		return 0; /* restarted meanwhile */
+	/* Without its pid file the VE was cleaned up (stopped, destroyed, or
+	 * made again) while we waited for the lock: its mounts are not ours. */
+	if (ve_read_pidfile(veid, &init, &(unsigned long long){ 0 }) != 0)
+		return 0;
 	pr_info("VE %u: init is gone, cleaning up", veid);
 	ve_kill(a, veid, 0);
 	return ve_teardown(a, &ve, err);

@@ -147,43 +147,26 @@ static int store(int dir_fd, const char *name, const UsernsEntry *e, struct vz_e
 	return 0;
 }
 
-/* Give one entry (of the directory, or the directory itself with name
- * "") to uid id and the host's group 0, readable by that group (and
- * searchable, for a directory). */
-static int own_one(int dir_fd, const char *name, uint32_t id, struct vz_err *err)
-{
-	int flags = *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH;
-	struct stat st;
-
-	if (fstatat(dir_fd, name, &st, flags) != 0)
-		return vz_error(err, errno, "Stat %s", *name ? name : "the image directory");
-	if (fchownat(dir_fd, name, id, 0, flags) != 0)
-		return vz_error(err, errno, "Give %s to the VE's root", *name ? name : "the image directory");
-	if (S_ISLNK(st.st_mode))
-		return 0;
-	mode_t mode = (st.st_mode & 07777) | S_IRGRP | (S_ISDIR(st.st_mode) ? S_IXGRP : 0);
-
-	if (*name ? fchmodat(dir_fd, name, mode, 0) != 0 : fchmod(dir_fd, mode) != 0)
-		return vz_error(err, errno, "Let group 0 read %s", *name ? name : "the image directory");
-	return 0;
-}
-
 int vz_userns_img_own(int dir_fd, uint32_t id, struct vz_err *err)
 {
 	_cleanup_closedir_ DIR *d = open_dir(dir_fd, err);
 	struct dirent *de;
-	int ret;
+	struct stat st;
 
 	if (!d)
 		return -EIO;
 	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || de->d_type != DT_REG)
 			continue;
-		ret = own_one(dir_fd, de->d_name, id, err);
-		if (ret < 0)
-			return ret;
+		if (fchownat(dir_fd, de->d_name, (uid_t)-1, id, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    fchmodat(dir_fd, de->d_name, (st.st_mode & 07777) | S_IRGRP, 0) != 0)
+			return vz_error(err, errno, "Let the VE's root read %s", de->d_name);
 	}
-	return own_one(dir_fd, "", id, err);
+	if (fchown(dir_fd, (uid_t)-1, id) != 0 || fstat(dir_fd, &st) != 0 ||
+	    fchmod(dir_fd, (st.st_mode & 07777) | S_IRGRP | S_IXGRP) != 0)
+		return vz_error(err, errno, "Let the VE's root read the image directory");
+	return 0;
 }
 
 int vz_userns_img_remap(int dir_fd, uint32_t from, uint32_t to, uint32_t count, struct vz_err *err)

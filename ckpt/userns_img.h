@@ -18,13 +18,11 @@ int vz_userns_img_root(int dir_fd, uint32_t *root_id, struct vz_err *err);
  * The image is replaced atomically. */
 int vz_userns_img_remap(int dir_fd, uint32_t from, uint32_t to, uint32_t count, struct vz_err *err);
 
-/* Give the image directory and its files to host uid id, and to the
- * host's group 0 with read (and search) for it: the restored tasks open
- * some images themselves, as the VE's root once its namespace has its
- * maps, but CRIU's root task reads its time namespace's image before its
- * parent has written them, with the host's ids still (uid 0, gid 0) and
- * capabilities that count only over ids the empty map holds: the owner
- * lets the one in, the group the other. */
+/* Let host gid id read the image directory and its files (their group,
+ * and g+r; the owner stays the host's root): the restored tasks open some
+ * images themselves, first as the host's root in a new user namespace
+ * (as owner), later as the VE's root (as group), where the host's root's
+ * capabilities no longer reach. */
 int vz_userns_img_own(int dir_fd, uint32_t id, struct vz_err *err);
 
 #endif

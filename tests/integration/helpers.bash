@@ -342,7 +342,7 @@ running_on() {
 }
 
 # Nothing of VE $2 on host $1: no config, private area, mount, cgroup,
-# pid file, veth or half-received images.
+# pid file, veth, network filter or half-received images.
 nothing_of() {
 	local r="$VZ_SANDBOX_DIR/$1"
 	[ ! -e "$r/etc/vz/conf/$2.conf" ] || { echo "config left on $1"; return 1; }
@@ -351,6 +351,7 @@ nothing_of() {
 	[ ! -d "/sys/fs/cgroup/pids/$VZ_SANDBOX-$1/$2" ] || { echo "cgroup left on $1"; return 1; }
 	[ ! -e "$r/run/vz/$2.pid" ] || { echo "pid file left on $1"; return 1; }
 	if on "$1" ip link show "veth$2.0" >/dev/null 2>&1; then echo "veth left on $1"; return 1; fi
+	if on "$1" nft list table bridge "vz_ve_$2" >/dev/null 2>&1; then echo "network filter left on $1"; return 1; fi
 	if compgen -G "$r/vz/dump/$2.incoming.*" >/dev/null; then echo "images left on $1"; return 1; fi
 	if compgen -G "$r/vz/dump/$2.lazy.*" >/dev/null; then echo "lazy-restore files left on $1"; return 1; fi
 	[ ! -e "$r/vz/migrate/$2.incoming" ] || { echo "incoming marker left on $1"; return 1; }

@@ -1,16 +1,20 @@
 #!/usr/bin/env bats
 # Escapes from a VE, each tried as root inside a busybox VE (issue 13): a
 # VE made with the defaults (its own user namespace, the capabilities and
-# system calls of a container's root) must refuse every one and leave the
-# host as it was; a VE set --userns no shows where the danger remains.
+# system calls of a container's root, the network filter on its bridge
+# port) must refuse every one and leave the host as it was; a VE set
+# --userns no (or --antispoof no) shows where the danger remains.
 #
 # One function per escape, esc_NAME MODE, serves both tests: MODE is
-# "default" or "nouserns". It makes the VEs it needs, tries the escape,
-# checks the host, prints what happened and returns
+# "default", "nouserns" or "noantispoof". It makes the VEs it needs, tries
+# the escape, checks the host, prints what happened and returns
 #   0  refused, and the host unchanged
 #   1  the escape worked (inside the VE, or seen on the host)
 #   2  the test itself went wrong
 #   3  this kernel lacks what the escape needs (the test skips)
+# The network escapes give the host an address on the VEs' bridge and
+# try to take the neighbour's traffic from it; what the filter dropped
+# is read from its counters.
 # Each escape is harmless even where it works: a host knob written is put
 # back at once (and again in teardown), the block device is a loop device
 # of a scratch file, the module and kexec calls carry arguments the kernel
@@ -47,6 +51,9 @@ A=501
 B=502
 A_IP=198.18.5.1
 B_IP=198.18.5.2
+C_IP=198.18.5.3
+# The host's own address on the VEs' bridge, for the tests that need one.
+HOST_IP=198.18.5.254
 
 # on_teardown CMD ARG...: run CMD in this test's teardown, after its VEs
 # are gone (the last registered first).
@@ -67,6 +74,9 @@ ve() {
 	vzctl create "$veid" --ostemplate busybox --ipadd "$ip" >/dev/null || return 1
 	if [ "$mode" = nouserns ]; then
 		vzctl set "$veid" --userns no --save >/dev/null || return 1
+	fi
+	if [ "$mode" = noantispoof ]; then
+		vzctl set "$veid" --antispoof no --save >/dev/null || return 1
 	fi
 	if [ $# -gt 0 ]; then
 		vzctl set "$veid" "$@" --save >/dev/null || return 1
@@ -233,8 +243,8 @@ esc_sysctl() {
 	refused default sysctl
 }
 
-@test "--userns no: writing a host /proc/sys knob works (the danger remains)" {
-	escapes nouserns sysctl
+@test "--userns no: writing a host /proc/sys knob is refused too (a read-only mount; test 6 shows root can remount it)" {
+	refused nouserns sysctl
 }
 
 # Write 'h' (print the help: harmless) to /proc/sysrq-trigger.
@@ -347,8 +357,8 @@ esc_init_module() {
 	refused default init_module
 }
 
-@test "--userns no: loading a kernel module is let through to the kernel (the danger remains)" {
-	escapes nouserns init_module
+@test "--userns no: loading a kernel module is refused too (CAP_SYS_MODULE dropped, seccomp)" {
+	refused nouserns init_module
 }
 
 # kexec_load with 17 segments and kexec_file_load with a flag that does
@@ -370,8 +380,8 @@ esc_kexec() {
 	refused default kexec
 }
 
-@test "--userns no: kexec_load is let through to the kernel (the danger remains)" {
-	escapes nouserns kexec
+@test "--userns no: kexec_load is refused too (seccomp)" {
+	refused nouserns kexec
 }
 
 # The difference of the host's CLOCK_REALTIME and CLOCK_MONOTONIC, in ns:
@@ -397,8 +407,8 @@ esc_settime() {
 	refused default settime
 }
 
-@test "--userns no: setting the host's clock works (the danger remains)" {
-	escapes nouserns settime
+@test "--userns no: setting the host's clock is refused too (CAP_SYS_TIME dropped, seccomp)" {
+	refused nouserns settime
 }
 
 # ---- host files and processes -----------------------------------------
@@ -430,8 +440,8 @@ esc_open_by_handle() {
 	refused default open_by_handle
 }
 
-@test "--userns no: open_by_handle_at reads and writes a host file (the danger remains)" {
-	escapes nouserns open_by_handle
+@test "--userns no: open_by_handle_at of a host file is refused too (seccomp)" {
+	refused nouserns open_by_handle
 }
 
 # A host process (a sleep this test starts) is not in the VE's /proc and
@@ -499,8 +509,8 @@ esc_neighbour_files() {
 	refused default neighbour_files
 }
 
-@test "--userns no: a neighbour VE's files are changed through open_by_handle_at (the danger remains)" {
-	escapes nouserns neighbour_files
+@test "--userns no: a neighbour VE's files are out of reach too (open_by_handle_at refused by seccomp)" {
+	refused nouserns neighbour_files
 }
 
 # The host's file of VE $1's memory limit.
@@ -645,4 +655,219 @@ esc_neighbour_net() {
 
 @test "--userns no: a neighbour VE's network is neither seen nor configured (its own network namespace)" {
 	refused nouserns neighbour_net
+}
+
+# ---- the neighbour's addresses: the network filter ---------------------
+
+# Why this host has no VE network filter (the agent said so at start), or
+# nothing when it has one.
+filter_unsupported() {
+	sed -n 's/.*VE network filter: \(unsupported: .*\)/\1/p' "$VZ_ROOT/var/log/vzagent.log" | head -n 1
+}
+
+# Give the host an address on the VEs' bridge, taken away in teardown.
+host_ip() {
+	vz_ns ip addr add "$HOST_IP/24" dev vzbr0 || return 1
+	on_teardown vz_ns ip addr del "$HOST_IP/24" dev vzbr0
+}
+
+# The MAC of VE $1's eth0.
+ve_mac() {
+	vzctl exec "$1" cat /sys/class/net/eth0/address
+}
+
+# The MAC the host's neighbour table has for address $1.
+host_neigh() {
+	vz_ns ip neigh show "$1" dev vzbr0 | awk '{for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1)}'
+}
+
+# The port of the host's bridge where it has learnt MAC $1.
+fdb_port() {
+	vz_ns bridge fdb show br vzbr0 | awk -v m="$1" '$1 == m && $2 == "dev" {print $3; exit}'
+}
+
+# Packets that counters $2... of VE $1's filter dropped (0 without one).
+dropped() {
+	local veid=$1 c n=0
+	shift
+	for c in "$@"; do
+		n=$((n + $(vz_ns nft list counter bridge "vz_ve_$veid" "$c" 2>/dev/null |
+			awk '$1 == "packets" {n = $2} END {print n + 0}')))
+	done
+	echo "$n"
+}
+
+# The filter of VE $1 exists.
+has_filter() {
+	vz_ns nft list table bridge "vz_ve_$1" >/dev/null 2>&1
+}
+
+# neighbour_setup MODE: VEs A and B of MODE, the host on their bridge and
+# in touch with B (its neighbour table and the bridge know B). Prints what
+# it knows; returns 3 when this host has no filter to try.
+neighbour_setup() {
+	local why
+	why=$(filter_unsupported)
+	if [ -n "$why" ] && [ "$1" != noantispoof ]; then
+		echo "this host has no VE network filter: $why"
+		return 3
+	fi
+	ve "$1" $A $A_IP || return 2
+	ve "$1" $B $B_IP || return 2
+	host_ip || return 2
+	vz_ns busybox ping -c 1 -W 2 $B_IP >/dev/null || {
+		echo "the host cannot reach VE $B at all"
+		return 2
+	}
+	A_MAC=$(ve_mac $A) && B_MAC=$(ve_mac $B) || return 2
+	echo "VE $A is $A_MAC, VE $B is $B_MAC"
+}
+
+# neighbour_intact RC D0 COUNTERS...: the host still reaches B as B (its
+# neighbour entry for B's address and the bridge's entry for B's MAC name
+# B), else 1; with a filter, its COUNTERS rose from D0 (else the escape
+# was not tried: 2). Prints what it saw.
+neighbour_intact() {
+	local rc=$1 d0=$2 d1
+	shift 2
+	vz_ns busybox ping -c 1 -W 2 $B_IP >/dev/null || {
+		echo "the host gets no answer from $B_IP"
+		rc=1
+	}
+	echo "the host's entry for $B_IP: $(host_neigh $B_IP); the bridge has $B_MAC on $(fdb_port "$B_MAC")"
+	[ "$(host_neigh $B_IP)" = "$B_MAC" ] || rc=1
+	[ "$(fdb_port "$B_MAC")" = "veth$B.0" ] || rc=1
+	if has_filter $A; then
+		d1=$(dropped $A "$@")
+		echo "VE $A's filter dropped $((d1 - d0)) packets ($*)"
+		if [ "$rc" -eq 0 ] && [ "$d1" -le "$d0" ]; then rc=2; fi
+	fi
+	return "$rc"
+}
+
+# Take the neighbour's address: put it on eth0, announce it (gratuitous
+# ARP, requests and replies) and use it.
+esc_neighbour_ip() {
+	local d0 out rc=0
+	neighbour_setup "$1" || return $?
+	d0=$(dropped $A spoof_arp spoof_ipv4)
+	out=$(in_ve $A "ip addr add $B_IP/24 dev eth0 && echo 'add $B_IP to eth0: done'
+		arping -U -c 2 -w 2 -I eth0 -s $B_IP $B_IP >/dev/null
+		arping -A -c 2 -w 2 -I eth0 -s $B_IP $B_IP >/dev/null
+		ping -c 2 -W 1 -I $B_IP $HOST_IP >/dev/null && echo 'ping the host as $B_IP: answered'; true")
+	echo "$out"
+	if grep -q answered <<<"$out"; then rc=1; fi
+	neighbour_intact "$rc" "$d0" spoof_arp spoof_ipv4
+}
+
+@test "default VE: a neighbour's address put on eth0 takes none of its traffic" {
+	refused default neighbour_ip
+}
+
+@test "--userns no: a neighbour's address put on eth0 takes none of its traffic (the filter is the host's)" {
+	refused nouserns neighbour_ip
+}
+
+@test "--antispoof no: a VE takes a neighbour's address and its traffic (the danger remains)" {
+	escapes noantispoof neighbour_ip
+}
+
+# Take the neighbour's MAC: give it to eth0 and send with it.
+esc_neighbour_mac() {
+	local d0 out rc=0
+	neighbour_setup "$1" || return $?
+	d0=$(dropped $A spoof_mac)
+	out=$(in_ve $A "ip link set eth0 address $B_MAC && echo 'set eth0 to $B_MAC: done'
+		ip neigh flush dev eth0 >/dev/null 2>&1
+		ping -c 2 -W 1 $HOST_IP >/dev/null && echo 'ping the host with $B_MAC: answered'; true")
+	echo "$out"
+	if grep -q answered <<<"$out"; then rc=1; fi
+	neighbour_intact "$rc" "$d0" spoof_mac
+}
+
+@test "default VE: a VE that takes its neighbour's MAC is cut off, and the neighbour keeps its traffic" {
+	refused default neighbour_mac
+}
+
+@test "--antispoof no: a VE takes its neighbour's MAC and its traffic (the danger remains)" {
+	escapes noantispoof neighbour_mac
+}
+
+# The filter's life: made at the start, over what a crashed agent left,
+# gone with the VE.
+@test "a VE's network filter is made at its start over a stale one, and vzctl stop removes it" {
+	local why
+	why=$(filter_unsupported)
+	[ -z "$why" ] || skip "this host has no VE network filter: $why"
+	# Left by an agent that died: a table of the VE's name, with a chain
+	# that drops everything of the VE's port.
+	vz_ns nft -f - <<-NFT
+		table bridge vz_ve_$A {
+			chain stale {
+				type filter hook prerouting priority 0; policy accept;
+				iifname "veth$A.0" drop
+			}
+		}
+	NFT
+	ve default $A $A_IP
+	host_ip
+	run vz_ns nft list table bridge vz_ve_$A
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"iifname \"veth$A.0\" jump ve"* ]]
+	[[ "$output" == *"ip saddr != $A_IP "* ]]
+	[[ "$output" == *"ether saddr != $(ve_mac $A) "* ]]
+	[[ "$output" != *stale* ]]
+	vz_ns busybox ping -c 1 -W 2 $A_IP >/dev/null
+	vzctl stop $A >/dev/null
+	run vz_ns nft list table bridge vz_ve_$A
+	[ "$status" -ne 0 ]
+}
+
+@test "vzctl set --ipadd on a running VE lets the new address through at once, --ipdel stops it, --antispoof acts at once" {
+	local why d0
+	why=$(filter_unsupported)
+	[ -z "$why" ] || skip "this host has no VE network filter: $why"
+	ve default $A $A_IP
+	ve default $B $B_IP
+	vzctl set $A --ipadd $C_IP >/dev/null
+	run in_ve $B "ping -c 1 -W 2 $C_IP"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	vzctl set $A --ipdel $C_IP >/dev/null
+	# The VE's root puts the address back: the filter no longer lets it out.
+	in_ve $A "ip addr add $C_IP/24 dev eth0"
+	d0=$(dropped $A spoof_ipv4 spoof_arp)
+	run in_ve $B "ping -c 1 -W 2 $C_IP"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	echo "dropped: $d0 before, $(dropped $A spoof_ipv4 spoof_arp) after"
+	[ "$(dropped $A spoof_ipv4 spoof_arp)" -gt "$d0" ]
+	# Its own address still works.
+	in_ve $B "ping -c 1 -W 2 $A_IP" >/dev/null
+	# --antispoof takes effect at once too.
+	vzctl set $A --antispoof no >/dev/null
+	run has_filter $A
+	[ "$status" -ne 0 ]
+	vzctl set $A --antispoof yes >/dev/null
+	has_filter $A
+}
+
+@test "vzctl chkpnt removes a VE's network filter and vzctl restore makes it again" {
+	local why d0
+	why=$(filter_unsupported)
+	[ -z "$why" ] || skip "this host has no VE network filter: $why"
+	ve default $A $A_IP
+	host_ip
+	vzctl chkpnt $A >/dev/null
+	run has_filter $A
+	[ "$status" -ne 0 ]
+	vzctl restore $A >/dev/null
+	has_filter $A
+	vz_ns busybox ping -c 1 -W 2 $A_IP >/dev/null
+	d0=$(dropped $A spoof_ipv4)
+	run in_ve $A "ip addr add $B_IP/24 dev eth0 && ping -c 1 -W 1 -I $B_IP $HOST_IP"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "$(dropped $A spoof_ipv4)" -gt "$d0" ]
 }

@@ -86,6 +86,10 @@ teardown() {
 	[ "$status" -eq 0 ]
 	running_on h2 104
 	[ "$(on h2 vzctl exec 104 cat /root/marker)" = payload-offline ]
+	# Reachable where it now runs, through its filter there; none is left
+	# on the source (nothing_of).
+	on h2 nft list table bridge vz_ve_104 >/dev/null
+	on c busybox ping -c 1 -W 2 198.18.1.4 >/dev/null
 	nothing_of h1 104
 }
 

@@ -84,7 +84,7 @@ init_uid_of() {
 	[ "$base" -ge 1000000 ]
 	run on h1 vzctl set --help
 	[[ "$output" == *"--userns yes|no"* ]]
-	[[ "$output" == *"release_agent"* ]]
+	[[ "$output" == *"host block device"* ]]
 }
 
 @test "a process of another user is checkpointed and restored, in its namespace" {

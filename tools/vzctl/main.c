@@ -23,18 +23,25 @@ static const struct vzctl_cmd cmds[] = {
 	{ "umount", cmd_umount, "umount VEID", NULL },
 	{ "set", cmd_set,
 	  "set VEID [--hostname H] [--ipadd IP] [--ipdel IP|all] [--nameserver IP] "
-	  "[--onboot yes|no] [--disabled yes|no] [--userns yes|no] [--cpuunits N] [--cpulimit PCT] [--cpus N] "
-	  "[--cpumask CPUS] [--ram SIZE] [--swap SIZE] [--physpages [B:]L] [--swappages [B:]L] "
+	  "[--onboot yes|no] [--disabled yes|no] [--userns yes|no] [--antispoof yes|no] "
+	  "[--cpuunits N] [--cpulimit PCT] [--cpus N] [--cpumask CPUS] [--ram SIZE] [--swap SIZE] "
+	  "[--physpages [B:]L] [--swappages [B:]L] "
 	  "[--numproc [B:]L] [--kmemsize [B:]L] [--tcpsndbuf [B:]L] [--tcprcvbuf [B:]L] "
 	  "[--diskspace [SOFT:]HARD] [--diskinodes [SOFT:]HARD] [--quotaugidlimit N] [--save]",
 	  "  --userns yes|no  (at the next start) yes, the default: the VE's root is an\n"
 	  "                   unprivileged range of 65536 host ids (vzlist -o userns shows\n"
 	  "                   it) and holds capabilities only over the VE's own namespaces.\n"
 	  "                   no: the VE shares the host's user namespace and its root is\n"
-	  "                   the host's root: it can remount /sys and /proc read-write,\n"
-	  "                   mount a cgroup hierarchy and set its release_agent, write the\n"
-	  "                   host's /proc/sys, and CRIU cannot checkpoint or move a\n"
-	  "                   process of another user in it. Only for trusted VEs.\n" },
+	  "                   the host's root: it can remount /sys and /proc read-write\n"
+	  "                   and write the host's sysfs and /proc/sys, make and open a\n"
+	  "                   host block device, raise its own cgroup limits, and CRIU\n"
+	  "                   cannot checkpoint or move a process of another user in it.\n"
+	  "                   Only for trusted VEs.\n"
+	  "  --antispoof yes|no  (at once) yes, the default: the host's bridge drops what\n"
+	  "                   the VE sends as another: a source MAC not its own, ARP or IP\n"
+	  "                   from an address not its own (IP_ADDRESS, and for IPv6 its\n"
+	  "                   link-local one), router advertisements. no: a VE that\n"
+	  "                   routes for others; its root can take a neighbour's addresses.\n" },
 	{ "exec", cmd_exec, "exec VEID COMMAND [ARG...]", NULL },
 	{ "exec2", cmd_exec, "exec2 VEID COMMAND [ARG...]", NULL },
 	{ "enter", cmd_enter, "enter VEID [--exec COMMAND [ARG...]]", NULL },
@@ -72,9 +79,10 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 
 /* Options of create and set that take a value. The agent checks values. */
 static const char *const value_opts[] = {
-	"ostemplate", "hostname",  "ipadd",	"ipdel",     "nameserver", "onboot",	     "disabled",  "cpuunits",
-	"cpulimit",   "cpus",	   "cpumask",	"ram",	     "swap",	   "physpages",	     "swappages", "numproc",
-	"kmemsize",   "tcpsndbuf", "tcprcvbuf", "diskspace", "diskinodes", "quotaugidlimit", "userns",	  NULL,
+	"ostemplate",	  "hostname", "ipadd",	   "ipdel",	"nameserver", "onboot",	   "disabled",
+	"cpuunits",	  "cpulimit", "cpus",	   "cpumask",	"ram",	      "swap",	   "physpages",
+	"swappages",	  "numproc",  "kmemsize",  "tcpsndbuf", "tcprcvbuf",  "diskspace", "diskinodes",
+	"quotaugidlimit", "userns",   "antispoof", NULL,
 };
 
 int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags, unsigned *flag_seen,
