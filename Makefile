@@ -69,7 +69,7 @@ $(B)/bin/%: $$(call obj,$$(wildcard tools/%/*.c)) $(B)/libvz.a
 WORKLOADS := $(patsubst tests/workloads/%.c,$(B)/tests/workloads/%,$(wildcard tests/workloads/*.c))
 $(B)/tests/workloads: $(WORKLOADS)
 	@mkdir -p $@
-$(B)/tests/workloads/%: tests/workloads/%.c tests/workloads/wl.h
+$(B)/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -static -pthread -o $@ $<
 

@@ -381,10 +381,13 @@ migrate_rc() {
 
 # A TCP client in the sandbox's client namespace, talking to the echo
 # server on port 7000 of address $2; its state goes to $1.status.
+# Its first line (once connected) says its signal handlers are in place.
 start_probe() {
+	rm -f "$VZ_SANDBOX_DIR/$1.status"
 	nsenter --net="/run/netns/$VZ_SANDBOX-c" "$VZ_TOP/build/tests/workloads/tcpprobe" \
 		-o "$VZ_SANDBOX_DIR/$1.status" "$2" 7000 </dev/null >/dev/null 2>&1 3>&- &
 	echo $! >"$VZ_SANDBOX_DIR/$1.pid"
+	wait_for 10 test -s "$VZ_SANDBOX_DIR/$1.status"
 	wait_for 5 probe_ok "$1"
 }
 

@@ -2,26 +2,11 @@
  * VE that measures how long the VE is away. It keeps one TCP connection to
  * an echo server, sends an 8-byte sequence number every interval (1 ms),
  * checks every echo, and records the longest gap between two answers. On
- * SIGUSR1 and at exit it writes one line:
+ * SIGUSR1, at exit and once connected it writes one line:
  *   sent=N received=N maxgap_us=N errors=N state=ok|reset|closed|mismatch
  * After a reset or close it stops sending but keeps running until told to
  * exit, so its state can be read. Exit status 0 when state=ok. */
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-
-#include "wl.h"
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
+#include "probe.h"
 
 static const char *out_path;
 static uint64_t sent, received, maxgap, errors;
@@ -29,39 +14,23 @@ static const char *state = "ok";
 
 static void report(void)
 {
-	char line[256], tmp[600];
-	int fd;
+	char line[256];
 
 	snprintf(line, sizeof(line), "sent=%llu received=%llu maxgap_us=%llu errors=%llu state=%s\n",
 		 (unsigned long long)sent, (unsigned long long)received, (unsigned long long)maxgap,
 		 (unsigned long long)errors, state);
-	if (!out_path) {
-		fputs(line, stdout);
-		fflush(stdout);
-		return;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", out_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		return;
-	if (write(fd, line, strlen(line)) < 0) {
-		close(fd);
-		return;
-	}
-	close(fd);
-	rename(tmp, out_path);
+	wl_put_text(out_path, line);
 }
 
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	long interval = 1000;
-	uint64_t next, last_answer, expect = 1, deadline;
+	uint64_t next, last_answer, expect = 1;
 	uint8_t inbuf[8];
 	size_t inlen = 0;
-	int fd = -1, opt, one = 1;
+	int fd, opt;
 	bool alive = true;
-	struct sigaction act = { 0 };
 
 	while ((opt = getopt(argc, argv, "i:o:")) != -1) {
 		if (opt == 'i')
@@ -76,32 +45,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sa.sin_port = htons((uint16_t)atoi(argv[optind + 1]));
-	act.sa_handler = wl_on_usr1;
-	sigaction(SIGUSR1, &act, NULL);
-	act.sa_handler = wl_on_term;
-	sigaction(SIGTERM, &act, NULL);
-	sigaction(SIGINT, &act, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	for (deadline = now_us() + 5000000; !wl_stop;) {
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-		if (now_us() > deadline) {
-			fprintf(stderr, "tcpprobe: cannot connect to %s:%s: %s\n", argv[optind], argv[optind + 1],
-				strerror(errno));
-			return 1;
-		}
-		wl_sleep_us(50000);
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fcntl(fd, F_SETFL, O_NONBLOCK);
-	next = last_answer = now_us();
+	wl_signals();
+	fd = probe_connect("tcpprobe", &sa);
+	/* The first line says it is connected, and takes signals. */
+	report();
+	next = last_answer = wl_now_us();
 	while (!wl_stop) {
 		struct pollfd p = { fd, POLLIN, 0 };
-		uint64_t t = now_us();
+		uint64_t t = wl_now_us();
 		int wait_ms = alive ? (int)(next > t ? (next - t + 999) / 1000 : 0) : 100;
 
 		if (wl_check_req) {
@@ -110,7 +61,7 @@ int main(int argc, char **argv)
 		}
 		if (poll(&p, 1, wait_ms) < 0 && errno != EINTR)
 			break;
-		t = now_us();
+		t = wl_now_us();
 		if (alive && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
 			ssize_t r;
 

@@ -113,12 +113,26 @@ static __attribute__((unused)) void wl_fail(struct wl *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-static __attribute__((unused)) void wl_write_file(struct wl *w, const char *suffix, const char *text)
+static __attribute__((unused)) uint64_t wl_now_us(void)
 {
-	char path[512], tmp[600];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Replace the file PATH with TEXT atomically (written beside it, then
+ * renamed), or print TEXT on stdout when PATH is NULL. */
+static __attribute__((unused)) void wl_put_text(const char *path, const char *text)
+{
+	char tmp[600];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s.%s", w->dir, w->base, suffix);
+	if (!path) {
+		fputs(text, stdout);
+		fflush(stdout);
+		return;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -131,6 +145,14 @@ static __attribute__((unused)) void wl_write_file(struct wl *w, const char *suff
 	rename(tmp, path);
 }
 
+static __attribute__((unused)) void wl_write_file(struct wl *w, const char *suffix, const char *text)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s.%s", w->dir, w->base, suffix);
+	wl_put_text(path, text);
+}
+
 /* Write the verdict: PASS unless a failure was ever recorded. */
 static __attribute__((unused)) void wl_answer(struct wl *w)
 {
@@ -141,6 +163,22 @@ static __attribute__((unused)) void wl_answer(struct wl *w)
 	else
 		snprintf(buf, sizeof(buf), "PASS\n");
 	wl_write_file(w, "result", buf);
+}
+
+/* SIGUSR1, SIGUSR2, SIGTERM and SIGINT set the flags above (no
+ * SA_RESTART: a blocking call ends with EINTR); SIGPIPE is ignored. */
+static __attribute__((unused)) void wl_signals(void)
+{
+	struct sigaction sa = { 0 };
+
+	signal(SIGPIPE, SIG_IGN);
+	sa.sa_handler = wl_on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = wl_on_usr2;
+	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_handler = wl_on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 }
 
 /* Become the daemon. Returns in the daemon only; the launcher waits for
@@ -203,18 +241,7 @@ static __attribute__((unused)) void wl_start(struct wl *w, const char *name, con
 	w->ready_fd = 3;
 	fcntl(w->ready_fd, F_SETFD, FD_CLOEXEC);
 	w->pid = getpid();
-	signal(SIGPIPE, SIG_IGN);
-	{
-		struct sigaction sa = { 0 };
-
-		sa.sa_handler = wl_on_usr1;
-		sigaction(SIGUSR1, &sa, NULL);
-		sa.sa_handler = wl_on_usr2;
-		sigaction(SIGUSR2, &sa, NULL);
-		sa.sa_handler = wl_on_term;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-	}
+	wl_signals();
 }
 
 /* wl_start for a workload whose only option is -n TAG; anything else

@@ -71,7 +71,10 @@ int vzpkg_meta_dir(const char *name, char *buf, size_t len, struct vz_err *err)
 		return vz_error_exit_msg(err, VZ_EXIT_NOTEMPLATE, ENOENT, "Template %s not found: no metadata in %s",
 					 name, buf);
 	vz_mkdir_p(vz_path(parent, sizeof(parent), VZ_TEMPLATE_DIR), 0755);
-	char *argv[] = { "cp", "-a", "--", src, buf, NULL };
+	/* -L: a template may take a file of another by a symbolic link (the
+	 * Debian templates share the minimal one's post-install); the copy
+	 * holds the file itself, so it needs no sibling. */
+	char *argv[] = { "cp", "-a", "-L", "--", src, buf, NULL };
 
 	ret = vz_run_checked(argv, err);
 	if (ret < 0)
