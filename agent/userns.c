@@ -140,6 +140,15 @@ bool ve_pid_has_userns(pid_t pid)
 	return stat(path, &other) == 0 && stat("/proc/self/ns/user", &self) == 0 && other.st_ino != self.st_ino;
 }
 
+uint32_t ve_userns_running_id(const struct ve *ve, pid_t init)
+{
+	uint32_t id;
+
+	if (init <= 0 || !ve_pid_has_userns(init) || !parse_id(vz_conf_get(&ve->conf, "USERNS_UID"), &id))
+		return 0;
+	return id;
+}
+
 int ve_become_root(struct vz_err *err)
 {
 	if (setresgid(0, 0, 0) != 0)

@@ -34,6 +34,11 @@ int ve_userns_assign(struct vz_agent *a, struct ve *ve, uint32_t prefer, uint32_
 /* pid is in a user namespace other than the agent's. */
 bool ve_pid_has_userns(pid_t pid);
 
+/* The host id of the root of the running VE whose init is init: its
+ * USERNS_UID when init is in a user namespace of its own, 0 when it
+ * shares the host's. */
+uint32_t ve_userns_running_id(const struct ve *ve, pid_t init);
+
 /* In a VE's user namespace, once its maps are written: take the ids of
  * its root (uid and gid 0, no supplementary groups); the capabilities
  * held are then those of that namespace only. */

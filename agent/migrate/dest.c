@@ -300,14 +300,10 @@ static int on_images(struct mig_dst *d, struct dst_loop *l, struct vz_err *err)
 static int send_restored(struct mig_dst *d, struct vz_err *err)
 {
 	mig_msg m = VZ__MIGRATE__MSG__INIT;
-	unsigned long id;
 
 	m.type = VZ__MIGRATE__TYPE__T_RESTORED;
-	if (d->pid > 0 && ve_pid_has_userns(d->pid) &&
-	    vz_parse_ulong(vz_conf_get(&d->ve.conf, "USERNS_UID"), 1, UINT32_MAX, &id) == 0) {
-		m.has_userns_uid = 1;
-		m.userns_uid = (uint32_t)id;
-	}
+	m.userns_uid = ve_userns_running_id(&d->ve, d->pid);
+	m.has_userns_uid = m.userns_uid != 0;
 	return vz_msg_send(&d->conn, &m.base, err);
 }
 

@@ -55,12 +55,8 @@ static int open_ve(struct mig_src *s, struct vz_err *err)
 		return ret;
 	s->was_running = ve_state(s->ve, &s->init) == VE_STATE_RUNNING;
 	s->online = s->req->mode != MIG_OFFLINE;
-	if (s->was_running && ve_pid_has_userns(s->init)) {
-		unsigned long id;
-
-		if (vz_parse_ulong(vz_conf_get(&s->ve->conf, "USERNS_UID"), 1, UINT32_MAX, &id) == 0)
-			s->userns_src = (uint32_t)id;
-	}
+	if (s->was_running)
+		s->userns_src = ve_userns_running_id(s->ve, s->init);
 	if (s->online && !s->was_running) {
 		vz_say(s->progress, "VE %u is not running: migrating it offline", s->ve->veid);
 		s->online = false;
