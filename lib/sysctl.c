@@ -118,14 +118,11 @@ static int recorded(const char *lockdir, const char *path, char *orig, size_t le
 
 static int record(const char *lockdir, const char *path, const char *orig, struct vz_err *err)
 {
-	char f[PATH_MAX], tmp[PATH_MAX + 4];
+	char f[PATH_MAX];
 	int ret;
 
 	state_file(f, sizeof(f), lockdir, path, "orig");
-	snprintf(tmp, sizeof(tmp), "%s.tmp", f);
-	ret = vz_write_file(tmp, orig, strlen(orig), 0);
-	if (ret == 0 && rename(tmp, f) != 0)
-		ret = -errno;
+	ret = vz_write_file_replace(f, orig, strlen(orig), 0644, false);
 	return ret < 0 ? vz_error(err, -ret, "Write %s", f) : 0;
 }
 

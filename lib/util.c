@@ -103,6 +103,75 @@ int vz_write_file(const char *path, const char *buf, size_t len, int append)
 	return vz_write_all(fd, buf, len);
 }
 
+/* The directory path is in, fsync'ed. */
+static int sync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	_cleanup_close_ int fd = VZ_FD_INIT;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		return -errno;
+	return 0;
+}
+
+/* A temporary file beside path, holding buf (fsync'ed when durable); its
+ * name in tmp. The caller renames or links it, then unlinks it. */
+static int write_beside(const char *path, char *tmp, size_t tlen, const void *buf, size_t len, mode_t mode,
+			bool durable)
+{
+	_cleanup_close_ int fd = VZ_FD_INIT;
+	int ret;
+
+	if (snprintf(tmp, tlen, "%s.XXXXXX", path) >= (int)tlen)
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = fchmod(fd, mode) != 0 ? -errno : vz_write_all(fd, buf, len);
+	if (ret == 0 && durable && fsync(fd) != 0)
+		ret = -errno;
+	if (ret < 0)
+		unlink(tmp);
+	return ret;
+}
+
+int vz_write_file_replace(const char *path, const void *buf, size_t len, mode_t mode, bool durable)
+{
+	char tmp[PATH_MAX];
+	int ret = write_beside(path, tmp, sizeof(tmp), buf, len, mode, durable);
+
+	if (ret < 0)
+		return ret;
+	if (rename(tmp, path) != 0) {
+		ret = -errno;
+		unlink(tmp);
+		return ret;
+	}
+	return durable ? sync_parent(path) : 0;
+}
+
+int vz_write_file_excl(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int ret = write_beside(path, tmp, sizeof(tmp), buf, len, mode, true);
+
+	if (ret < 0)
+		return ret;
+	/* link(), unlike rename(), never replaces what is there. */
+	if (link(tmp, path) != 0)
+		ret = -errno;
+	unlink(tmp);
+	if (ret == 0 && (ret = sync_parent(path)) < 0)
+		unlink(path); /* not known to be on disk: not made */
+	return ret;
+}
+
 int vz_write_str(const char *path, const char *s)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);

@@ -3,6 +3,7 @@
 #ifndef VZ_UTIL_H
 #define VZ_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -14,6 +15,16 @@
 int vz_read_file(const char *path, char **buf, size_t *len, size_t max);
 /* Write buf to path (O_TRUNC, or O_APPEND when append). No message. */
 int vz_write_file(const char *path, const char *buf, size_t len, int append);
+/* Write buf to path as a whole: readers see the old file or the new one,
+ * never a part (a temporary file renamed over it). With durable, the file
+ * and its directory are on disk before it returns. No message. */
+int vz_write_file_replace(const char *path, const void *buf, size_t len, mode_t mode, bool durable);
+/* Create path holding buf, whole, unless it exists (-EEXIST, and the file
+ * there is left as it is): the file appears complete or not at all, so a
+ * reader that finds it never reads it half-written, as it could one made
+ * with O_CREAT | O_EXCL. On disk, with its directory, when it returns 0;
+ * removed again when that cannot be made sure of. */
+int vz_write_file_excl(const char *path, const void *buf, size_t len, mode_t mode);
 /* Write all of buf to fd (retrying short writes and EINTR). No message. */
 int vz_write_all(int fd, const void *buf, size_t len);
 /* Room in the array *p (capacity *cap elements of size bytes) for element

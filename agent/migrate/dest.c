@@ -106,13 +106,8 @@ void mig_dst_free(struct mig_dst *d)
 
 static int write_conf(struct mig_dst *d, struct vz_err *err)
 {
-	char tmp[PATH_MAX + 8];
-	int ret;
+	int ret = vz_write_file_replace(d->conf_path, d->h->conf.data, d->h->conf.len, 0644, false);
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->conf_path);
-	ret = vz_write_file(tmp, (const char *)d->h->conf.data, d->h->conf.len, 0);
-	if (ret == 0 && rename(tmp, d->conf_path) != 0)
-		ret = -errno;
 	if (ret < 0)
 		return vz_error(err, -ret, "Write %s", d->conf_path);
 	d->made_conf = true;

@@ -2,7 +2,7 @@
  * (the list is in migrate.h): one typed struct mig_record, a pure parser
  * of file names and of contents with its inverse (unit-tested in
  * tests/unit/migrate, fuzzed by tests/fuzz/fuzz_mig_record.c), and the
- * reads, writes and the O_EXCL decision built on them. Each record is
+ * reads, writes and the exclusive decision built on them. Each record is
  * one short line of text, so that an operator can read it. */
 #define LOG_PREFIX "migrate: "
 #include <dirent.h>
@@ -248,7 +248,8 @@ int mig_record_write(const struct mig_record *r, struct vz_err *err)
 	mig_record_path(r, path, sizeof(path));
 	if (n < 0)
 		return vz_error(err, -n, "Write %s", path);
-	ret = vz_write_file(path, text, (size_t)n, 0);
+	/* Whole: a reader never finds half a record. */
+	ret = vz_write_file_replace(path, text, (size_t)n, 0644, false);
 	if (ret < 0)
 		return vz_error(err, -ret, "Write %s", path);
 	return 0;
@@ -277,38 +278,20 @@ void mig_record_remove(const struct mig_record *r)
 	unlink(mig_record_path(r, path, sizeof(path)));
 }
 
-/* The decision file and its directory on disk: 0 or a negative errno. */
-static int write_durably(int fd, const char *text)
-{
-	char dir[PATH_MAX];
-	size_t len = strlen(text);
-	int ret = 0, dfd;
-
-	if (write(fd, text, len) != (ssize_t)len)
-		ret = -EIO;
-	else if (fsync(fd) != 0)
-		ret = -errno;
-	dfd = open(vz_path(dir, sizeof(dir), MIG_DIR), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		if (fsync(dfd) != 0 && ret == 0)
-			ret = -errno;
-		close(dfd);
-	}
-	return ret;
-}
-
 int mig_decide(unsigned veid, const char *mid, bool want_go, bool *go, struct vz_err *err)
 {
 	struct mig_record r = mig_record_of(MIG_REC_DECISION, veid, mid);
 	char path[PATH_MAX], text[16];
-	int fd, ret;
+	int ret;
 
 	r.go = want_go;
 	mig_record_path(&r, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 && errno != EEXIST)
-		return vz_error(err, errno, "Write the decision %s", path);
-	if (fd < 0) {
+	mig_record_format(&r, text, sizeof(text));
+	/* Whole or not at all: the page stream and a restarted agent act on
+	 * the decision the moment its file is there (an O_EXCL file read
+	 * before its line was written once read as "no go"). */
+	ret = vz_write_file_excl(path, text, strlen(text), 0600);
+	if (ret == -EEXIST) {
 		/* One exists: it stands, whatever we wanted. */
 		ret = mig_record_read(&r, err);
 		if (ret < 0)
@@ -316,13 +299,8 @@ int mig_decide(unsigned veid, const char *mid, bool want_go, bool *go, struct vz
 		*go = r.go;
 		return 0;
 	}
-	mig_record_format(&r, text, sizeof(text));
-	ret = write_durably(fd, text);
-	close(fd);
-	if (ret < 0) {
-		unlink(path);
-		return vz_error(err, ret, "Write the decision %s", path);
-	}
+	if (ret < 0)
+		return vz_error(err, -ret, "Write the decision %s", path);
 	*go = want_go;
 	return 0;
 }

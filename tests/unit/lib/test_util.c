@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "err.h"
 #include "frame.h"
@@ -155,5 +156,94 @@ Test(util, du_counts_blocks_of_the_tree)
 	cr_assert_geq(bytes, empty + sizeof(buf));
 	cr_assert_lt(bytes, empty + sizeof(buf) + (1 << 20), "a sparse file or /usr was counted: %llu",
 		     (unsigned long long)bytes);
+	cr_assert_eq(vz_rm_rf(dir), 0);
+}
+
+/* Entries of dir other than the one named keep: none may be left over. */
+static int others_in(const char *dir, const char *keep)
+{
+	char cmd[256], *out = NULL;
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	int n;
+
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' | grep -vx '%s' | wc -l", dir, keep);
+	cr_assert_eq(vz_run(argv, &out), 0);
+	n = atoi(out);
+	free(out);
+	return n;
+}
+
+Test(util, write_file_replace_swaps_the_whole_file_and_leaves_no_temporary)
+{
+	char dir[] = "/tmp/vz-wr-XXXXXX", path[64], *text = NULL;
+	struct stat st;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/rec", dir);
+	cr_assert_eq(vz_write_file_replace(path, "a long first line\n", 18, 0600, false), 0);
+	cr_assert_eq(vz_write_file_replace(path, "two\n", 4, 0640, true), 0);
+	cr_assert_eq(vz_read_file(path, &text, NULL, 64), 0);
+	cr_assert_str_eq(text, "two\n");
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0640);
+	cr_assert_eq(others_in(dir, "rec"), 0);
+	free(text);
+	cr_assert_eq(vz_rm_rf(dir), 0);
+}
+
+Test(util, write_file_excl_never_replaces_and_leaves_no_temporary)
+{
+	char dir[] = "/tmp/vz-wx-XXXXXX", path[64], *text = NULL;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/decision", dir);
+	cr_assert_eq(vz_write_file_excl(path, "go\n", 3, 0600), 0);
+	cr_assert_eq(vz_write_file_excl(path, "abort\n", 6, 0600), -EEXIST);
+	cr_assert_eq(vz_read_file(path, &text, NULL, 64), 0);
+	cr_assert_str_eq(text, "go\n");
+	cr_assert_eq(others_in(dir, "decision"), 0);
+	free(text);
+	snprintf(path, sizeof(path), "%s/no/such/dir", dir);
+	cr_assert_eq(vz_write_file_excl(path, "go\n", 3, 0600), -ENOENT);
+	cr_assert_eq(vz_rm_rf(dir), 0);
+}
+
+/* A reader that acts the moment the file is there (as the page stream
+ * does on a migration's decision) reads it whole, every time: an
+ * O_CREAT | O_EXCL file is there, empty, before its line is written. */
+Test(util, write_file_excl_is_never_seen_half_written)
+{
+	char dir[] = "/tmp/vz-wh-XXXXXX", path[64];
+	int rounds = 300, pfd[2];
+	pid_t reader;
+	char verdict = 0;
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(pipe(pfd), 0);
+	reader = fork();
+	cr_assert_geq(reader, 0);
+	if (reader == 0) {
+		char bad = 0;
+
+		for (int i = 0; i < rounds; i++) {
+			char p[64], buf[8] = { 0 };
+			int fd;
+
+			snprintf(p, sizeof(p), "%s/d%d", dir, i);
+			while ((fd = open(p, O_RDONLY)) < 0)
+				;
+			if (read(fd, buf, sizeof(buf)) != 3)
+				bad = 1;
+			close(fd);
+		}
+		_exit(write(pfd[1], bad ? "b" : "g", 1) == 1 ? 0 : 1);
+	}
+	for (int i = 0; i < rounds; i++) {
+		snprintf(path, sizeof(path), "%s/d%d", dir, i);
+		cr_assert_eq(vz_write_file_excl(path, "go\n", 3, 0600), 0);
+	}
+	cr_assert_eq(read(pfd[0], &verdict, 1), 1);
+	waitpid(reader, NULL, 0);
+	cr_assert_eq(verdict, 'g', "the reader found a decision file before its contents");
 	cr_assert_eq(vz_rm_rf(dir), 0);
 }
