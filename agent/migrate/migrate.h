@@ -6,7 +6,8 @@
  *
  * The invariant. At every instant at most one copy of the VE runs, and a
  * failed move never leaves none. The move is a two-phase commit whose
- * decision is a file on the source, created with O_EXCL: before it exists
+ * decision is a file on the source, created whole and exclusively (a
+ * temporary file linked into place, vz_write_file_excl): before it exists
  * the source is authoritative (any failure resumes the source copy and
  * removes what the destination made), after a "go" the destination is
  * (the source copy never runs again; a destination that lost the source
@@ -16,7 +17,7 @@
  *
  * The records on disk, under VZ_ROOT/vz/migrate (record.c writes and
  * parses them; a restarted agent acts on each, mig_recover):
- *   VEID.ID.decision  source: "go" or "abort", written once (O_EXCL)
+ *   VEID.ID.decision  source: "go" or "abort", written once, whole
  *   VEID.ID.outgoing  source, during an online dump: CRIU's lazy page-server
  *                     port (0: none), " postcopy", and " recovered" once a
  *                     restarted agent kept a post-copy source copy
