@@ -176,10 +176,12 @@ static int send_images(struct mig_src *s, struct vz_err *err)
 }
 
 /* The source copy is doomed from the decision on, whatever becomes of
- * this worker: if it died now CRIU would let the tasks go, and the
- * pending SIGKILL ends them before they run again. Post-copy reads the
- * source copy's memory after the go: it is frozen instead, so that it
- * never runs again (CRIU leaves the cgroup as it finds it). */
+ * this worker: CRIU holds its tasks with ptrace (it thawed the cgroup once
+ * it had seized them), and a SIGKILL ends a ptrace-stopped task at once,
+ * so that were this worker to die now and CRIU let the tasks go, none
+ * would run again. Post-copy reads the source copy's memory after the go:
+ * it is frozen instead, so that it never runs again, and killed when the
+ * destination has every page (mig_end_lazy_session). */
 static void doom_source_copy(struct mig_src *s)
 {
 	struct vz_err e = { 0 };

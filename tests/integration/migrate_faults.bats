@@ -102,30 +102,45 @@ hold_decision() {
 	echo "$VZ_SANDBOX_DIR/h1/vz/migrate/$veid.$mid.decision"
 }
 
-# Some process of VE $2 on host $1 has a SIGKILL pending.
-kill_pending() {
-	local p hex
+# Host $1's source copy of VE $2 is doomed: its agent logged the commit
+# of move $3, and no process of the VE is left that could run again: each
+# is gone, a zombie, or has a SIGKILL pending. During CRIU's dump the
+# tasks are held by ptrace, not by the freezer (CRIU thaws the cgroup once
+# it has seized them), so the SIGKILL mostly ends them at once.
+doomed() {
+	local p st
+	grep -q "VE $2: migration $3 committed" "$VZ_SANDBOX_DIR/$1/var/log/vzagent.log" || return 1
 	while read -r p; do
-		while read -r hex; do
-			(((16#$hex & 16#100) != 0)) && return 0
-		done < <(awk '$1 == "ShdPnd:" || $1 == "SigPnd:" { print $2 }' "/proc/$p/status" 2>/dev/null)
+		st=$(awk '$1 == "State:" { print $2 }' "/proc/$p/status" 2>/dev/null)
+		case $st in "" | Z | X) continue ;; esac
+		sigkill_pending "$p" || return 1
 	done <"/sys/fs/cgroup/pids/$VZ_SANDBOX-$1/$2/cgroup.procs"
+}
+
+# Process $1 has a SIGKILL pending (its own or its thread group's).
+sigkill_pending() {
+	local hex
+	while read -r hex; do
+		(((16#$hex & 16#100) != 0)) && return 0
+	done < <(awk '$1 == "ShdPnd:" || $1 == "SigPnd:" { print $2 }' "/proc/$1/status" 2>/dev/null)
 	return 1
 }
 
 @test "a source agent killed after its decision: the VE ends up on the destination only" {
 	sb_ve h1 104 198.18.1.4
-	local fifo workers
+	local fifo workers mid
 	"$SB" link h1 rate 100mbit
 	migrate_bg h1 --online h2 104
 	fifo=$(hold_decision 104)
+	mid=$(basename "$fifo" .decision)
+	mid=${mid#104.}
 	# The destination's workers stop before they see the go; the source
-	# then writes "go", dooms its copy (SIGKILL, pending while frozen),
+	# then writes "go", dooms its copy (SIGKILL to every task CRIU holds),
 	# sends the go and waits for a DONE that cannot come: killed there.
 	mapfile -t workers < <(agent_workers h2)
 	kill -STOP "${workers[@]}"
 	timeout 10 bash -c "echo go >'$fifo'"
-	wait_for 4 kill_pending h1 104
+	wait_for 10 doomed h1 104 "$mid"
 	kill_agent h1
 	kill -CONT "${workers[@]}"
 	# What the dead worker wrote, as a file.
