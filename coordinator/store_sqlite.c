@@ -13,6 +13,7 @@
  * refused before anything is written to it. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,207 +194,357 @@ static sqlite3_stmt *sq_take(struct sq_store *q, enum stmt_id id, struct vz_err 
 	return q->st[id];
 }
 
-/* Binding, parameter after parameter; the first failure is kept. Strings
- * are the caller's and live until the statement is reset. */
-struct binder {
-	sqlite3_stmt *st;
-	int i, rc;
+/* Records as tables of columns, in the order of their statements' columns
+ * and parameters, so that one binder and one reader serve every kind. */
+enum col_type {
+	COL_TEXT, /* char[size] */
+	COL_UINT, /* an unsigned integer (bool included) of size bytes */
+	COL_INT,  /* int64_t */
+	COL_WORD, /* an enum, stored as its word of kind */
+	COL_ID,	  /* uint64_t id: given by SQLite, 1 to INT64_MAX */
 };
 
-static void b_text(struct binder *b, const char *s)
-{
-	b->i++;
-	if (b->rc == SQLITE_OK)
-		b->rc = sqlite3_bind_text(b->st, b->i, s, -1, SQLITE_STATIC);
-}
-
-static void b_int(struct binder *b, int64_t v)
-{
-	b->i++;
-	if (b->rc == SQLITE_OK)
-		b->rc = sqlite3_bind_int64(b->st, b->i, v);
-}
-
-static void b_null(struct binder *b)
-{
-	b->i++;
-	if (b->rc == SQLITE_OK)
-		b->rc = sqlite3_bind_null(b->st, b->i);
-}
-
-static void b_word(struct binder *b, enum pool_word_kind k, int v)
-{
-	b_text(b, pool_word(k, v));
-}
-
-/* Reading a row, column after column; the first failure is kept. A value
- * that does not fit its field is refused (-EBADMSG), never cut. */
-struct reader {
-	sqlite3_stmt *st;
-	int i, ret;
-	struct vz_err *err;
+struct col {
+	const char *what;
+	enum col_type type;
+	size_t off, size;
+	enum pool_word_kind kind;
 };
 
-static void r_text(struct reader *r, char *buf, size_t size, const char *what)
-{
-	int i = r->i++;
+/* One column a line, as the tables of a schema are read. */
+/* clang-format off */
+#define FIELD(rec, f)         offsetof(rec, f), sizeof(((rec *)0)->f)
+#define TEXT(rec, f, what)    { what, COL_TEXT, FIELD(rec, f), 0 }
+#define UINT(rec, f, what)    { what, COL_UINT, FIELD(rec, f), 0 }
+#define INT(rec, f, what)     { what, COL_INT, FIELD(rec, f), 0 }
+#define WORD(rec, f, k, what) { what, COL_WORD, FIELD(rec, f), k }
+#define ID(rec, f, what)      { what, COL_ID, FIELD(rec, f), 0 }
 
-	if (r->ret < 0)
-		return;
-	const unsigned char *t = sqlite3_column_text(r->st, i);
-	size_t n = (size_t)sqlite3_column_bytes(r->st, i);
+static const struct col host_cols[] = {
+	TEXT(struct pool_host, name, "host name"),
+	TEXT(struct pool_host, address, "host address"),
+	UINT(struct pool_host, migration_port, "migration port"),
+	WORD(struct pool_host, state, POOL_WORD_HOST_STATE, "host state"),
+	INT(struct pool_host, last_seen_ms, "last seen time"),
+	UINT(struct pool_host, cores, "core count"),
+	UINT(struct pool_host, mem_total, "total memory"),
+	UINT(struct pool_host, mem_free, "free memory"),
+	UINT(struct pool_host, disk_free, "free disk"),
+};
+static const struct col drain_cols[] = {
+	TEXT(struct pool_drain, host, "drain's host"),
+	WORD(struct pool_drain, state, POOL_WORD_DRAIN_STATE, "drain state"),
+	INT(struct pool_drain, started_ms, "drain start"),
+	UINT(struct pool_drain, offline, "drain offline flag"),
+};
+static const struct col member_cols[] = {
+	TEXT(struct pool_drain_member, host, "member's drain host"),
+	UINT(struct pool_drain_member, veid, "member VEID"),
+	TEXT(struct pool_drain_member, origin, "member's origin"),
+	TEXT(struct pool_drain_member, target, "member's target"),
+	WORD(struct pool_drain_member, status, POOL_WORD_MEMBER_STATUS, "member status"),
+	TEXT(struct pool_drain_member, reason, "member's reason"),
+};
+static const struct col move_cols[] = {
+	ID(struct pool_move, id, "move id"),
+	UINT(struct pool_move, veid, "move VEID"),
+	TEXT(struct pool_move, src, "move's source"),
+	TEXT(struct pool_move, dst, "move's destination"),
+	WORD(struct pool_move, mode, POOL_WORD_MOVE_MODE, "move mode"),
+	WORD(struct pool_move, state, POOL_WORD_MOVE_STATE, "move state"),
+	UINT(struct pool_move, attempts, "move attempts"),
+	INT(struct pool_move, created_ms, "move creation time"),
+	INT(struct pool_move, updated_ms, "move update time"),
+	TEXT(struct pool_move, error, "move's error"),
+	TEXT(struct pool_move, drain_host, "move's drain host"),
+};
+static const struct col event_cols[] = {
+	ID(struct pool_event, id, "event id"),
+	INT(struct pool_event, time_ms, "event time"),
+	TEXT(struct pool_event, kind, "event kind"),
+	UINT(struct pool_event, veid, "event VEID"),
+	TEXT(struct pool_event, host, "event's host"),
+	TEXT(struct pool_event, text, "event's text"),
+};
+/* clang-format on */
+#undef FIELD
+#undef TEXT
+#undef UINT
+#undef INT
+#undef WORD
+#undef ID
+
+/* A kind of record: its columns, its name in messages and what a row's
+ * foreign key needs (NULL: none). */
+enum rec_kind { REC_HOST, REC_DRAIN, REC_MEMBER, REC_MOVE, REC_EVENT };
+
+static const struct rec_desc {
+	const struct col *cols;
+	size_t ncols, size;
+	const char *noun, *parent;
+} recs[] = {
+	[REC_HOST] = { host_cols, ARRAY_SIZE(host_cols), sizeof(struct pool_host), "host", NULL },
+	[REC_DRAIN] = { drain_cols, ARRAY_SIZE(drain_cols), sizeof(struct pool_drain), "drain of", "host" },
+	[REC_MEMBER] = { member_cols, ARRAY_SIZE(member_cols), sizeof(struct pool_drain_member),
+			 "member of the drain of", "drain" },
+	[REC_MOVE] = { move_cols, ARRAY_SIZE(move_cols), sizeof(struct pool_move), "move", NULL },
+	[REC_EVENT] = { event_cols, ARRAY_SIZE(event_cols), sizeof(struct pool_event), "event", NULL },
+};
+
+/* Enums are read and written as int. */
+_Static_assert(sizeof(enum pool_host_state) == sizeof(int) && sizeof(enum pool_move_state) == sizeof(int) &&
+		   sizeof(enum pool_drain_state) == sizeof(int) && sizeof(enum pool_member_status) == sizeof(int) &&
+		   sizeof(enum pool_move_mode) == sizeof(int),
+	       "enums are int-sized");
+
+static uint64_t load_uint(const void *p, size_t size)
+{
+	uint8_t u8;
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+
+	switch (size) {
+	case 1: memcpy(&u8, p, 1); return u8;
+	case 2: memcpy(&u16, p, 2); return u16;
+	case 4: memcpy(&u32, p, 4); return u32;
+	default: memcpy(&u64, p, 8); return u64;
+	}
+}
+
+static void store_uint(void *p, size_t size, uint64_t v)
+{
+	uint8_t u8 = (uint8_t)v;
+	uint16_t u16 = (uint16_t)v;
+	uint32_t u32 = (uint32_t)v;
+
+	switch (size) {
+	case 1: memcpy(p, &u8, 1); break;
+	case 2: memcpy(p, &u16, 2); break;
+	case 4: memcpy(p, &u32, 4); break;
+	default: memcpy(p, &v, 8); break;
+	}
+}
+
+/* A key: a text (a host's name) or, with text NULL, a number (an id). */
+struct key {
+	const char *text;
+	int64_t num;
+};
+
+/* Bind key, then the record's columns from the first parameter after it
+ * (first: 1, or 2 after a key bound as ?1). add: the id column is bound
+ * to NULL, for SQLite to give. Strings are bound where they stand, valid
+ * until the statement is reset. */
+static int bind_rec(sqlite3_stmt *st, int first, const struct rec_desc *d, const void *rec, bool add)
+{
+	int rc = SQLITE_OK;
+
+	for (size_t i = 0; i < d->ncols && rc == SQLITE_OK; i++) {
+		const struct col *c = &d->cols[i];
+		const char *p = (const char *)rec + c->off;
+		int n = first + (int)i, v;
+		int64_t v64;
+
+		switch (c->type) {
+		case COL_TEXT: rc = sqlite3_bind_text(st, n, p, -1, SQLITE_STATIC); break;
+		case COL_WORD:
+			memcpy(&v, p, sizeof(v));
+			rc = sqlite3_bind_text(st, n, pool_word(c->kind, v), -1, SQLITE_STATIC);
+			break;
+		case COL_INT:
+			memcpy(&v64, p, sizeof(v64));
+			rc = sqlite3_bind_int64(st, n, v64);
+			break;
+		case COL_ID:
+			if (add) {
+				rc = sqlite3_bind_null(st, n);
+				break;
+			}
+			/* fall through */
+		case COL_UINT: rc = sqlite3_bind_int64(st, n, (int64_t)load_uint(p, c->size)); break;
+		}
+	}
+	return rc;
+}
+
+static int bind_key(sqlite3_stmt *st, const struct key *k)
+{
+	if (k->text)
+		return sqlite3_bind_text(st, 1, k->text, -1, SQLITE_STATIC);
+	return sqlite3_bind_int64(st, 1, k->num);
+}
+
+/* A value that does not fit its field is refused (-EBADMSG), never cut. */
+static int read_text(sqlite3_stmt *st, int i, char *buf, size_t size, const char *what, struct vz_err *err)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = (size_t)sqlite3_column_bytes(st, i);
 
 	if (!t)
-		r->ret = vz_error_msg(r->err, EBADMSG, "Stored %s is not text", what);
-	else if (n >= size || memchr(t, '\0', n))
-		r->ret = vz_error_msg(r->err, EBADMSG, "Stored %s of %zu bytes does not fit in %zu", what, n, size - 1);
-	else
-		memcpy(buf, t, n + 1);
-}
-
-static int64_t r_int(struct reader *r)
-{
-	return sqlite3_column_int64(r->st, r->i++);
-}
-
-/* An integer from 0 to max. */
-static uint64_t r_uint(struct reader *r, uint64_t max, const char *what)
-{
-	int64_t v = r_int(r);
-
-	if (r->ret >= 0 && (v < 0 || (uint64_t)v > max))
-		r->ret = vz_error_msg(r->err, EBADMSG, "Stored %s %" PRId64 " is out of range", what, v);
-	return (uint64_t)v;
-}
-
-static int r_word(struct reader *r, enum pool_word_kind k, const char *what)
-{
-	char word[32] = "";
-	int v;
-
-	r_text(r, word, sizeof(word), what);
-	if (r->ret < 0)
-		return 0;
-	v = pool_word_parse(k, word);
-	if (v < 0) {
-		r->ret = vz_error_msg(r->err, EBADMSG, "Stored %s '%s' is not one this vzcoord knows", what, word);
-		return 0;
-	}
-	return v;
-}
-
-static int read_host(sqlite3_stmt *st, struct pool_host *h, struct vz_err *err)
-{
-	struct reader r = { .st = st, .err = err };
-
-	memset(h, 0, sizeof(*h));
-	r_text(&r, h->name, sizeof(h->name), "host name");
-	r_text(&r, h->address, sizeof(h->address), "host address");
-	h->migration_port = r_uint(&r, UINT16_MAX, "migration port");
-	h->state = r_word(&r, POOL_WORD_HOST_STATE, "host state");
-	h->last_seen_ms = r_int(&r);
-	h->cores = r_uint(&r, UINT32_MAX, "core count");
-	h->mem_total = r_int(&r);
-	h->mem_free = r_int(&r);
-	h->disk_free = r_int(&r);
-	return r.ret;
-}
-
-static int read_drain(sqlite3_stmt *st, struct pool_drain *d, struct vz_err *err)
-{
-	struct reader r = { .st = st, .err = err };
-
-	memset(d, 0, sizeof(*d));
-	r_text(&r, d->host, sizeof(d->host), "drain host");
-	d->state = r_word(&r, POOL_WORD_DRAIN_STATE, "drain state");
-	d->started_ms = r_int(&r);
-	d->offline = r_uint(&r, 1, "drain offline flag");
-	return r.ret;
-}
-
-static int read_member(sqlite3_stmt *st, struct pool_drain_member *m, struct vz_err *err)
-{
-	struct reader r = { .st = st, .err = err };
-
-	memset(m, 0, sizeof(*m));
-	r_text(&r, m->host, sizeof(m->host), "member's drain host");
-	m->veid = r_uint(&r, UINT32_MAX, "member VEID");
-	r_text(&r, m->origin, sizeof(m->origin), "member's origin");
-	r_text(&r, m->target, sizeof(m->target), "member's target");
-	m->status = r_word(&r, POOL_WORD_MEMBER_STATUS, "member status");
-	r_text(&r, m->reason, sizeof(m->reason), "member's reason");
-	return r.ret;
-}
-
-static int read_move(sqlite3_stmt *st, struct pool_move *m, struct vz_err *err)
-{
-	struct reader r = { .st = st, .err = err };
-
-	memset(m, 0, sizeof(*m));
-	m->id = r_uint(&r, INT64_MAX, "move id");
-	m->veid = r_uint(&r, UINT32_MAX, "move VEID");
-	r_text(&r, m->src, sizeof(m->src), "move's source");
-	r_text(&r, m->dst, sizeof(m->dst), "move's destination");
-	m->mode = r_word(&r, POOL_WORD_MOVE_MODE, "move mode");
-	m->state = r_word(&r, POOL_WORD_MOVE_STATE, "move state");
-	m->attempts = r_uint(&r, UINT32_MAX, "move attempts");
-	m->created_ms = r_int(&r);
-	m->updated_ms = r_int(&r);
-	r_text(&r, m->error, sizeof(m->error), "move's error");
-	r_text(&r, m->drain_host, sizeof(m->drain_host), "move's drain host");
-	return r.ret;
-}
-
-static int read_event(sqlite3_stmt *st, struct pool_event *ev, struct vz_err *err)
-{
-	struct reader r = { .st = st, .err = err };
-
-	memset(ev, 0, sizeof(*ev));
-	ev->id = r_uint(&r, INT64_MAX, "event id");
-	ev->time_ms = r_int(&r);
-	r_text(&r, ev->kind, sizeof(ev->kind), "event kind");
-	ev->veid = r_uint(&r, UINT32_MAX, "event VEID");
-	r_text(&r, ev->host, sizeof(ev->host), "event's host");
-	r_text(&r, ev->text, sizeof(ev->text), "event's text");
-	return r.ret;
-}
-
-/* Step a statement that returns no row. */
-static int sq_done(struct sq_store *q, struct binder *b, const char *what, struct vz_err *err)
-{
-	if (b->rc != SQLITE_OK || sqlite3_step(b->st) != SQLITE_DONE)
-		return sq_fail(q, err, "%s", what);
+		return vz_error_msg(err, EBADMSG, "Stored %s is not text", what);
+	if (n >= size || memchr(t, '\0', n))
+		return vz_error_msg(err, EBADMSG, "Stored %s of %zu bytes does not fit in %zu", what, n, size - 1);
+	memcpy(buf, t, n + 1);
 	return 0;
 }
 
-/* Step a statement that changes one row: -ENOENT when it changed none. */
-static int sq_done_one(struct sq_store *q, struct binder *b, const char *what, struct vz_err *err)
+static int read_word(sqlite3_stmt *st, int i, const struct col *c, int *v, struct vz_err *err)
 {
-	int ret = sq_done(q, b, what, err);
+	char word[32];
+	int ret = read_text(st, i, word, sizeof(word), c->what, err);
 
 	if (ret < 0)
 		return ret;
-	if (sqlite3_changes(q->db) == 0)
-		return vz_error_msg(err, ENOENT, "%s: not in the store", what);
+	*v = pool_word_parse(c->kind, word);
+	if (*v < 0)
+		return vz_error_msg(err, EBADMSG, "Stored %s '%s' is not one this vzcoord knows", c->what, word);
 	return 0;
 }
 
-/* Step to a statement's one row: 1 at a row, 0 when there is none. */
-static int sq_row(struct sq_store *q, struct binder *b, const char *what, struct vz_err *err)
+static int read_uint(sqlite3_stmt *st, int i, const struct col *c, void *p, struct vz_err *err)
 {
-	int rc = b->rc == SQLITE_OK ? sqlite3_step(b->st) : b->rc;
+	int64_t v = sqlite3_column_int64(st, i);
+	uint64_t max = c->size >= 8 ? UINT64_MAX : (1ull << (8 * c->size)) - 1;
 
-	if (rc == SQLITE_ROW)
-		return 1;
+	if (c->size == 1)
+		max = 1; /* a bool */
+	if (c->type == COL_ID && v <= 0)
+		return vz_error_msg(err, EBADMSG, "Stored %s %" PRId64 " is not an id", c->what, v);
+	/* 64 bits round trip through SQLite's signed integers. */
+	if (c->size < 8 && (v < 0 || (uint64_t)v > max))
+		return vz_error_msg(err, EBADMSG, "Stored %s %" PRId64 " is out of range", c->what, v);
+	store_uint(p, c->size, (uint64_t)v);
+	return 0;
+}
+
+/* The current row of st into rec, column after column. */
+static int read_rec(sqlite3_stmt *st, const struct rec_desc *d, void *rec, struct vz_err *err)
+{
+	int ret = 0;
+
+	memset(rec, 0, d->size);
+	for (size_t i = 0; i < d->ncols && ret >= 0; i++) {
+		const struct col *c = &d->cols[i];
+		char *p = (char *)rec + c->off;
+		int64_t v64;
+		int v;
+
+		switch (c->type) {
+		case COL_TEXT: ret = read_text(st, (int)i, p, c->size, c->what, err); break;
+		case COL_WORD:
+			if ((ret = read_word(st, (int)i, c, &v, err)) >= 0)
+				memcpy(p, &v, sizeof(v));
+			break;
+		case COL_INT:
+			v64 = sqlite3_column_int64(st, (int)i);
+			memcpy(p, &v64, sizeof(v64));
+			break;
+		case COL_ID:
+		case COL_UINT: ret = read_uint(st, (int)i, c, p, err); break;
+		}
+	}
+	return ret;
+}
+
+/* "host node-a", "move 12", "member of the drain of node-a": for messages. */
+static const char *rec_name(char *buf, size_t size, const struct rec_desc *d, const struct key *k)
+{
+	if (k->text)
+		snprintf(buf, size, "%s %s", d->noun, k->text);
+	else
+		snprintf(buf, size, "%s %" PRId64, d->noun, k->num);
+	return buf;
+}
+
+/* The key of a record: its first column, text or id. */
+static struct key rec_key(const struct rec_desc *d, const void *rec)
+{
+	const struct col *c = &d->cols[0];
+	const char *p = (const char *)rec + c->off;
+
+	if (c->type == COL_TEXT)
+		return (struct key){ .text = p };
+	return (struct key){ .num = (int64_t)load_uint(p, c->size) };
+}
+
+/* Step a statement that returns no row: 0, or -ENOENT (with one) when it
+ * changed no row or its row's parent is not in the store. */
+static int sq_step_done(struct sq_store *q, sqlite3_stmt *st, int rc, bool one, const char *name, const char *parent,
+			struct vz_err *err)
+{
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && parent && sqlite3_extended_errcode(q->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return vz_error_msg(err, ENOENT, "Put %s: its %s is not in the store", name, parent);
+	if (rc != SQLITE_DONE)
+		return sq_fail(q, err, "Write %s", name);
+	if (one && sqlite3_changes(q->db) == 0)
+		return vz_error_msg(err, ENOENT, "No %s in the store", name);
+	return 0;
+}
+
+/* Insert or replace rec (put), insert it with the next id, stored in
+ * *new_id (add), or update the row of its key (update). */
+enum write_how { W_PUT, W_ADD, W_UPDATE };
+
+static int sq_write(struct pool_store *s, enum stmt_id id, enum rec_kind kind, const void *rec, enum write_how how,
+		    uint64_t *new_id, struct vz_err *err)
+{
+	struct sq_store *q = to_sq(s);
+	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, id, err);
+	const struct rec_desc *d = &recs[kind];
+	struct key k = rec_key(d, rec);
+	char name[POOL_NAME_MAX + 64];
+	int ret;
+
+	if (!st)
+		return -EBUSY;
+	if (how == W_ADD)
+		snprintf(name, sizeof(name), "new %s", d->noun);
+	else
+		rec_name(name, sizeof(name), d, &k);
+	ret = sq_step_done(q, st, bind_rec(st, 1, d, rec, how == W_ADD), how == W_UPDATE, name, d->parent, err);
+	if (ret >= 0 && new_id)
+		*new_id = (uint64_t)sqlite3_last_insert_rowid(q->db);
+	return ret;
+}
+
+static int sq_del(struct pool_store *s, enum stmt_id id, enum rec_kind kind, const char *key, struct vz_err *err)
+{
+	struct sq_store *q = to_sq(s);
+	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, id, err);
+	struct key k = { .text = key };
+	char name[POOL_NAME_MAX + 64];
+
+	if (!st)
+		return -EBUSY;
+	return sq_step_done(q, st, bind_key(st, &k), true, rec_name(name, sizeof(name), &recs[kind], &k), NULL, err);
+}
+
+static int sq_get(struct pool_store *s, enum stmt_id id, enum rec_kind kind, struct key k, void *rec,
+		  struct vz_err *err)
+{
+	struct sq_store *q = to_sq(s);
+	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, id, err);
+	char name[POOL_NAME_MAX + 64];
+	int rc;
+
+	if (!st)
+		return -EBUSY;
+	rec_name(name, sizeof(name), &recs[kind], &k);
+	rc = bind_key(st, &k);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
-		return 0;
-	return sq_fail(q, err, "%s", what);
+		return vz_error_msg(err, ENOENT, "No %s in the store", name);
+	if (rc != SQLITE_ROW)
+		return sq_fail(q, err, "Read %s", name);
+	return read_rec(st, &recs[kind], rec, err);
 }
 
 /* A listing: each row read into its record and handed to the caller's
  * callback, as pool_*_fn say. */
-enum rec_kind { REC_HOST, REC_MEMBER, REC_MOVE, REC_EVENT };
-
 struct lister {
 	enum rec_kind kind;
 	union {
@@ -405,38 +556,45 @@ struct lister {
 	void *arg;
 };
 
-static int list_row(const struct lister *l, sqlite3_stmt *st, struct vz_err *err)
+static int list_call(const struct lister *l, const void *rec, struct vz_err *err)
 {
+	switch (l->kind) {
+	case REC_HOST: return l->fn.host(l->arg, rec, err);
+	case REC_MEMBER: return l->fn.member(l->arg, rec, err);
+	case REC_MOVE: return l->fn.move(l->arg, rec, err);
+	case REC_EVENT: return l->fn.event(l->arg, rec, err);
+	case REC_DRAIN: break;
+	}
+	return vz_error_msg(err, EINVAL, "No listing of kind %d", l->kind);
+}
+
+/* key: bound as ?1, or NULL for a statement without one. what: for messages. */
+static int sq_list(struct pool_store *s, enum stmt_id id, const struct key *key, const struct lister *l,
+		   const char *what, struct vz_err *err)
+{
+	struct sq_store *q = to_sq(s);
+	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, id, err);
 	union {
 		struct pool_host host;
 		struct pool_drain_member member;
 		struct pool_move move;
 		struct pool_event event;
 	} rec;
-	int ret;
+	int rc, ret;
 
-	switch (l->kind) {
-	case REC_HOST: return (ret = read_host(st, &rec.host, err)) < 0 ? ret : l->fn.host(l->arg, &rec.host, err);
-	case REC_MEMBER:
-		return (ret = read_member(st, &rec.member, err)) < 0 ? ret : l->fn.member(l->arg, &rec.member, err);
-	case REC_MOVE: return (ret = read_move(st, &rec.move, err)) < 0 ? ret : l->fn.move(l->arg, &rec.move, err);
-	case REC_EVENT: return (ret = read_event(st, &rec.event, err)) < 0 ? ret : l->fn.event(l->arg, &rec.event, err);
-	}
-	return vz_error_msg(err, EINVAL, "Unknown kind of listing %d", l->kind);
-}
-
-static int sq_list(struct sq_store *q, struct binder *b, const struct lister *l, const char *what, struct vz_err *err)
-{
-	int ret;
-
-	while ((ret = sq_row(q, b, what, err)) == 1) {
-		ret = list_row(l, b->st, err);
-		if (ret < 0)
+	if (!st)
+		return -EBUSY;
+	rc = key ? bind_key(st, key) : SQLITE_OK;
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((ret = read_rec(st, &recs[l->kind], &rec, err)) < 0 || (ret = list_call(l, &rec, err)) < 0)
 			return ret;
 		if (ret > 0)
 			return 0;
+		rc = SQLITE_OK;
 	}
-	return ret;
+	if (rc != SQLITE_DONE)
+		return sq_fail(q, err, "%s", what);
+	return 0;
 }
 
 /* Open, prepare, finalize ---------------------------------------------- */
@@ -608,9 +766,10 @@ static int sq_open(const char *where, struct pool_store **out, struct vz_err *er
 static int sq_step_plain(struct sq_store *q, enum stmt_id id, const char *what, struct vz_err *err)
 {
 	_cleanup_reset_ sqlite3_stmt *st = q->st[id];
-	struct binder b = { .st = st };
 
-	return sq_done(q, &b, what, err);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return sq_fail(q, err, "%s", what);
+	return 0;
 }
 
 static int sq_begin(struct pool_store *s, struct vz_err *err)
@@ -640,274 +799,96 @@ static int sq_rollback(struct pool_store *s, struct vz_err *err)
 	return sq_step_plain(q, ST_ROLLBACK, "Roll back", err);
 }
 
-/* Hosts ------------------------------------------------------------------- */
+/* The table's calls --------------------------------------------------------- */
 
 static int sq_host_put(struct pool_store *s, const struct pool_host *h, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_HOST_PUT, err);
-	struct binder b = { .st = st };
-	char what[128];
-
-	if (!st)
-		return -EBUSY;
-	b_text(&b, h->name);
-	b_text(&b, h->address);
-	b_int(&b, h->migration_port);
-	b_word(&b, POOL_WORD_HOST_STATE, h->state);
-	b_int(&b, h->last_seen_ms);
-	b_int(&b, h->cores);
-	b_int(&b, (int64_t)h->mem_total);
-	b_int(&b, (int64_t)h->mem_free);
-	b_int(&b, (int64_t)h->disk_free);
-	snprintf(what, sizeof(what), "Put host %s", h->name);
-	return sq_done(q, &b, what, err);
+	return sq_write(s, ST_HOST_PUT, REC_HOST, h, W_PUT, NULL, err);
 }
 
 static int sq_host_get(struct pool_store *s, const char *name, struct pool_host *h, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_HOST_GET, err);
-	struct binder b = { .st = st };
-	int ret;
-
-	if (!st)
-		return -EBUSY;
-	b_text(&b, name);
-	ret = sq_row(q, &b, "Get host", err);
-	if (ret == 0)
-		return vz_error_msg(err, ENOENT, "No host %s in the store", name);
-	return ret < 0 ? ret : read_host(st, h, err);
+	return sq_get(s, ST_HOST_GET, REC_HOST, (struct key){ .text = name }, h, err);
 }
 
 static int sq_host_del(struct pool_store *s, const char *name, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_HOST_DEL, err);
-	struct binder b = { .st = st };
-	char what[128];
-
-	if (!st)
-		return -EBUSY;
-	b_text(&b, name);
-	snprintf(what, sizeof(what), "Delete host %s", name);
-	return sq_done_one(q, &b, what, err);
+	return sq_del(s, ST_HOST_DEL, REC_HOST, name, err);
 }
 
 static int sq_host_list(struct pool_store *s, pool_host_fn fn, void *arg, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_HOST_LIST, err);
-	struct binder b = { .st = st };
 	struct lister l = { .kind = REC_HOST, .fn.host = fn, .arg = arg };
 
-	return st ? sq_list(q, &b, &l, "List hosts", err) : -EBUSY;
+	return sq_list(s, ST_HOST_LIST, NULL, &l, "List hosts", err);
 }
-
-/* Drains ------------------------------------------------------------------ */
 
 static int sq_drain_put(struct pool_store *s, const struct pool_drain *d, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_DRAIN_PUT, err);
-	struct binder b = { .st = st };
-	int ret;
-
-	if (!st)
-		return -EBUSY;
-	b_text(&b, d->host);
-	b_word(&b, POOL_WORD_DRAIN_STATE, d->state);
-	b_int(&b, d->started_ms);
-	b_int(&b, d->offline);
-	ret = sq_done(q, &b, "Put drain", err);
-	if (ret == -ENOENT)
-		return vz_error_msg(err, ENOENT, "Put drain of %s: no host %s in the store", d->host, d->host);
-	return ret;
+	return sq_write(s, ST_DRAIN_PUT, REC_DRAIN, d, W_PUT, NULL, err);
 }
 
 static int sq_drain_get(struct pool_store *s, const char *host, struct pool_drain *d, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_DRAIN_GET, err);
-	struct binder b = { .st = st };
-	int ret;
-
-	if (!st)
-		return -EBUSY;
-	b_text(&b, host);
-	ret = sq_row(q, &b, "Get drain", err);
-	if (ret == 0)
-		return vz_error_msg(err, ENOENT, "No drain of %s in the store", host);
-	return ret < 0 ? ret : read_drain(st, d, err);
+	return sq_get(s, ST_DRAIN_GET, REC_DRAIN, (struct key){ .text = host }, d, err);
 }
 
 static int sq_drain_del(struct pool_store *s, const char *host, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_DRAIN_DEL, err);
-	struct binder b = { .st = st };
-	char what[128];
-
-	if (!st)
-		return -EBUSY;
-	b_text(&b, host);
-	snprintf(what, sizeof(what), "Delete the drain of %s", host);
-	return sq_done_one(q, &b, what, err);
+	return sq_del(s, ST_DRAIN_DEL, REC_DRAIN, host, err);
 }
 
 static int sq_member_put(struct pool_store *s, const struct pool_drain_member *m, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_MEMBER_PUT, err);
-	struct binder b = { .st = st };
-	int ret;
-
-	if (!st)
-		return -EBUSY;
-	b_text(&b, m->host);
-	b_int(&b, m->veid);
-	b_text(&b, m->origin);
-	b_text(&b, m->target);
-	b_word(&b, POOL_WORD_MEMBER_STATUS, m->status);
-	b_text(&b, m->reason);
-	ret = sq_done(q, &b, "Put drain member", err);
-	if (ret == -ENOENT)
-		return vz_error_msg(err, ENOENT, "Put VE %u in the drain of %s: no drain of %s in the store", m->veid,
-				    m->host, m->host);
-	return ret;
+	return sq_write(s, ST_MEMBER_PUT, REC_MEMBER, m, W_PUT, NULL, err);
 }
 
 static int sq_member_list(struct pool_store *s, const char *host, pool_member_fn fn, void *arg, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_MEMBER_LIST, err);
-	struct binder b = { .st = st };
 	struct lister l = { .kind = REC_MEMBER, .fn.member = fn, .arg = arg };
 
-	if (!st)
-		return -EBUSY;
-	b_text(&b, host);
-	return sq_list(q, &b, &l, "List drain members", err);
-}
-
-/* Moves and events ---------------------------------------------------------- */
-
-/* Every column of a move, ?1 (the id) first. */
-static void bind_move(struct binder *b, const struct pool_move *m, bool with_id)
-{
-	if (with_id)
-		b_int(b, (int64_t)m->id);
-	else
-		b_null(b);
-	b_int(b, m->veid);
-	b_text(b, m->src);
-	b_text(b, m->dst);
-	b_word(b, POOL_WORD_MOVE_MODE, m->mode);
-	b_word(b, POOL_WORD_MOVE_STATE, m->state);
-	b_int(b, m->attempts);
-	b_int(b, m->created_ms);
-	b_int(b, m->updated_ms);
-	b_text(b, m->error);
-	b_text(b, m->drain_host);
+	return sq_list(s, ST_MEMBER_LIST, &(struct key){ .text = host }, &l, "List the VEs of a drain", err);
 }
 
 static int sq_move_add(struct pool_store *s, struct pool_move *m, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_MOVE_ADD, err);
-	struct binder b = { .st = st };
-	int ret;
-
-	if (!st)
-		return -EBUSY;
-	bind_move(&b, m, false);
-	ret = sq_done(q, &b, "Add a move", err);
-	if (ret < 0)
-		return ret;
-	m->id = (uint64_t)sqlite3_last_insert_rowid(q->db);
-	return 0;
+	return sq_write(s, ST_MOVE_ADD, REC_MOVE, m, W_ADD, &m->id, err);
 }
 
 static int sq_move_update(struct pool_store *s, const struct pool_move *m, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_MOVE_UPDATE, err);
-	struct binder b = { .st = st };
-	char what[64];
-
-	if (!st)
-		return -EBUSY;
-	if (m->id > INT64_MAX)
-		return vz_error_msg(err, ENOENT, "Update move %" PRIu64 ": not in the store", m->id);
-	bind_move(&b, m, true);
-	snprintf(what, sizeof(what), "Update move %" PRIu64, m->id);
-	return sq_done_one(q, &b, what, err);
+	if (m->id == 0 || m->id > INT64_MAX)
+		return vz_error_msg(err, ENOENT, "No move %" PRIu64 " in the store", m->id);
+	return sq_write(s, ST_MOVE_UPDATE, REC_MOVE, m, W_UPDATE, NULL, err);
 }
 
 static int sq_move_get(struct pool_store *s, uint64_t id, struct pool_move *m, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_MOVE_GET, err);
-	struct binder b = { .st = st };
-	int ret;
-
-	if (!st)
-		return -EBUSY;
-	b_int(&b, id > INT64_MAX ? -1 : (int64_t)id);
-	ret = sq_row(q, &b, "Get move", err);
-	if (ret == 0)
-		return vz_error_msg(err, ENOENT, "No move %" PRIu64 " in the store", id);
-	return ret < 0 ? ret : read_move(st, m, err);
+	/* An id SQLite cannot hold is one it never gave: -1 finds no row. */
+	return sq_get(s, ST_MOVE_GET, REC_MOVE, (struct key){ .num = id > INT64_MAX ? -1 : (int64_t)id }, m, err);
 }
 
 static int sq_move_list(struct pool_store *s, int state, pool_move_fn fn, void *arg, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st =
-	    sq_take(q, state == POOL_MOVE_ALL ? ST_MOVE_LIST_ALL : ST_MOVE_LIST_STATE, err);
-	struct binder b = { .st = st };
 	struct lister l = { .kind = REC_MOVE, .fn.move = fn, .arg = arg };
 
-	if (!st)
-		return -EBUSY;
-	if (state != POOL_MOVE_ALL)
-		b_word(&b, POOL_WORD_MOVE_STATE, state);
-	return sq_list(q, &b, &l, "List moves", err);
+	if (state == POOL_MOVE_ALL)
+		return sq_list(s, ST_MOVE_LIST_ALL, NULL, &l, "List moves", err);
+	return sq_list(s, ST_MOVE_LIST_STATE, &(struct key){ .text = pool_word(POOL_WORD_MOVE_STATE, state) }, &l,
+		       "List moves", err);
 }
 
 static int sq_event_add(struct pool_store *s, struct pool_event *ev, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_EVENT_ADD, err);
-	struct binder b = { .st = st };
-	int ret;
-
-	if (!st)
-		return -EBUSY;
-	b_null(&b);
-	b_int(&b, ev->time_ms);
-	b_text(&b, ev->kind);
-	b_int(&b, ev->veid);
-	b_text(&b, ev->host);
-	b_text(&b, ev->text);
-	ret = sq_done(q, &b, "Add an event", err);
-	if (ret < 0)
-		return ret;
-	ev->id = (uint64_t)sqlite3_last_insert_rowid(q->db);
-	return 0;
+	return sq_write(s, ST_EVENT_ADD, REC_EVENT, ev, W_ADD, &ev->id, err);
 }
 
 static int sq_event_list(struct pool_store *s, uint64_t since_id, pool_event_fn fn, void *arg, struct vz_err *err)
 {
-	struct sq_store *q = to_sq(s);
-	_cleanup_reset_ sqlite3_stmt *st = sq_take(q, ST_EVENT_LIST, err);
-	struct binder b = { .st = st };
 	struct lister l = { .kind = REC_EVENT, .fn.event = fn, .arg = arg };
 
-	if (!st)
-		return -EBUSY;
-	b_int(&b, since_id > INT64_MAX ? INT64_MAX : (int64_t)since_id);
-	return sq_list(q, &b, &l, "List events", err);
+	return sq_list(s, ST_EVENT_LIST, &(struct key){ .num = since_id > INT64_MAX ? INT64_MAX : (int64_t)since_id },
+		       &l, "List events", err);
 }
 
 const struct pool_store_ops pool_store_sqlite = {
