@@ -13,7 +13,10 @@
  *                  is not NUL-terminated within its field, an unknown enum)
  *   -EBUSY         the store is locked by another writer past its busy
  *                  timeout, or begin while a transaction is open
- *   -EBADMSG       a row in the store that this code cannot read back
+ *   -EBADMSG       a row in the store that this code cannot read back (a
+ *                  word it does not know, a number out of its field's
+ *                  range, a text longer than its field); (open) a file that
+ *                  is not SQLite, or an SQLite file that is not a store
  *   -EPROTONOSUPPORT  (open) a store written by a newer vzcoord
  *
  * Transactions: one at a time per store. Between begin and commit every
@@ -128,7 +131,9 @@ struct pool_event {
 
 /* List callbacks, one call per row. Return 0 to go on; a positive value
  * stops the listing, which then returns 0; a negative errno (err filled)
- * stops it and is returned as is. The row is only valid during the call. */
+ * stops it and is returned as is. The row is only valid during the call.
+ * A callback may make other calls, but not the same listing again (-EBUSY);
+ * rows it changes in the table being listed may or may not be seen. */
 typedef int (*pool_host_fn)(void *arg, const struct pool_host *h, struct vz_err *err);
 typedef int (*pool_member_fn)(void *arg, const struct pool_drain_member *m, struct vz_err *err);
 typedef int (*pool_move_fn)(void *arg, const struct pool_move *m, struct vz_err *err);
