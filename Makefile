@@ -9,11 +9,13 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fno-strict-aliasing
-CPPFLAGS += -I. -Ilib -Itransport -Iagent -Ickpt -I$(B)/proto -I$(B)/criu $(PKG_CFLAGS)
+CPPFLAGS += -I. -Ilib -Itransport -Iagent -Ickpt -Icoordinator -I$(B)/proto -I$(B)/criu $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lev
 # The agent's VE confinement (agent/ve_confine.c) builds its seccomp filter
 # with Debian's libseccomp rather than hand-written BPF.
 AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
+# The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3.
+COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)
@@ -21,12 +23,14 @@ PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h) $(B)/criu/rpc.pb-c.h
 
 LIB_SRC := $(wildcard lib/*.c) $(wildcard transport/*.c)
 AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard agent/migrate/*.c) $(wildcard ckpt/*.c)
+# The coordinator's library: everything of coordinator/ but vzcoord's main.
+COORDLIB_SRC := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
 TOOLS := vzctl vzlist vzpkg vzmigrate
 BINS := $(B)/bin/vzagent $(TOOLS:%=$(B)/bin/%)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-all: $(BINS) $(B)/tests/workloads
+all: $(BINS) $(B)/libvzcoord.a $(B)/tests/workloads
 
 $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/proto
@@ -56,6 +60,10 @@ $(B)/libvzagent.a: $(call obj,$(AGENTLIB_SRC)) $(B)/obj/$(B)/criu/rpc.pb-c.o
 	rm -f $@
 	$(AR) rcs $@ $^
 
+$(B)/libvzcoord.a: $(call obj,$(COORDLIB_SRC))
+	rm -f $@
+	$(AR) rcs $@ $^
+
 $(B)/bin/vzagent: $(call obj,agent/main.c) $(B)/libvzagent.a $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(AGENT_LIBS)
@@ -79,6 +87,10 @@ UNIT_BINS := $(UNIT_DIRS:%=$(B)/tests/unit/%)
 $(B)/tests/unit/%: $$(call obj,$$(wildcard tests/unit/%/*.c)) $(B)/libvzagent.a $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(AGENT_LIBS) -lcriterion
+# The coordinator's tests link its library and SQLite, not the agent's.
+$(B)/tests/unit/coordinator: $(call obj,$(wildcard tests/unit/coordinator/*.c)) $(B)/libvzcoord.a $(B)/libvz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS) -lcriterion
 
 # libFuzzer targets for the parsers of untrusted bytes (clang only).
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
