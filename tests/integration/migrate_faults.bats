@@ -140,7 +140,9 @@ sigkill_pending() {
 	mapfile -t workers < <(agent_workers h2)
 	kill -STOP "${workers[@]}"
 	timeout 10 bash -c "echo go >'$fifo'"
-	wait_for 10 doomed h1 104 "$mid"
+	# Under MIGRATE_TIMEOUT (5 s): after that CRIU would end the copy of
+	# its own, doomed or not, when the source gives up waiting for DONE.
+	wait_for 3 doomed h1 104 "$mid"
 	kill_agent h1
 	kill -CONT "${workers[@]}"
 	# What the dead worker wrote, as a file.
