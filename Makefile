@@ -9,7 +9,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -fno-strict-aliasing
-CPPFLAGS += -I. -Ilib -Itransport -Iagent -Ickpt -I$(B)/proto -I$(B)/criu $(PKG_CFLAGS)
+CPPFLAGS += -I. -Ilib -Itransport -Iagent -Ickpt -Icoordinator -I$(B)/proto -I$(B)/criu $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lev
 # The agent's VE confinement (agent/ve_confine.c) builds its seccomp filter
 # with Debian's libseccomp rather than hand-written BPF.
@@ -22,7 +22,10 @@ PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h) $(B)/criu/rpc.pb-c.h
 LIB_SRC := $(wildcard lib/*.c) $(wildcard transport/*.c)
 AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard agent/migrate/*.c) $(wildcard ckpt/*.c)
 TOOLS := vzctl vzlist vzpkg vzmigrate
-BINS := $(B)/bin/vzagent $(TOOLS:%=$(B)/bin/%)
+BINS := $(B)/bin/vzagent $(B)/bin/vzcoord $(TOOLS:%=$(B)/bin/%)
+# The coordinator: a library and its front end (coordinator/vzcoord.c).
+COORD_SRC := $(filter-out coordinator/vzcoord.c,$(wildcard coordinator/*.c))
+COORD_LIBS :=
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -59,6 +62,14 @@ $(B)/libvzagent.a: $(call obj,$(AGENTLIB_SRC)) $(B)/obj/$(B)/criu/rpc.pb-c.o
 $(B)/bin/vzagent: $(call obj,agent/main.c) $(B)/libvzagent.a $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(AGENT_LIBS)
+
+$(B)/libvzcoord.a: $(call obj,$(COORD_SRC))
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/bin/vzcoord: $(call obj,coordinator/vzcoord.c) $(B)/libvzcoord.a $(B)/libvz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS)
 
 .SECONDEXPANSION:
 $(B)/bin/%: $$(call obj,$$(wildcard tools/%/*.c)) $(B)/libvz.a

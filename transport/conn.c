@@ -298,6 +298,28 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 	return r;
 }
 
+int vz_tcp_listen(unsigned port, int *out, struct vz_err *err)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+				   .sin6_port = htons((uint16_t)port),
+				   .sin6_addr = IN6ADDR_ANY_INIT };
+	int fd, one = 1, zero = 0;
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return vz_error(err, errno, "Create a socket for port %u", port);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 64) != 0) {
+		int e = errno;
+
+		close(fd);
+		return vz_error(err, e, "Listen on port %u", port);
+	}
+	*out = fd;
+	return 0;
+}
+
 void vz_sock_peer_host(int fd, char *host, size_t len)
 {
 	struct sockaddr_storage ss;

@@ -50,6 +50,10 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 /* Handshake on an accepted socket (takes fd). */
 int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err);
 
+/* Listen on TCP port on every address, IPv4 and IPv6 (non-blocking,
+ * close-on-exec, SO_REUSEADDR) into *fd. */
+int vz_tcp_listen(unsigned port, int *fd, struct vz_err *err);
+
 /* The numeric address of the peer of socket fd in host[len]; "" when
  * unknown (no socket, not connected). A unix socket's is "localhost". */
 void vz_sock_peer_host(int fd, char *host, size_t len);

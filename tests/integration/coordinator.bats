@@ -1,0 +1,150 @@
+#!/usr/bin/env bats
+# The pool's membership and inventory (vzcoord, issue 14 item 1): three
+# hosts of a sandbox whose agents are members of its coordinator. Each
+# host registers and sends its inventory every second; the coordinator
+# shows them in `vzcoord status` and `vzcoord list`, turns a silent host
+# suspect, then offline (short settings: 3 missed heartbeats, 6 s), shows
+# its VEs as unknown, and raises an alert for a VEID two hosts report.
+
+load helpers
+
+setup_file() {
+	export SB_AGENT_CONF='HEARTBEAT_INTERVAL="1"'
+	export SB_COORD_CONF=$'SUSPECT_AFTER="3"\nOFFLINE_AFTER="6"'
+	sb_setup vzco 3 --coordinator
+}
+
+teardown_file() {
+	sb_teardown
+}
+
+teardown() {
+	sb_test_teardown
+}
+
+# The state vzcoord status gives host $1.
+host_state() {
+	on coord vzcoord status | awk -v h="$1" '$1 == h { print $2 }'
+}
+
+state_is() {
+	[ "$(host_state "$1")" = "$2" ]
+}
+
+# vzcoord list has VE $1 with status $2 on host $3.
+listed() {
+	on coord vzcoord list | awk -v v="$1" -v s="$2" -v h="$3" '$1 == v && $2 == s && $3 == h { f = 1 } END { exit !f }'
+}
+
+# How many lines vzcoord list has for VE $1.
+times_listed() {
+	on coord vzcoord list | awk -v v="$1" '$1 == v { n++ } END { print n + 0 }'
+}
+
+@test "every host of the pool is online in vzcoord status, with its address and memory" {
+	local h
+	for h in $SB_HOSTS; do
+		wait_for 10 state_is "$h" online || { on coord vzcoord status; false; }
+	done
+	run on coord vzcoord status
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 4 ]
+	[[ "${lines[0]}" == HOST*STATE*VES*MEM_USED*MEM_TOTAL*CPU*LOAD*ADDRESS ]]
+	for h in $SB_HOSTS; do
+		[[ "$output" == *"$h "*" online "*" 198.18.0.${h#h}"* ]]
+	done
+	# Memory as the hosts' /proc/meminfo has it, not zero.
+	[[ "${lines[1]}" =~ \ [0-9.]+[KMG]\ +[0-9.]+G\  ]]
+}
+
+@test "VEs created on the hosts appear in vzcoord list with their host, and go when destroyed" {
+	on h1 vzctl create 201 --ostemplate busybox >/dev/null
+	on h1 vzctl start 201 >/dev/null
+	on h2 vzctl create 202 --ostemplate busybox >/dev/null
+	on h3 vzctl create 203 --ostemplate busybox >/dev/null
+	on h3 vzctl start 203 >/dev/null
+	wait_for 10 listed 201 running h1 || { on coord vzcoord list; false; }
+	wait_for 10 listed 202 stopped h2 || { on coord vzcoord list; false; }
+	wait_for 10 listed 203 running h3 || { on coord vzcoord list; false; }
+	on coord vzcoord list
+	[ "$(times_listed 201)" -eq 1 ]
+	run on coord vzcoord list -j
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.[] | select(.veid == 201) | .host' <<<"$output")" = h1 ]
+	[ "$(jq -r '.[] | select(.veid == 202) | .status' <<<"$output")" = stopped ]
+	# A running VE holds memory; the figure is its memory cgroup's.
+	[ "$(jq -r '.[] | select(.veid == 203) | .mem_used' <<<"$output")" -gt 0 ]
+	[ "$(jq -r '.[] | select(.veid == 202) | .mem_used' <<<"$output")" -eq 0 ]
+	# The status counts them.
+	[[ "$(on coord vzcoord status | awk '$1 == "h1" { print $3 }')" -ge 1 ]]
+	# The inventory is the agent's: a destroyed VE leaves the list.
+	on h2 vzctl destroy 202 >/dev/null
+	wait_for 10 bash -c "[ \"\$($SB exec coord vzcoord list | awk '\$1 == 202' | wc -l)\" -eq 0 ]"
+	[ "$(times_listed 202)" -eq 0 ]
+}
+
+@test "a VEID two hosts report is an alert in status and list, over once one host has it" {
+	on h1 vzctl create 221 --ostemplate busybox >/dev/null
+	on h3 vzctl create 221 --ostemplate busybox >/dev/null
+	wait_for 10 bash -c "$SB exec coord vzcoord status | grep -qx 'ALERT: VE 221 is reported by h1 and h3'" ||
+		{ on coord vzcoord status; false; }
+	[ "$(times_listed 221)" -eq 2 ]
+	on coord vzcoord list | grep -E '^ +221 .*ALERT'
+	grep -q 'Alert: VE 221 is reported by h1 and h3' "$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log"
+	on h3 vzctl destroy 221 >/dev/null
+	wait_for 10 bash -c "! $SB exec coord vzcoord status | grep -q 'VE 221'"
+	[ "$(times_listed 221)" -eq 1 ]
+	listed 221 stopped h1
+}
+
+@test "a killed agent's host goes suspect, then offline, its VEs unknown and started nowhere else; back when it returns" {
+	local pid
+	on h2 vzctl create 211 --ostemplate busybox >/dev/null
+	on h2 vzctl start 211 >/dev/null
+	wait_for 10 listed 211 running h2 || { on coord vzcoord list; false; }
+	pid=$(cat "$VZ_SANDBOX_DIR/h2/agent.pid")
+	kill_agent h2
+	wait_for 5 pid_dead "$pid"
+	# A closed connection alone is no verdict: missed heartbeats are.
+	state_is h2 online
+	wait_for 10 state_is h2 suspect || { on coord vzcoord status; false; }
+	listed 211 unknown h2
+	wait_for 10 state_is h2 offline || { on coord vzcoord status; false; }
+	on coord vzcoord status
+	on coord vzcoord list
+	listed 211 unknown h2
+	[ "$(times_listed 211)" -eq 1 ]
+	state_is h1 online
+	state_is h3 online
+	grep -q 'Host h2: online -> suspect' "$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log"
+	grep -q 'Host h2: suspect -> offline' "$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log"
+	# Nothing started it elsewhere; it still runs where it ran.
+	nothing_of h1 211
+	nothing_of h3 211
+	kill -0 "$(cut -d' ' -f1 "$VZ_SANDBOX_DIR/h2/run/vz/211.pid")"
+	restart_agents h2
+	wait_for 10 state_is h2 online || { on coord vzcoord status; false; }
+	wait_for 10 listed 211 running h2 || { on coord vzcoord list; false; }
+}
+
+@test "vzcoord with bad usage says so in one line and fails" {
+	local args
+	for args in "" "frobnicate" "list -x" "list extra" "status extra" "serve extra"; do
+		# shellcheck disable=SC2086 # the words are the arguments
+		run on coord vzcoord $args
+		echo "vzcoord $args: $status: $output"
+		[ "$status" -eq 2 ]
+		[ "${#lines[@]}" -eq 1 ]
+		[[ "${lines[0]}" == "vzcoord: "* ]]
+	done
+}
+
+@test "vzcoord status serves root only" {
+	run on coord setpriv --reuid=65534 --regid=65534 --clear-groups vzcoord status
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == *"Cannot reach vzcoord"*"Permission denied"* ]]
+}
