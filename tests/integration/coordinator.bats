@@ -77,6 +77,12 @@ times_listed() {
 	# A running VE holds memory; the figure is its memory cgroup's.
 	[ "$(jq -r '.[] | select(.veid == 203) | .mem_used' <<<"$output")" -gt 0 ]
 	[ "$(jq -r '.[] | select(.veid == 202) | .mem_used' <<<"$output")" -eq 0 ]
+	# CPU is a moving average of the VE's cgroup: a busy loop in 203
+	# raises it, 201 stays idle.
+	on h3 vzctl exec 203 'while :; do :; done </dev/null >/dev/null 2>&1 &'
+	wait_for 15 bash -c "$SB exec coord vzcoord list -j | jq -e '.[] | select(.veid == 203) | .cpu > 0.1'" ||
+		{ on coord vzcoord list; false; }
+	[ "$(on coord vzcoord list -j | jq '.[] | select(.veid == 201) | .cpu < 0.05')" = true ]
 	# The status counts them.
 	[[ "$(on coord vzcoord status | awk '$1 == "h1" { print $3 }')" -ge 1 ]]
 	# The inventory is the agent's: a destroyed VE leaves the list.
@@ -127,6 +133,25 @@ times_listed() {
 	restart_agents h2
 	wait_for 10 state_is h2 online || { on coord vzcoord status; false; }
 	wait_for 10 listed 211 running h2 || { on coord vzcoord list; false; }
+}
+
+@test "a restarted coordinator has the whole inventory again from the agents' next heartbeats" {
+	local pid h
+	on h1 vzctl create 231 --ostemplate busybox >/dev/null
+	on h3 vzctl create 233 --ostemplate busybox >/dev/null
+	on h3 vzctl start 233 >/dev/null
+	wait_for 10 listed 233 running h3 || { on coord vzcoord list; false; }
+	pid=$(cat "$VZ_SANDBOX_DIR/coord/coord.pid")
+	"$SB" restart coord
+	# A new process, which knows nothing until the agents come back.
+	[ "$(cat "$VZ_SANDBOX_DIR/coord/coord.pid")" != "$pid" ]
+	pid_dead "$pid"
+	# The agents retry a second after they lose it, then send at once.
+	for h in $SB_HOSTS; do
+		wait_for 10 state_is "$h" online || { on coord vzcoord status; false; }
+	done
+	wait_for 5 listed 231 stopped h1 || { on coord vzcoord list; false; }
+	wait_for 5 listed 233 running h3 || { on coord vzcoord list; false; }
 }
 
 @test "vzcoord with bad usage says so in one line and fails" {
