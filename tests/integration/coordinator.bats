@@ -19,6 +19,11 @@ teardown_file() {
 }
 
 teardown() {
+	# The test that renames h3 puts its name back; a failed one may not have.
+	if grep -qx 'HOST_NAME="h1"' "$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"; then
+		sed -i '/^HOST_NAME="h1"$/d' "$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"
+		restart_agents h3
+	fi
 	sb_test_teardown
 }
 
@@ -152,6 +157,43 @@ times_listed() {
 	done
 	wait_for 5 listed 231 stopped h1 || { on coord vzcoord list; false; }
 	wait_for 5 listed 233 running h3 || { on coord vzcoord list; false; }
+}
+
+@test "a peer with a certificate from another CA is refused and the coordinator goes on" {
+	local log="$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log" seen
+	"$VZ_TOP/deploy/vz-certs" ca "$BATS_TEST_TMPDIR/rogue-ca" >/dev/null
+	"$VZ_TOP/deploy/vz-certs" host "$BATS_TEST_TMPDIR/rogue-ca" "$BATS_TEST_TMPDIR/rogue" h9 198.18.0.9 >/dev/null
+	seen=$(wc -l <"$log")
+	run on c timeout 10 openssl s_client -connect 198.18.0.240:7800 -brief \
+		-cert "$BATS_TEST_TMPDIR/rogue/host.crt" -key "$BATS_TEST_TMPDIR/rogue/host.key" \
+		-CAfile "$BATS_TEST_TMPDIR/rogue/ca.crt" </dev/null
+	echo "$output"
+	# Under TLS 1.3 the client cannot tell: the coordinator's log is the proof.
+	wait_for 5 bash -c "tail -n +$((seen + 1)) '$log' | grep -q 'Refused an agent: .*certificate refused'"
+	[ "$(host_state h9)" = "" ]
+	run on coord vzcoord status
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"h1 "*online* ]]
+}
+
+@test "a host speaks for itself only: an agent whose name is not its certificate's is refused" {
+	local conf="$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf" log="$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log"
+	on h3 vzctl create 241 --ostemplate busybox >/dev/null
+	wait_for 10 listed 241 stopped h3 || { on coord vzcoord list; false; }
+	# h3's agent now calls itself h1; its certificate still says h3.
+	echo 'HOST_NAME="h1"' >>"$conf"
+	restart_agents h3
+	wait_for 10 grep -q 'Certificate of h3 cannot register host h1' "$log"
+	grep -q 'The coordinator refused us: Certificate of h3 cannot register host h1' \
+		"$VZ_SANDBOX_DIR/h3/var/log/vzagent.log"
+	# h1 keeps its own inventory, and h3 falls silent.
+	wait_for 10 state_is h3 suspect || { on coord vzcoord status; false; }
+	state_is h1 online
+	[ "$(on coord vzcoord list | awk '$1 == 241 && $3 == "h1"' | wc -l)" -eq 0 ]
+	sed -i '/^HOST_NAME="h1"$/d' "$conf"
+	restart_agents h3
+	wait_for 10 state_is h3 online || { on coord vzcoord status; false; }
+	wait_for 5 listed 241 stopped h3
 }
 
 @test "vzcoord with bad usage says so in one line and fails" {
