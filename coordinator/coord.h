@@ -1,11 +1,13 @@
 /* vzcoord's daemon: its context, its settings (vzcoord.conf), the TLS
  * listener for the agents and the admin socket (serve.c, admin.c).
  *
- * One process, one libev loop. The transport is blocking with timeouts
- * (transport/conn.h), which the loop can afford here: an agent's message
- * is a few KiB sent whole, so once its socket is readable the rest of the
- * frame follows at once; a peer that stalls mid-frame costs the loop at
- * most COORD_IO_TIMEOUT_MS and loses its connection. */
+ * One process, one libev loop. The TLS handshake runs step by step in
+ * the loop, with a deadline, so an unauthenticated peer can stall
+ * nothing. Messages then use the blocking transport with timeouts
+ * (transport/conn.h), which the loop can afford: an agent's message is a
+ * few KiB sent whole, so once its socket is readable the rest of the
+ * frame follows at once; an authenticated peer that stalls mid-frame
+ * costs the loop at most COORD_IO_TIMEOUT_MS and loses its connection. */
 #ifndef VZ_COORD_H
 #define VZ_COORD_H
 

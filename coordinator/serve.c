@@ -21,6 +21,8 @@
 
 struct agent_conn {
 	ev_io io;
+	ev_timer handshake_w; /* the TLS handshake's deadline, while it runs */
+	bool handshaking;
 	struct coord *coord;
 	struct vz_conn conn;
 	char host[64]; /* "" until it registers */
@@ -77,19 +79,25 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err)
 	return 0;
 }
 
-static void conn_drop(struct agent_conn *a, const char *why)
+static void conn_free(struct agent_conn *a)
 {
 	struct coord *c = a->coord;
 
-	pr_info("Agent %s: connection closed: %s", a->host[0] ? a->host : a->conn.peer, why);
 	for (struct agent_conn **pp = &c->conns; *pp; pp = &(*pp)->next)
 		if (*pp == a) {
 			*pp = a->next;
 			break;
 		}
 	ev_io_stop(c->loop, &a->io);
+	ev_timer_stop(c->loop, &a->handshake_w);
 	vz_conn_close(&a->conn);
 	free(a);
+}
+
+static void conn_drop(struct agent_conn *a, const char *why)
+{
+	pr_info("Agent %s: connection closed: %s", a->host[0] ? a->host : a->conn.peer, why);
+	conn_free(a);
 }
 
 /* A host registers once per connection, under its certificate's name: a
@@ -128,6 +136,35 @@ static int on_message(struct agent_conn *a, const Vz__Pool__AgentMsg *m, uint64_
 	return pool_heartbeat(&a->coord->pool, a->host, m->hb, vz_now_ns(), err);
 }
 
+/* One step of the handshake: the event it waits for next, or the
+ * connection ready for messages, or refused. */
+static bool handshake(struct agent_conn *a)
+{
+	struct coord *c = a->coord;
+	struct vz_err err = { 0 };
+	bool want_write = false;
+	int ret = vz_tls_accept_step(&a->conn, COORD_IO_TIMEOUT_MS, &want_write, &err);
+
+	if (ret == -EAGAIN) {
+		ev_io_stop(c->loop, &a->io);
+		ev_io_set(&a->io, a->conn.fd, want_write ? EV_WRITE : EV_READ);
+		ev_io_start(c->loop, &a->io);
+		return false;
+	}
+	if (ret < 0) {
+		pr_warn("Refused an agent: %s", err.msg);
+		conn_free(a);
+		return false;
+	}
+	a->handshaking = false;
+	ev_timer_stop(c->loop, &a->handshake_w);
+	ev_io_stop(c->loop, &a->io);
+	ev_io_set(&a->io, a->conn.fd, EV_READ);
+	ev_io_start(c->loop, &a->io);
+	pr_debug("Agent %s connected", a->conn.peer);
+	return SSL_pending(a->conn.ssl) > 0;
+}
+
 /* One step: every message TLS holds whole, each answered. A refusal is
  * answered with its reason, then the connection closes. */
 static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -136,6 +173,8 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (a->handshaking && !handshake(a))
+		return;
 	do {
 		Vz__Pool__AgentMsg *m = NULL;
 		Vz__Pool__Ack ack = VZ__POOL__ACK__INIT;
@@ -161,6 +200,18 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	} while (SSL_pending(a->conn.ssl) > 0);
 }
 
+static void handshake_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent_conn *a = container_of(w, struct agent_conn, handshake_w);
+
+	(void)loop;
+	(void)revents;
+	pr_warn("Refused an agent: %s: no TLS handshake within %d ms", a->conn.peer, COORD_IO_TIMEOUT_MS);
+	conn_free(a);
+}
+
+/* The handshake runs step by step in the loop, with a deadline: a peer
+ * that connects and stays silent costs nothing but a socket until then. */
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct coord *c = container_of(w, struct coord, listen_w);
@@ -177,17 +228,19 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		close(fd);
 		return;
 	}
-	if (vz_tls_accept(c->tls, fd, COORD_IO_TIMEOUT_MS, &a->conn, &err) < 0) {
+	if (vz_tls_accept_begin(c->tls, fd, &a->conn, &err) < 0) {
 		pr_warn("Refused an agent: %s", err.msg);
 		free(a);
 		return;
 	}
 	a->coord = c;
+	a->handshaking = true;
 	ev_io_init(&a->io, conn_cb, a->conn.fd, EV_READ);
 	ev_io_start(loop, &a->io);
+	ev_timer_init(&a->handshake_w, handshake_timeout_cb, COORD_IO_TIMEOUT_MS / 1000.0, 0.);
+	ev_timer_start(loop, &a->handshake_w);
 	a->next = c->conns;
 	c->conns = a;
-	pr_debug("Agent %s connected", a->conn.peer);
 }
 
 static void admin_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -176,6 +176,23 @@ times_listed() {
 	[[ "$output" == *"h1 "*online* ]]
 }
 
+@test "peers that connect and stay silent stall nothing, and are dropped at the handshake's deadline" {
+	local log="$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log" seen pid
+	seen=$(wc -l <"$log")
+	on c bash -c 'for k in 1 2 3 4 5; do exec {fd}<>/dev/tcp/198.18.0.240/7800; done; exec sleep 30' &
+	pid=$!
+	wait_for 5 bash -c "[ \"\$($SB exec coord ss -Htn state established '( sport = :7800 )' | grep -c 198.18.0.250)\" -eq 5 ]"
+	# Five silent handshakes: the loop still answers at once.
+	for _ in 1 2 3; do
+		run on coord timeout 1 vzcoord status
+		[ "$status" -eq 0 ]
+	done
+	wait_for 10 bash -c "[ \"\$(tail -n +$((seen + 1)) '$log' | grep -c 'no TLS handshake within')\" -eq 5 ]"
+	kill "$pid"
+	wait "$pid" || true
+	state_is h1 online
+}
+
 @test "a host speaks for itself only: an agent whose name is not its certificate's is refused" {
 	local conf="$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf" log="$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log"
 	on h3 vzctl create 241 --ostemplate busybox >/dev/null
