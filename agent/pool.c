@@ -284,7 +284,14 @@ static int session(struct member *m, bool *registered, struct vz_err *err)
 	ret = vz_tls_connect(m->tls, a->coord_host, a->coord_port, 3000, io_ms, &m->conn, err);
 	if (ret < 0)
 		return ret;
-	ret = send_register(m, err);
+	/* Any host of the cluster CA could answer at that address: only the
+	 * coordinator's certificate (deploy/vz-certs coordinator) is the
+	 * coordinator's. */
+	if (strcmp(m->conn.peer, POOL_COORD_CN))
+		ret = vz_error_msg(err, EACCES, "%s:%u presents the certificate of %s, not of %s", a->coord_host,
+				   a->coord_port, m->conn.peer, POOL_COORD_CN);
+	if (ret == 0)
+		ret = send_register(m, err);
 	if (ret == 0)
 		ret = recv_ack(m, 0, err);
 	if (ret == 0) {

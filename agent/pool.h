@@ -22,7 +22,9 @@
 
 struct vz_agent;
 
-#define POOL_COORD_PORT	      7800
+#define POOL_COORD_PORT 7800
+/* The CN of the coordinator's certificate (deploy/vz-certs coordinator). */
+#define POOL_COORD_CN	      "vzcoord"
 #define POOL_INTERVAL_DEFAULT 2
 #define POOL_BACKOFF_MAX_MS   10000
 

@@ -22,6 +22,9 @@
 #define COORD_IO_TIMEOUT_MS 3000
 #define COORD_CONF	    "/etc/vz/vzcoord.conf"
 #define COORD_SOCK	    "/run/vz/vzcoord.sock"
+/* The CN of the coordinator's certificate (deploy/vz-certs coordinator):
+ * the agents talk to no other, and no host may register under it. */
+#define COORD_CN "vzcoord"
 
 struct coord_conf {
 	unsigned port;

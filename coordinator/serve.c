@@ -111,6 +111,8 @@ static int on_register(struct agent_conn *a, const Vz__Pool__Register *r, struct
 		return vz_error_msg(err, EPROTO, "%s registered twice", a->host);
 	if (strcmp(r->host, a->conn.peer))
 		return vz_error_msg(err, EACCES, "Certificate of %s cannot register host %s", a->conn.peer, r->host);
+	if (!strcmp(r->host, COORD_CN))
+		return vz_error_msg(err, EACCES, "The coordinator's certificate cannot register a host");
 	for (struct agent_conn *o = c->conns; o; o = o->next)
 		if (o != a && !strcmp(o->host, r->host)) {
 			conn_drop(o, "the host connected again");

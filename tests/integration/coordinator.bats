@@ -19,10 +19,15 @@ teardown_file() {
 }
 
 teardown() {
-	# The test that renames h3 puts its name back; a failed one may not have.
-	if grep -qx 'HOST_NAME="h1"' "$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"; then
-		sed -i '/^HOST_NAME="h1"$/d' "$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"
+	# The tests that rename h3 or point it elsewhere put it back; a failed
+	# one may not have.
+	local conf="$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"
+	if grep -qx -e 'HOST_NAME="h1"' -e 'COORDINATOR="198.18.0.240:7801"' "$conf"; then
+		sed -i -e '/^HOST_NAME="h1"$/d' -e '/^COORDINATOR="198.18.0.240:7801"$/d' "$conf"
 		restart_agents h3
+	fi
+	if [ -f "$BATS_TEST_TMPDIR/rogue.pid" ]; then
+		kill "$(cat "$BATS_TEST_TMPDIR/rogue.pid")" 2>/dev/null || true
 	fi
 	sb_test_teardown
 }
@@ -211,6 +216,53 @@ times_listed() {
 	restart_agents h3
 	wait_for 10 state_is h3 online || { on coord vzcoord status; false; }
 	wait_for 5 listed 241 stopped h3
+}
+
+@test "an agent talks to no coordinator but the one whose certificate says so" {
+	local rogue="$BATS_TEST_TMPDIR/rogue" conf="$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf" pid
+	# A second vzcoord, with the certificate of host h2 (of the cluster CA).
+	mkdir -p "$rogue/etc/vz"
+	cp -r "$VZ_SANDBOX_DIR/h2/etc/vz/tls" "$rogue/etc/vz/"
+	echo 'COORD_PORT="7801"' >"$rogue/etc/vz/vzcoord.conf"
+	VZ_ROOT=$rogue nsenter --net="/run/netns/$VZ_SANDBOX-coord" "$VZ_TOP/build/bin/vzcoord" serve \
+		</dev/null >"$rogue/stderr" 2>&1 3>&- &
+	pid=$!
+	echo "$pid" >"$BATS_TEST_TMPDIR/rogue.pid"
+	wait_for 10 test -S "$rogue/run/vz/vzcoord.sock"
+	echo 'COORDINATOR="198.18.0.240:7801"' >>"$conf"
+	restart_agents h3
+	wait_for 10 grep -q '198.18.0.240:7801 presents the certificate of h2, not of vzcoord' \
+		"$VZ_SANDBOX_DIR/h3/var/log/vzagent.log"
+	run env VZ_ROOT="$rogue" vzcoord status
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	kill "$pid"
+	wait "$pid" || true
+	sed -i '/^COORDINATOR="198.18.0.240:7801"$/d' "$conf"
+	restart_agents h3
+	wait_for 10 state_is h3 online || { on coord vzcoord status; false; }
+}
+
+@test "the agent starts its member process again when it dies, and the host stays in the pool" {
+	local agent member new alog="$VZ_SANDBOX_DIR/h1/var/log/vzagent.log" clog="$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log"
+	local aseen cseen
+	agent=$(cat "$VZ_SANDBOX_DIR/h1/agent.pid")
+	member=$(ps -o pid=,comm= --ppid "$agent" | awk '$2 == "vzagent-pool" { print $1 }')
+	[ -n "$member" ]
+	aseen=$(wc -l <"$alog")
+	cseen=$(wc -l <"$clog")
+	kill -KILL "$member"
+	wait_for 5 bash -c "tail -n +$((aseen + 1)) '$alog' | grep -q 'The pool member process $member ended'"
+	# Another one, registered again.
+	wait_for 10 bash -c "tail -n +$((aseen + 1)) '$alog' | grep -q 'Member of the pool'"
+	new=$(ps -o pid=,comm= --ppid "$agent" | awk '$2 == "vzagent-pool" { print $1 }')
+	[ -n "$new" ]
+	[ "$new" != "$member" ]
+	# The host was never silent for three heartbeats.
+	state_is h1 online
+	run grep -c 'Host h1: online -> suspect' <(tail -n +$((cseen + 1)) "$clog")
+	[ "$output" = 0 ]
 }
 
 @test "vzcoord with bad usage says so in one line and fails" {
