@@ -23,14 +23,14 @@ PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h) $(B)/criu/rpc.pb-c.h
 
 LIB_SRC := $(wildcard lib/*.c) $(wildcard transport/*.c)
 AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard agent/migrate/*.c) $(wildcard ckpt/*.c)
-# The coordinator's library: everything of coordinator/ but vzcoord's main.
-COORDLIB_SRC := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
+# The coordinator: a library and its front end (coordinator/vzcoord.c).
+COORDLIB_SRC := $(filter-out coordinator/vzcoord.c,$(wildcard coordinator/*.c))
 TOOLS := vzctl vzlist vzpkg vzmigrate
-BINS := $(B)/bin/vzagent $(TOOLS:%=$(B)/bin/%)
+BINS := $(B)/bin/vzagent $(B)/bin/vzcoord $(TOOLS:%=$(B)/bin/%)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-all: $(BINS) $(B)/libvzcoord.a $(B)/tests/workloads
+all: $(BINS) $(B)/tests/workloads
 
 $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/proto
@@ -68,6 +68,10 @@ $(B)/bin/vzagent: $(call obj,agent/main.c) $(B)/libvzagent.a $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(AGENT_LIBS)
 
+$(B)/bin/vzcoord: $(call obj,coordinator/vzcoord.c) $(B)/libvzcoord.a $(B)/libvz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(COORD_LIBS)
+
 .SECONDEXPANSION:
 $(B)/bin/%: $$(call obj,$$(wildcard tools/%/*.c)) $(B)/libvz.a
 	@mkdir -p $(dir $@)
@@ -95,7 +99,7 @@ $(B)/tests/unit/coordinator: $(call obj,$(wildcard tests/unit/coordinator/*.c)) 
 # libFuzzer targets for the parsers of untrusted bytes (clang only).
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
 FUZZ_LIBS := $(PKG_LIBS)
-FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record $(B)/fuzz/fuzz_memhash
+FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record $(B)/fuzz/fuzz_memhash $(B)/fuzz/fuzz_pool
 $(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c lib/util.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
@@ -106,6 +110,9 @@ $(B)/fuzz/fuzz_mig_record: tests/fuzz/fuzz_mig_record.c agent/migrate/record.c l
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 $(B)/fuzz/fuzz_memhash: tests/fuzz/fuzz_memhash.c agent/migrate/memhash.c lib/err.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+$(B)/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c coordinator/members.c lib/err.c lib/util.c lib/log.c $(B)/proto/pool.pb-c.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 fuzz: $(FUZZERS)

@@ -42,6 +42,12 @@ struct vz_agent {
 	ev_io mig_w;
 	char host_name[64];
 	char tls_ca[4096], tls_cert[4096], tls_key[4096];
+	/* The pool (pool.h): coordinator "" when this host is in none. */
+	char coord_host[256];
+	unsigned coord_port;
+	unsigned hb_interval; /* seconds between heartbeats */
+	pid_t pool_pid;	      /* the member process, 0 when none runs */
+	ev_timer pool_w;      /* its respawn */
 	ev_signal sigterm_w, sigint_w;
 	ev_child child_w;
 	struct ve_watch *watches;
@@ -61,6 +67,9 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err);
 
 /* Server: listen, accept, fork workers, watch VEs (server.c). */
 int agent_listen(struct vz_agent *a, struct vz_err *err);
+/* In a freshly forked worker: default signal dispositions, and none of
+ * the main process's listening sockets. */
+void agent_worker_detach(struct vz_agent *a);
 void agent_watch_ve(struct vz_agent *a, unsigned veid, pid_t init);
 /* Find running VEs from their pid files, watch them, clean dead ones. */
 void agent_adopt(struct vz_agent *a);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include "cleanup.h"
 #include "log.h"
@@ -111,16 +110,9 @@ static void info_fill(struct vz_agent *a, unsigned veid, bool with_ubc, struct i
 			in->vi.n_ubc = 0;
 		}
 	}
-	if (st == VE_STATE_RUNNING || st == VE_STATE_MOUNTED) {
-		struct statvfs sv;
-
-		if (statvfs(ve.root, &sv) == 0) {
-			in->vi.has_diskspace_used = in->vi.has_diskspace_total = in->vi.has_diskinodes_used = 1;
-			in->vi.diskspace_used = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize / 1024;
-			in->vi.diskspace_total = (uint64_t)sv.f_blocks * sv.f_frsize / 1024;
-			in->vi.diskinodes_used = (uint64_t)(sv.f_files - sv.f_ffree);
-		}
-	}
+	if ((st == VE_STATE_RUNNING || st == VE_STATE_MOUNTED) &&
+	    ve_disk_usage(&ve, &in->vi.diskspace_used, &in->vi.diskspace_total, &in->vi.diskinodes_used) == 0)
+		in->vi.has_diskspace_used = in->vi.has_diskspace_total = in->vi.has_diskinodes_used = 1;
 	/* Hand the config over to the info (ve_close would free it). */
 	in->conf = ve.conf;
 	ve.conf = (struct vz_conf){ 0 };

@@ -14,6 +14,7 @@
 #include "util.h"
 #include "agent.h"
 #include "criu.h"
+#include "pool.h"
 #include "userns.h"
 
 static const char default_conf[] = "# vzcluster host-wide settings (OpenVZ vz.conf names where they exist)\n"
@@ -43,7 +44,11 @@ static const char default_conf[] = "# vzcluster host-wide settings (OpenVZ vz.co
 				   "# TCP port of migrations between agents (mutual TLS under the cluster CA)\n"
 				   "MIGRATE_PORT=\"7799\"\n"
 				   "# Seconds a migration waits for its peer before it fails (and is undone)\n"
-				   "MIGRATE_TIMEOUT=\"30\"\n";
+				   "MIGRATE_TIMEOUT=\"30\"\n"
+				   "# The pool's coordinator, host[:port] (port 7800 by default); empty: in no pool\n"
+				   "COORDINATOR=\"\"\n"
+				   "# Seconds between two heartbeats to the coordinator\n"
+				   "HEARTBEAT_INTERVAL=\"2\"\n";
 
 static int read_criu_path(char *buf, size_t len)
 {
@@ -147,6 +152,9 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 		 v && *v ? v : vz_path(dir, sizeof(dir), "/etc/vz/tls/host.crt"));
 	v = vz_conf_get(&a->global, "TLS_KEY");
 	snprintf(a->tls_key, sizeof(a->tls_key), "%s", v && *v ? v : vz_path(dir, sizeof(dir), "/etc/vz/tls/host.key"));
+	ret = agent_pool_conf(a, path, err);
+	if (ret < 0)
+		return ret;
 	v = vz_conf_get(&a->global, "LOG_LEVEL");
 	if (v && *v)
 		vz_log_set_level(vz_log_level_from_string(v));

@@ -658,6 +658,19 @@ int res_cpu_usage(const struct vz_cg *cg, unsigned veid, uint64_t *ns, struct vz
 	return 0;
 }
 
+int res_mem_usage(const struct vz_cg *cg, unsigned veid, uint64_t *bytes, struct vz_err *err)
+{
+	char dir[PATH_MAX];
+	int ret = vz_cg_path(cg, veid, "memory", dir, sizeof(dir), err);
+
+	if (ret < 0)
+		return ret;
+	ret = read_u64(dir, cg->mode == VZ_CG_V2 ? "memory.current" : "memory.usage_in_bytes", bytes);
+	if (ret < 0)
+		return vz_error_msg(err, -ret, "VE %u: no memory usage in %s", veid, dir);
+	return 0;
+}
+
 void res_ubc_free(Vz__Control__Beancounter **rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

@@ -32,6 +32,8 @@ int res_apply_cpu(const struct vz_cg *cg, unsigned veid, const struct vz_conf *c
 int res_cpu_cap(const struct vz_cg *cg, unsigned veid, double cpus, struct vz_err *err);
 /* CPU time the VE has used, ns (v1 cpuacct.usage, v2 cpu.stat). */
 int res_cpu_usage(const struct vz_cg *cg, unsigned veid, uint64_t *ns, struct vz_err *err);
+/* Memory the VE's cgroup holds now, bytes (physpages' held, in bytes). */
+int res_mem_usage(const struct vz_cg *cg, unsigned veid, uint64_t *bytes, struct vz_err *err);
 
 /* The VE's beancounters, OpenVZ's table, from the cgroup counters. A row
  * the kernel cannot count has unsupported set and a reason. The array and

@@ -14,13 +14,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "conn.h"
 #include "log.h"
 #include "migrate/migrate.h"
 #include "paths.h"
+#include "pool.h"
 #include "util.h"
 #include "ve_ops.h"
 
@@ -34,46 +35,17 @@ struct ve_watch {
 
 int agent_listen(struct vz_agent *a, struct vz_err *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[PATH_MAX], dir[PATH_MAX];
-	int fd, probe;
+	char path[PATH_MAX];
+	int ret = vz_unix_listen(vz_path_agent_sock(path, sizeof(path)), "vzagent", &a->listen_fd, err);
 
-	vz_path_agent_sock(path, sizeof(path));
-	vz_path(dir, sizeof(dir), VZ_RUN_DIR);
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return vz_error_msg(err, ENAMETOOLONG, "Socket path %s is too long", path);
-	strcpy(sa.sun_path, path);
-	if (vz_mkdir_p(dir, 0755) < 0)
-		return vz_error(err, errno, "Create %s", dir);
-	/* Refuse to steal the socket of a live agent; remove a stale one. */
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(probe);
-		return vz_error_msg(err, EADDRINUSE, "Another vzagent is already serving %s", path);
-	}
-	if (probe >= 0)
-		close(probe);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return vz_error(err, errno, "Create socket");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0600) != 0 || listen(fd, 64) != 0) {
-		int e = errno;
-
-		close(fd);
-		return vz_error(err, e, "Listen on %s", path);
-	}
-	a->listen_fd = fd;
-	pr_info("Listening on %s", path);
-	return 0;
+	if (ret == 0)
+		pr_info("Listening on %s", path);
+	return ret;
 }
 
 int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
-				   .sin6_port = htons((uint16_t)a->mig_port),
-				   .sin6_addr = IN6ADDR_ANY_INIT };
-	int fd, one = 1, zero = 0;
+	int fd, ret;
 
 	a->mig_fd = VZ_FD_INIT;
 	if (!vz_exists(a->tls_cert) || !vz_exists(a->tls_key) || !vz_exists(a->tls_ca)) {
@@ -81,25 +53,15 @@ int agent_listen_migrate(struct vz_agent *a, struct vz_err *err)
 			a->tls_cert);
 		return 0;
 	}
-	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return vz_error(err, errno, "Create the migration socket");
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
-		int e = errno;
-
-		close(fd);
-		return vz_error(err, e, "Listen for migrations on port %u", a->mig_port);
-	}
+	ret = vz_tcp_listen(a->mig_port, &fd, err);
+	if (ret < 0)
+		return vz_error_wrap(err, "Migrations");
 	a->mig_fd = fd;
 	pr_info("Taking migrations on port %u (TLS, certificate %s)", a->mig_port, a->tls_cert);
 	return 0;
 }
 
-/* In a freshly forked worker: default signal dispositions, and none of
- * the main process's listening sockets. */
-static void worker_detach(struct vz_agent *a)
+void agent_worker_detach(struct vz_agent *a)
 {
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
@@ -121,7 +83,7 @@ static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	pid = fork();
 	if (pid == 0) {
-		worker_detach(a);
+		agent_worker_detach(a);
 		mig_dest_serve(a, conn);
 		_exit(0);
 	}
@@ -145,7 +107,7 @@ static void worker(struct vz_agent *a, int conn)
 	struct vz_err err = { 0 };
 	int ret;
 
-	worker_detach(a);
+	agent_worker_detach(a);
 	ret = vz_ctl_recv_request(conn, &call.req, call.fds, &call.nfds, &err);
 	if (ret < 0) {
 		pr_warn("Bad request: %s", err.msg);
@@ -193,7 +155,7 @@ static void spawn_cleanup(struct vz_agent *a, unsigned veid)
 	if (pid == 0) {
 		struct vz_err err = { 0 };
 
-		worker_detach(a);
+		agent_worker_detach(a);
 		if (ve_cleanup_dead(a, veid, &err) < 0) {
 			pr_err("VE %u: cleanup failed: %s", veid, err.msg);
 			_exit(1);
@@ -225,7 +187,7 @@ static void spawn_onboot(struct vz_agent *a)
 	close(fd);
 	pid = fork();
 	if (pid == 0) {
-		worker_detach(a);
+		agent_worker_detach(a);
 		ve_start_onboot(a);
 		_exit(0);
 	}
@@ -327,6 +289,7 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	agent_pool_reaped(a, w->rpid);
 	/* A worker may have started a VE: look for new pid files. */
 	agent_adopt(a);
 }
@@ -357,7 +320,9 @@ int agent_run(struct vz_agent *a)
 	agent_adopt(a);
 	mig_recover(a);
 	spawn_onboot(a);
+	agent_pool_start(a);
 	ev_run(a->loop, 0);
+	agent_pool_stop(a);
 	close(a->listen_fd);
 	unlink(vz_path_agent_sock(path, sizeof(path)));
 	while (a->watches)

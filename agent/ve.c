@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -282,4 +283,16 @@ int ve_netif(struct ve *ve, struct vz_agent *a, struct vz_netif *nif, struct vz_
 	vz_netif_new(nif, ve->veid, a->bridge);
 	vz_netif_format(nif, buf, sizeof(buf));
 	return vz_conf_set(&ve->conf, "NETIF", buf, err);
+}
+
+int ve_disk_usage(const struct ve *ve, uint64_t *used_kib, uint64_t *total_kib, uint64_t *inodes)
+{
+	struct statvfs sv;
+
+	if (statvfs(ve->root, &sv) != 0)
+		return -errno;
+	*used_kib = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize / 1024;
+	*total_kib = (uint64_t)sv.f_blocks * sv.f_frsize / 1024;
+	*inodes = (uint64_t)(sv.f_files - sv.f_ffree);
+	return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -50,6 +51,11 @@ int ve_save(struct ve *ve, struct vz_err *err);
 /* The VEIDs that have a config on this host, ascending; *veids is the
  * caller's to free (NULL when there are none). */
 int ve_list(unsigned **veids, size_t *n, struct vz_err *err);
+
+/* What the file system of a mounted VE's root holds and its size, KiB,
+ * and its inodes in use (vzlist's diskspace and diskinodes). -errno when
+ * it cannot be read. */
+int ve_disk_usage(const struct ve *ve, uint64_t *used_kib, uint64_t *total_kib, uint64_t *inodes);
 
 /* Bind-mount the private area on the root (idempotent) / unmount it. */
 int ve_mount(struct ve *ve, struct vz_err *err);

@@ -457,3 +457,17 @@ const char *vz_last_line(const char *text, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)(end - start), start);
 	return buf;
 }
+
+void vz_json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}

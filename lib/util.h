@@ -65,6 +65,9 @@ const char *vz_fmt_size(uint64_t bytes, char *buf, size_t len);
 /* Monotonic clock in nanoseconds. */
 uint64_t vz_now_ns(void);
 
+/* s as a JSON string, quotes and escapes included, on stdout. */
+void vz_json_str(const char *s);
+
 /* Last non-empty line of text, copied into buf. */
 const char *vz_last_line(const char *text, char *buf, size_t len);
 

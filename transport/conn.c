@@ -298,6 +298,28 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 	return r;
 }
 
+int vz_tcp_listen(unsigned port, int *out, struct vz_err *err)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6,
+				   .sin6_port = htons((uint16_t)port),
+				   .sin6_addr = IN6ADDR_ANY_INIT };
+	int fd, one = 1, zero = 0;
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return vz_error(err, errno, "Create a socket for port %u", port);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 64) != 0) {
+		int e = errno;
+
+		close(fd);
+		return vz_error(err, e, "Listen on port %u", port);
+	}
+	*out = fd;
+	return 0;
+}
+
 void vz_sock_peer_host(int fd, char *host, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -311,18 +333,19 @@ void vz_sock_peer_host(int fd, char *host, size_t len)
 		host[0] = '\0';
 }
 
-int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err)
+/* A server's session on accepted socket fd (taken), its peer named by
+ * address in c->peer until the handshake names it by certificate. */
+static int accept_prepare(struct vz_tls *t, int fd, struct vz_conn *c, struct vz_err *err)
 {
-	char who[128] = "a peer";
 	char host[64];
 	SSL *ssl;
-	int r;
 
 	memset(c, 0, sizeof(*c));
 	vz_sock_peer_host(fd, host, sizeof(host));
 	if (host[0])
-		snprintf(who, sizeof(who), "Peer %s", host);
-	set_timeouts(fd, io_timeout_ms);
+		snprintf(c->peer, sizeof(c->peer), "Peer %s", host);
+	else
+		snprintf(c->peer, sizeof(c->peer), "A peer");
 	ssl = SSL_new(t->ctx);
 	if (!ssl) {
 		close(fd);
@@ -332,16 +355,57 @@ int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c
 	c->ops = &tls_ops;
 	c->fd = fd;
 	c->ssl = ssl;
-	r = SSL_accept(ssl);
-	if (r != 1) {
-		r = handshake_error(ssl, r, who, err);
-		vz_conn_close(c);
-		return r;
-	}
-	r = check_peer(c, who, err);
+	return 0;
+}
+
+/* After SSL_accept returned r: the peer checked, or c closed. */
+static int accept_finish(struct vz_conn *c, int r, struct vz_err *err)
+{
+	char who[sizeof(c->peer)];
+
+	snprintf(who, sizeof(who), "%s", c->peer);
+	r = r == 1 ? check_peer(c, who, err) : handshake_error(c->ssl, r, who, err);
 	if (r < 0)
 		vz_conn_close(c);
 	return r;
+}
+
+int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err)
+{
+	int r = accept_prepare(t, fd, c, err);
+
+	if (r < 0)
+		return r;
+	set_timeouts(fd, io_timeout_ms);
+	return accept_finish(c, SSL_accept(c->ssl), err);
+}
+
+int vz_tls_accept_begin(struct vz_tls *t, int fd, struct vz_conn *c, struct vz_err *err)
+{
+	int r = accept_prepare(t, fd, c, err);
+
+	if (r == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+		r = vz_error(err, errno, "Make the socket of %s non-blocking", c->peer);
+		vz_conn_close(c);
+	}
+	return r;
+}
+
+int vz_tls_accept_step(struct vz_conn *c, int io_timeout_ms, bool *want_write, struct vz_err *err)
+{
+	int r = SSL_accept(c->ssl), e;
+
+	if (r != 1) {
+		e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			*want_write = e == SSL_ERROR_WANT_WRITE;
+			return -EAGAIN;
+		}
+	} else {
+		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+		set_timeouts(c->fd, io_timeout_ms);
+	}
+	return accept_finish(c, r, err);
 }
 
 static int read_full(struct vz_conn *c, void *buf, size_t len, struct vz_err *err)

@@ -50,6 +50,18 @@ int vz_tls_connect(struct vz_tls *t, const char *host, unsigned port, int timeou
 /* Handshake on an accepted socket (takes fd). */
 int vz_tls_accept(struct vz_tls *t, int fd, int io_timeout_ms, struct vz_conn *c, struct vz_err *err);
 
+/* The same one step at a time, for an event loop that must not wait on a
+ * peer: begin takes fd and makes it non-blocking; each step returns
+ * -EAGAIN while the handshake waits for the peer, with *want_write saying
+ * which event to wait for, or 0 once the peer is authenticated (fd
+ * blocking again, with io_timeout_ms timeouts), or an error (c closed). */
+int vz_tls_accept_begin(struct vz_tls *t, int fd, struct vz_conn *c, struct vz_err *err);
+int vz_tls_accept_step(struct vz_conn *c, int io_timeout_ms, bool *want_write, struct vz_err *err);
+
+/* Listen on TCP port on every address, IPv4 and IPv6 (non-blocking,
+ * close-on-exec, SO_REUSEADDR) into *fd. */
+int vz_tcp_listen(unsigned port, int *fd, struct vz_err *err);
+
 /* The numeric address of the peer of socket fd in host[len]; "" when
  * unknown (no socket, not connected). A unix socket's is "localhost". */
 void vz_sock_peer_host(int fd, char *host, size_t len);

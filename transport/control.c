@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -13,24 +14,66 @@
 #include "control.h"
 #include "frame.h"
 #include "paths.h"
+#include "util.h"
 
-int vz_ctl_connect(int *fd, struct vz_err *err)
+int vz_unix_connect(const char *path, const char *who, int *fd, struct vz_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[4096];
 	_cleanup_close_ int s = -EBADF;
 
-	vz_path_agent_sock(path, sizeof(path));
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return vz_error_msg(err, ENAMETOOLONG, "Agent socket path %s is too long", path);
+		return vz_error_msg(err, ENAMETOOLONG, "Socket path %s is too long", path);
 	strcpy(sa.sun_path, path);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return vz_error(err, errno, "Create socket");
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		return vz_error_exit(err, errno == EACCES ? VZ_EXIT_PERM : VZ_EXIT_SYSTEM, errno,
-				     "Cannot reach vzagent at %s (is it running?)", path);
+				     "Cannot reach %s at %s (is it running?)", who, path);
 	*fd = steal_fd(&s);
+	return 0;
+}
+
+int vz_ctl_connect(int *fd, struct vz_err *err)
+{
+	char path[4096];
+
+	return vz_unix_connect(vz_path_agent_sock(path, sizeof(path)), "vzagent", fd, err);
+}
+
+int vz_unix_listen(const char *path, const char *who, int *fd, struct vz_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[4096];
+	int s, probe;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return vz_error_msg(err, ENAMETOOLONG, "Socket path %s is too long", path);
+	strcpy(sa.sun_path, path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (strrchr(dir, '/'))
+		*strrchr(dir, '/') = '\0';
+	if (*dir && vz_mkdir_p(dir, 0755) < 0)
+		return vz_error(err, errno, "Create %s", dir);
+	/* Refuse to steal the socket of a live server; remove a stale one. */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(probe);
+		return vz_error_msg(err, EADDRINUSE, "Another %s is already serving %s", who, path);
+	}
+	if (probe >= 0)
+		close(probe);
+	unlink(path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return vz_error(err, errno, "Create socket");
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0600) != 0 || listen(s, 64) != 0) {
+		int e = errno;
+
+		close(s);
+		return vz_error(err, e, "Listen on %s", path);
+	}
+	*fd = s;
 	return 0;
 }
 

@@ -19,6 +19,14 @@ typedef Vz__Control__Reply vz_reply;
 /* Connect to the agent socket under VZ_ROOT. Sets *fd (close-on-exec). */
 int vz_ctl_connect(int *fd, struct vz_err *err);
 
+/* Connect to the unix socket at path; a failure names `who` (VZ_EXIT_PERM
+ * when it is not ours to reach). */
+int vz_unix_connect(const char *path, const char *who, int *fd, struct vz_err *err);
+/* Listen on the unix socket at path (mode 0600, its directory made):
+ * refuses, naming `who`, when a live server answers there already, and
+ * replaces a stale socket. *fd is non-blocking and close-on-exec. */
+int vz_unix_listen(const char *path, const char *who, int *fd, struct vz_err *err);
+
 int vz_ctl_send_request(int fd, const vz_request *req, const int *fds, size_t nfds, struct vz_err *err);
 /* Receive and check magic and version. Free with vz__control__request__free_unpacked. */
 int vz_ctl_recv_request(int fd, vz_request **req, int *fds, size_t *nfds, struct vz_err *err);

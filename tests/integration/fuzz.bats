@@ -3,7 +3,8 @@
 # the image-stream records and dump header (what a restore reads), a
 # control frame (length header, then protobuf), the records of a
 # migration's two-phase commit (what a restarted agent reads), and the
-# memory digests a source sends for --verify-memory. A crash, a sanitizer
+# memory digests a source sends for --verify-memory, and what an agent
+# sends the coordinator (registration, heartbeat and its inventory). A crash, a sanitizer
 # report or a leak fails the test and leaves the input in the log.
 
 VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
@@ -36,4 +37,8 @@ run_fuzzer() {
 
 @test "the --verify-memory digest parser and verdict survive fuzzing" {
 	run_fuzzer fuzz_memhash
+}
+
+@test "the coordinator's reading of registrations and heartbeats survives fuzzing" {
+	run_fuzzer fuzz_pool
 }

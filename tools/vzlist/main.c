@@ -282,20 +282,6 @@ static int cmp_ve(const void *x, const void *y, void *arg)
 	return l->sort_reverse ? -r : r;
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void print_json(ve_info **ves, size_t n, const struct field **cols, size_t ncols)
 {
 	printf("[");
@@ -307,13 +293,13 @@ static void print_json(ve_info **ves, size_t n, const struct field **cols, size_
 			int isnum = field_get(cols[c], ves[i], buf, sizeof(buf), &num);
 
 			printf("%s", c ? ", " : "");
-			json_str(cols[c]->name);
+			vz_json_str(cols[c]->name);
 			printf(": ");
 			if (cols[c]->get == get_ip) {
 				printf("[");
 				for (size_t k = 0; k < ves[i]->n_ip; k++) {
 					printf("%s", k ? ", " : "");
-					json_str(ves[i]->ip[k]);
+					vz_json_str(ves[i]->ip[k]);
 				}
 				printf("]");
 			} else if (isnum) {
@@ -321,7 +307,7 @@ static void print_json(ve_info **ves, size_t n, const struct field **cols, size_
 			} else if (!strcmp(buf, "-")) {
 				printf("null");
 			} else {
-				json_str(buf);
+				vz_json_str(buf);
 			}
 		}
 		printf("}");

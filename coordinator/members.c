@@ -1,0 +1,406 @@
+/* The pool in memory: hosts, their inventories, their states and the
+ * alerts (members.h). */
+#define LOG_PREFIX "pool: "
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "members.h"
+#include "util.h"
+
+#define NS_PER_MS 1000000ull
+
+const char *pool_state_name(enum pool_host_state s)
+{
+	switch (s) {
+	case POOL_ONLINE: return "online";
+	case POOL_SUSPECT: return "suspect";
+	default: return "offline";
+	}
+}
+
+static struct pool_host *find_host(const struct pool *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_hosts; i++)
+		if (!strcmp(p->hosts[i]->name, name))
+			return p->hosts[i];
+	return NULL;
+}
+
+static int add_host(struct pool *p, const char *name, struct pool_host **out, struct vz_err *err)
+{
+	struct pool_host *h;
+	size_t i;
+
+	if (vz_grow((void **)&p->hosts, &p->cap_hosts, p->n_hosts, sizeof(*p->hosts), 16) < 0)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	snprintf(h->name, sizeof(h->name), "%s", name);
+	for (i = 0; i < p->n_hosts && strcmp(p->hosts[i]->name, name) < 0; i++)
+		;
+	memmove(&p->hosts[i + 1], &p->hosts[i], (p->n_hosts - i) * sizeof(*p->hosts));
+	p->hosts[i] = h;
+	p->n_hosts++;
+	*out = h;
+	return 0;
+}
+
+int pool_register(struct pool *p, const Vz__Pool__Register *r, uint64_t now, struct vz_err *err)
+{
+	struct pool_host *h = find_host(p, r->host);
+	bool known = h != NULL;
+	int ret;
+
+	if (!*r->host || strlen(r->host) >= sizeof(h->name))
+		return vz_error_msg(err, EINVAL, "Bad host name in a registration");
+	if (!h && (ret = add_host(p, r->host, &h, err)) < 0)
+		return ret;
+	snprintf(h->address, sizeof(h->address), "%s", r->address ? r->address : "");
+	h->mig_port = r->has_mig_port ? r->mig_port : 0;
+	h->cores = r->has_cores ? r->cores : 0;
+	h->mem_total = r->has_mem_total ? r->mem_total : 0;
+	h->interval_ms = r->has_interval_ms && r->interval_ms >= 100 ? r->interval_ms : 2000;
+	h->last_seen_ns = now;
+	if (h->state != POOL_ONLINE || !known)
+		pr_info("Host %s: %s -> online (registered from %s, %u cores, %llu MiB)", h->name,
+			known ? pool_state_name(h->state) : "new", h->address, h->cores,
+			(unsigned long long)(h->mem_total >> 20));
+	h->state = POOL_ONLINE;
+	return 0;
+}
+
+static int cmp_ve(const void *a, const void *b)
+{
+	const struct pool_ve *x = a, *y = b;
+
+	return x->veid < y->veid ? -1 : x->veid > y->veid;
+}
+
+static void free_alerts(char **alerts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(alerts[i]);
+	free(alerts);
+}
+
+struct held {
+	unsigned veid;
+	size_t host;
+};
+
+static int cmp_held(const void *a, const void *b)
+{
+	const struct held *x = a, *y = b;
+
+	if (x->veid != y->veid)
+		return x->veid < y->veid ? -1 : 1;
+	return x->host < y->host ? -1 : x->host > y->host;
+}
+
+/* One alert's text: "VE N is reported by h1, h2 and h3". */
+static char *alert_text(const struct pool *p, const struct held *h, size_t n)
+{
+	char text[512];
+	size_t len = (size_t)snprintf(text, sizeof(text), "VE %u is reported by", h[0].veid);
+
+	for (size_t k = 0; k < n && len < sizeof(text); k++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s %s",
+					k == 0	     ? ""
+					: k + 1 == n ? " and"
+						     : ",",
+					p->hosts[h[k].host]->name);
+	return strdup(text);
+}
+
+/* Each VEID held by more than one host. Hosts are in name order, so the
+ * text of one alert is the same at every computation. */
+static int compute_alerts(const struct pool *p, char ***out, size_t *n_out, struct vz_err *err)
+{
+	_cleanup_free_ struct held *all = NULL;
+	char **alerts = NULL;
+	size_t n = 0, na = 0, acap = 0;
+
+	for (size_t i = 0; i < p->n_hosts; i++)
+		n += p->hosts[i]->n_ves;
+	all = calloc(n ? n : 1, sizeof(*all));
+	if (!all)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	n = 0;
+	for (size_t i = 0; i < p->n_hosts; i++)
+		for (size_t k = 0; k < p->hosts[i]->n_ves; k++)
+			all[n++] = (struct held){ p->hosts[i]->ves[k].veid, i };
+	qsort(all, n, sizeof(*all), cmp_held);
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && all[j].veid == all[i].veid; j++)
+			;
+		if (j - i < 2)
+			continue;
+		if (vz_grow((void **)&alerts, &acap, na, sizeof(*alerts), 8) < 0 ||
+		    !(alerts[na] = alert_text(p, &all[i], j - i))) {
+			free_alerts(alerts, na);
+			return vz_error_msg(err, ENOMEM, "Out of memory");
+		}
+		na++;
+	}
+	*out = alerts;
+	*n_out = na;
+	return 0;
+}
+
+static bool has_alert(char **alerts, size_t n, const char *text)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(alerts[i], text))
+			return true;
+	return false;
+}
+
+static int update_alerts(struct pool *p, struct vz_err *err)
+{
+	char **alerts = NULL;
+	size_t n = 0;
+	int ret = compute_alerts(p, &alerts, &n, err);
+
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n; i++)
+		if (!has_alert(p->alerts, p->n_alerts, alerts[i]))
+			pr_warn("Alert: %s: it is neither started nor moved until one host has it", alerts[i]);
+	for (size_t i = 0; i < p->n_alerts; i++)
+		if (!has_alert(alerts, n, p->alerts[i]))
+			pr_info("Alert over: %s no longer", p->alerts[i]);
+	free_alerts(p->alerts, p->n_alerts);
+	p->alerts = alerts;
+	p->n_alerts = n;
+	return 0;
+}
+
+/* The heartbeat's inventory as pool_ves in VEID order; one VEID twice in
+ * it counts once (the agent lists its configs, each VEID once). */
+static int inventory(const Vz__Pool__Heartbeat *hb, struct pool_ve **out, size_t *n_out, struct vz_err *err)
+{
+	struct pool_ve *v;
+	size_t n = 0, m = 0;
+
+	if (hb->n_ves > POOL_MAX_VES)
+		return vz_error_msg(err, EINVAL, "An inventory of %zu VEs: at most %u", hb->n_ves, POOL_MAX_VES);
+	v = calloc(hb->n_ves ? hb->n_ves : 1, sizeof(*v));
+	if (!v)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	for (size_t i = 0; i < hb->n_ves; i++) {
+		const Vz__Pool__VeUsage *u = hb->ves[i];
+
+		if (u->veid == 0 || u->veid > INT32_MAX || u->state < VZ__POOL__VE_STATE__VE_STOPPED ||
+		    u->state > VZ__POOL__VE_STATE__VE_RUNNING) {
+			free(v);
+			return vz_error_msg(err, EINVAL, "Bad VE in an inventory: VEID %u, state %d", u->veid,
+					    (int)u->state);
+		}
+		v[n++] = (struct pool_ve){ .veid = u->veid,
+					   .state = u->state,
+					   .mem_used = u->has_mem_used ? u->mem_used : 0,
+					   .cpu_permille = u->has_cpu_permille ? u->cpu_permille : 0,
+					   .disk_used = u->has_disk_used ? u->disk_used : 0 };
+	}
+	qsort(v, n, sizeof(*v), cmp_ve);
+	for (size_t i = 0; i < n; i++)
+		if (m == 0 || v[m - 1].veid != v[i].veid)
+			v[m++] = v[i];
+	*out = v;
+	*n_out = m;
+	return 0;
+}
+
+int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *hb, uint64_t now, struct vz_err *err)
+{
+	struct pool_host *h = find_host(p, name);
+	struct pool_ve *ves = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (!h)
+		return vz_error_msg(err, ENOENT, "Host %s sent a heartbeat before registering", name);
+	ret = inventory(hb, &ves, &n, err);
+	if (ret < 0)
+		return vz_error_wrap(err, "Host %s", name);
+	free(h->ves);
+	h->ves = ves;
+	h->n_ves = n;
+	h->seq = hb->seq;
+	h->mem_free = hb->has_mem_free ? hb->mem_free : 0;
+	h->disk_free = hb->has_disk_free ? hb->disk_free : 0;
+	h->load_milli = hb->has_load_milli ? hb->load_milli : 0;
+	h->last_seen_ns = now;
+	if (h->state != POOL_ONLINE)
+		pr_info("Host %s: %s -> online (heartbeat %llu, %zu VEs)", h->name, pool_state_name(h->state),
+			(unsigned long long)hb->seq, n);
+	h->state = POOL_ONLINE;
+	return update_alerts(p, err);
+}
+
+enum pool_host_state pool_host_state_at(const struct pool *p, const struct pool_host *h, uint64_t now)
+{
+	uint64_t age = now > h->last_seen_ns ? now - h->last_seen_ns : 0;
+	uint64_t interval = (uint64_t)h->interval_ms * NS_PER_MS;
+
+	if (age >= p->offline_after_ns)
+		return POOL_OFFLINE;
+	/* Half an interval of slack: a heartbeat a little late is not missed. */
+	if (age > p->suspect_after * interval + interval / 2)
+		return POOL_SUSPECT;
+	return POOL_ONLINE;
+}
+
+void pool_tick(struct pool *p, uint64_t now)
+{
+	for (size_t i = 0; i < p->n_hosts; i++) {
+		struct pool_host *h = p->hosts[i];
+		enum pool_host_state s = pool_host_state_at(p, h, now);
+
+		if (s == h->state)
+			continue;
+		pr_warn("Host %s: %s -> %s (no heartbeat for %.1f s; its %zu VEs are unknown now)", h->name,
+			pool_state_name(h->state), pool_state_name(s), (double)(now - h->last_seen_ns) / 1e9, h->n_ves);
+		h->state = s;
+	}
+}
+
+static int report_hosts(const struct pool *p, uint64_t now, Vz__Pool__AdminReply *r, struct vz_err *err)
+{
+	Vz__Pool__HostStatus *hs = calloc(p->n_hosts ? p->n_hosts : 1, sizeof(*hs));
+
+	r->hosts = calloc(p->n_hosts ? p->n_hosts : 1, sizeof(*r->hosts));
+	if (!hs || !r->hosts) {
+		free(hs);
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	}
+	r->hosts[0] = hs;
+	for (size_t i = 0; i < p->n_hosts; i++) {
+		const struct pool_host *h = p->hosts[i];
+		Vz__Pool__HostStatus *s = &hs[i];
+		uint32_t cpu = 0;
+
+		vz__pool__host_status__init(s);
+		s->name = (char *)h->name;
+		s->state = (char *)pool_state_name(pool_host_state_at(p, h, now));
+		s->address = (char *)h->address;
+		s->has_ves = s->has_mem_used = s->has_mem_total = s->has_cpu_permille = 1;
+		s->has_cores = s->has_load_milli = s->has_disk_free = s->has_seen_ms_ago = 1;
+		s->ves = (uint32_t)h->n_ves;
+		s->mem_total = h->mem_total;
+		s->mem_used = h->mem_total > h->mem_free ? h->mem_total - h->mem_free : 0;
+		for (size_t k = 0; k < h->n_ves; k++)
+			cpu += h->ves[k].cpu_permille;
+		s->cpu_permille = cpu;
+		s->cores = h->cores;
+		s->load_milli = h->load_milli;
+		s->disk_free = h->disk_free;
+		s->seen_ms_ago = (now > h->last_seen_ns ? now - h->last_seen_ns : 0) / NS_PER_MS;
+		r->hosts[i] = s;
+	}
+	r->n_hosts = p->n_hosts;
+	return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const Vz__Pool__VeEntry *x = *(Vz__Pool__VeEntry *const *)a, *y = *(Vz__Pool__VeEntry *const *)b;
+
+	if (x->veid != y->veid)
+		return x->veid < y->veid ? -1 : 1;
+	return strcmp(x->host, y->host);
+}
+
+static int report_ves(const struct pool *p, uint64_t now, Vz__Pool__AdminReply *r, struct vz_err *err)
+{
+	Vz__Pool__VeEntry *es;
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n_hosts; i++)
+		n += p->hosts[i]->n_ves;
+	es = calloc(n ? n : 1, sizeof(*es));
+	r->ves = calloc(n ? n : 1, sizeof(*r->ves));
+	if (!es || !r->ves) {
+		free(es);
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	}
+	r->ves[0] = es;
+	n = 0;
+	for (size_t i = 0; i < p->n_hosts; i++) {
+		const struct pool_host *h = p->hosts[i];
+		bool known = pool_host_state_at(p, h, now) == POOL_ONLINE;
+
+		for (size_t k = 0; k < h->n_ves; k++) {
+			Vz__Pool__VeEntry *e = &es[n];
+
+			vz__pool__ve_entry__init(e);
+			e->veid = h->ves[k].veid;
+			e->state = known ? h->ves[k].state : VZ__POOL__VE_STATE__VE_UNKNOWN;
+			e->host = (char *)h->name;
+			e->has_mem_used = e->has_cpu_permille = e->has_disk_used = e->has_duplicate = 1;
+			e->mem_used = h->ves[k].mem_used;
+			e->cpu_permille = h->ves[k].cpu_permille;
+			e->disk_used = h->ves[k].disk_used;
+			r->ves[n++] = e;
+		}
+	}
+	qsort(r->ves, n, sizeof(*r->ves), cmp_entry);
+	for (size_t i = 0; i < n; i++)
+		r->ves[i]->duplicate = (i > 0 && r->ves[i - 1]->veid == r->ves[i]->veid) ||
+				       (i + 1 < n && r->ves[i + 1]->veid == r->ves[i]->veid);
+	r->n_ves = n;
+	return 0;
+}
+
+int pool_report(const struct pool *p, uint64_t now, Vz__Pool__AdminReply *r, struct vz_err *err)
+{
+	int ret = report_hosts(p, now, r, err);
+
+	if (ret == 0)
+		ret = report_ves(p, now, r, err);
+	if (ret < 0) {
+		pool_report_free(r);
+		return ret;
+	}
+	r->alerts = p->alerts;
+	r->n_alerts = p->n_alerts;
+	return 0;
+}
+
+/* Entries were allocated as one array each, the hosts' at hosts[0] and
+ * the VEs' at the lowest address (they are sorted), or ves[0] when none. */
+void pool_report_free(Vz__Pool__AdminReply *r)
+{
+	Vz__Pool__VeEntry *first = r->ves ? r->ves[0] : NULL;
+
+	if (r->hosts)
+		free(r->hosts[0]);
+	free(r->hosts);
+	for (size_t i = 0; i < r->n_ves; i++)
+		if (r->ves[i] < first)
+			first = r->ves[i];
+	free(first);
+	free(r->ves);
+	r->hosts = NULL;
+	r->ves = NULL;
+	r->n_hosts = r->n_ves = 0;
+	r->alerts = NULL;
+	r->n_alerts = 0;
+}
+
+void pool_free(struct pool *p)
+{
+	for (size_t i = 0; i < p->n_hosts; i++) {
+		free(p->hosts[i]->ves);
+		free(p->hosts[i]);
+	}
+	free(p->hosts);
+	free_alerts(p->alerts, p->n_alerts);
+	memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,83 @@
+/* The coordinator's view of the pool: each host with its state and the
+ * inventory of its last heartbeat, and the alerts that view raises. It
+ * lives in memory behind these few calls, so that the store can take it
+ * over without the server or the admin commands changing.
+ *
+ * The agents are the truth about where a VE runs: a heartbeat replaces
+ * its host's inventory whole, and a VEID two hosts report is an alert
+ * (never acted on). Every function is a pure function of its arguments
+ * and the pool, with the time passed in (ns, monotonic), so tests can
+ * drive it. Functions return 0 or a negative errno with err filled. */
+#ifndef VZ_MEMBERS_H
+#define VZ_MEMBERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "pool.pb-c.h"
+
+#define POOL_MAGIC   0x565a5031u /* "VZP1" */
+#define POOL_VERSION 1
+/* A heartbeat of 100,000 VEs is some 3 MiB: more is refused unread. */
+#define POOL_MSG_MAX (4u << 20)
+#define POOL_MAX_VES 100000
+
+enum pool_host_state { POOL_ONLINE, POOL_SUSPECT, POOL_OFFLINE };
+
+struct pool_ve {
+	unsigned veid;
+	Vz__Pool__VeState state;
+	uint64_t mem_used;
+	uint32_t cpu_permille;
+	uint64_t disk_used;
+};
+
+struct pool_host {
+	char name[64];
+	char address[64];
+	unsigned mig_port, cores;
+	uint32_t interval_ms;
+	uint64_t mem_total, mem_free, disk_free;
+	uint32_t load_milli;
+	enum pool_host_state state;
+	uint64_t last_seen_ns;
+	uint64_t seq;
+	struct pool_ve *ves; /* VEID order */
+	size_t n_ves;
+};
+
+struct pool {
+	struct pool_host **hosts; /* name order */
+	size_t n_hosts, cap_hosts;
+	unsigned suspect_after; /* missed heartbeats */
+	uint64_t offline_after_ns;
+	char **alerts;
+	size_t n_alerts;
+};
+
+/* A host (re)joins: known hosts keep their inventory until the next
+ * heartbeat. The host is online from now. */
+int pool_register(struct pool *p, const Vz__Pool__Register *r, uint64_t now, struct vz_err *err);
+/* Host `name`'s heartbeat: its inventory replaces the one held, the host
+ * is online, and the alerts are computed again (a new one is logged).
+ * -ENOENT for a host that has not registered, -EINVAL for an inventory
+ * with a bad VEID (nothing changed then). */
+int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *hb, uint64_t now, struct vz_err *err);
+/* Host states from the time since each one's last heartbeat: suspect
+ * after suspect_after missed, offline after offline_after_ns. Changes are
+ * logged. */
+void pool_tick(struct pool *p, uint64_t now);
+/* The state a host has at now (pure). */
+enum pool_host_state pool_host_state_at(const struct pool *p, const struct pool_host *h, uint64_t now);
+const char *pool_state_name(enum pool_host_state s);
+/* The admin's view into r (initialised by the caller): hosts, every VE
+ * (VE_UNKNOWN for those of a host that is not online) and the alerts. r
+ * points into the pool: send it before the pool changes, then free it
+ * with pool_report_free. */
+int pool_report(const struct pool *p, uint64_t now, Vz__Pool__AdminReply *r, struct vz_err *err);
+void pool_report_free(Vz__Pool__AdminReply *r);
+void pool_free(struct pool *p);
+
+#endif

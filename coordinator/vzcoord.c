@@ -1,0 +1,202 @@
+/* vzcoord: the pool's coordinator (serve) and the admin's view of it
+ * (status, list), one function per subcommand and a table. Each returns
+ * an exit status, or a negative errno with err filled; only main prints
+ * the error. Bad usage is one line on stderr and exit status 2. */
+#define LOG_PREFIX ""
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "coord.h"
+#include "log.h"
+#include "paths.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+
+static const char *ve_state_word(Vz__Pool__VeState s)
+{
+	switch (s) {
+	case VZ__POOL__VE_STATE__VE_RUNNING: return "running";
+	case VZ__POOL__VE_STATE__VE_MOUNTED: return "mounted";
+	case VZ__POOL__VE_STATE__VE_STOPPED: return "stopped";
+	default: return "unknown";
+	}
+}
+
+/* Bytes as a person reads them: 512K, 347M, 23.5G. */
+static const char *human(uint64_t bytes, char *buf, size_t len)
+{
+	if (bytes >= (1ull << 30))
+		snprintf(buf, len, "%.1fG", (double)bytes / (1ull << 30));
+	else if (bytes >= (1ull << 20))
+		snprintf(buf, len, "%lluM", (unsigned long long)(bytes >> 20));
+	else
+		snprintf(buf, len, "%lluK", (unsigned long long)(bytes >> 10));
+	return buf;
+}
+
+static int usage_error(struct vz_err *err, const char *fmt, const char *arg)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), fmt, arg);
+	return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "%s (vzcoord --help)", msg);
+}
+
+static int cmd_serve(int argc, char **argv, struct vz_err *err)
+{
+	struct coord c = { 0 };
+	char logpath[PATH_MAX], dir[PATH_MAX];
+	int ret;
+
+	if (argc > 1)
+		return usage_error(err, "serve takes no argument, not '%s'", argv[1]);
+	if (geteuid() != 0)
+		return vz_error_exit_msg(err, VZ_EXIT_PERM, EPERM, "Must run as root");
+	vz_mkdir_p(vz_path(dir, sizeof(dir), "/var/log"), 0755);
+	if (vz_log_open(vz_path(logpath, sizeof(logpath), "/var/log/vzcoord.log")) < 0)
+		fprintf(stderr, "vzcoord: Cannot open log %s: %s\n", logpath, strerror(errno));
+	ret = coord_conf_load(&c.conf, err);
+	if (ret < 0)
+		return ret;
+	signal(SIGPIPE, SIG_IGN);
+	c.loop = ev_default_loop(EVFLAG_AUTO);
+	pr_info("The coordinator started (VZ_ROOT %s)", vz_root()[0] ? vz_root() : "/");
+	ret = coord_serve(&c, err);
+	return ret < 0 ? ret : 0;
+}
+
+static void print_status(const Vz__Pool__AdminReply *r)
+{
+	printf("%-16s %-8s %4s %9s %9s %9s %6s  %s\n", "HOST", "STATE", "VES", "MEM_USED", "MEM_TOTAL", "CPU", "LOAD",
+	       "ADDRESS");
+	for (size_t i = 0; i < r->n_hosts; i++) {
+		const Vz__Pool__HostStatus *h = r->hosts[i];
+		char used[32], total[32], cpu[32];
+
+		snprintf(cpu, sizeof(cpu), "%.2f/%u", h->cpu_permille / 1000.0, h->cores);
+		printf("%-16s %-8s %4u %9s %9s %9s %6.2f  %s\n", h->name, h->state, h->ves,
+		       human(h->mem_used, used, sizeof(used)), human(h->mem_total, total, sizeof(total)), cpu,
+		       h->load_milli / 1000.0, h->address ? h->address : "-");
+	}
+	for (size_t i = 0; i < r->n_alerts; i++)
+		printf("ALERT: %s\n", r->alerts[i]);
+}
+
+static void print_list_json(const Vz__Pool__AdminReply *r)
+{
+	printf("[");
+	for (size_t i = 0; i < r->n_ves; i++) {
+		const Vz__Pool__VeEntry *v = r->ves[i];
+
+		printf("%s\n  {\"veid\": %u, \"status\": ", i ? "," : "", v->veid);
+		vz_json_str(ve_state_word(v->state));
+		printf(", \"host\": ");
+		vz_json_str(v->host);
+		printf(", \"mem_used\": %llu, \"cpu\": %.3f, \"disk_used_kib\": %llu, \"duplicate\": %s}",
+		       (unsigned long long)v->mem_used, v->cpu_permille / 1000.0, (unsigned long long)v->disk_used,
+		       v->duplicate ? "true" : "false");
+	}
+	printf("%s]\n", r->n_ves ? "\n" : "");
+}
+
+static void print_list(const Vz__Pool__AdminReply *r)
+{
+	printf("%10s %-9s %-16s %9s %6s\n", "VEID", "STATUS", "HOST", "MEM", "CPU");
+	for (size_t i = 0; i < r->n_ves; i++) {
+		const Vz__Pool__VeEntry *v = r->ves[i];
+		char mem[32];
+
+		printf("%10u %-9s %-16s %9s %6.2f%s\n", v->veid, ve_state_word(v->state), v->host,
+		       human(v->mem_used, mem, sizeof(mem)), v->cpu_permille / 1000.0,
+		       v->duplicate ? "  ALERT: on two hosts" : "");
+	}
+}
+
+static int admin(Vz__Pool__AdminOp op, void (*print)(const Vz__Pool__AdminReply *), struct vz_err *err)
+{
+	Vz__Pool__AdminReply *r = NULL;
+	int ret = coord_admin_call(op, &r, err);
+
+	if (ret < 0)
+		return ret;
+	print(r);
+	vz__pool__admin_reply__free_unpacked(r, NULL);
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv, struct vz_err *err)
+{
+	if (argc > 1)
+		return usage_error(err, "status takes no argument, not '%s'", argv[1]);
+	return admin(VZ__POOL__ADMIN_OP__ADMIN_STATUS, print_status, err);
+}
+
+static int cmd_list(int argc, char **argv, struct vz_err *err)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
+	bool json = false;
+	int c;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
+		if (c != 'j')
+			return usage_error(err, "list: unknown option '%s'", argv[optind - 1]);
+		json = true;
+	}
+	if (optind < argc)
+		return usage_error(err, "list takes no argument, not '%s'", argv[optind]);
+	return admin(VZ__POOL__ADMIN_OP__ADMIN_LIST, json ? print_list_json : print_list, err);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv, struct vz_err *err);
+	const char *usage;
+} cmds[] = {
+	{ "serve", cmd_serve, "serve            run the coordinator (VZ_ROOT/etc/vz/vzcoord.conf)" },
+	{ "status", cmd_status, "status           hosts: state, VEs, memory, CPU; and alerts" },
+	{ "list", cmd_list, "list [-j]        every VE of the pool with its host (-j: JSON)" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: vzcoord COMMAND\n");
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		fprintf(f, "  vzcoord %s\n", cmds[i].usage);
+}
+
+int main(int argc, char **argv)
+{
+	struct vz_err err = { 0 };
+	int ret;
+
+	vz_log_init("vzcoord", VZ_LOG_INFO, 1);
+	if (argc < 2) {
+		fprintf(stderr, "vzcoord: No command given (vzcoord --help)\n");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		ret = cmds[i].fn(argc - 1, argv + 1, &err);
+		if (ret >= 0)
+			return ret;
+		fprintf(stderr, "vzcoord: %s\n", err.msg);
+		return err.exit_code ? err.exit_code : VZ_EXIT_SYSTEM;
+	}
+	fprintf(stderr, "vzcoord: Unknown command '%s' (vzcoord --help)\n", argv[1]);
+	return EXIT_USAGE;
+}
