@@ -10,9 +10,11 @@
  *
  * restore: the whole dump file is checked (header, VEID, CRIU version,
  * checksum) before anything is made; then the root is mounted, the
- * cgroups made with the saved limits, and CRIU restores the tree as our
- * child, recreating the veth pair on the bridge. On failure everything
- * made is removed and the dump file is kept. */
+ * cgroups made with the saved limits, the VE's network filter and its
+ * idmapped root (ve_restore_prepare, which a migration's destination runs
+ * while the VE still runs at the source), and CRIU restores the tree as
+ * our child, recreating the veth pair on the bridge (ve_restore_run). On
+ * failure everything made is removed and the dump file is kept. */
 #define LOG_PREFIX "ckpt: "
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@
 #include "ckpt.h"
 #include "cleanup.h"
 #include "criu.h"
+#include "disk.h"
 #include "dumpfile.h"
 #include "log.h"
 #include "paths.h"
@@ -349,30 +352,53 @@ static int restore_notify(const char *script, pid_t pid, void *arg)
 	return 0;
 }
 
+/* The prepare's part of restore_userns: the VE's range here, preferring
+ * the one it had, and the idmapped root of that range. */
+static int prepare_idroot(struct vz_agent *a, struct ve *ve, uint32_t dumped, struct ve_restore_prep *p,
+			  struct vz_err *err)
+{
+	uint32_t id = 0;
+	int ret = ve_userns_assign(a, ve, dumped, &id, err);
+
+	if (ret == 0)
+		ret = ve_idroot_get(ve, id, p->idroot, sizeof(p->idroot), err);
+	if (ret < 0)
+		return ret;
+	p->userns_id = id;
+	return 0;
+}
+
 /* A VE whose images hold a user namespace is restored in one with the range
  * of ids this host gives it (its own, else the one the images name when
  * free here, else another, the images then moved to it), its root seen
- * through an idmapped mount of that range. */
-static int restore_userns(struct vz_agent *a, struct ve *ve, int img_fd, struct vz_criu_opts *o, char *idroot,
-			  size_t len, struct vz_err *err)
+ * through an idmapped mount of that range: the one the prepare made when
+ * it guessed that the images hold a user namespace, else made now. */
+static int restore_userns(struct vz_agent *a, struct ve *ve, struct ve_restore_prep *p, int img_fd,
+			  struct vz_criu_opts *o, struct vz_err *err)
 {
-	uint32_t dumped = 0, id = 0;
+	uint32_t dumped = 0, id;
 	int ret = vz_userns_img_root(img_fd, &dumped, err);
 
+	if (ret <= 0 && p->userns_id) {
+		/* Guessed wrong: the VE ran in the host's namespace. */
+		ve_idroot_put(ve);
+		p->userns_id = 0;
+	}
 	if (ret <= 0)
 		return ret;
-	ret = ve_userns_assign(a, ve, dumped, &id, err);
-	if (ret == 0 && id != dumped)
+	ret = p->userns_id ? 0 : prepare_idroot(a, ve, dumped, p, err);
+	if (ret < 0)
+		return ret;
+	id = p->userns_id;
+	if (id != dumped)
 		ret = vz_userns_img_remap(img_fd, dumped, id, VE_USERNS_SIZE, err);
 	if (ret == 0)
 		ret = vz_userns_img_own(img_fd, id, err);
-	if (ret == 0)
-		ret = ve_idroot_get(ve, id, idroot, len, err);
 	if (ret == 0 && ve_dev_externals(true, o->externals, ARRAY_SIZE(o->externals)) < 0)
 		ret = vz_error_msg(err, ENOSPC, "Too many external mounts for CRIU");
 	if (ret < 0)
 		return ret;
-	o->root = idroot;
+	o->root = p->idroot;
 	pr_info("VE %u: restored in a user namespace, root is host id %u%s", ve->veid, id,
 		id != dumped ? " (the images' ids moved)" : "");
 	return 0;
@@ -438,52 +464,91 @@ void ve_uffd_sysctl_recover(void)
 			orig);
 }
 
-int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
-		      bool leave_frozen, bool lazy, pid_t *pidp, struct vz_err *err)
+void ve_restore_undo(struct vz_agent *a, struct ve *ve, struct ve_restore_prep *p)
 {
-	struct restore_ctx rc = { .a = a, .veid = ve->veid, .leave_frozen = leave_frozen };
-	struct vz_criu_opts o = { 0 };
-	struct vz_sysctl_hold uffd_hold = { .fd = -1 };
-	struct vz_netif nif;
-	struct vz_criu criu;
-	char cgroot[128], ext[96], idroot[PATH_MAX];
-	bool has_net = ve_has_veth(ve);
-	pid_t pid = 0;
+	struct vz_err e2 = { 0 };
+
+	if (!p->prepared)
+		return;
+	ve_idroot_put(ve);
+	p->userns_id = 0;
+	if (ve_teardown(a, ve, &e2) < 0)
+		pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
+	if (p->has_net && vz_net_veth_del(&p->nif, &e2) < 0)
+		pr_warn("VE %u: %s", ve->veid, e2.msg);
+	p->prepared = false;
+}
+
+int ve_restore_prepare(struct vz_agent *a, struct ve *ve, uint32_t userns_id, bool files_final,
+		       struct ve_restore_prep *p, struct vz_err *err)
+{
+	/* A disk image must not be mounted while a file pass writes it. */
+	bool mount = files_final || !disk_is_image(ve);
+	uint64_t t0 = vz_now_ns();
 	int ret;
 
-	memset(&nif, 0, sizeof(nif));
-	criu_of(a, &criu);
-	ret = has_net ? ve_netif(ve, a, &nif, err) : 0;
+	memset(p, 0, sizeof(*p));
+	p->has_net = ve_has_veth(ve);
+	ret = p->has_net ? ve_netif(ve, a, &p->nif, err) : 0;
 	if (ret < 0)
 		return ret;
-	ret = ve_mount(ve, err);
+	p->prepared = true;
+	if (mount)
+		ret = ve_mount(ve, err);
 	if (ret == 0)
 		ret = vz_cg_create(&a->cg, ve->veid, err);
 	if (ret == 0)
 		ret = res_apply(&a->cg, ve->veid, &ve->conf, err);
-	if (ret == 0 && has_net)
-		ret = vz_net_bridge_ensure(nif.bridge, err);
+	if (ret == 0 && p->has_net)
+		ret = vz_net_bridge_ensure(p->nif.bridge, err);
 	/* CRIU puts the veth it makes on the bridge and lets the VE run: its
 	 * filter must be there first. */
-	if (ret == 0 && has_net)
-		ret = ve_net_filter(a, ve, &nif, err);
+	if (ret == 0 && p->has_net)
+		ret = ve_net_filter(a, ve, &p->nif, err);
+	if (ret == 0 && mount && userns_id)
+		ret = prepare_idroot(a, ve, userns_id, p, err);
+	if (ret < 0) {
+		ve_restore_undo(a, ve, p);
+		return ret;
+	}
+	pr_debug("VE %u: prepared the restore in %.1f ms%s", ve->veid, (double)(vz_now_ns() - t0) / 1e6,
+		 mount ? "" : " (its disk image is mounted at the restore)");
+	return 0;
+}
+
+int ve_restore_run(struct vz_agent *a, struct ve *ve, struct ve_restore_prep *p, int img_fd, int work_fd,
+		   const char *logname, bool leave_frozen, bool lazy, pid_t *pidp, struct vz_err *err)
+{
+	struct restore_ctx rc = { .a = a, .veid = ve->veid, .leave_frozen = leave_frozen };
+	struct vz_criu_opts o = { 0 };
+	struct vz_sysctl_hold uffd_hold = { .fd = -1 };
+	struct vz_criu criu;
+	char cgroot[128], ext[96];
+	pid_t pid = 0;
+	int ret;
+
+	if (!p->prepared)
+		return vz_error_msg(err, EINVAL, "Restore of VE %u run without its prepare", ve->veid);
+	criu_of(a, &criu);
+	/* Idempotent: only a disk image the prepare left is mounted now. */
+	ret = ve_mount(ve, err);
 	if (ret < 0)
 		goto fail;
 	snprintf(cgroot, sizeof(cgroot), "/%s/%u", a->cg.base, ve->veid);
 	/* CRIU looks up the host end of every external veth it is given,
 	 * whether or not the images hold that device: a VE that has none must
 	 * be given none. */
-	if (has_net) {
-		snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", nif.ifname, nif.host_ifname, nif.bridge);
+	if (p->has_net) {
+		snprintf(ext, sizeof(ext), "veth[%s]:%s@%s", p->nif.ifname, p->nif.host_ifname, p->nif.bridge);
 		o.externals[0] = ext;
-		rc.host_ifname = nif.host_ifname;
-		rc.bridge = nif.bridge;
+		rc.host_ifname = p->nif.host_ifname;
+		rc.bridge = p->nif.bridge;
 	}
 	o.images_dir_fd = img_fd;
 	o.work_dir_fd = work_fd;
 	o.log_file = logname;
 	o.root = ve->root;
-	ret = restore_userns(a, ve, img_fd, &o, idroot, sizeof(idroot), err);
+	ret = restore_userns(a, ve, p, img_fd, &o, err);
 	if (ret < 0)
 		goto fail;
 	o.cgroup_root = cgroot;
@@ -492,13 +557,14 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	o.timeout_s = a->criu_timeout;
 	o.notify = restore_notify;
 	o.notify_arg = &rc;
-	if (lazy && o.root == idroot) {
+	if (lazy && o.root == p->idroot) {
 		ret = uffd_sysctl_raise(ve->veid, &uffd_hold, err);
 		if (ret < 0)
 			goto fail;
 	}
 	ret = vz_criu_restore(&criu, &o, &pid, err);
 	ve_idroot_put(ve);
+	p->userns_id = 0;
 	uffd_sysctl_lower(ve->veid, &uffd_hold);
 	if (ret == 0 && leave_frozen && !rc.frozen)
 		ret = vz_error_msg(err, EIO, "CRIU restored VE %u without a pre-resume call to freeze it", ve->veid);
@@ -507,12 +573,14 @@ int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd
 	if (ret < 0)
 		goto fail;
 	rearm_ve_timerfds(a, ve->veid);
-	if (has_net) {
+	if (p->has_net) {
 		struct vz_err e2 = { 0 };
 
-		if (vz_net_host_mac(&nif, &e2) < 0)
+		if (vz_net_host_mac(&p->nif, &e2) < 0)
 			pr_warn("VE %u: %s", ve->veid, e2.msg);
 	}
+	/* The running VE holds it all now. */
+	p->prepared = false;
 	*pidp = pid;
 	return 0;
 fail : {
@@ -521,12 +589,18 @@ fail : {
 	/* Frozen tasks die only once thawed. */
 	vz_cg_thaw(&a->cg, ve->veid, &e2);
 	ve_kill(a, ve->veid, pid);
-	if (ve_teardown(a, ve, &e2) < 0)
-		pr_warn("VE %u: cleanup after a failed restore: %s", ve->veid, e2.msg);
-	if (has_net && vz_net_veth_del(&nif, &e2) < 0)
-		pr_warn("VE %u: %s", ve->veid, e2.msg);
+	ve_restore_undo(a, ve, p);
 }
 	return ret;
+}
+
+int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
+		      bool leave_frozen, bool lazy, pid_t *pidp, struct vz_err *err)
+{
+	struct ve_restore_prep p;
+	int ret = ve_restore_prepare(a, ve, 0, true, &p, err);
+
+	return ret < 0 ? ret : ve_restore_run(a, ve, &p, img_fd, work_fd, logname, leave_frozen, lazy, pidp, err);
 }
 
 int op_restore(struct vz_call *c, struct vz_err *err)

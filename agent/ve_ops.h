@@ -8,7 +8,9 @@
 #define VZ_VE_OPS_H
 
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agent.h"
@@ -97,10 +99,38 @@ pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(vo
 
 /* ---- checkpoint plumbing (ve_ckpt.c) ---- */
 
-/* Restore a VE from the CRIU images in img_fd: mount, cgroups with its
- * limits, CRIU restore as our child, pid file. With leave_frozen the tree
- * is frozen before it runs a single instruction (a migration's destination
- * thaws it on the source's go). On failure nothing is left. */
+/* What a restore makes before CRIU runs, whatever the images hold:
+ * the root mounted, the cgroups with the VE's limits, the bridge, the
+ * VE's network filter and, for a VE in a user namespace, its range here
+ * and the idmapped root CRIU is given. Made by ve_restore_prepare, used
+ * by ve_restore_run, removed by either on failure or by ve_restore_undo. */
+struct ve_restore_prep {
+	bool prepared; /* something to undo */
+	bool has_net;
+	struct vz_netif nif;
+	uint32_t userns_id; /* the idroot is made for this range (0: none yet) */
+	char idroot[PATH_MAX];
+};
+
+/* Make what a restore needs that no image decides. userns_id: the host id
+ * the VE's root had where it was dumped, when known (0: the images will
+ * say); a wrong guess is corrected by the run. files_final false: the
+ * private area may still change (a migration's second file pass), so a
+ * disk image is mounted, and its idroot made, only by the run. On failure
+ * nothing is left. Logs how long it took (debug). */
+int ve_restore_prepare(struct vz_agent *a, struct ve *ve, uint32_t userns_id, bool files_final,
+		       struct ve_restore_prep *p, struct vz_err *err);
+/* Restore the prepared VE from the CRIU images in img_fd: CRIU restore as
+ * our child, pid file. With leave_frozen the tree is frozen before it runs
+ * a single instruction (a migration's destination thaws it on the source's
+ * go). On success the running VE owns what p held (p->prepared false); on
+ * failure nothing of the run nor of the prepare is left. */
+int ve_restore_run(struct vz_agent *a, struct ve *ve, struct ve_restore_prep *p, int img_fd, int work_fd,
+		   const char *logname, bool leave_frozen, bool lazy, pid_t *pid, struct vz_err *err);
+/* Remove what ve_restore_prepare made when no run follows; idempotent. */
+void ve_restore_undo(struct vz_agent *a, struct ve *ve, struct ve_restore_prep *p);
+/* ve_restore_prepare (files final, userns from the images), then
+ * ve_restore_run. */
 int ve_restore_images(struct vz_agent *a, struct ve *ve, int img_fd, int work_fd, const char *logname,
 		      bool leave_frozen, bool lazy, pid_t *pid, struct vz_err *err);
 /* How long a dump waits for a vfork() in the VE to end (the child to exec

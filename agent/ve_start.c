@@ -20,6 +20,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "migrate/migrate.h"
 #include "net.h"
 #include "paths.h"
 #include "resources.h"
@@ -361,6 +362,10 @@ static int check_startable(struct ve *ve, struct vz_err *err)
 
 	if (ve_state(ve, NULL) == VE_STATE_RUNNING)
 		return vz_error_exit_msg(err, VZ_EXIT_RUNNING, EBUSY, "VE %u is already running", ve->veid);
+	/* Its config is here from the move's start (and its restore is
+	 * prepared), while it runs at the source. */
+	if (mig_incoming_pending(ve->veid))
+		return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is migrating to this host", ve->veid);
 	disabled = vz_conf_get(&ve->conf, "DISABLED");
 	if (disabled && !strcmp(disabled, "yes"))
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EPERM, "VE %u start is disabled (DISABLED=yes)", ve->veid);

@@ -63,6 +63,9 @@ void mig_dst_cleanup(struct mig_dst *d)
 	if (d->restored || d->pid > 0)
 		kill_restored(d);
 	if (d->ve_open) {
+		ve_restore_undo(d->a, &d->ve, &d->prep);
+		/* A worker that died before its restore's end left it. */
+		ve_idroot_put(&d->ve);
 		ve_umount(&d->ve, &e);
 		rmdir(d->ve.root);
 	}
@@ -117,6 +120,25 @@ static int write_conf(struct mig_dst *d, struct vz_err *err)
 	return ret;
 }
 
+/* Online, from the HELLO on: the config, the VE's lock (no one else may
+ * start it here meanwhile: it runs at the source), and what the restore
+ * needs but the images (ve_restore_prepare), made while the VE still runs
+ * at the source instead of while it is frozen. The private area is not
+ * final yet: a disk image is mounted only at the restore. */
+static int prepare_restore(struct mig_dst *d, struct vz_err *err)
+{
+	uint32_t userns_id = d->h->has_userns_uid ? d->h->userns_uid : 0;
+	int ret = write_conf(d, err);
+
+	if (ret == 0)
+		ret = ve_lock(&d->ve, 2000, err);
+	if (ret == 0)
+		ret = ve_restore_prepare(d->a, &d->ve, userns_id, false, &d->prep, err);
+	if (ret < 0)
+		return vz_error_wrap(err, "Prepare the restore of VE %u on %s", d->veid, d->a->host_name);
+	return 0;
+}
+
 /* The lazy-pages daemon the restore fetches from, with its socket in a
  * work dir of its own (one per migration); *work becomes that dir. */
 static int start_lazy(struct mig_dst *d, int *work, struct vz_err *err)
@@ -155,13 +177,16 @@ static int restore_here(struct mig_dst *d, struct vz_err *err)
 	work = open(vz_path(logname, sizeof(logname), VZ_DUMP_DIR), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (img < 0 || work < 0)
 		return vz_error(err, errno, "Open the images");
-	ret = write_conf(d, err);
-	if (ret == 0 && d->precopy)
+	/* The rest was made at the HELLO (prepare_restore), but CRIU's
+	 * lazy-pages daemon reads the images as it starts (their inventory and
+	 * process tree): it starts only now. */
+	if (d->precopy) {
 		ret = start_lazy(d, &work, err);
-	if (ret < 0)
-		return ret;
+		if (ret < 0)
+			return ret;
+	}
 	snprintf(logname, sizeof(logname), "%u.migrate-restore.log", d->veid);
-	ret = ve_restore_images(d->a, &d->ve, img, work, logname, true, d->precopy, &d->pid, err);
+	ret = ve_restore_run(d->a, &d->ve, &d->prep, img, work, logname, true, d->precopy, &d->pid, err);
 	if (ret < 0)
 		return ret;
 	d->restored = true;
@@ -201,6 +226,8 @@ int mig_dst_finish(struct mig_dst *d, struct vz_err *err)
 	d->marker[0] = '\0';
 	if (d->imgdir[0] && !d->lazy)
 		vz_rm_rf(d->imgdir);
+	/* The VE is this host's: others may take its lock. */
+	vz_closep(&d->ve.lock_fd);
 	pr_info("VE %u: migration %s from %s completed", d->veid, d->mid, d->conn.peer);
 	return ret;
 }
@@ -455,6 +482,8 @@ static void run_incoming(struct mig_dst *d, const mig_msg *ok)
 	pr_info("VE %u: incoming migration %s from %s (%s)", d->veid, d->mid, d->conn.peer,
 		d->h->online ? "online" : "offline");
 	ret = vz_msg_send(&d->conn, &ok->base, &err);
+	if (ret == 0 && d->h->online)
+		ret = prepare_restore(d, &err);
 	if (ret == 0)
 		ret = dst_loop(d, &done, &err);
 	if (done)

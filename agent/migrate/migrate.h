@@ -85,4 +85,10 @@ void mig_dest_serve(struct vz_agent *a, int fd);
  * each VE waiting for a decision. */
 void mig_recover(struct vz_agent *a);
 
+/* Is a move of VE veid to this host unfinished (its incoming record is
+ * there)? Until the move ends, or a restarted agent clears what it left,
+ * the VE is the move's: it may run at the source, so nothing here may
+ * start it. */
+bool mig_incoming_pending(unsigned veid);
+
 #endif

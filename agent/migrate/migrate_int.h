@@ -338,7 +338,8 @@ struct mig_dst {
 	pid_t pid;
 	struct ve ve;
 	bool ve_open;
-	char src_host[128]; /* where the source is */
+	struct ve_restore_prep prep; /* online: made before the images */
+	char src_host[128];	     /* where the source is */
 	/* pre-copy: the pages of every round, and the lazy restore from them */
 	bool precopy;
 	struct vz_pstore *ps;

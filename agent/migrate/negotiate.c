@@ -104,6 +104,8 @@ int mig_hello(struct mig_src *s, struct vz_err *err)
 	h.lazy = s->lazy;
 	h.postcopy = s->postcopy;
 	h.verify_memory = s->verify;
+	h.has_userns_uid = s->online && s->userns_src != 0;
+	h.userns_uid = s->userns_src;
 	h.has_source_port = true;
 	h.source_port = s->a->mig_port;
 	h.source_host = s->a->host_name;
@@ -190,7 +192,6 @@ static int check_space(struct mig_dst *d, uint64_t *free_bytes, struct vz_err *e
 int mig_check_hello(struct mig_dst *d, uint64_t *free_bytes, char *criu_text, size_t len, struct vz_err *err)
 {
 	const Vz__Migrate__Hello *h = d->h;
-	struct mig_record inc = mig_record_of(MIG_REC_INCOMING, h->veid, NULL);
 	char path[PATH_MAX];
 	struct utsname u;
 	int ret;
@@ -200,7 +201,7 @@ int mig_check_hello(struct mig_dst *d, uint64_t *free_bytes, char *criu_text, si
 	if (vz_exists(vz_path(path, sizeof(path), VZ_CONF_DIR "/%u.conf", h->veid)))
 		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists on %s", h->veid,
 					 d->a->host_name);
-	if (vz_exists(mig_record_path(&inc, path, sizeof(path))))
+	if (mig_incoming_pending(h->veid))
 		return vz_error_exit_msg(err, VZ_EXIT_LOCKED, EBUSY, "VE %u is already migrating to %s", h->veid,
 					 d->a->host_name);
 	ret = check_netif(d, err);

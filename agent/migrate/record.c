@@ -231,6 +231,14 @@ char *mig_record_path(const struct mig_record *r, char *buf, size_t len)
 	return vz_path(buf, len, MIG_DIR "/%u.%s", r->veid, suffix[r->kind]);
 }
 
+bool mig_incoming_pending(unsigned veid)
+{
+	char path[PATH_MAX];
+
+	/* mig_record_path's name, without making the directory. */
+	return vz_exists(vz_path(path, sizeof(path), MIG_DIR "/%u.%s", veid, suffix[MIG_REC_INCOMING]));
+}
+
 struct mig_record mig_record_of(enum mig_record_kind kind, unsigned veid, const char *mid)
 {
 	struct mig_record r = { .kind = kind, .veid = veid };

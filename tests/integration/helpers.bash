@@ -350,13 +350,14 @@ running_on() {
 	[ "$(on "$1" vzctl status "$2")" = "VEID $2 exist mounted running" ]
 }
 
-# Nothing of VE $2 on host $1: no config, private area, mount, cgroup,
-# pid file, veth, network filter or half-received images.
+# Nothing of VE $2 on host $1: no config, private area, mount, idmapped
+# root, cgroup, pid file, veth, network filter or half-received images.
 nothing_of() {
 	local r="$VZ_SANDBOX_DIR/$1"
 	[ ! -e "$r/etc/vz/conf/$2.conf" ] || { echo "config left on $1"; return 1; }
 	[ ! -e "$r/vz/private/$2" ] || { echo "private area left on $1"; return 1; }
 	if grep -q " $r/vz/root/$2 " /proc/self/mountinfo; then echo "mount left on $1"; return 1; fi
+	if grep -q " $r/run/vz/idroot/$2 " /proc/self/mountinfo; then echo "idmapped root left on $1"; return 1; fi
 	[ ! -d "/sys/fs/cgroup/pids/$VZ_SANDBOX-$1/$2" ] || { echo "cgroup left on $1"; return 1; }
 	[ ! -e "$r/run/vz/$2.pid" ] || { echo "pid file left on $1"; return 1; }
 	if on "$1" ip link show "veth$2.0" >/dev/null 2>&1; then echo "veth left on $1"; return 1; fi

@@ -122,6 +122,35 @@ teardown() {
 	passes_on h2 103 wl-mem-fast
 }
 
+@test "the destination prepares the restore while the VE still runs at the source, and will not start it meanwhile" {
+	sb_ve h1 106 198.18.1.6
+	wl_run h1 106 'wl-mem -m 64 -r 2 -t 1 -n slow'
+	"$SB" link h1 rate 40mbit
+	migrate_bg h1 --online h2 106
+	wait_for 60 grep -q "^Memory round 0" "$BATS_TEST_TMPDIR/out"
+	# Before the freeze: the root mounted, the cgroup and the bridge
+	# filter made, the time it took logged.
+	grep -q "VE 106: prepared the restore in [0-9.]* ms" "$VZ_SANDBOX_DIR/h2/var/log/vzagent.log"
+	grep -q " $VZ_SANDBOX_DIR/h2/vz/root/106 " /proc/self/mountinfo
+	[ -d "/sys/fs/cgroup/pids/$VZ_SANDBOX-h2/106" ]
+	on h2 nft list table bridge vz_ve_106 >/dev/null
+	run ! grep -q "^Suspending" "$BATS_TEST_TMPDIR/out"
+	running_on h1 106
+	# Its config is there too, but the VE is the move's: a start is refused.
+	run on h2 vzctl start 106
+	echo "$output"
+	[ "$status" -eq 9 ]
+	# At full speed the rounds catch up with the writer.
+	"$SB" link h1 rate off
+	migrate_wait 120
+	cat "$BATS_TEST_TMPDIR/out"
+	migrate_rc 0
+	running_on h2 106
+	nothing_of h1 106
+	passes_on h2 106
+	passes_on h2 106 wl-mem-slow
+}
+
 @test "--stop-copy, verified too, and bad pre-copy settings" {
 	sb_ve h2 104 198.18.1.4
 	run on h2 vzmigrate --online --max-rounds 0 h1 104
