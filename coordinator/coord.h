@@ -22,6 +22,7 @@
 #define COORD_IO_TIMEOUT_MS 3000
 #define COORD_CONF	    "/etc/vz/vzcoord.conf"
 #define COORD_SOCK	    "/run/vz/vzcoord.sock"
+#define COORD_STORE	    "/var/lib/vz/vzcoord.db"
 /* The CN of the coordinator's certificate (deploy/vz-certs coordinator):
  * the agents talk to no other, and no host may register under it. */
 #define COORD_CN "vzcoord"
@@ -31,6 +32,7 @@ struct coord_conf {
 	unsigned suspect_after; /* missed heartbeats */
 	unsigned offline_after_ms;
 	char tls_ca[4096], tls_cert[4096], tls_key[4096];
+	char store[4096]; /* the SQLite file: hosts, states, events */
 };
 
 struct agent_conn;
@@ -39,6 +41,7 @@ struct coord {
 	struct ev_loop *loop;
 	struct coord_conf conf;
 	struct pool pool;
+	struct pool_store *store;
 	struct vz_tls *tls;
 	int listen_fd, admin_fd;
 	ev_io listen_w, admin_w;
@@ -54,6 +57,10 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err);
 /* Listen for agents (TLS) and admins (unix socket), then serve until
  * SIGTERM or SIGINT. */
 int coord_serve(struct coord *c, struct vz_err *err);
+
+/* The coordinator's store, opened (its directory made); one clear error
+ * for a file it cannot use (a newer schema, not a store). */
+int coord_store_open(const struct coord_conf *conf, struct pool_store **out, struct vz_err *err);
 
 /* The admin socket's side (admin.c): take one admin connection. */
 void coord_admin_accept(struct coord *c);

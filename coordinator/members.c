@@ -14,16 +14,68 @@
 
 #define NS_PER_MS 1000000ull
 
-const char *pool_state_name(enum pool_host_state s)
+static int64_t wall_ms(const struct pool *p, int64_t mono_ns)
 {
-	switch (s) {
-	case POOL_ONLINE: return "online";
-	case POOL_SUSPECT: return "suspect";
-	default: return "offline";
-	}
+	return mono_ns / (int64_t)NS_PER_MS + p->wall_offset_ms;
 }
 
-static struct pool_host *find_host(const struct pool *p, const char *name)
+/* How long ago host h was last heard of. */
+static uint64_t silence(const struct pool_node *h, uint64_t now)
+{
+	return (int64_t)now > h->last_seen_ns ? (uint64_t)((int64_t)now - h->last_seen_ns) : 0;
+}
+
+/* Host h's record into the store, if there is one. */
+static void save_host(struct pool *p, struct pool_node *h, uint64_t now)
+{
+	struct pool_host r = { .migration_port = (uint16_t)h->mig_port, .state = h->state, .cores = h->cores };
+	struct vz_err err = { 0 };
+
+	if (!p->store)
+		return;
+	snprintf(r.name, sizeof(r.name), "%s", h->name);
+	snprintf(r.address, sizeof(r.address), "%s", h->address);
+	r.last_seen_ms = wall_ms(p, h->last_seen_ns);
+	r.mem_total = h->mem_total;
+	r.mem_free = h->mem_free;
+	r.disk_free = h->disk_free;
+	if (pool_store_host_put(p->store, &r, &err) < 0)
+		pr_warn("Store: host %s not recorded: %s", h->name, err.msg);
+	else
+		h->saved_ns = now;
+}
+
+/* An event into the store, if there is one (the log has it anyway). */
+static void note(struct pool *p, uint64_t now, const char *kind, const char *host, const char *text)
+{
+	struct pool_event ev = { .time_ms = wall_ms(p, (int64_t)now) };
+	struct vz_err err = { 0 };
+
+	if (!p->store)
+		return;
+	snprintf(ev.kind, sizeof(ev.kind), "%s", kind);
+	snprintf(ev.host, sizeof(ev.host), "%s", host ? host : "");
+	snprintf(ev.text, sizeof(ev.text), "%s", text);
+	if (pool_store_event_add(p->store, &ev, &err) < 0)
+		pr_warn("Store: event not recorded: %s", err.msg);
+}
+
+/* Host h goes to state s: said in the log and in the store. */
+static void change_state(struct pool *p, struct pool_node *h, enum pool_host_state s, uint64_t now, const char *why)
+{
+	char text[POOL_TEXT_MAX];
+
+	snprintf(text, sizeof(text), "%s -> %s (%s)", pool_host_state_name(h->state), pool_host_state_name(s), why);
+	if (s == POOL_HOST_ONLINE)
+		pr_info("Host %s: %s", h->name, text);
+	else
+		pr_warn("Host %s: %s", h->name, text);
+	h->state = s;
+	save_host(p, h, now);
+	note(p, now, pool_host_state_name(s), h->name, text);
+}
+
+static struct pool_node *find_host(const struct pool *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_hosts; i++)
 		if (!strcmp(p->hosts[i]->name, name))
@@ -31,9 +83,9 @@ static struct pool_host *find_host(const struct pool *p, const char *name)
 	return NULL;
 }
 
-static int add_host(struct pool *p, const char *name, struct pool_host **out, struct vz_err *err)
+static int add_host(struct pool *p, const char *name, struct pool_node **out, struct vz_err *err)
 {
-	struct pool_host *h;
+	struct pool_node *h;
 	size_t i;
 
 	if (vz_grow((void **)&p->hosts, &p->cap_hosts, p->n_hosts, sizeof(*p->hosts), 16) < 0)
@@ -53,7 +105,7 @@ static int add_host(struct pool *p, const char *name, struct pool_host **out, st
 
 int pool_register(struct pool *p, const Vz__Pool__Register *r, uint64_t now, struct vz_err *err)
 {
-	struct pool_host *h = find_host(p, r->host);
+	struct pool_node *h = find_host(p, r->host);
 	bool known = h != NULL;
 	int ret;
 
@@ -66,12 +118,16 @@ int pool_register(struct pool *p, const Vz__Pool__Register *r, uint64_t now, str
 	h->cores = r->has_cores ? r->cores : 0;
 	h->mem_total = r->has_mem_total ? r->mem_total : 0;
 	h->interval_ms = r->has_interval_ms && r->interval_ms >= 100 ? r->interval_ms : 2000;
-	h->last_seen_ns = now;
-	if (h->state != POOL_ONLINE || !known)
-		pr_info("Host %s: %s -> online (registered from %s, %u cores, %llu MiB)", h->name,
-			known ? pool_state_name(h->state) : "new", h->address, h->cores,
-			(unsigned long long)(h->mem_total >> 20));
-	h->state = POOL_ONLINE;
+	h->last_seen_ns = (int64_t)now;
+	if (h->state != POOL_HOST_ONLINE || !known) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "%sregistered from %s, %u cores, %llu MiB", known ? "" : "new, ", h->address,
+			 h->cores, (unsigned long long)(h->mem_total >> 20));
+		change_state(p, h, POOL_HOST_ONLINE, now, why);
+	} else {
+		save_host(p, h, now);
+	}
 	return 0;
 }
 
@@ -161,7 +217,7 @@ static bool has_alert(char **alerts, size_t n, const char *text)
 	return false;
 }
 
-static int update_alerts(struct pool *p, struct vz_err *err)
+static int update_alerts(struct pool *p, uint64_t now, struct vz_err *err)
 {
 	char **alerts = NULL;
 	size_t n = 0;
@@ -170,11 +226,15 @@ static int update_alerts(struct pool *p, struct vz_err *err)
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n; i++)
-		if (!has_alert(p->alerts, p->n_alerts, alerts[i]))
+		if (!has_alert(p->alerts, p->n_alerts, alerts[i])) {
 			pr_warn("Alert: %s: it is neither started nor moved until one host has it", alerts[i]);
+			note(p, now, "alert", NULL, alerts[i]);
+		}
 	for (size_t i = 0; i < p->n_alerts; i++)
-		if (!has_alert(alerts, n, p->alerts[i]))
+		if (!has_alert(alerts, n, p->alerts[i])) {
 			pr_info("Alert over: %s no longer", p->alerts[i]);
+			note(p, now, "alert-over", NULL, p->alerts[i]);
+		}
 	free_alerts(p->alerts, p->n_alerts);
 	p->alerts = alerts;
 	p->n_alerts = n;
@@ -219,7 +279,7 @@ static int inventory(const Vz__Pool__Heartbeat *hb, struct pool_ve **out, size_t
 
 int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *hb, uint64_t now, struct vz_err *err)
 {
-	struct pool_host *h = find_host(p, name);
+	struct pool_node *h = find_host(p, name);
 	struct pool_ve *ves = NULL;
 	size_t n = 0;
 	int ret;
@@ -236,38 +296,44 @@ int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *
 	h->mem_free = hb->has_mem_free ? hb->mem_free : 0;
 	h->disk_free = hb->has_disk_free ? hb->disk_free : 0;
 	h->load_milli = hb->has_load_milli ? hb->load_milli : 0;
-	h->last_seen_ns = now;
-	if (h->state != POOL_ONLINE)
-		pr_info("Host %s: %s -> online (heartbeat %llu, %zu VEs)", h->name, pool_state_name(h->state),
-			(unsigned long long)hb->seq, n);
-	h->state = POOL_ONLINE;
-	return update_alerts(p, err);
+	h->last_seen_ns = (int64_t)now;
+	if (h->state != POOL_HOST_ONLINE) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "heartbeat %llu, %zu VEs", (unsigned long long)hb->seq, n);
+		change_state(p, h, POOL_HOST_ONLINE, now, why);
+	} else if (now - h->saved_ns >= POOL_SEEN_SAVE_MS * NS_PER_MS) {
+		save_host(p, h, now);
+	}
+	return update_alerts(p, now, err);
 }
 
-enum pool_host_state pool_host_state_at(const struct pool *p, const struct pool_host *h, uint64_t now)
+enum pool_host_state pool_host_state_at(const struct pool *p, const struct pool_node *h, uint64_t now)
 {
-	uint64_t age = now > h->last_seen_ns ? now - h->last_seen_ns : 0;
+	uint64_t age = silence(h, now);
 	uint64_t interval = (uint64_t)h->interval_ms * NS_PER_MS;
 
 	if (age >= p->offline_after_ns)
-		return POOL_OFFLINE;
+		return POOL_HOST_OFFLINE;
 	/* Half an interval of slack: a heartbeat a little late is not missed. */
 	if (age > p->suspect_after * interval + interval / 2)
-		return POOL_SUSPECT;
-	return POOL_ONLINE;
+		return POOL_HOST_SUSPECT;
+	return POOL_HOST_ONLINE;
 }
 
 void pool_tick(struct pool *p, uint64_t now)
 {
 	for (size_t i = 0; i < p->n_hosts; i++) {
-		struct pool_host *h = p->hosts[i];
+		struct pool_node *h = p->hosts[i];
 		enum pool_host_state s = pool_host_state_at(p, h, now);
+
+		char why[96];
 
 		if (s == h->state)
 			continue;
-		pr_warn("Host %s: %s -> %s (no heartbeat for %.1f s; its %zu VEs are unknown now)", h->name,
-			pool_state_name(h->state), pool_state_name(s), (double)(now - h->last_seen_ns) / 1e9, h->n_ves);
-		h->state = s;
+		snprintf(why, sizeof(why), "no heartbeat for %.1f s; its %zu VEs are unknown now",
+			 (double)silence(h, now) / 1e9, h->n_ves);
+		change_state(p, h, s, now, why);
 	}
 }
 
@@ -282,13 +348,13 @@ static int report_hosts(const struct pool *p, uint64_t now, Vz__Pool__AdminReply
 	}
 	r->hosts[0] = hs;
 	for (size_t i = 0; i < p->n_hosts; i++) {
-		const struct pool_host *h = p->hosts[i];
+		const struct pool_node *h = p->hosts[i];
 		Vz__Pool__HostStatus *s = &hs[i];
 		uint32_t cpu = 0;
 
 		vz__pool__host_status__init(s);
 		s->name = (char *)h->name;
-		s->state = (char *)pool_state_name(pool_host_state_at(p, h, now));
+		s->state = (char *)pool_host_state_name(pool_host_state_at(p, h, now));
 		s->address = (char *)h->address;
 		s->has_ves = s->has_mem_used = s->has_mem_total = s->has_cpu_permille = 1;
 		s->has_cores = s->has_load_milli = s->has_disk_free = s->has_seen_ms_ago = 1;
@@ -301,7 +367,7 @@ static int report_hosts(const struct pool *p, uint64_t now, Vz__Pool__AdminReply
 		s->cores = h->cores;
 		s->load_milli = h->load_milli;
 		s->disk_free = h->disk_free;
-		s->seen_ms_ago = (now > h->last_seen_ns ? now - h->last_seen_ns : 0) / NS_PER_MS;
+		s->seen_ms_ago = silence(h, now) / NS_PER_MS;
 		r->hosts[i] = s;
 	}
 	r->n_hosts = p->n_hosts;
@@ -333,8 +399,8 @@ static int report_ves(const struct pool *p, uint64_t now, Vz__Pool__AdminReply *
 	r->ves[0] = es;
 	n = 0;
 	for (size_t i = 0; i < p->n_hosts; i++) {
-		const struct pool_host *h = p->hosts[i];
-		bool known = pool_host_state_at(p, h, now) == POOL_ONLINE;
+		const struct pool_node *h = p->hosts[i];
+		bool known = pool_host_state_at(p, h, now) == POOL_HOST_ONLINE;
 
 		for (size_t k = 0; k < h->n_ves; k++) {
 			Vz__Pool__VeEntry *e = &es[n];
@@ -392,6 +458,45 @@ void pool_report_free(Vz__Pool__AdminReply *r)
 	r->n_hosts = r->n_ves = 0;
 	r->alerts = NULL;
 	r->n_alerts = 0;
+}
+
+struct load {
+	struct pool *p;
+	uint64_t now;
+};
+
+static int load_host(void *arg, const struct pool_host *r, struct vz_err *err)
+{
+	struct load *l = arg;
+	struct pool_node *h;
+	int64_t age_ms = wall_ms(l->p, (int64_t)l->now) - r->last_seen_ms;
+	int ret;
+
+	if (find_host(l->p, r->name))
+		return 0;
+	ret = add_host(l->p, r->name, &h, err);
+	if (ret < 0)
+		return ret;
+	snprintf(h->address, sizeof(h->address), "%s", r->address);
+	h->mig_port = r->migration_port;
+	h->cores = r->cores;
+	h->mem_total = r->mem_total;
+	h->mem_free = r->mem_free;
+	h->disk_free = r->disk_free;
+	h->interval_ms = 2000;
+	h->last_seen_ns = (int64_t)l->now - (age_ms > 0 ? age_ms * (int64_t)NS_PER_MS : 0);
+	h->saved_ns = l->now;
+	/* As it was recorded (a state beyond membership counts as offline
+	 * here): a tick says what its silence makes it now. */
+	h->state = r->state > POOL_HOST_OFFLINE ? POOL_HOST_OFFLINE : r->state;
+	return 0;
+}
+
+int pool_load(struct pool *p, uint64_t now, struct vz_err *err)
+{
+	struct load l = { p, now };
+
+	return p->store ? pool_store_host_list(p->store, load_host, &l, err) : 0;
 }
 
 void pool_free(struct pool *p)

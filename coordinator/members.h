@@ -17,14 +17,13 @@
 
 #include "err.h"
 #include "pool.pb-c.h"
+#include "store.h"
 
 #define POOL_MAGIC   0x565a5031u /* "VZP1" */
 #define POOL_VERSION 1
 /* A heartbeat of 100,000 VEs is some 3 MiB: more is refused unread. */
 #define POOL_MSG_MAX (4u << 20)
 #define POOL_MAX_VES 100000
-
-enum pool_host_state { POOL_ONLINE, POOL_SUSPECT, POOL_OFFLINE };
 
 struct pool_ve {
 	unsigned veid;
@@ -34,7 +33,9 @@ struct pool_ve {
 	uint64_t disk_used;
 };
 
-struct pool_host {
+/* A host as the coordinator sees it (its record in the store is a
+ * struct pool_host); its state is online, suspect or offline. */
+struct pool_node {
 	char name[64];
 	char address[64];
 	unsigned mig_port, cores;
@@ -42,20 +43,34 @@ struct pool_host {
 	uint64_t mem_total, mem_free, disk_free;
 	uint32_t load_milli;
 	enum pool_host_state state;
-	uint64_t last_seen_ns;
+	int64_t last_seen_ns; /* monotonic; below 0: heard of before this clock began (pool_load) */
+	uint64_t saved_ns;    /* when the store last had its record */
 	uint64_t seq;
 	struct pool_ve *ves; /* VEID order */
 	size_t n_ves;
 };
 
 struct pool {
-	struct pool_host **hosts; /* name order */
+	struct pool_node **hosts; /* name order */
 	size_t n_hosts, cap_hosts;
 	unsigned suspect_after; /* missed heartbeats */
 	uint64_t offline_after_ns;
 	char **alerts;
 	size_t n_alerts;
+	/* Where hosts, their states and the events are kept (NULL: nowhere):
+	 * written at each change of state, and a host's last heartbeat at
+	 * most every POOL_SEEN_SAVE_MS; a failed write is logged, and the
+	 * pool goes on from the agents, the truth about their VEs. */
+	struct pool_store *store;
+	int64_t wall_offset_ms; /* the clock's ms less the monotonic ms */
 };
+
+#define POOL_SEEN_SAVE_MS 10000
+
+/* The hosts the store holds, each with the age of its last heartbeat
+ * (the store keeps the clock's time: wall_offset_ms converts) and no
+ * inventory until its next one. Hosts already in the pool stay. */
+int pool_load(struct pool *p, uint64_t now, struct vz_err *err);
 
 /* A host (re)joins: known hosts keep their inventory until the next
  * heartbeat. The host is online from now. */
@@ -70,8 +85,7 @@ int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *
  * logged. */
 void pool_tick(struct pool *p, uint64_t now);
 /* The state a host has at now (pure). */
-enum pool_host_state pool_host_state_at(const struct pool *p, const struct pool_host *h, uint64_t now);
-const char *pool_state_name(enum pool_host_state s);
+enum pool_host_state pool_host_state_at(const struct pool *p, const struct pool_node *h, uint64_t now);
 /* The admin's view into r (initialised by the caller): hosts, every VE
  * (VE_UNKNOWN for those of a host that is not online) and the alerts. r
  * points into the pool: send it before the pool changes, then free it

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -73,6 +74,7 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err)
 	conf_path(&f, "TLS_CA", "/etc/vz/tls/ca.crt", conf->tls_ca, sizeof(conf->tls_ca));
 	conf_path(&f, "TLS_CERT", "/etc/vz/tls/host.crt", conf->tls_cert, sizeof(conf->tls_cert));
 	conf_path(&f, "TLS_KEY", "/etc/vz/tls/host.key", conf->tls_key, sizeof(conf->tls_key));
+	conf_path(&f, "STORE", COORD_STORE, conf->store, sizeof(conf->store));
 	v = vz_conf_get(&f, "LOG_LEVEL");
 	if (v && *v)
 		vz_log_set_level(vz_log_level_from_string(v));
@@ -279,6 +281,39 @@ static void coord_stop(struct coord *c)
 	vz_tls_free(c->tls);
 	c->tls = NULL;
 	pool_free(&c->pool);
+	pool_store_close(c->store);
+	c->store = NULL;
+}
+
+int coord_store_open(const struct coord_conf *conf, struct pool_store **out, struct vz_err *err)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(conf->store, '/');
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - conf->store) : 1, slash ? conf->store : ".");
+	if (*dir && vz_mkdir_p(dir, 0700) < 0)
+		return vz_error(err, errno, "Create %s", dir);
+	return pool_store_open(&pool_store_sqlite, conf->store, out, err);
+}
+
+/* The hosts the store remembers, before any agent speaks: their states
+ * follow from how long ago each was last heard of. */
+static int open_store(struct coord *c, struct vz_err *err)
+{
+	struct timespec wall, mono;
+	int ret = coord_store_open(&c->conf, &c->store, err);
+
+	if (ret < 0)
+		return ret;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	c->pool.wall_offset_ms = ((int64_t)wall.tv_sec - (int64_t)mono.tv_sec) * 1000 +
+				 ((int64_t)wall.tv_nsec - (int64_t)mono.tv_nsec) / 1000000;
+	c->pool.store = c->store;
+	ret = pool_load(&c->pool, vz_now_ns(), err);
+	if (ret == 0)
+		pr_info("Store %s: %zu hosts known", c->conf.store, c->pool.n_hosts);
+	return ret;
 }
 
 int coord_serve(struct coord *c, struct vz_err *err)
@@ -289,7 +324,9 @@ int coord_serve(struct coord *c, struct vz_err *err)
 	c->listen_fd = c->admin_fd = VZ_FD_INIT;
 	c->pool.suspect_after = c->conf.suspect_after;
 	c->pool.offline_after_ns = (uint64_t)c->conf.offline_after_ms * 1000000ull;
-	ret = vz_tls_new(&c->tls, c->conf.tls_ca, c->conf.tls_cert, c->conf.tls_key, true, err);
+	ret = open_store(c, err);
+	if (ret == 0)
+		ret = vz_tls_new(&c->tls, c->conf.tls_ca, c->conf.tls_cert, c->conf.tls_key, true, err);
 	if (ret == 0)
 		ret = vz_tcp_listen(c->conf.port, &c->listen_fd, err);
 	if (ret == 0)

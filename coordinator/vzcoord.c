@@ -1,5 +1,5 @@
 /* vzcoord: the pool's coordinator (serve) and the admin's view of it
- * (status, list), one function per subcommand and a table. Each returns
+ * (status, list, events), one function per subcommand and a table. Each returns
  * an exit status, or a negative errno with err filled; only main prints
  * the error. Bad usage is one line on stderr and exit status 2. */
 #define LOG_PREFIX ""
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -157,6 +158,56 @@ static int cmd_list(int argc, char **argv, struct vz_err *err)
 	return admin(VZ__POOL__ADMIN_OP__ADMIN_LIST, json ? print_list_json : print_list, err);
 }
 
+static int print_event(void *arg, const struct pool_event *ev, struct vz_err *err)
+{
+	char when[32];
+	time_t t = (time_t)(ev->time_ms / 1000);
+	struct tm tm;
+
+	(void)arg;
+	(void)err;
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+	printf("%6llu %s.%03d %-10s %-12s %s\n", (unsigned long long)ev->id, when, (int)(ev->time_ms % 1000), ev->kind,
+	       ev->host[0] ? ev->host : "-", ev->text);
+	return 0;
+}
+
+/* What the coordinator decided and saw, from its store (read directly:
+ * a reader of SQLite's WAL never waits for the coordinator). */
+static int cmd_events(int argc, char **argv, struct vz_err *err)
+{
+	static const struct option opts[] = { { "since", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 } };
+	_cleanup_pool_store_ struct pool_store *st = NULL;
+	struct coord_conf conf;
+	unsigned long long since = 0;
+	char *end;
+	int c, ret;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+s:", opts, NULL)) != -1) {
+		if (c != 's')
+			return usage_error(err, "events: unknown option '%s'", argv[optind - 1]);
+		errno = 0;
+		since = strtoull(optarg, &end, 10);
+		if (errno || end == optarg || *end)
+			return usage_error(err, "events: --since takes an event id, not '%s'", optarg);
+	}
+	if (optind < argc)
+		return usage_error(err, "events takes no argument, not '%s'", argv[optind]);
+	if (geteuid() != 0)
+		return vz_error_exit_msg(err, VZ_EXIT_PERM, EPERM, "Must run as root");
+	ret = coord_conf_load(&conf, err);
+	if (ret == 0 && !vz_exists(conf.store))
+		return vz_error_exit_msg(err, VZ_EXIT_SYSTEM, ENOENT, "No store at %s: the coordinator never ran here",
+					 conf.store);
+	if (ret == 0)
+		ret = pool_store_open(&pool_store_sqlite, conf.store, &st, err);
+	if (ret == 0)
+		ret = pool_store_event_list(st, since, print_event, NULL, err);
+	return ret < 0 ? ret : 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv, struct vz_err *err);
@@ -165,6 +216,7 @@ static const struct {
 	{ "serve", cmd_serve, "serve            run the coordinator (VZ_ROOT/etc/vz/vzcoord.conf)" },
 	{ "status", cmd_status, "status           hosts: state, VEs, memory, CPU; and alerts" },
 	{ "list", cmd_list, "list [-j]        every VE of the pool with its host (-j: JSON)" },
+	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
 };
 
 static void usage(FILE *f)

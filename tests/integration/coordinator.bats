@@ -143,6 +143,11 @@ times_listed() {
 	restart_agents h2
 	wait_for 10 state_is h2 online || { on coord vzcoord status; false; }
 	wait_for 10 listed 211 running h2 || { on coord vzcoord list; false; }
+	# The store has each change, in order, as events.
+	run on coord vzcoord events
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$(echo "$output" | awk '$5 == "h2" { printf "%s ", $4 }')" == *"online suspect offline online "* ]]
 }
 
 @test "a restarted coordinator has the whole inventory again from the agents' next heartbeats" {
@@ -162,6 +167,24 @@ times_listed() {
 	done
 	wait_for 5 listed 231 stopped h1 || { on coord vzcoord list; false; }
 	wait_for 5 listed 233 running h3 || { on coord vzcoord list; false; }
+	# Before any agent spoke again, it knew the hosts from its store.
+	grep -q "Store .*vzcoord.db: 3 hosts known" "$VZ_SANDBOX_DIR/coord/var/log/vzcoord.log"
+}
+
+@test "vzcoord refuses a store written by a newer vzcoord, in one line, and leaves it as it was" {
+	local r="$BATS_TEST_TMPDIR/newer" sum
+	mkdir -p "$r/etc/vz" "$r/var/lib/vz"
+	python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version = 2"); c.execute("CREATE TABLE t (x)"); c.commit()' "$r/var/lib/vz/vzcoord.db"
+	sum=$(sha256sum <"$r/var/lib/vz/vzcoord.db")
+	run timeout 10 env VZ_ROOT="$r" "$VZ_TOP/build/bin/vzcoord" serve
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == *"written by a newer vzcoord (schema 2; this one knows 1)"* ]]
+	[ "$(sha256sum <"$r/var/lib/vz/vzcoord.db")" = "$sum" ]
+	run env VZ_ROOT="$r" "$VZ_TOP/build/bin/vzcoord" events
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"newer vzcoord"* ]]
 }
 
 @test "a peer with a certificate from another CA is refused and the coordinator goes on" {
