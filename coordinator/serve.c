@@ -345,9 +345,10 @@ int coord_serve(struct coord *c, struct vz_err *err)
 	ev_signal_start(c->loop, &c->sigterm_w);
 	ev_signal_init(&c->sigint_w, signal_cb, SIGINT);
 	ev_signal_start(c->loop, &c->sigint_w);
-	pr_info("Serving agents on port %u (TLS, certificate %s), admins on %s; suspect after %u missed "
-		"heartbeats, offline after %u ms",
-		c->conf.port, c->conf.tls_cert, path, c->conf.suspect_after, c->conf.offline_after_ms);
+	pr_info("The coordinator serves agents on port %u (TLS, certificate %s), admins on %s; suspect after %u "
+		"missed heartbeats, offline after %u ms (VZ_ROOT %s)",
+		c->conf.port, c->conf.tls_cert, path, c->conf.suspect_after, c->conf.offline_after_ms,
+		vz_root()[0] ? vz_root() : "/");
 	ev_run(c->loop, 0);
 	coord_stop(c);
 	return 0;

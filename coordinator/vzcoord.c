@@ -69,7 +69,6 @@ static int cmd_serve(int argc, char **argv, struct vz_err *err)
 		return ret;
 	signal(SIGPIPE, SIG_IGN);
 	c.loop = ev_default_loop(EVFLAG_AUTO);
-	pr_info("The coordinator started (VZ_ROOT %s)", vz_root()[0] ? vz_root() : "/");
 	ret = coord_serve(&c, err);
 	return ret < 0 ? ret : 0;
 }
