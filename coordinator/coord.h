@@ -42,6 +42,7 @@ struct coord {
 	struct coord_conf conf;
 	struct pool pool;
 	struct pool_store *store;
+	uint64_t epoch; /* the store's, new at each start: in every order */
 	struct vz_tls *tls;
 	int listen_fd, admin_fd;
 	ev_io listen_w, admin_w;

@@ -28,7 +28,9 @@ static uint64_t silence(const struct pool_node *h, uint64_t now)
 /* Host h's record into the store, if there is one. */
 static void save_host(struct pool *p, struct pool_node *h, uint64_t now)
 {
-	struct pool_host r = { .migration_port = (uint16_t)h->mig_port, .state = h->state, .cores = h->cores };
+	struct pool_host r = {
+		.migration_port = (uint16_t)h->mig_port, .state = h->state, .maint = h->maint, .cores = h->cores
+	};
 	struct vz_err err = { 0 };
 
 	if (!p->store)
@@ -75,12 +77,29 @@ static void change_state(struct pool *p, struct pool_node *h, enum pool_host_sta
 	note(p, now, pool_host_state_name(s), h->name, text);
 }
 
-static struct pool_node *find_host(const struct pool *p, const char *name)
+struct pool_node *pool_find_host(const struct pool *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_hosts; i++)
 		if (!strcmp(p->hosts[i]->name, name))
 			return p->hosts[i];
 	return NULL;
+}
+
+int pool_set_maint(struct pool *p, const char *name, enum pool_host_maint m, uint64_t now, struct vz_err *err)
+{
+	struct pool_node *h = pool_find_host(p, name);
+	char text[POOL_TEXT_MAX];
+
+	if (!h)
+		return vz_error_msg(err, ENOENT, "No host %s in the pool", name);
+	if (h->maint == m)
+		return 0;
+	snprintf(text, sizeof(text), "maintenance %s -> %s", pool_host_maint_name(h->maint), pool_host_maint_name(m));
+	pr_info("Host %s: %s", h->name, text);
+	h->maint = m;
+	save_host(p, h, now);
+	note(p, now, pool_host_maint_name(m), h->name, text);
+	return 0;
 }
 
 static int add_host(struct pool *p, const char *name, struct pool_node **out, struct vz_err *err)
@@ -105,7 +124,7 @@ static int add_host(struct pool *p, const char *name, struct pool_node **out, st
 
 int pool_register(struct pool *p, const Vz__Pool__Register *r, uint64_t now, struct vz_err *err)
 {
-	struct pool_node *h = find_host(p, r->host);
+	struct pool_node *h = pool_find_host(p, r->host);
 	bool known = h != NULL;
 	int ret;
 
@@ -279,7 +298,7 @@ static int inventory(const Vz__Pool__Heartbeat *hb, struct pool_ve **out, size_t
 
 int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *hb, uint64_t now, struct vz_err *err)
 {
-	struct pool_node *h = find_host(p, name);
+	struct pool_node *h = pool_find_host(p, name);
 	struct pool_ve *ves = NULL;
 	size_t n = 0;
 	int ret;
@@ -296,6 +315,7 @@ int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *
 	h->mem_free = hb->has_mem_free ? hb->mem_free : 0;
 	h->disk_free = hb->has_disk_free ? hb->disk_free : 0;
 	h->load_milli = hb->has_load_milli ? hb->load_milli : 0;
+	h->agent_draining = hb->has_draining && hb->draining;
 	h->last_seen_ns = (int64_t)now;
 	if (h->state != POOL_HOST_ONLINE) {
 		char why[64];
@@ -355,6 +375,7 @@ static int report_hosts(const struct pool *p, uint64_t now, Vz__Pool__AdminReply
 		vz__pool__host_status__init(s);
 		s->name = (char *)h->name;
 		s->state = (char *)pool_host_state_name(pool_host_state_at(p, h, now));
+		s->maint = (char *)pool_host_maint_name(h->maint);
 		s->address = (char *)h->address;
 		s->has_ves = s->has_mem_used = s->has_mem_total = s->has_cpu_permille = 1;
 		s->has_cores = s->has_load_milli = s->has_disk_free = s->has_seen_ms_ago = 1;
@@ -472,7 +493,7 @@ static int load_host(void *arg, const struct pool_host *r, struct vz_err *err)
 	int64_t age_ms = wall_ms(l->p, (int64_t)l->now) - r->last_seen_ms;
 	int ret;
 
-	if (find_host(l->p, r->name))
+	if (pool_find_host(l->p, r->name))
 		return 0;
 	ret = add_host(l->p, r->name, &h, err);
 	if (ret < 0)
@@ -486,9 +507,9 @@ static int load_host(void *arg, const struct pool_host *r, struct vz_err *err)
 	h->interval_ms = 2000;
 	h->last_seen_ns = (int64_t)l->now - (age_ms > 0 ? age_ms * (int64_t)NS_PER_MS : 0);
 	h->saved_ns = l->now;
-	/* As it was recorded (a state beyond membership counts as offline
-	 * here): a tick says what its silence makes it now. */
-	h->state = r->state > POOL_HOST_OFFLINE ? POOL_HOST_OFFLINE : r->state;
+	/* As it was recorded: a tick says what its silence makes it now. */
+	h->state = r->state;
+	h->maint = r->maint;
 	return 0;
 }
 

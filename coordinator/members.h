@@ -34,7 +34,8 @@ struct pool_ve {
 };
 
 /* A host as the coordinator sees it (its record in the store is a
- * struct pool_host); its state is online, suspect or offline. */
+ * struct pool_host); its state is online, suspect or offline, and apart
+ * from it its maintenance (a drain). */
 struct pool_node {
 	char name[64];
 	char address[64];
@@ -43,6 +44,8 @@ struct pool_node {
 	uint64_t mem_total, mem_free, disk_free;
 	uint32_t load_milli;
 	enum pool_host_state state;
+	enum pool_host_maint maint;
+	bool agent_draining;  /* its last heartbeat said it is in maintenance */
 	int64_t last_seen_ns; /* monotonic; below 0: heard of before this clock began (pool_load) */
 	uint64_t saved_ns;    /* when the store last had its record */
 	uint64_t seq;
@@ -80,6 +83,12 @@ int pool_register(struct pool *p, const Vz__Pool__Register *r, uint64_t now, str
  * -ENOENT for a host that has not registered, -EINVAL for an inventory
  * with a bad VEID (nothing changed then). */
 int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *hb, uint64_t now, struct vz_err *err);
+/* Host name's maintenance is now m: kept in the store, logged and an
+ * event. -ENOENT for a host the pool does not know. */
+int pool_set_maint(struct pool *p, const char *name, enum pool_host_maint m, uint64_t now, struct vz_err *err);
+/* The host called name, or NULL. */
+struct pool_node *pool_find_host(const struct pool *p, const char *name);
+
 /* Host states from the time since each one's last heartbeat: suspect
  * after suspect_after missed, offline after offline_after_ns. Changes are
  * logged. */

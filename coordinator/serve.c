@@ -312,7 +312,10 @@ static int open_store(struct coord *c, struct vz_err *err)
 	c->pool.store = c->store;
 	ret = pool_load(&c->pool, vz_now_ns(), err);
 	if (ret == 0)
-		pr_info("Store %s: %zu hosts known", c->conf.store, c->pool.n_hosts);
+		ret = pool_store_epoch_next(c->store, &c->epoch, err);
+	if (ret == 0)
+		pr_info("Store %s: %zu hosts known; epoch %llu", c->conf.store, c->pool.n_hosts,
+			(unsigned long long)c->epoch);
 	return ret;
 }
 

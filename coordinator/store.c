@@ -8,8 +8,15 @@
 #include "store-int.h"
 
 static const char *const host_states[] = {
-	[POOL_HOST_ONLINE] = "online",	   [POOL_HOST_SUSPECT] = "suspect", [POOL_HOST_OFFLINE] = "offline",
-	[POOL_HOST_DRAINING] = "draining", [POOL_HOST_DRAINED] = "drained", [POOL_HOST_PARTIAL] = "partial",
+	[POOL_HOST_ONLINE] = "online",
+	[POOL_HOST_SUSPECT] = "suspect",
+	[POOL_HOST_OFFLINE] = "offline",
+};
+static const char *const host_maints[] = {
+	[POOL_MAINT_NONE] = "none",
+	[POOL_MAINT_DRAINING] = "draining",
+	[POOL_MAINT_DRAINED] = "drained",
+	[POOL_MAINT_PARTIAL] = "partial",
 };
 static const char *const drain_states[] = {
 	[POOL_DRAIN_RUNNING] = "running",
@@ -38,6 +45,7 @@ static const struct {
 	size_t n;
 } words[] = {
 	[POOL_WORD_HOST_STATE] = { host_states, ARRAY_SIZE(host_states) },
+	[POOL_WORD_HOST_MAINT] = { host_maints, ARRAY_SIZE(host_maints) },
 	[POOL_WORD_DRAIN_STATE] = { drain_states, ARRAY_SIZE(drain_states) },
 	[POOL_WORD_MEMBER_STATUS] = { member_statuses, ARRAY_SIZE(member_statuses) },
 	[POOL_WORD_MOVE_MODE] = { move_modes, ARRAY_SIZE(move_modes) },
@@ -62,6 +70,11 @@ int pool_word_parse(enum pool_word_kind k, const char *word)
 const char *pool_host_state_name(enum pool_host_state v)
 {
 	return pool_word(POOL_WORD_HOST_STATE, v);
+}
+
+const char *pool_host_maint_name(enum pool_host_maint v)
+{
+	return pool_word(POOL_WORD_HOST_MAINT, v);
 }
 
 const char *pool_drain_state_name(enum pool_drain_state v)
@@ -95,6 +108,7 @@ const char *pool_move_state_name(enum pool_move_state v)
 		return 0;                                                                                              \
 	}
 DEFINE_PARSE(pool_host_state_parse, enum pool_host_state, POOL_WORD_HOST_STATE)
+DEFINE_PARSE(pool_host_maint_parse, enum pool_host_maint, POOL_WORD_HOST_MAINT)
 DEFINE_PARSE(pool_drain_state_parse, enum pool_drain_state, POOL_WORD_DRAIN_STATE)
 DEFINE_PARSE(pool_member_status_parse, enum pool_member_status, POOL_WORD_MEMBER_STATUS)
 DEFINE_PARSE(pool_move_mode_parse, enum pool_move_mode, POOL_WORD_MOVE_MODE)
@@ -125,7 +139,8 @@ static int check_host(const struct pool_host *h, struct vz_err *err)
 
 	if ((ret = check_str(h->name, sizeof(h->name), true, "host name", err)) < 0 ||
 	    (ret = check_str(h->address, sizeof(h->address), false, "host address", err)) < 0 ||
-	    (ret = check_word(POOL_WORD_HOST_STATE, h->state, "host state", err)) < 0)
+	    (ret = check_word(POOL_WORD_HOST_STATE, h->state, "host state", err)) < 0 ||
+	    (ret = check_word(POOL_WORD_HOST_MAINT, h->maint, "host maintenance", err)) < 0)
 		return ret;
 	return 0;
 }
@@ -166,6 +181,7 @@ static int check_move(const struct pool_move *m, struct vz_err *err)
 	    (ret = check_str(m->dst, sizeof(m->dst), false, "move's destination", err)) < 0 ||
 	    (ret = check_str(m->error, sizeof(m->error), false, "move's error", err)) < 0 ||
 	    (ret = check_str(m->drain_host, sizeof(m->drain_host), false, "move's drain host", err)) < 0 ||
+	    (ret = check_str(m->failed_dst, sizeof(m->failed_dst), false, "move's failed target", err)) < 0 ||
 	    (ret = check_word(POOL_WORD_MOVE_MODE, m->mode, "move mode", err)) < 0 ||
 	    (ret = check_word(POOL_WORD_MOVE_STATE, m->state, "move state", err)) < 0)
 		return ret;
@@ -308,4 +324,9 @@ int pool_store_event_add(struct pool_store *s, struct pool_event *ev, struct vz_
 int pool_store_event_list(struct pool_store *s, uint64_t since_id, pool_event_fn fn, void *arg, struct vz_err *err)
 {
 	return s->ops->event_list(s, since_id, fn, arg, err);
+}
+
+int pool_store_epoch_next(struct pool_store *s, uint64_t *epoch, struct vz_err *err)
+{
+	return s->ops->epoch_next(s, epoch, err);
 }

@@ -35,13 +35,20 @@
 #define POOL_KIND_MAX 16  /* an event's kind, one short word */
 #define POOL_TEXT_MAX 512 /* a reason, an error, an event's text */
 
+/* Liveness: what the host's heartbeats make it. */
 enum pool_host_state {
 	POOL_HOST_ONLINE,
 	POOL_HOST_SUSPECT,
 	POOL_HOST_OFFLINE,
-	POOL_HOST_DRAINING,
-	POOL_HOST_DRAINED,
-	POOL_HOST_PARTIAL,
+};
+
+/* Maintenance, apart from liveness: what the admin asked of the host (a
+ * drain) and where that stands. An offline host keeps its maintenance. */
+enum pool_host_maint {
+	POOL_MAINT_NONE,
+	POOL_MAINT_DRAINING, /* a drain runs: no new VE, no incoming move */
+	POOL_MAINT_DRAINED,  /* its agent reports no VE left */
+	POOL_MAINT_PARTIAL,  /* the drain ended with VEs not moved */
 };
 
 struct pool_host {
@@ -49,6 +56,7 @@ struct pool_host {
 	char address[POOL_ADDR_MAX];
 	uint16_t migration_port;
 	enum pool_host_state state;
+	enum pool_host_maint maint;
 	int64_t last_seen_ms; /* ms since the epoch */
 	uint32_t cores;
 	uint64_t mem_total, mem_free, disk_free; /* bytes */
@@ -117,6 +125,7 @@ struct pool_move {
 	int64_t created_ms, updated_ms;
 	char error[POOL_TEXT_MAX];
 	char drain_host[POOL_NAME_MAX]; /* "" if no drain asked for it */
+	char failed_dst[POOL_NAME_MAX]; /* the target of the attempt that failed, "" if none */
 };
 
 /* What was decided or seen, with its numbers. ids only grow. */
@@ -171,6 +180,8 @@ struct pool_store_ops {
 
 	int (*event_add)(struct pool_store *s, struct pool_event *ev, struct vz_err *err);
 	int (*event_list)(struct pool_store *s, uint64_t since_id, pool_event_fn fn, void *arg, struct vz_err *err);
+
+	int (*epoch_next)(struct pool_store *s, uint64_t *epoch, struct vz_err *err);
 };
 
 /* The SQLite back-end (store_sqlite.c). */
@@ -229,15 +240,24 @@ int pool_store_move_list(struct pool_store *s, int state, pool_move_fn fn, void 
 int pool_store_event_add(struct pool_store *s, struct pool_event *ev, struct vz_err *err);
 int pool_store_event_list(struct pool_store *s, uint64_t since_id, pool_event_fn fn, void *arg, struct vz_err *err);
 
+/* The coordinator's epoch: a new one (>= 1, above every one given before
+ * by this store) into *epoch, committed before it returns. vzcoord serve
+ * takes one at each start and puts it in every order, so that an agent
+ * can refuse the orders of a coordinator that has been replaced. -EBUSY
+ * inside a transaction. */
+int pool_store_epoch_next(struct pool_store *s, uint64_t *epoch, struct vz_err *err);
+
 /* The words the store and the admin's view use for each state ("online",
- * "not_moved", "precopy", ...), and back: NULL for a value out of range,
+ * "draining", "not_moved", "precopy", ...), and back: NULL for a value out of range,
  * -EINVAL for an unknown word. */
 const char *pool_host_state_name(enum pool_host_state v);
+const char *pool_host_maint_name(enum pool_host_maint v);
 const char *pool_drain_state_name(enum pool_drain_state v);
 const char *pool_member_status_name(enum pool_member_status v);
 const char *pool_move_mode_name(enum pool_move_mode v);
 const char *pool_move_state_name(enum pool_move_state v);
 int pool_host_state_parse(const char *word, enum pool_host_state *v);
+int pool_host_maint_parse(const char *word, enum pool_host_maint *v);
 int pool_drain_state_parse(const char *word, enum pool_drain_state *v);
 int pool_member_status_parse(const char *word, enum pool_member_status *v);
 int pool_move_mode_parse(const char *word, enum pool_move_mode *v);

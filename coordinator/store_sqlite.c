@@ -8,8 +8,10 @@
  * of a statement prepared once at open; no SQL is ever built from values.
  *
  * The schema's version is the file's PRAGMA user_version. A file of
- * version 0 with nothing in it (new, or empty) is given the schema; a file
- * of SCHEMA_VERSION is used; a newer one, or one that is not SQLite, is
+ * version 0 with nothing in it (new, or empty) is given version 1, then
+ * every upgrade after it, as an older file is: one path for both, so that
+ * the upgrade is what every new store goes through. A file of
+ * SCHEMA_VERSION is used; a newer one, or one that is not SQLite, is
  * refused before anything is written to it. */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,9 +25,7 @@
 #include "cleanup.h"
 #include "store-int.h"
 
-#define SCHEMA_VERSION 1
-#define STR_(x)	       #x
-#define STR(x)	       STR_(x)
+#define SCHEMA_VERSION 2
 /* How long a call waits for another writer (a second vzcoord, an admin's
  * sqlite3 shell) before it fails with -EBUSY. */
 #define BUSY_TIMEOUT_MS 5000
@@ -54,12 +54,28 @@ static const char schema_v1[] =
     "CREATE TABLE events ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
     " veid INTEGER NOT NULL, host TEXT NOT NULL, text TEXT NOT NULL) STRICT;"
-    "PRAGMA user_version = " STR(SCHEMA_VERSION) ";";
+    "PRAGMA user_version = 1;";
 
-#define HOST_COLS   "name, address, migration_port, state, last_seen_ms, cores, mem_total, mem_free, disk_free"
+/* Version 2: a host's maintenance apart from its liveness (a drained host
+ * that goes silent is still drained; v1 kept one state for both, and a
+ * maintenance state there means the host's liveness is unknown until it
+ * speaks), the target a move failed on (its retry goes elsewhere), and the
+ * coordinator's epoch. */
+static const char upgrade_v2[] =
+    "ALTER TABLE hosts ADD COLUMN maint TEXT NOT NULL DEFAULT 'none';"
+    "UPDATE hosts SET maint = state, state = 'offline' WHERE state IN ('draining', 'drained', 'partial');"
+    "ALTER TABLE moves ADD COLUMN failed_dst TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE epoch (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL) STRICT;"
+    "INSERT INTO epoch (id, epoch) VALUES (1, 0);"
+    "PRAGMA user_version = 2;";
+
+/* upgrades[v]: from version v to v + 1 (version 0: the schema). */
+static const char *const upgrades[SCHEMA_VERSION] = { schema_v1, upgrade_v2 };
+
+#define HOST_COLS   "name, address, migration_port, state, last_seen_ms, cores, mem_total, mem_free, disk_free, maint"
 #define DRAIN_COLS  "host, state, started_ms, offline"
 #define MEMBER_COLS "host, veid, origin, target, status, reason"
-#define MOVE_COLS   "id, veid, src, dst, mode, state, attempts, created_ms, updated_ms, error, drain_host"
+#define MOVE_COLS   "id, veid, src, dst, mode, state, attempts, created_ms, updated_ms, error, drain_host, failed_dst"
 #define EVENT_COLS  "id, time_ms, kind, veid, host, text"
 
 enum stmt_id {
@@ -82,6 +98,7 @@ enum stmt_id {
 	ST_MOVE_LIST_STATE,
 	ST_EVENT_ADD,
 	ST_EVENT_LIST,
+	ST_EPOCH_NEXT,
 	ST_COUNT,
 };
 
@@ -91,11 +108,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_HOST_PUT] = "INSERT INTO hosts (" HOST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	[ST_HOST_PUT] = "INSERT INTO hosts (" HOST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 			" ON CONFLICT (name) DO UPDATE SET address = excluded.address,"
 			" migration_port = excluded.migration_port, state = excluded.state,"
 			" last_seen_ms = excluded.last_seen_ms, cores = excluded.cores, mem_total = excluded.mem_total,"
-			" mem_free = excluded.mem_free, disk_free = excluded.disk_free",
+			" mem_free = excluded.mem_free, disk_free = excluded.disk_free, maint = excluded.maint",
 	[ST_HOST_GET] = "SELECT " HOST_COLS " FROM hosts WHERE name = ?1",
 	[ST_HOST_DEL] = "DELETE FROM hosts WHERE name = ?1",
 	[ST_HOST_LIST] = "SELECT " HOST_COLS " FROM hosts ORDER BY name",
@@ -109,14 +126,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  " target = excluded.target, status = excluded.status, reason = excluded.reason",
 	[ST_MEMBER_LIST] = "SELECT " MEMBER_COLS " FROM drain_members WHERE host = ?1 ORDER BY veid",
 	/* ?1, the id, is bound to NULL: SQLite gives the next one. */
-	[ST_MOVE_ADD] = "INSERT INTO moves (" MOVE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[ST_MOVE_UPDATE] = "UPDATE moves SET veid = ?2, src = ?3, dst = ?4, mode = ?5, state = ?6, attempts = ?7,"
-			   " created_ms = ?8, updated_ms = ?9, error = ?10, drain_host = ?11 WHERE id = ?1",
+	[ST_MOVE_ADD] = "INSERT INTO moves (" MOVE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[ST_MOVE_UPDATE] =
+	    "UPDATE moves SET veid = ?2, src = ?3, dst = ?4, mode = ?5, state = ?6, attempts = ?7,"
+	    " created_ms = ?8, updated_ms = ?9, error = ?10, drain_host = ?11, failed_dst = ?12 WHERE id = ?1",
 	[ST_MOVE_GET] = "SELECT " MOVE_COLS " FROM moves WHERE id = ?1",
 	[ST_MOVE_LIST_ALL] = "SELECT " MOVE_COLS " FROM moves ORDER BY id",
 	[ST_MOVE_LIST_STATE] = "SELECT " MOVE_COLS " FROM moves WHERE state = ?1 ORDER BY id",
 	[ST_EVENT_ADD] = "INSERT INTO events (" EVENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_EVENT_LIST] = "SELECT " EVENT_COLS " FROM events WHERE id > ?1 ORDER BY id",
+	[ST_EPOCH_NEXT] = "UPDATE epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
 };
 
 struct sq_store {
@@ -230,6 +249,7 @@ static const struct col host_cols[] = {
 	UINT(struct pool_host, mem_total, "total memory"),
 	UINT(struct pool_host, mem_free, "free memory"),
 	UINT(struct pool_host, disk_free, "free disk"),
+	WORD(struct pool_host, maint, POOL_WORD_HOST_MAINT, "host maintenance"),
 };
 static const struct col drain_cols[] = {
 	TEXT(struct pool_drain, host, "drain's host"),
@@ -257,6 +277,7 @@ static const struct col move_cols[] = {
 	INT(struct pool_move, updated_ms, "move update time"),
 	TEXT(struct pool_move, error, "move's error"),
 	TEXT(struct pool_move, drain_host, "move's drain host"),
+	TEXT(struct pool_move, failed_dst, "move's failed target"),
 };
 static const struct col event_cols[] = {
 	ID(struct pool_event, id, "event id"),
@@ -292,9 +313,9 @@ static const struct rec_desc {
 };
 
 /* Enums are read and written as int. */
-_Static_assert(sizeof(enum pool_host_state) == sizeof(int) && sizeof(enum pool_move_state) == sizeof(int) &&
-		   sizeof(enum pool_drain_state) == sizeof(int) && sizeof(enum pool_member_status) == sizeof(int) &&
-		   sizeof(enum pool_move_mode) == sizeof(int),
+_Static_assert(sizeof(enum pool_host_state) == sizeof(int) && sizeof(enum pool_host_maint) == sizeof(int) &&
+		   sizeof(enum pool_move_state) == sizeof(int) && sizeof(enum pool_drain_state) == sizeof(int) &&
+		   sizeof(enum pool_member_status) == sizeof(int) && sizeof(enum pool_move_mode) == sizeof(int),
 	       "enums are int-sized");
 
 static uint64_t load_uint(const void *p, size_t size)
@@ -709,22 +730,25 @@ static int sq_check_empty(struct sq_store *q, struct vz_err *err)
 	return 0;
 }
 
-static int sq_create(struct sq_store *q, struct vz_err *err)
+/* A file of version 0 that holds nothing, or of an older version, is
+ * brought to SCHEMA_VERSION in one transaction that reads the version
+ * again: another vzcoord may have just done it. */
+static int sq_upgrade(struct sq_store *q, long long version, struct vz_err *err)
 {
-	long long version;
 	int ret;
 
 	/* Before the journal mode is set: someone else's database is left as it was. */
-	if ((ret = sq_check_empty(q, err)) < 0 || (ret = sq_configure(q, err)) < 0)
+	if ((version == 0 && (ret = sq_check_empty(q, err)) < 0) || (ret = sq_configure(q, err)) < 0)
 		return ret;
 	if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return sq_fail(q, err, "Store %s: begin creating the schema", q->path);
+		return sq_fail(q, err, "Store %s: begin the schema's upgrade", q->path);
 	if ((ret = sq_version(q, &version, err)) < 0 || (version == 0 && (ret = sq_check_empty(q, err)) < 0))
 		goto on_error;
-	if (version == 0 && sqlite3_exec(q->db, schema_v1, NULL, NULL, NULL) != SQLITE_OK) {
-		ret = sq_fail(q, err, "Store %s: create schema %d", q->path, SCHEMA_VERSION);
-		goto on_error;
-	}
+	for (; version < SCHEMA_VERSION; version++)
+		if (sqlite3_exec(q->db, upgrades[version], NULL, NULL, NULL) != SQLITE_OK) {
+			ret = sq_fail(q, err, "Store %s: schema %lld to %lld", q->path, version, version + 1);
+			goto on_error;
+		}
 	if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		ret = sq_fail(q, err, "Store %s: commit schema %d", q->path, SCHEMA_VERSION);
 		goto on_error;
@@ -751,7 +775,7 @@ static int sq_open(const char *where, struct pool_store **out, struct vz_err *er
 	/* Nothing that writes (journal mode, schema) before the version is known. */
 	if ((ret = sq_version(q, &version, err)) < 0)
 		return ret;
-	ret = version == 0 ? sq_create(q, err) : sq_configure(q, err);
+	ret = version < SCHEMA_VERSION ? sq_upgrade(q, version, err) : sq_configure(q, err);
 	if (ret < 0)
 		return ret;
 	for (int i = 0; i < ST_COUNT; i++)
@@ -891,6 +915,27 @@ static int sq_event_list(struct pool_store *s, uint64_t since_id, pool_event_fn 
 		       &l, "List events", err);
 }
 
+static int sq_epoch_next(struct pool_store *s, uint64_t *epoch, struct vz_err *err)
+{
+	struct sq_store *q = to_sq(s);
+	_cleanup_reset_ sqlite3_stmt *st = q->st[ST_EPOCH_NEXT];
+	int64_t v;
+
+	/* Committed on its own: an epoch given inside a transaction rolled
+	 * back could be given again. */
+	if (!sqlite3_get_autocommit(q->db))
+		return vz_error_msg(err, EBUSY, "A new epoch inside a transaction of store %s", q->path);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return sq_fail(q, err, "Store %s: a new epoch", q->path);
+	v = sqlite3_column_int64(st, 0);
+	if (v <= 0)
+		return vz_error_msg(err, EBADMSG, "Store %s: stored epoch %" PRId64 " is not one", q->path, v);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return sq_fail(q, err, "Store %s: a new epoch", q->path);
+	*epoch = (uint64_t)v;
+	return 0;
+}
+
 const struct pool_store_ops pool_store_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -913,4 +958,5 @@ const struct pool_store_ops pool_store_sqlite = {
 	.move_list = sq_move_list,
 	.event_add = sq_event_add,
 	.event_list = sq_event_list,
+	.epoch_next = sq_epoch_next,
 };

@@ -75,19 +75,48 @@ static int cmd_serve(int argc, char **argv, struct vz_err *err)
 
 static void print_status(const Vz__Pool__AdminReply *r)
 {
-	printf("%-16s %-8s %4s %9s %9s %9s %6s  %s\n", "HOST", "STATE", "VES", "MEM_USED", "MEM_TOTAL", "CPU", "LOAD",
-	       "ADDRESS");
+	printf("%-16s %-8s %-8s %4s %9s %9s %9s %6s  %s\n", "HOST", "STATE", "DRAIN", "VES", "MEM_USED", "MEM_TOTAL",
+	       "CPU", "LOAD", "ADDRESS");
 	for (size_t i = 0; i < r->n_hosts; i++) {
 		const Vz__Pool__HostStatus *h = r->hosts[i];
 		char used[32], total[32], cpu[32];
 
 		snprintf(cpu, sizeof(cpu), "%.2f/%u", h->cpu_permille / 1000.0, h->cores);
-		printf("%-16s %-8s %4u %9s %9s %9s %6.2f  %s\n", h->name, h->state, h->ves,
+		printf("%-16s %-8s %-8s %4u %9s %9s %9s %6.2f  %s\n", h->name, h->state,
+		       h->maint && strcmp(h->maint, "none") ? h->maint : "-", h->ves,
 		       human(h->mem_used, used, sizeof(used)), human(h->mem_total, total, sizeof(total)), cpu,
 		       h->load_milli / 1000.0, h->address ? h->address : "-");
 	}
 	for (size_t i = 0; i < r->n_alerts; i++)
 		printf("ALERT: %s\n", r->alerts[i]);
+}
+
+static void print_status_json(const Vz__Pool__AdminReply *r)
+{
+	printf("{\"hosts\": [");
+	for (size_t i = 0; i < r->n_hosts; i++) {
+		const Vz__Pool__HostStatus *h = r->hosts[i];
+
+		printf("%s\n  {\"name\": ", i ? "," : "");
+		vz_json_str(h->name);
+		printf(", \"state\": ");
+		vz_json_str(h->state);
+		printf(", \"drain\": ");
+		vz_json_str(h->maint ? h->maint : "none");
+		printf(", \"address\": ");
+		vz_json_str(h->address ? h->address : "");
+		printf(", \"ves\": %u, \"mem_used\": %llu, \"mem_total\": %llu, \"cpu\": %.3f, \"cores\": %u, "
+		       "\"load\": %.2f, \"disk_free_kib\": %llu, \"seen_ms_ago\": %llu}",
+		       h->ves, (unsigned long long)h->mem_used, (unsigned long long)h->mem_total,
+		       h->cpu_permille / 1000.0, h->cores, h->load_milli / 1000.0, (unsigned long long)h->disk_free,
+		       (unsigned long long)h->seen_ms_ago);
+	}
+	printf("%s], \"alerts\": [", r->n_hosts ? "\n" : "");
+	for (size_t i = 0; i < r->n_alerts; i++) {
+		printf("%s", i ? ", " : "");
+		vz_json_str(r->alerts[i]);
+	}
+	printf("]}\n");
 }
 
 static void print_list_json(const Vz__Pool__AdminReply *r)
@@ -132,28 +161,45 @@ static int admin(Vz__Pool__AdminOp op, void (*print)(const Vz__Pool__AdminReply 
 	return 0;
 }
 
-static int cmd_status(int argc, char **argv, struct vz_err *err)
-{
-	if (argc > 1)
-		return usage_error(err, "status takes no argument, not '%s'", argv[1]);
-	return admin(VZ__POOL__ADMIN_OP__ADMIN_STATUS, print_status, err);
-}
-
-static int cmd_list(int argc, char **argv, struct vz_err *err)
+/* -j/--json, and no argument: status and list. */
+static int json_only(int argc, char **argv, const char *cmd, bool *json, struct vz_err *err)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 } };
-	bool json = false;
+	char what[64];
 	int c;
 
 	opterr = 0;
 	optind = 1;
+	*json = false;
 	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
+		snprintf(what, sizeof(what), "%s: unknown option '%%s'", cmd);
 		if (c != 'j')
-			return usage_error(err, "list: unknown option '%s'", argv[optind - 1]);
-		json = true;
+			return usage_error(err, what, argv[optind - 1]);
+		*json = true;
 	}
+	snprintf(what, sizeof(what), "%s takes no argument, not '%%s'", cmd);
 	if (optind < argc)
-		return usage_error(err, "list takes no argument, not '%s'", argv[optind]);
+		return usage_error(err, what, argv[optind]);
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv, struct vz_err *err)
+{
+	bool json;
+	int ret = json_only(argc, argv, "status", &json, err);
+
+	if (ret < 0)
+		return ret;
+	return admin(VZ__POOL__ADMIN_OP__ADMIN_STATUS, json ? print_status_json : print_status, err);
+}
+
+static int cmd_list(int argc, char **argv, struct vz_err *err)
+{
+	bool json;
+	int ret = json_only(argc, argv, "list", &json, err);
+
+	if (ret < 0)
+		return ret;
 	return admin(VZ__POOL__ADMIN_OP__ADMIN_LIST, json ? print_list_json : print_list, err);
 }
 
@@ -213,7 +259,7 @@ static const struct {
 	const char *usage;
 } cmds[] = {
 	{ "serve", cmd_serve, "serve            run the coordinator (VZ_ROOT/etc/vz/vzcoord.conf)" },
-	{ "status", cmd_status, "status           hosts: state, VEs, memory, CPU; and alerts" },
+	{ "status", cmd_status, "status [-j]      hosts: state, drain, VEs, memory, CPU; and alerts (-j: JSON)" },
 	{ "list", cmd_list, "list [-j]        every VE of the pool with its host (-j: JSON)" },
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
 };

@@ -60,10 +60,14 @@ times_listed() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "${#lines[@]}" -eq 4 ]
-	[[ "${lines[0]}" == HOST*STATE*VES*MEM_USED*MEM_TOTAL*CPU*LOAD*ADDRESS ]]
+	[[ "${lines[0]}" == HOST*STATE*DRAIN*VES*MEM_USED*MEM_TOTAL*CPU*LOAD*ADDRESS ]]
 	for h in $SB_HOSTS; do
-		[[ "$output" == *"$h "*" online "*" 198.18.0.${h#h}"* ]]
+		[[ "$output" == *"$h "*" online "*" - "*" 198.18.0.${h#h}"* ]]
 	done
+	# The same as JSON: liveness and maintenance apart.
+	run on coord vzcoord status -j
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.hosts[] | select(.name == "h1") | .state + " " + .drain' <<<"$output")" = "online none" ]
 	# Memory as the hosts' /proc/meminfo has it, not zero.
 	[[ "${lines[1]}" =~ \ [0-9.]+[KMG]\ +[0-9.]+G\  ]]
 }
@@ -94,7 +98,7 @@ times_listed() {
 		{ on coord vzcoord list; false; }
 	[ "$(on coord vzcoord list -j | jq '.[] | select(.veid == 201) | .cpu < 0.05')" = true ]
 	# The status counts them.
-	[[ "$(on coord vzcoord status | awk '$1 == "h1" { print $3 }')" -ge 1 ]]
+	[[ "$(on coord vzcoord status | awk '$1 == "h1" { print $4 }')" -ge 1 ]]
 	# The inventory is the agent's: a destroyed VE leaves the list.
 	on h2 vzctl destroy 202 >/dev/null
 	wait_for 10 bash -c "[ \"\$($SB exec coord vzcoord list | awk '\$1 == 202' | wc -l)\" -eq 0 ]"

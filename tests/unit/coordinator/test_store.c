@@ -134,7 +134,8 @@ Test(store, host_round_trip_upsert_and_delete)
 	cr_assert_eq(pool_store_host_put(s, &h, &err), 0, "%s", err.msg);
 	cr_assert_eq(pool_store_host_get(s, "node-a", &got, &err), 0, "%s", err.msg);
 	cr_assert_eq(memcmp(&h, &got, sizeof(h)), 0);
-	h.state = POOL_HOST_DRAINING;
+	h.state = POOL_HOST_SUSPECT;
+	h.maint = POOL_MAINT_DRAINING;
 	h.mem_free = 77;
 	snprintf(h.address, sizeof(h.address), "node-a.example");
 	cr_assert_eq(pool_store_host_put(s, &h, &err), 0, "%s", err.msg);
@@ -231,7 +232,7 @@ Test(store, drain_and_members_round_trip)
 {
 	_cleanup_pool_store_ struct pool_store *s = open_store();
 	struct vz_err err = { 0 };
-	struct pool_host h = host("node-a", POOL_HOST_DRAINING, 1);
+	struct pool_host h = host("node-a", POOL_HOST_ONLINE, 1);
 	struct pool_drain d = { .host = "node-a", .state = POOL_DRAIN_RUNNING, .started_ms = 1234, .offline = true };
 	struct pool_drain got;
 	struct pool_drain_member m3 = { .host = "node-a",
@@ -278,7 +279,7 @@ Test(store, deleting_a_host_takes_its_drain)
 {
 	_cleanup_pool_store_ struct pool_store *s = open_store();
 	struct vz_err err = { 0 };
-	struct pool_host h = host("node-a", POOL_HOST_DRAINED, 1);
+	struct pool_host h = host("node-a", POOL_HOST_OFFLINE, 1);
 	struct pool_drain d = { .host = "node-a", .state = POOL_DRAIN_DONE }, got;
 	struct pool_drain_member m = { .host = "node-a", .veid = 7, .origin = "node-a", .status = POOL_MEMBER_MOVED };
 	struct seen all = { 0 };
@@ -428,7 +429,7 @@ Test(store, data_survives_close_and_reopen)
 {
 	struct pool_store *s = open_store();
 	struct vz_err err = { 0 };
-	struct pool_host h = host("node-a", POOL_HOST_PARTIAL, 42), got_h;
+	struct pool_host h = host("node-a", POOL_HOST_SUSPECT, 42), got_h;
 	struct pool_drain d = { .host = "node-a", .state = POOL_DRAIN_PARTIAL, .started_ms = 99 }, got_d;
 	struct pool_move m = move(101, "node-a", "node-b", POOL_MOVE_RUNNING), got_m;
 	struct pool_event ev = { .time_ms = 1, .kind = "drain", .host = "node-a", .text = "Started" };
@@ -482,10 +483,10 @@ static long long sql_int(const char *file, const char *query)
 	return v;
 }
 
-Test(store, a_new_file_has_schema_1_in_wal_mode)
+Test(store, a_new_file_has_schema_2_in_wal_mode)
 {
 	pool_store_close(open_store());
-	cr_assert_eq(sql_int(path, "PRAGMA user_version"), 1);
+	cr_assert_eq(sql_int(path, "PRAGMA user_version"), 2);
 	cr_assert_eq(sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'moves'"), 1);
 	/* WAL is kept in the file's header. */
 	cr_assert_eq(sql_int(path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -525,11 +526,82 @@ static void assert_refused_untouched(int expect, const char *msg)
 	free(after);
 }
 
+Test(store, epochs_start_at_1_grow_and_survive_a_reopen)
+{
+	struct pool_store *s = open_store();
+	struct vz_err err = { 0 };
+	uint64_t e1 = 0, e2 = 0, e3 = 0;
+
+	cr_assert_eq(pool_store_epoch_next(s, &e1, &err), 0, "%s", err.msg);
+	cr_assert_eq(e1, 1);
+	cr_assert_eq(pool_store_epoch_next(s, &e2, &err), 0, "%s", err.msg);
+	cr_assert_eq(e2, 2);
+	pool_store_close(s);
+	s = open_store();
+	cr_assert_eq(pool_store_epoch_next(s, &e3, &err), 0, "%s", err.msg);
+	cr_assert_eq(e3, 3, "a restart takes an epoch above every one given");
+	cr_assert_eq(pool_store_begin(s, &err), 0, "%s", err.msg);
+	cr_assert_eq(pool_store_epoch_next(s, &e3, &err), -EBUSY, "never inside a transaction that may roll back");
+	cr_assert_eq(pool_store_rollback(s, &err), 0, "%s", err.msg);
+	pool_store_close(s);
+}
+
+/* A store of version 1 as the vzcoord before this one wrote it. */
+static const char v1_file[] =
+    "CREATE TABLE hosts (name TEXT PRIMARY KEY NOT NULL, address TEXT NOT NULL, migration_port INTEGER NOT NULL,"
+    " state TEXT NOT NULL, last_seen_ms INTEGER NOT NULL, cores INTEGER NOT NULL, mem_total INTEGER NOT NULL,"
+    " mem_free INTEGER NOT NULL, disk_free INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE drains (host TEXT PRIMARY KEY NOT NULL REFERENCES hosts (name) ON DELETE CASCADE,"
+    " state TEXT NOT NULL, started_ms INTEGER NOT NULL, offline INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE drain_members (host TEXT NOT NULL REFERENCES drains (host) ON DELETE CASCADE,"
+    " veid INTEGER NOT NULL, origin TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,"
+    " reason TEXT NOT NULL, PRIMARY KEY (host, veid)) STRICT;"
+    "CREATE TABLE moves (id INTEGER PRIMARY KEY AUTOINCREMENT, veid INTEGER NOT NULL, src TEXT NOT NULL,"
+    " dst TEXT NOT NULL, mode TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, error TEXT NOT NULL,"
+    " drain_host TEXT NOT NULL) STRICT;"
+    "CREATE INDEX moves_by_state ON moves (state, id);"
+    "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " veid INTEGER NOT NULL, host TEXT NOT NULL, text TEXT NOT NULL) STRICT;"
+    "INSERT INTO hosts VALUES ('a', '198.18.0.1', 7460, 'online', 5, 4, 1024, 512, 9);"
+    "INSERT INTO hosts VALUES ('b', '198.18.0.2', 7460, 'draining', 6, 4, 1024, 512, 9);"
+    "INSERT INTO moves VALUES (7, 101, 'b', 'a', 'precopy', 'running', 1, 10, 20, '', 'b');"
+    "PRAGMA journal_mode = WAL; PRAGMA user_version = 1;";
+
+Test(store, a_schema_1_file_is_upgraded_keeping_its_rows)
+{
+	struct pool_store *s;
+	struct vz_err err = { 0 };
+	struct pool_host a, b;
+	struct pool_move m;
+	uint64_t e = 0;
+
+	sql(path, v1_file);
+	s = open_store();
+	cr_assert_eq(sql_int(path, "PRAGMA user_version"), 2);
+	cr_assert_eq(pool_store_host_get(s, "a", &a, &err), 0, "%s", err.msg);
+	cr_assert_eq(a.state, POOL_HOST_ONLINE);
+	cr_assert_eq(a.maint, POOL_MAINT_NONE);
+	cr_assert_eq(pool_store_host_get(s, "b", &b, &err), 0, "%s", err.msg);
+	cr_assert_eq(b.maint, POOL_MAINT_DRAINING, "the drain is kept apart");
+	cr_assert_eq(b.state, POOL_HOST_OFFLINE, "its liveness unknown until it speaks");
+	cr_assert_eq(pool_store_move_get(s, 7, &m, &err), 0, "%s", err.msg);
+	cr_assert_eq(m.state, POOL_MOVE_RUNNING);
+	cr_assert_str_eq(m.failed_dst, "");
+	cr_assert_eq(pool_store_epoch_next(s, &e, &err), 0, "%s", err.msg);
+	cr_assert_eq(e, 1);
+	pool_store_close(s);
+	s = open_store();
+	cr_assert_eq(pool_store_host_get(s, "b", &b, &err), 0, "%s", err.msg);
+	cr_assert_eq(b.maint, POOL_MAINT_DRAINING, "upgraded once");
+	pool_store_close(s);
+}
+
 Test(store, a_newer_schema_is_refused_and_left_untouched)
 {
-	sql(path, "CREATE TABLE future (x INTEGER); INSERT INTO future VALUES (7); PRAGMA user_version = 2");
-	assert_refused_untouched(-EPROTONOSUPPORT, "was written by a newer vzcoord (schema 2; this one knows 1)");
-	cr_assert_eq(sql_int(path, "PRAGMA user_version"), 2);
+	sql(path, "CREATE TABLE future (x INTEGER); INSERT INTO future VALUES (7); PRAGMA user_version = 3");
+	assert_refused_untouched(-EPROTONOSUPPORT, "was written by a newer vzcoord (schema 3; this one knows 2)");
+	cr_assert_eq(sql_int(path, "PRAGMA user_version"), 3);
 	cr_assert_eq(sql_int(path, "SELECT x FROM future"), 7);
 }
 
