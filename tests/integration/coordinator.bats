@@ -64,12 +64,12 @@ times_listed() {
 	for h in $SB_HOSTS; do
 		[[ "$output" == *"$h "*" online "*" - "*" 198.18.0.${h#h}"* ]]
 	done
+	# Memory as the hosts' /proc/meminfo has it, not zero.
+	[[ "${lines[1]}" =~ \ [0-9.]+[KMG]\ +[0-9.]+G\  ]]
 	# The same as JSON: liveness and maintenance apart.
 	run on coord vzcoord status -j
 	[ "$status" -eq 0 ]
 	[ "$(jq -r '.hosts[] | select(.name == "h1") | .state + " " + .drain' <<<"$output")" = "online none" ]
-	# Memory as the hosts' /proc/meminfo has it, not zero.
-	[[ "${lines[1]}" =~ \ [0-9.]+[KMG]\ +[0-9.]+G\  ]]
 }
 
 @test "VEs created on the hosts appear in vzcoord list with their host, and go when destroyed" {
@@ -178,13 +178,13 @@ times_listed() {
 @test "vzcoord refuses a store written by a newer vzcoord, in one line, and leaves it as it was" {
 	local r="$BATS_TEST_TMPDIR/newer" sum
 	mkdir -p "$r/etc/vz" "$r/var/lib/vz"
-	python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version = 2"); c.execute("CREATE TABLE t (x)"); c.commit()' "$r/var/lib/vz/vzcoord.db"
+	python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version = 3"); c.execute("CREATE TABLE t (x)"); c.commit()' "$r/var/lib/vz/vzcoord.db"
 	sum=$(sha256sum <"$r/var/lib/vz/vzcoord.db")
 	run timeout 10 env VZ_ROOT="$r" "$VZ_TOP/build/bin/vzcoord" serve
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[ "${#lines[@]}" -eq 1 ]
-	[[ "$output" == *"written by a newer vzcoord (schema 2; this one knows 1)"* ]]
+	[[ "$output" == *"written by a newer vzcoord (schema 3; this one knows 2)"* ]]
 	[ "$(sha256sum <"$r/var/lib/vz/vzcoord.db")" = "$sum" ]
 	run env VZ_ROOT="$r" "$VZ_TOP/build/bin/vzcoord" events
 	[ "$status" -ne 0 ]
