@@ -27,7 +27,8 @@ static void set_timeout(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static void answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req)
+/* true: conn was kept by what the admin waits for. */
+static bool answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req)
 {
 	Vz__Pool__AdminReply r = VZ__POOL__ADMIN_REPLY__INIT;
 	struct vz_err err = { 0 };
@@ -35,6 +36,10 @@ static void answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminR
 
 	/* A change of state is logged before anyone is shown it. */
 	pool_tick(&c->pool, now);
+	if (req->magic == POOL_MAGIC && req->version == POOL_VERSION &&
+	    (req->op == VZ__POOL__ADMIN_OP__ADMIN_MIGRATE || req->op == VZ__POOL__ADMIN_OP__ADMIN_DRAIN ||
+	     req->op == VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN))
+		return coord_admin_moves(c, conn, req);
 	if (req->magic != POOL_MAGIC || req->version != POOL_VERSION)
 		vz_error_msg(&err, EPROTO, "Not an admin request of version %u", POOL_VERSION);
 	else if (req->op != VZ__POOL__ADMIN_OP__ADMIN_STATUS && req->op != VZ__POOL__ADMIN_OP__ADMIN_LIST)
@@ -46,6 +51,7 @@ static void answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminR
 	if (vz_msg_send(conn, &r.base, &err) < 0)
 		pr_warn("Answer an admin: %s", err.msg);
 	pool_report_free(&r);
+	return false;
 }
 
 void coord_admin_accept(struct coord *c)
@@ -55,6 +61,7 @@ void coord_admin_accept(struct coord *c)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct vz_conn conn;
+	bool kept = false;
 	int fd = accept4(c->admin_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
@@ -72,42 +79,86 @@ void coord_admin_accept(struct coord *c)
 	set_timeout(fd, ADMIN_TIMEOUT_MS);
 	if (vz_msg_recv(&conn, &vz__pool__admin_request__descriptor, 4096, (ProtobufCMessage **)&req, &err) < 0)
 		pr_warn("Bad admin request: %s", err.msg);
-	else
-		answer(c, &conn, req);
+	else if (answer(c, &conn, req))
+		kept = true;
 	if (req)
 		vz__pool__admin_request__free_unpacked(req, NULL);
-	vz_conn_close(&conn);
+	if (!kept)
+		vz_conn_close(&conn);
+}
+
+/* Connect to vzcoord serve and send req (its magic and version set). */
+static int admin_send(Vz__Pool__AdminRequest *req, int *fd, struct vz_conn *conn, struct vz_err *err)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	ret = vz_unix_connect(vz_path(path, sizeof(path), COORD_SOCK), "vzcoord serve", fd, err);
+	if (ret < 0)
+		return ret;
+	set_timeout(*fd, ADMIN_TIMEOUT_MS);
+	vz_conn_plain(conn, *fd);
+	snprintf(conn->peer, sizeof(conn->peer), "vzcoord");
+	req->magic = POOL_MAGIC;
+	req->version = POOL_VERSION;
+	return vz_msg_send(conn, &req->base, err);
+}
+
+static int said_error(const char *error, struct vz_err *err)
+{
+	return vz_error_exit_msg(err, strstr(error, "Permission denied") ? VZ_EXIT_PERM : VZ_EXIT_SYSTEM, EIO,
+				 "The coordinator says: %s", error);
 }
 
 int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct vz_err *err)
 {
 	Vz__Pool__AdminRequest req = VZ__POOL__ADMIN_REQUEST__INIT;
 	_cleanup_close_ int fd = VZ_FD_INIT;
-	char path[PATH_MAX];
 	struct vz_conn conn;
 	int ret;
 
-	ret = vz_unix_connect(vz_path(path, sizeof(path), COORD_SOCK), "vzcoord serve", &fd, err);
-	if (ret < 0)
-		return ret;
-	set_timeout(fd, ADMIN_TIMEOUT_MS);
-	vz_conn_plain(&conn, fd);
-	snprintf(conn.peer, sizeof(conn.peer), "vzcoord");
-	req.magic = POOL_MAGIC;
-	req.version = POOL_VERSION;
 	req.op = op;
-	ret = vz_msg_send(&conn, &req.base, err);
+	ret = admin_send(&req, &fd, &conn, err);
 	if (ret == 0)
 		ret = vz_msg_recv(&conn, &vz__pool__admin_reply__descriptor, POOL_MSG_MAX * 2,
 				  (ProtobufCMessage **)reply, err);
 	if (ret < 0)
 		return ret;
 	if ((*reply)->error) {
-		ret =
-		    vz_error_exit_msg(err, strstr((*reply)->error, "Permission denied") ? VZ_EXIT_PERM : VZ_EXIT_SYSTEM,
-				      EIO, "The coordinator says: %s", (*reply)->error);
+		ret = said_error((*reply)->error, err);
 		vz__pool__admin_reply__free_unpacked(*reply, NULL);
 		*reply = NULL;
+	}
+	return ret;
+}
+
+int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line), struct vz_err *err)
+{
+	_cleanup_close_ int fd = VZ_FD_INIT;
+	struct vz_conn conn;
+	int ret = admin_send(req, &fd, &conn, err);
+
+	/* A move may say nothing for a while: no timeout, the end of the
+	 * coordinator's socket is the end. */
+	if (ret == 0)
+		set_timeout(fd, 0);
+	while (ret == 0) {
+		Vz__Pool__AdminReply *r = NULL;
+
+		ret =
+		    vz_msg_recv(&conn, &vz__pool__admin_reply__descriptor, POOL_MSG_MAX, (ProtobufCMessage **)&r, err);
+		if (ret < 0)
+			return ret;
+		if (r->line)
+			line(r->line);
+		if (r->done || (r->error && !r->has_done)) {
+			ret = r->error ? said_error(r->error, err) : 0;
+			if (ret < 0 && r->has_exit_code && r->exit_code > 0)
+				err->exit_code = r->exit_code;
+			vz__pool__admin_reply__free_unpacked(r, NULL);
+			return ret;
+		}
+		vz__pool__admin_reply__free_unpacked(r, NULL);
 	}
 	return ret;
 }

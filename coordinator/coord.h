@@ -33,9 +33,25 @@ struct coord_conf {
 	unsigned offline_after_ms;
 	char tls_ca[4096], tls_cert[4096], tls_key[4096];
 	char store[4096]; /* the SQLite file: hosts, states, events */
+	/* The queue's limits: live moves out of and into one host, and in
+	 * the pool at once; and the links' speed for estimates (Mbit/s). */
+	unsigned max_out_per_host, max_in_per_host, max_moves;
+	unsigned bandwidth_mbit;
 };
 
 struct agent_conn;
+struct coord_worker;
+
+/* An admin's connection kept open for what it waits for: moves (their
+ * ids) or a drain (its host); each line about them is sent to it, then one
+ * reply with done. */
+struct coord_waiter {
+	struct vz_conn conn;
+	uint64_t *moves;
+	size_t n_moves;
+	char drain[POOL_NAME_MAX];
+	struct coord_waiter *next;
+};
 
 struct coord {
 	struct ev_loop *loop;
@@ -44,6 +60,11 @@ struct coord {
 	struct pool_store *store;
 	uint64_t epoch; /* the store's, new at each start: in every order */
 	struct vz_tls *tls;
+	struct vz_tls *tls_client; /* the orders to agents */
+	uint64_t started_ns;
+	uint64_t next_query_ns;
+	struct coord_worker *workers;
+	struct coord_waiter *waiters;
 	int listen_fd, admin_fd;
 	ev_io listen_w, admin_w;
 	ev_timer tick_w;
@@ -68,5 +89,47 @@ void coord_admin_accept(struct coord *c);
 /* The admin's side: send op to the coordinator under VZ_ROOT and hand
  * back its reply (free with vz__pool__admin_reply__free_unpacked). */
 int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct vz_err *err);
+/* The same for a long operation: req sent, each line of the replies
+ * handed to line, until the one with done; its error is the outcome. */
+int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line), struct vz_err *err);
+
+/* The queue (queue.c). Moves from the store, an array the caller frees. */
+struct coord_moves {
+	struct pool_move *v;
+	size_t n, cap;
+};
+int coord_moves_load(struct coord *c, int state, struct coord_moves *l, struct vz_err *err);
+/* Start what the limits allow, ask what is not known, end drains: one
+ * step, at each tick. */
+void coord_queue_step(struct coord *c);
+void coord_queue_stop(struct coord *c);
+/* m into the store, its updated_ms now; logged if it fails. */
+int coord_move_save(struct coord *c, struct pool_move *m);
+/* An event: logged and into the store. */
+void coord_event(struct coord *c, const char *kind, unsigned veid, const char *host, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* A line to the admins waiting for move id or drain. */
+void coord_tell(struct coord *c, uint64_t id, const char *drain, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The last reply to w (error NULL or "": success), and w freed. */
+void coord_waiter_done(struct coord *c, struct coord_waiter *w, const char *error);
+void coord_waiter_free(struct coord *c, struct coord_waiter *w);
+int64_t coord_now_ms(const struct coord *c);
+bool coord_host_online(const struct coord *c, const char *name);
+/* Host name has sent its inventory since t (monotonic ns; 0: since this
+ * coordinator began): what it holds is known. */
+bool coord_inventory_since(const struct coord *c, const char *name, uint64_t t);
+const struct pool_ve *coord_find_ve(const struct pool_node *h, unsigned veid);
+/* How many hosts report veid; *where is the first. */
+unsigned coord_where(const struct coord *c, unsigned veid, struct pool_node **where);
+/* The pool's hosts as the planner sees them, the queue's moves counted. */
+struct plan_host;
+size_t coord_plan_hosts(struct coord *c, struct plan_host *hosts, size_t max);
+
+/* The admin's moves (drain.c): migrate, drain and undrain. Each answers
+ * on conn; true when conn was kept by a waiter (the caller leaves it). */
+bool coord_admin_moves(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req);
+/* Drains whose moves have all ended: drained or partial. */
+void coord_drains_step(struct coord *c);
 
 #endif

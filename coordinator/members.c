@@ -316,6 +316,7 @@ int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *
 	h->disk_free = hb->has_disk_free ? hb->disk_free : 0;
 	h->load_milli = hb->has_load_milli ? hb->load_milli : 0;
 	h->agent_draining = hb->has_draining && hb->draining;
+	h->hb_ns = now;
 	h->last_seen_ns = (int64_t)now;
 	if (h->state != POOL_HOST_ONLINE) {
 		char why[64];

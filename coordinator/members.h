@@ -45,9 +45,11 @@ struct pool_node {
 	uint32_t load_milli;
 	enum pool_host_state state;
 	enum pool_host_maint maint;
-	bool agent_draining;  /* its last heartbeat said it is in maintenance */
-	int64_t last_seen_ns; /* monotonic; below 0: heard of before this clock began (pool_load) */
-	uint64_t saved_ns;    /* when the store last had its record */
+	bool agent_draining;	 /* its last heartbeat said it is in maintenance */
+	uint64_t drain_quiet_ns; /* when its drain's moves were all seen ended (0: not yet) */
+	uint64_t hb_ns;		 /* its last heartbeat (0: no inventory since this coordinator began) */
+	int64_t last_seen_ns;	 /* monotonic; below 0: heard of before this clock began (pool_load) */
+	uint64_t saved_ns;	 /* when the store last had its record */
 	uint64_t seq;
 	struct pool_ve *ves; /* VEID order */
 	size_t n_ves;

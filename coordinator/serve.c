@@ -75,6 +75,14 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err)
 	conf_path(&f, "TLS_CERT", "/etc/vz/tls/host.crt", conf->tls_cert, sizeof(conf->tls_cert));
 	conf_path(&f, "TLS_KEY", "/etc/vz/tls/host.key", conf->tls_key, sizeof(conf->tls_key));
 	conf_path(&f, "STORE", COORD_STORE, conf->store, sizeof(conf->store));
+	conf->max_out_per_host = conf->max_in_per_host = 2;
+	conf->max_moves = 4;
+	conf->bandwidth_mbit = 1000;
+	if ((ret = conf_uint(&f, path, "MAX_OUT_PER_HOST", 1, 64, &conf->max_out_per_host, err)) < 0 ||
+	    (ret = conf_uint(&f, path, "MAX_IN_PER_HOST", 1, 64, &conf->max_in_per_host, err)) < 0 ||
+	    (ret = conf_uint(&f, path, "MAX_MOVES", 1, 1024, &conf->max_moves, err)) < 0 ||
+	    (ret = conf_uint(&f, path, "MIGRATE_BANDWIDTH", 1, 1000000, &conf->bandwidth_mbit, err)) < 0)
+		return ret;
 	v = vz_conf_get(&f, "LOG_LEVEL");
 	if (v && *v)
 		vz_log_set_level(vz_log_level_from_string(v));
@@ -256,9 +264,12 @@ static void admin_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	struct coord *c = container_of(w, struct coord, tick_w);
+
 	(void)loop;
 	(void)revents;
-	pool_tick(&container_of(w, struct coord, tick_w)->pool, vz_now_ns());
+	pool_tick(&c->pool, vz_now_ns());
+	coord_queue_step(c);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -272,6 +283,7 @@ static void coord_stop(struct coord *c)
 {
 	char path[PATH_MAX];
 
+	coord_queue_stop(c);
 	while (c->conns)
 		conn_drop(c->conns, "the coordinator stops");
 	vz_closep(&c->listen_fd);
@@ -279,7 +291,8 @@ static void coord_stop(struct coord *c)
 		unlink(vz_path(path, sizeof(path), COORD_SOCK));
 	vz_closep(&c->admin_fd);
 	vz_tls_free(c->tls);
-	c->tls = NULL;
+	vz_tls_free(c->tls_client);
+	c->tls = c->tls_client = NULL;
 	pool_free(&c->pool);
 	pool_store_close(c->store);
 	c->store = NULL;
@@ -325,11 +338,14 @@ int coord_serve(struct coord *c, struct vz_err *err)
 	int ret;
 
 	c->listen_fd = c->admin_fd = VZ_FD_INIT;
+	c->started_ns = vz_now_ns();
 	c->pool.suspect_after = c->conf.suspect_after;
 	c->pool.offline_after_ns = (uint64_t)c->conf.offline_after_ms * 1000000ull;
 	ret = open_store(c, err);
 	if (ret == 0)
 		ret = vz_tls_new(&c->tls, c->conf.tls_ca, c->conf.tls_cert, c->conf.tls_key, true, err);
+	if (ret == 0)
+		ret = vz_tls_new(&c->tls_client, c->conf.tls_ca, c->conf.tls_cert, c->conf.tls_key, false, err);
 	if (ret == 0)
 		ret = vz_tcp_listen(c->conf.port, &c->listen_fd, err);
 	if (ret == 0)

@@ -203,6 +203,84 @@ static int cmd_list(int argc, char **argv, struct vz_err *err)
 	return admin(VZ__POOL__ADMIN_OP__ADMIN_LIST, json ? print_list_json : print_list, err);
 }
 
+static void print_line(const char *line)
+{
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+/* A VEID as vzctl takes them. */
+static int parse_veid(const char *arg, unsigned *veid, struct vz_err *err)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || v == 0 || v > INT32_MAX)
+		return usage_error(err, "Bad VEID '%s'", arg);
+	*veid = (unsigned)v;
+	return 0;
+}
+
+/* migrate, drain and undrain: their options, then one streamed request.
+ * what: "migrate" (VEID HOST), "drain" or "undrain" (HOST). */
+static int moves_cmd(int argc, char **argv, Vz__Pool__AdminOp op, const char *what, struct vz_err *err)
+{
+	static const struct option opts[] = { { "offline", no_argument, NULL, 'o' },
+					      { "dry-run", no_argument, NULL, 'n' },
+					      { "no-return", no_argument, NULL, 'r' },
+					      { "no-wait", no_argument, NULL, 'w' },
+					      { NULL, 0, NULL, 0 } };
+	Vz__Pool__AdminRequest req = VZ__POOL__ADMIN_REQUEST__INIT;
+	bool migrate = op == VZ__POOL__ADMIN_OP__ADMIN_MIGRATE;
+	char bad[64];
+	int c, ret;
+
+	opterr = 0;
+	optind = 1;
+	req.op = op;
+	req.has_wait = req.wait = 1;
+	/* Options after the arguments too: vzcoord drain h1 --dry-run. */
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		snprintf(bad, sizeof(bad), "%s: unknown option '%%s'", what);
+		if (c == 'w')
+			req.wait = 0;
+		else if (c == 'o' && op != VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN)
+			req.has_offline = req.offline = 1;
+		else if (c == 'n' && op == VZ__POOL__ADMIN_OP__ADMIN_DRAIN)
+			req.has_dry_run = req.dry_run = 1;
+		else if (c == 'r' && op == VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN)
+			req.has_no_return = req.no_return = 1;
+		else
+			return usage_error(err, bad, argv[optind - 1]);
+	}
+	snprintf(bad, sizeof(bad), "%s takes %s%%s", what, migrate ? "VEID HOST" : "HOST");
+	if (argc - optind != (migrate ? 2 : 1))
+		return usage_error(err, bad, "");
+	if (migrate && (ret = parse_veid(argv[optind++], &req.veid, err)) < 0)
+		return ret;
+	req.has_veid = migrate;
+	req.host = argv[optind];
+	ret = coord_admin_stream(&req, print_line, err);
+	return ret < 0 ? ret : 0;
+}
+
+static int cmd_migrate(int argc, char **argv, struct vz_err *err)
+{
+	return moves_cmd(argc, argv, VZ__POOL__ADMIN_OP__ADMIN_MIGRATE, "migrate", err);
+}
+
+static int cmd_drain(int argc, char **argv, struct vz_err *err)
+{
+	return moves_cmd(argc, argv, VZ__POOL__ADMIN_OP__ADMIN_DRAIN, "drain", err);
+}
+
+static int cmd_undrain(int argc, char **argv, struct vz_err *err)
+{
+	return moves_cmd(argc, argv, VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN, "undrain", err);
+}
+
 static int print_event(void *arg, const struct pool_event *ev, struct vz_err *err)
 {
 	char when[32];
@@ -261,6 +339,11 @@ static const struct {
 	{ "serve", cmd_serve, "serve            run the coordinator (VZ_ROOT/etc/vz/vzcoord.conf)" },
 	{ "status", cmd_status, "status [-j]      hosts: state, drain, VEs, memory, CPU; and alerts (-j: JSON)" },
 	{ "list", cmd_list, "list [-j]        every VE of the pool with its host (-j: JSON)" },
+	{ "migrate", cmd_migrate, "migrate VEID HOST [--offline] [--no-wait]  move a VE through the queue" },
+	{ "drain", cmd_drain,
+	  "drain HOST [--dry-run] [--offline] [--no-wait]  move every VE off HOST, for maintenance" },
+	{ "undrain", cmd_undrain,
+	  "undrain HOST [--no-return] [--no-wait]  end HOST's maintenance, bring its VEs back" },
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
 };
 
