@@ -80,6 +80,10 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err);
  * SIGTERM or SIGINT. */
 int coord_serve(struct coord *c, struct vz_err *err);
 
+/* In a worker process just forked: the daemon's sockets closed (not shut
+ * down), so that its ports are free again the moment the daemon dies. */
+void coord_close_inherited(struct coord *c);
+
 /* The coordinator's store, opened (its directory made); one clear error
  * for a file it cannot use (a newer schema, not a store). */
 int coord_store_open(const struct coord_conf *conf, struct pool_store **out, struct vz_err *err);

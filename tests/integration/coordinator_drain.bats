@@ -218,25 +218,66 @@ samples_within_limits() {
 		WHERE veid = 105 AND id > $first AND state = 'failed'")" = "2 2 2" ]
 }
 
-@test "a coordinator SIGKILLed during a drain finishes it once started again: no VE lost, on two hosts or moved twice" {
-	local v pid first
-	make_ves h1 101 102 103 104 - 105 106
-	first=$(last_move)
-	run on coord vzcoord drain h1 --no-wait
-	echo "$output"
-	[ "$status" -eq 0 ]
-	wait_for 20 bash -c "[ \"\$(sqlite3 '$DB' \"SELECT count(*) FROM moves WHERE state = 'running'\")\" -ge 1 ]"
+# Every VE of the sandbox destroyed.
+destroy_ves() {
+	local h v
+	for h in $SB_HOSTS; do
+		for v in $(on "$h" vzlist -a -1); do
+			on "$h" vzctl stop "$v" --fast >/dev/null 2>&1 || true
+			on "$h" vzctl destroy "$v" >/dev/null
+		done
+	done
+	for v in 101 102 103 104 105 106; do
+		wait_for 10 bash -c "[ -z \"\$($SB exec coord vzcoord list -j | jq '.[] | select(.veid == $v)')\" ]"
+	done
+}
+
+# The coordinator SIGKILLed, then started again (the sandbox's restart).
+kill_coordinator() {
+	local pid
 	pid=$(cat "$VZ_SANDBOX_DIR/coord/coord.pid")
 	kill -KILL "$pid"
 	wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
 	"$SB" restart coord
 	wait_for 10 on coord vzcoord status >/dev/null
-	wait_for 120 drain_is h1 drained || { on coord vzcoord events | tail -n 30; false; }
+}
+
+# How many moves after id $1 are in state $2.
+moves_in() {
+	sqlite3 "$DB" "SELECT count(*) FROM moves WHERE id > $1 AND state = '$2'"
+}
+
+# Drain h1 of six VEs, the coordinator SIGKILLed at phase $1 (queued: as
+# soon as the drain is recorded; moving: while a move runs; ended: once
+# every move has ended) and started again; the drain ends drained, each
+# VE on one host and moved once, to where it runs.
+drain_killed_at() {
+	local phase=$1 v first
+	make_ves h1 101 102 103 104 - 105 106
+	first=$(last_move)
+	on coord vzcoord drain h1 --no-wait
+	case $phase in
+	moving) wait_for 20 bash -c "[ \"\$(sqlite3 '$DB' \"SELECT count(*) FROM moves WHERE id > $first AND state = 'running'\")\" -ge 1 ]" ;;
+	ended) wait_for 60 bash -c "[ \"\$(sqlite3 '$DB' \"SELECT count(*) FROM moves WHERE id > $first AND state IN ('queued', 'running')\")\" -eq 0 ]" ;;
+	esac
+	echo "# killed at $phase: $(moves_in "$first" queued) queued, $(moves_in "$first" running) running, $(moves_in "$first" 'done') ended" >&3
+	kill_coordinator
+	wait_for 120 drain_is h1 drained || { on coord vzcoord events | tail -n 30; return 1; }
 	for v in 101 102 103 104 105 106; do
-		[[ "$(hosts_of $v)" == h[23] ]] || { echo "VE $v on: $(hosts_of $v)"; false; }
+		[[ "$(hosts_of $v)" == h[23] ]] || { echo "VE $v on: $(hosts_of $v)"; return 1; }
 		# One move done, to where it runs; no other of it started.
 		[ "$(sqlite3 "$DB" "SELECT group_concat(state || ' ' || dst) FROM moves WHERE veid = $v AND id > $first")" \
-			= "done $(hosts_of $v)" ]
+			= "done $(hosts_of $v)" ] || { sqlite3 "$DB" "SELECT * FROM moves WHERE veid = $v AND id > $first"; return 1; }
 	done
 	[ "$(on coord vzcoord list | awk '$1 ~ /^10[1-6]$/' | wc -l)" -eq 6 ]
+	running_on "$(hosts_of 101)" 101
+}
+
+@test "a coordinator SIGKILLed at each phase of a drain finishes it once started again: no VE lost, on two hosts or moved twice" {
+	local phase
+	for phase in queued moving ended; do
+		drain_killed_at $phase
+		on coord vzcoord undrain h1 --no-return
+		destroy_ves
+	done
 }
