@@ -42,6 +42,13 @@ is_on() {
 	[ "$(hosts_of "$1")" = "$2" ]
 }
 
+# VE $1 is on h2 or h3, and on one host only (waits for the targets'
+# next heartbeats, which the drain's end does not).
+on_target() {
+	wait_for 10 bash -c "[[ \"\$($SB exec coord vzcoord list -j | jq -r '.[] | select(.veid == $1) | .host')\" == h[23] ]]" ||
+		{ echo "VE $1 on: $(hosts_of "$1")"; return 1; }
+}
+
 # Host $1's maintenance as vzcoord status -j gives it.
 drain_of() {
 	on coord vzcoord status -j | jq -r ".hosts[] | select(.name == \"$1\") | .drain"
@@ -169,7 +176,7 @@ samples_within_limits() {
 	samples_within_limits 2
 	drain_is h1 drained
 	for v in 101 102 103 104 105 106; do
-		[[ "$(hosts_of $v)" == h[23] ]] || { echo "VE $v on: $(hosts_of $v)"; false; }
+		on_target $v
 	done
 	# Spread over both targets.
 	[ "$(on coord vzcoord list | awk '$3 == "h2"' | wc -l)" -ge 2 ]
@@ -189,11 +196,33 @@ samples_within_limits() {
 	samples_within_limits 1
 	drain_is h1 none
 	for v in 101 102 103 104 105 106; do
-		is_on $v h1 || { echo "VE $v on: $(hosts_of $v)"; false; }
+		wait_for 10 is_on $v h1 || { echo "VE $v on: $(hosts_of $v)"; false; }
 	done
 	is_on 110 h3
 	passes_on h1 101
 	[ "$(probe_field probe1 errors)" -eq 0 ]
+}
+
+@test "undrain returns only the VEs still where the drain put them: one moved by hand since stays, and says so" {
+	local moved other
+	make_ves h1 101 102
+	run on coord vzcoord drain h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	on_target 101
+	moved=$(hosts_of 101)
+	other=h2
+	[ "$moved" = h3 ] || other=h3
+	on coord vzcoord migrate 101 "$other"
+	wait_for 10 is_on 101 "$other"
+	run on coord vzcoord undrain h1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"VE 101 was moved by hand since, to $other: it stays there"* ]]
+	[[ "$output" == *"VE 102: back from h"?" to h1"* ]]
+	wait_for 10 is_on 102 h1
+	is_on 101 "$other"
+	drain_is h1 none
 }
 
 @test "a VE its targets refuse leaves the drain partial, and the other five move" {
@@ -211,7 +240,7 @@ samples_within_limits() {
 	running_on h1 105
 	is_on 105 h1
 	for v in 101 102 103 104 106; do
-		[[ "$(hosts_of $v)" == h[23] ]] || { echo "VE $v on: $(hosts_of $v)"; false; }
+		on_target $v
 	done
 	# Retried once elsewhere (a move of its own), then left where it runs.
 	[ "$(sqlite3 "$DB" "SELECT count(*) || ' ' || count(DISTINCT dst) || ' ' || max(attempts) FROM moves
@@ -264,7 +293,7 @@ drain_killed_at() {
 	kill_coordinator
 	wait_for 120 drain_is h1 drained || { on coord vzcoord events | tail -n 30; return 1; }
 	for v in 101 102 103 104 105 106; do
-		[[ "$(hosts_of $v)" == h[23] ]] || { echo "VE $v on: $(hosts_of $v)"; return 1; }
+		on_target $v
 		# One move done, to where it runs; no other of it started.
 		[ "$(sqlite3 "$DB" "SELECT group_concat(state || ' ' || dst) FROM moves WHERE veid = $v AND id > $first")" \
 			= "done $(hosts_of $v)" ] || { sqlite3 "$DB" "SELECT * FROM moves WHERE veid = $v AND id > $first"; return 1; }
