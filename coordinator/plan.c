@@ -151,3 +151,12 @@ bool plan_retry(struct pool_move *m, struct plan_host *hosts, size_t n_hosts, ui
 	m->state = POOL_MOVE_QUEUED;
 	return true;
 }
+
+enum plan_unknown plan_unknown_move(bool on_src, bool on_dst)
+{
+	if (on_dst && !on_src)
+		return PLAN_UNKNOWN_DONE;
+	if (on_src && !on_dst)
+		return PLAN_UNKNOWN_REQUEUE;
+	return PLAN_UNKNOWN_WAIT;
+}

@@ -93,4 +93,13 @@ size_t plan_schedule(const struct pool_move *moves, size_t n, const struct plan_
  * FAILED with false: the VE stays where it runs. */
 bool plan_retry(struct pool_move *m, struct plan_host *hosts, size_t n_hosts, uint64_t mem, const char *error);
 
+/* A move its source has no record of (ORDER_UNKNOWN at a restart), from
+ * where the inventories, both sent since the question, put its VE. */
+enum plan_unknown {
+	PLAN_UNKNOWN_WAIT,    /* on both hosts (an alert) or on neither (a restore under way) */
+	PLAN_UNKNOWN_DONE,    /* on the target only: it moved */
+	PLAN_UNKNOWN_REQUEUE, /* on the source only: it never left; queued again */
+};
+enum plan_unknown plan_unknown_move(bool on_src, bool on_dst);
+
 #endif

@@ -556,18 +556,23 @@ static void move_unknown(struct coord *c, struct pool_move *m, uint64_t asked_ns
 
 	if (!coord_inventory_since(c, m->src, asked_ns) || !coord_inventory_since(c, m->dst, asked_ns))
 		return;
-	if (on_dst && !on_src) {
+	switch (plan_unknown_move(on_src, on_dst)) {
+	case PLAN_UNKNOWN_DONE:
 		coord_event(c, "recovered", m->veid, m->src, "move %u %s->%s: its source has no record; VE on %s: done",
 			    m->veid, m->src, m->dst, m->dst);
 		move_done(c, m, 0, 0);
-	} else if (on_src && !on_dst) {
+		break;
+	case PLAN_UNKNOWN_REQUEUE:
+		/* Never ordered, or refused before it began: not an attempt. */
 		m->state = POOL_MOVE_QUEUED;
+		m->attempts = m->attempts ? m->attempts - 1 : 0;
 		coord_move_save(c, m);
 		coord_event(c, "recovered", m->veid, m->src,
 			    "move %u %s->%s: its source has no record; VE still on %s: queued again", m->veid, m->src,
 			    m->dst, m->src);
+		break;
+	case PLAN_UNKNOWN_WAIT: break;
 	}
-	/* On both (an alert) or on neither (a restore under way): wait. */
 }
 
 /* "R state exit elapsed downtime error" or "E error". */

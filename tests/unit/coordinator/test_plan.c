@@ -185,3 +185,11 @@ Test(plan, no_other_host_ends_the_move_at_its_first_failure)
 	cr_assert_not(plan_retry(&m, hs, 2, MIB, "refused"));
 	cr_assert_eq(m.state, POOL_MOVE_FAILED);
 }
+
+Test(plan, a_move_its_source_forgot_is_decided_by_where_the_ve_is)
+{
+	cr_assert_eq(plan_unknown_move(false, true), PLAN_UNKNOWN_DONE, "on the target: it moved");
+	cr_assert_eq(plan_unknown_move(true, false), PLAN_UNKNOWN_REQUEUE, "on the source: it never left");
+	cr_assert_eq(plan_unknown_move(true, true), PLAN_UNKNOWN_WAIT, "on both: an alert, never acted on");
+	cr_assert_eq(plan_unknown_move(false, false), PLAN_UNKNOWN_WAIT, "on neither: a restore under way");
+}
