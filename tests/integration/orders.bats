@@ -22,6 +22,7 @@ teardown_file() {
 
 teardown() {
 	local h
+	[ ! -f "$BATS_TEST_TMPDIR/order.pid" ] || kill "$(cat "$BATS_TEST_TMPDIR/order.pid")" 2>/dev/null || true
 	for h in $SB_HOSTS; do
 		rm -f "$VZ_SANDBOX_DIR/$h/vz/maintenance"
 	done
@@ -38,6 +39,22 @@ order() {
 running_ve() {
 	on "$1" vzctl create "$2" --ostemplate busybox >/dev/null
 	on "$1" vzctl start "$2" >/dev/null
+}
+
+# The order $@ in the background, its output in $BATS_TEST_TMPDIR/order,
+# its pid (vzorder's own: nsenter execs it) in order.pid.
+order_bg() {
+	VZ_ROOT="$VZ_SANDBOX_DIR/coord" nsenter --net="/run/netns/$VZ_SANDBOX-coord" "$VZORDER" \
+		--epoch "$(cat "$BATS_FILE_TMPDIR/epoch")" "$@" >"$BATS_TEST_TMPDIR/order" 2>&1 3>&- &
+	echo $! >"$BATS_TEST_TMPDIR/order.pid"
+}
+
+# A VE $2 on host $1 whose private area holds 32 MiB that do not
+# compress, and h1's link slowed, so that its move takes seconds.
+slow_ve() {
+	running_ve "$1" "$2"
+	head -c 32M /dev/urandom >"$VZ_SANDBOX_DIR/$1/vz/private/$2/big"
+	"$SB" link "$1" rate 40mbit
 }
 
 @test "a migrate order moves a running VE from h1 to h2 with its progress, and a query says done" {
@@ -78,6 +95,38 @@ running_ve() {
 	echo "$output"
 	[ "$status" -eq "$rc" ]
 	[[ "$output" == "done exit=$rc "*"VE 302 already exists on h2" ]]
+}
+
+@test "a move goes on when the coordinator's connection drops, and a query gives its outcome" {
+	slow_ve h1 311
+	order_bg 198.18.0.1 migrate 311 7011 198.18.0.2
+	wait_for 20 grep -qs "First file pass" "$BATS_TEST_TMPDIR/order" || { cat "$BATS_TEST_TMPDIR/order"; false; }
+	[ "$(order 198.18.0.1 query 7011 2>&1)" = running ]
+	kill "$(cat "$BATS_TEST_TMPDIR/order.pid")"
+	wait_for 10 pid_dead "$(cat "$BATS_TEST_TMPDIR/order.pid")"
+	"$SB" link h1 rate off
+	wait_for 60 running_on h2 311
+	wait_for 10 bash -c "$SB exec coord $VZORDER --epoch \$(cat $BATS_FILE_TMPDIR/epoch) 198.18.0.1 query 7011 2>&1 | grep -q '^done exit=0 '"
+	[ ! -e "$VZ_SANDBOX_DIR/h1/etc/vz/conf/311.conf" ]
+}
+
+@test "a move whose agent was killed mid-move is resolved by a query after the restart" {
+	slow_ve h1 312
+	order_bg 198.18.0.1 migrate 312 7012 198.18.0.2
+	wait_for 20 grep -qs "First file pass" "$BATS_TEST_TMPDIR/order" || { cat "$BATS_TEST_TMPDIR/order"; false; }
+	kill_agent h1
+	"$SB" link h1 rate off
+	restart_agents h1
+	# Its migration port listens a moment after its control socket.
+	wait_for 10 bash -c "! $SB exec coord $VZORDER 198.18.0.1 query 1 2>&1 | grep -q refused"
+	run order 198.18.0.1 query 7012
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"error=The agent restarted during the move; VE 312 runs here" ]]
+	running_on h1 312
+	wait_for 30 nothing_of h2 312
+	# The outcome stays.
+	[[ "$(order 198.18.0.1 query 7012 2>&1)" == "done exit=3 "* ]]
 }
 
 @test "an order sent with an agent's certificate is refused with one audit line, the VE untouched" {
