@@ -21,8 +21,16 @@ teardown_file() {
 }
 
 teardown() {
-	local h
-	[ ! -f "$BATS_TEST_TMPDIR/order.pid" ] || kill "$(cat "$BATS_TEST_TMPDIR/order.pid")" 2>/dev/null || true
+	local h p conf="$VZ_SANDBOX_DIR/h1/etc/vz/vz.conf"
+	for p in order hbdump; do
+		[ ! -f "$BATS_TEST_TMPDIR/$p.pid" ] || kill "$(cat "$BATS_TEST_TMPDIR/$p.pid")" 2>/dev/null || true
+	done
+	# The heartbeat test points h1 at a stand-in coordinator; a failed one
+	# may not have put it back.
+	if grep -qx 'COORDINATOR="198.18.0.240:7801"' "$conf"; then
+		sed -i -e '/^COORDINATOR="198.18.0.240:7801"$/d' -e '/^HEARTBEAT_INTERVAL="1"$/d' "$conf"
+		restart_agents h1
+	fi
 	for h in $SB_HOSTS; do
 		rm -f "$VZ_SANDBOX_DIR/$h/vz/maintenance"
 	done
@@ -248,6 +256,36 @@ slow_ve() {
 	[ "$status" -ne 255 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "$output" == *"error=VE 399 does not exist on h1" ]]
+}
+
+@test "heartbeats carry each VE's processes, addresses, hostname and move, and the host's maintenance and epoch" {
+	local conf="$VZ_SANDBOX_DIR/h1/etc/vz/vz.conf" hb="$BATS_TEST_TMPDIR/hb" epoch
+	epoch=$(cat "$BATS_FILE_TMPDIR/epoch")
+	on h1 vzctl create 313 --ostemplate busybox --ipadd 198.18.1.13/16 --ipadd 198.18.1.113 --hostname ve313 >/dev/null
+	on h1 vzctl start 313 >/dev/null
+	on h1 vzctl create 315 --ostemplate busybox >/dev/null
+	slow_ve h1 314
+	run order 198.18.0.1 maintenance on
+	[ "$status" -eq 0 ]
+	# A stand-in coordinator on another port prints what h1 sends.
+	VZ_ROOT="$VZ_SANDBOX_DIR/coord" nsenter --net="/run/netns/$VZ_SANDBOX-coord" "$VZ_TOP/build/tests/vzhbdump" \
+		7801 100 >"$hb" 2>&1 3>&- &
+	echo $! >"$BATS_TEST_TMPDIR/hbdump.pid"
+	wait_for 5 grep -q listening "$hb"
+	printf 'COORDINATOR="198.18.0.240:7801"\nHEARTBEAT_INTERVAL="1"\n' >>"$conf"
+	restart_agents h1
+	order_bg 198.18.0.1 migrate 314 7014 198.18.0.2
+	wait_for 20 grep -q '^ve 314 state=3 nproc=[1-9][0-9]* ip= hostname= move_id=7014$' "$hb" || { cat "$hb"; false; }
+	grep -Eq '^ve 313 state=3 nproc=[1-9][0-9]* ip=198.18.1.13 198.18.1.113 hostname=ve313 move_id=0$' "$hb"
+	grep -q '^ve 315 state=1 nproc=0 ip= hostname= move_id=0$' "$hb"
+	grep -q "^hb [0-9]* draining=1 epoch=$epoch\$" "$hb"
+	"$SB" link h1 rate off
+	wait_for 60 running_on h2 314
+	# Moved: no move of it in the next heartbeats, and maintenance over.
+	run order 198.18.0.1 maintenance off
+	[ "$status" -eq 0 ]
+	wait_for 10 bash -c "tail -n 4 '$hb' | grep -q '^hb [0-9]* draining=0 epoch=$epoch\$'" || { tail "$hb"; false; }
+	run ! grep -q '^ve 314 .*move_id=7014$' <(tail -n 4 "$hb")
 }
 
 @test "a query of a move id this agent never had says unknown" {
