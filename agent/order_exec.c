@@ -72,22 +72,6 @@ static int exec_inside(void *arg)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* A process that has exited but is not reaped yet. */
-static bool zombie(pid_t pid)
-{
-	char path[64], buf[512], *rp;
-	_cleanup_close_ int fd = VZ_FD_INIT;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
-		return true; /* gone */
-	buf[n] = '\0';
-	rp = strrchr(buf, ')');
-	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
-}
-
 /* The living descendants of pid (host pids), appended to out[*n]. */
 static void descendants(pid_t pid, pid_t *out, size_t *n)
 {
@@ -106,7 +90,7 @@ static void descendants(pid_t pid, pid_t *out, size_t *n)
 		snprintf(path, sizeof(path), "%s/%s/children", dir, de->d_name);
 		f = fopen(path, "re");
 		while (f && *n < TREE_MAX && fscanf(f, "%d", &child) == 1) {
-			if (zombie(child))
+			if (order_proc_gone(child))
 				continue;
 			out[(*n)++] = child;
 			descendants(child, out, n);
@@ -266,8 +250,10 @@ void order_exec(struct vz_agent *a, struct vz_conn *c, const Vz__Pool__Order *o)
 		vz_error_exit_msg(&err, VZ_EXIT_INVAL, EINVAL, "Malformed exec order: a VEID and a command");
 		return exec_refused(c, &err);
 	}
-	if (ve_open(o->veid, true, &ve, &err) < 0) {
-		vz_error_wrap(&err, "On %s", a->host_name);
+	if (ve_open(o->veid, false, &ve, &err) < 0)
+		return exec_refused(c, &err);
+	if (!vz_exists(ve.conf_path)) {
+		vz_error_exit_msg(&err, VZ_EXIT_NOCONF, ENOENT, "VE %u does not exist on %s", ve.veid, a->host_name);
 		return exec_refused(c, &err);
 	}
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING) {
