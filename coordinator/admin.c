@@ -132,7 +132,7 @@ int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct 
 	return ret;
 }
 
-int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line), struct vz_err *err)
+int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line, bool progress), struct vz_err *err)
 {
 	_cleanup_close_ int fd = VZ_FD_INIT;
 	struct vz_conn conn;
@@ -150,7 +150,7 @@ int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *lin
 		if (ret < 0)
 			return ret;
 		if (r->line)
-			line(r->line);
+			line(r->line, r->has_progress && r->progress);
 		if (r->done || (r->error && !r->has_done)) {
 			ret = r->error ? said_error(r->error, err) : 0;
 			if (ret < 0 && r->has_exit_code && r->exit_code > 0)

@@ -94,8 +94,9 @@ void coord_admin_accept(struct coord *c);
  * back its reply (free with vz__pool__admin_reply__free_unpacked). */
 int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct vz_err *err);
 /* The same for a long operation: req sent, each line of the replies
- * handed to line, until the one with done; its error is the outcome. */
-int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line), struct vz_err *err);
+ * handed to line (progress: a move's passing progress), until the one with
+ * done; its error is the outcome. */
+int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line, bool progress), struct vz_err *err);
 
 /* The queue (queue.c). Moves from the store, an array the caller frees. */
 struct coord_moves {

@@ -230,22 +230,29 @@ static bool send_reply(struct coord *c, struct coord_waiter *w, Vz__Pool__AdminR
 	return false;
 }
 
-void coord_tell(struct coord *c, uint64_t id, const char *drain, const char *fmt, ...)
+static void tell(struct coord *c, uint64_t id, const char *drain, bool progress, const char *line)
 {
 	Vz__Pool__AdminReply r = VZ__POOL__ADMIN_REPLY__INIT;
-	char line[POOL_TEXT_MAX];
 	struct coord_waiter *w, *next;
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	r.line = line;
+	r.line = (char *)line;
+	r.has_progress = r.progress = progress;
 	for (w = c->waiters; w; w = next) {
 		next = w->next;
 		if (waits_for(w, id, drain))
 			send_reply(c, w, &r);
 	}
+}
+
+void coord_tell(struct coord *c, uint64_t id, const char *drain, const char *fmt, ...)
+{
+	char line[POOL_TEXT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	tell(c, id, drain, false, line);
 }
 
 void coord_waiter_done(struct coord *c, struct coord_waiter *w, const char *error)
@@ -368,6 +375,7 @@ static void worker_end(struct coord_worker *w);
 
 static void worker_line(struct coord_worker *w, char *line)
 {
+	char text[POOL_TEXT_MAX];
 	struct pool_move m;
 	struct vz_err err = { 0 };
 
@@ -378,7 +386,8 @@ static void worker_line(struct coord_worker *w, char *line)
 	if (pool_store_move_get(w->c->store, w->move_id, &m, &err) < 0)
 		return;
 	pr_info("Move %" PRIu64 " of VE %u: %s", m.id, m.veid, line + 2);
-	coord_tell(w->c, m.id, m.drain_host, "VE %u: %s", m.veid, line + 2);
+	snprintf(text, sizeof(text), "VE %u: %s", m.veid, line + 2);
+	tell(w->c, m.id, m.drain_host, true, text);
 }
 
 static void worker_io_cb(struct ev_loop *loop, ev_io *io, int revents)

@@ -203,9 +203,27 @@ static int cmd_list(int argc, char **argv, struct vz_err *err)
 	return admin(VZ__POOL__ADMIN_OP__ADMIN_LIST, json ? print_list_json : print_list, err);
 }
 
-static void print_line(const char *line)
+/* On a terminal, a move's passing progress is one line written over
+ * itself (cut to 100 columns) and the decisions stay; otherwise every line
+ * is plain, as it came. */
+static bool progress_pending;
+
+static void print_line(const char *line, bool progress)
 {
-	printf("%s\n", line);
+	static int tty = -1;
+	bool pending = progress_pending;
+
+	if (tty < 0)
+		tty = isatty(STDOUT_FILENO);
+	if (!tty) {
+		printf("%s\n", line);
+	} else if (progress) {
+		printf("\r\033[K%.100s", line);
+		progress_pending = true;
+	} else {
+		printf("%s%s\n", pending ? "\r\033[K" : "", line);
+		progress_pending = false;
+	}
 	fflush(stdout);
 }
 
@@ -263,6 +281,8 @@ static int moves_cmd(int argc, char **argv, Vz__Pool__AdminOp op, const char *wh
 	req.has_veid = migrate;
 	req.host = argv[optind];
 	ret = coord_admin_stream(&req, print_line, err);
+	if (progress_pending)
+		printf("\r\033[K");
 	return ret < 0 ? ret : 0;
 }
 
