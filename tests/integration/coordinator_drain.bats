@@ -122,6 +122,17 @@ samples_within_limits() {
 	[ "$(sqlite3 "$DB" "SELECT state || ' ' || attempts FROM moves WHERE veid = 101 AND id > $first")" = "done 1" ]
 }
 
+@test "on a terminal vzcoord migrate writes a move's progress over itself, and keeps its decisions" {
+	make_ves h1 101
+	# script(1) gives the command a terminal; its output is what it wrote.
+	run script -qefc "$SB exec coord vzcoord migrate 101 h3" /dev/null
+	echo "$output" | cat -v
+	[ "$status" -eq 0 ]
+	[[ "$output" == *$'\r\e[KVE 101: Connecting to '* ]]
+	[[ "$output" == *$'\r\e[KVE 101: moved h1 -> h3 in '* ]]
+	running_on h3 101
+}
+
 @test "vzcoord migrate refuses an unknown VE, an unknown host and a VE already there, each with one line" {
 	make_ves h1 101
 	run on coord vzcoord migrate 999 h2
