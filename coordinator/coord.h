@@ -48,6 +48,7 @@ struct coord {
 	ev_timer tick_w;
 	ev_signal sigterm_w, sigint_w;
 	struct agent_conn *conns;
+	uint64_t epoch; /* of the orders this coordinator gives (Order.epoch, >= 1) */
 };
 
 /* Settings from VZ_ROOT/etc/vz/vzcoord.conf, defaults for what it does
@@ -57,6 +58,14 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err);
 /* Listen for agents (TLS) and admins (unix socket), then serve until
  * SIGTERM or SIGINT. */
 int coord_serve(struct coord *c, struct vz_err *err);
+
+/* In a worker process forked from the loop: close the loop's sockets
+ * (listeners, agents) without a word to their peers, which are the loop's. */
+void coord_forget_fds(struct coord *c);
+
+/* vzcoord exec (exec_serve.c): check req, pick its VEs, and fork the
+ * worker that runs it and answers on conn; a refusal is answered here. */
+void coord_exec_start(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req);
 
 /* The coordinator's store, opened (its directory made); one clear error
  * for a file it cannot use (a newer schema, not a store). */

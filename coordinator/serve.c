@@ -268,6 +268,15 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+void coord_forget_fds(struct coord *c)
+{
+	for (struct agent_conn *a = c->conns; a; a = a->next)
+		if (a->conn.fd >= 0)
+			close(a->conn.fd);
+	vz_closep(&c->listen_fd);
+	vz_closep(&c->admin_fd);
+}
+
 static void coord_stop(struct coord *c)
 {
 	char path[PATH_MAX];
@@ -322,6 +331,8 @@ int coord_serve(struct coord *c, struct vz_err *err)
 	int ret;
 
 	c->listen_fd = c->admin_fd = VZ_FD_INIT;
+	if (!c->epoch)
+		c->epoch = 1;
 	c->pool.suspect_after = c->conf.suspect_after;
 	c->pool.offline_after_ns = (uint64_t)c->conf.offline_after_ms * 1000000ull;
 	ret = open_store(c, err);
