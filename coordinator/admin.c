@@ -18,6 +18,8 @@
 #include "util.h"
 
 #define ADMIN_TIMEOUT_MS 5000
+/* A request is small but for exec's command and VE list. */
+#define ADMIN_REQUEST_MAX (1u << 20)
 
 static void set_timeout(int fd, int ms)
 {
@@ -35,12 +37,16 @@ static void answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminR
 
 	/* A change of state is logged before anyone is shown it. */
 	pool_tick(&c->pool, now);
-	if (req->magic != POOL_MAGIC || req->version != POOL_VERSION)
+	if (req->magic != POOL_MAGIC || req->version != POOL_VERSION) {
 		vz_error_msg(&err, EPROTO, "Not an admin request of version %u", POOL_VERSION);
-	else if (req->op != VZ__POOL__ADMIN_OP__ADMIN_STATUS && req->op != VZ__POOL__ADMIN_OP__ADMIN_LIST)
+	} else if (req->op == VZ__POOL__ADMIN_OP__ADMIN_EXEC) {
+		coord_exec_start(c, conn, req);
+		return;
+	} else if (req->op != VZ__POOL__ADMIN_OP__ADMIN_STATUS && req->op != VZ__POOL__ADMIN_OP__ADMIN_LIST) {
 		vz_error_msg(&err, EOPNOTSUPP, "Unknown admin operation %d", (int)req->op);
-	else
+	} else {
 		pool_report(&c->pool, now, &r, &err);
+	}
 	if (err.msg[0])
 		r.error = err.msg;
 	if (vz_msg_send(conn, &r.base, &err) < 0)
@@ -70,7 +76,8 @@ void coord_admin_accept(struct coord *c)
 		return;
 	}
 	set_timeout(fd, ADMIN_TIMEOUT_MS);
-	if (vz_msg_recv(&conn, &vz__pool__admin_request__descriptor, 4096, (ProtobufCMessage **)&req, &err) < 0)
+	if (vz_msg_recv(&conn, &vz__pool__admin_request__descriptor, ADMIN_REQUEST_MAX, (ProtobufCMessage **)&req,
+			&err) < 0)
 		pr_warn("Bad admin request: %s", err.msg);
 	else
 		answer(c, &conn, req);

@@ -114,7 +114,7 @@ static void print_list_json(const Vz__Pool__AdminReply *r)
 
 static void print_list(const Vz__Pool__AdminReply *r)
 {
-	printf("%10s %5s %-9s %-16s %9s %6s %-15s %s\n", "VEID", "NPROC", "STATUS", "HOST", "MEM", "CPU", "IP_ADDR",
+	printf("%10s %-9s %-16s %9s %6s %5s %-15s %s\n", "VEID", "STATUS", "HOST", "MEM", "CPU", "NPROC", "IP_ADDR",
 	       "HOSTNAME");
 	for (size_t i = 0; i < r->n_ves; i++) {
 		const Vz__Pool__VeEntry *v = r->ves[i];
@@ -122,9 +122,10 @@ static void print_list(const Vz__Pool__AdminReply *r)
 
 		/* As vzlist: "-" for what a VE that does not run has not. */
 		snprintf(nproc, sizeof(nproc), v->state == VZ__POOL__VE_STATE__VE_RUNNING ? "%u" : "-", v->nproc);
-		printf("%10u %5s %-9s %-16s %9s %6.2f %-15s %s%s\n", v->veid, nproc, ve_state_word(v->state), v->host,
-		       human(v->mem_used, mem, sizeof(mem)), v->cpu_permille / 1000.0, v->ip && *v->ip ? v->ip : "-",
-		       v->hostname && *v->hostname ? v->hostname : "-", v->duplicate ? "  ALERT: on two hosts" : "");
+		printf("%10u %-9s %-16s %9s %6.2f %5s %-15s %s%s\n", v->veid, ve_state_word(v->state), v->host,
+		       human(v->mem_used, mem, sizeof(mem)), v->cpu_permille / 1000.0, nproc,
+		       v->ip && *v->ip ? v->ip : "-", v->hostname && *v->hostname ? v->hostname : "-",
+		       v->duplicate ? "  ALERT: on two hosts" : "");
 	}
 }
 
