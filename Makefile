@@ -30,7 +30,7 @@ BINS := $(B)/bin/vzagent $(B)/bin/vzcoord $(TOOLS:%=$(B)/bin/%)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-all: $(BINS) $(B)/tests/workloads
+all: $(BINS) $(B)/tests/workloads $(B)/tests/vzorder
 
 $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/proto
@@ -74,6 +74,12 @@ $(B)/bin/vzcoord: $(call obj,coordinator/vzcoord.c) $(B)/libvzcoord.a $(B)/libvz
 
 .SECONDEXPANSION:
 $(B)/bin/%: $$(call obj,$$(wildcard tools/%/*.c)) $(B)/libvz.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A test client of the coordinator's orders (tests/integration/orders.bats),
+# not a user tool: it is not in build/bin.
+$(B)/tests/vzorder: $(call obj,tests/tools/vzorder.c) $(B)/libvzcoord.a $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

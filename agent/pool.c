@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "conn.h"
 #include "log.h"
+#include "orders.h"
 #include "paths.h"
 #include "pool.h"
 #include "pool.pb-c.h"
@@ -147,12 +148,40 @@ static uint32_t cpu_average(struct member *m, unsigned veid, uint64_t used_ns, u
 	return (uint32_t)(s->avg * 1000 + 0.5);
 }
 
+/* IP_ADDRESS's addresses without their /N, space-separated (as vzlist
+ * shows them); NULL when there are none. */
+static char *ve_addresses(const char *list)
+{
+	char *out = list && *list ? calloc(1, strlen(list) + 1) : NULL, *p = out;
+	const char *s = list;
+
+	while (out && *s) {
+		size_t w;
+
+		s += strspn(s, " \t");
+		w = strcspn(s, " \t");
+		if (!w)
+			break;
+		if (p != out)
+			*p++ = ' ';
+		for (size_t i = 0; i < w && s[i] != '/'; i++)
+			*p++ = s[i];
+		s += w;
+	}
+	if (out && p == out)
+		vz_freep(&out);
+	return out;
+}
+
 static void ve_usage(struct member *m, unsigned veid, Vz__Pool__VeUsage *u, uint64_t now)
 {
 	struct vz_agent *a = m->agent;
 	_cleanup_ve_ struct ve ve;
 	uint64_t v, total, inodes;
+	pid_t *pids = NULL;
+	const char *hn;
 	enum ve_state st;
+	size_t n = 0;
 
 	vz__pool__ve_usage__init(u);
 	u->veid = veid;
@@ -175,6 +204,23 @@ static void ve_usage(struct member *m, unsigned veid, Vz__Pool__VeUsage *u, uint
 		u->has_disk_used = 1;
 		u->disk_used = v;
 	}
+	if (st == VE_STATE_RUNNING && vz_cg_pids(&a->cg, veid, &pids, &n, NULL) == 0) {
+		u->has_nproc = 1;
+		u->nproc = (uint32_t)n;
+	}
+	free(pids);
+	u->ip = ve_addresses(vz_conf_get(&ve.conf, "IP_ADDRESS"));
+	hn = vz_conf_get(&ve.conf, "HOSTNAME");
+	u->hostname = hn && *hn ? strdup(hn) : NULL;
+	u->move_id = order_move_of(veid);
+	u->has_move_id = u->move_id != 0;
+}
+
+static void ve_usage_free(Vz__Pool__VeUsage *u)
+{
+	free(u->ip);
+	free(u->hostname);
+	u->ip = u->hostname = NULL;
 }
 
 /* One heartbeat: the host's figures and every VE with its usage. */
@@ -212,10 +258,16 @@ static int send_heartbeat(struct member *m, struct vz_err *err)
 		hb.has_disk_free = 1;
 		hb.disk_free = (uint64_t)sv.f_bavail * sv.f_frsize / 1024;
 	}
+	hb.has_draining = hb.has_epoch = 1;
+	hb.draining = agent_maintenance();
+	hb.epoch = order_epoch_seen();
 	msg.magic = MEMBER_MAGIC;
 	msg.version = MEMBER_VERSION;
 	msg.hb = &hb;
-	return vz_msg_send(&m->conn, &msg.base, err);
+	ret = vz_msg_send(&m->conn, &msg.base, err);
+	for (size_t i = 0; i < n; i++)
+		ve_usage_free(&us[i]);
+	return ret;
 }
 
 static int send_register(struct member *m, struct vz_err *err)

@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "disk.h"
 #include "log.h"
+#include "orders.h"
 #include "paths.h"
 #include "util.h"
 #include "ve_ops.h"
@@ -45,6 +46,8 @@ int op_create(struct vz_call *c, struct vz_err *err)
 	int ret;
 
 	ret = ve_open(c->req->veid, false, &ve, err);
+	if (ret == 0)
+		ret = agent_maintenance_check_create(c->agent, err);
 	if (ret < 0)
 		return ret;
 	if (vz_exists(ve.conf_path))

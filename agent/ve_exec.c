@@ -125,7 +125,7 @@ struct exec_args {
 	char *cmd;
 };
 
-static const char *guest_shell(void)
+const char *ve_guest_shell(void)
 {
 	return access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
 }
@@ -134,7 +134,7 @@ static const char *guest_shell(void)
 static int exec_inside(void *arg)
 {
 	struct exec_args *x = arg;
-	const char *sh = guest_shell();
+	const char *sh = ve_guest_shell();
 
 	for (int i = 0; i < 3; i++)
 		if (dup2(x->call->fds[i], i) < 0)
@@ -170,7 +170,7 @@ static int enter_inside(void *arg)
 	if (sh_pid < 0)
 		return 126;
 	if (sh_pid == 0) {
-		const char *sh = guest_shell();
+		const char *sh = ve_guest_shell();
 		char *envp[8];
 		int fd, n = 0;
 

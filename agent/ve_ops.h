@@ -96,6 +96,8 @@ char *const *ve_default_env(void);
  * the VE's pid namespace (fn NULL: arg is the path of a program to run);
  * returns its host pid (parent) — the child never returns. */
 pid_t ve_fork_inside(struct vz_agent *a, unsigned veid, pid_t init, int (*fn)(void *), void *arg, struct vz_err *err);
+/* Inside the VE: its shell for a command (/bin/bash, else /bin/sh). */
+const char *ve_guest_shell(void);
 
 /* ---- checkpoint plumbing (ve_ckpt.c) ---- */
 

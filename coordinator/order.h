@@ -37,6 +37,7 @@ struct coord_order_result {
 	int exit_code;
 	char error[512];
 	uint64_t elapsed_ms, downtime_ms;
+	uint64_t output_dropped; /* exec: output bytes past max_output, not kept */
 };
 
 /* Move veid from the agent at `at` to the agent at dest:dest_port in

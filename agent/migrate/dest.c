@@ -23,6 +23,7 @@
 #include "migrate_int.h"
 #include "userns.h"
 #include "net.h"
+#include "orders.h"
 #include "paths.h"
 #include "util.h"
 
@@ -550,6 +551,8 @@ void mig_dest_serve(struct vz_agent *a, int fd)
 		mig_serve_page_stream(&v, m);
 	else if (m->type == VZ__MIGRATE__TYPE__T_PAGE_PUSH)
 		mig_serve_page_push(&v, m);
+	else if (m->type == VZ__MIGRATE__TYPE__T_ORDER)
+		agent_order_serve(a, &v.conn, m);
 	else if (m->type == VZ__MIGRATE__TYPE__T_HELLO && m->hello) {
 		serve_move(&v, m);
 		v.conn.ops = NULL; /* the move's worker closed it */

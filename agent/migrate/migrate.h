@@ -91,4 +91,9 @@ void mig_recover(struct vz_agent *a);
  * start it. */
 bool mig_incoming_pending(unsigned veid);
 
+/* Is a move of VE veid from this host unresolved (a decision or an
+ * outgoing record of it is there)? A restarted agent resolves it
+ * (mig_recover). */
+bool mig_outgoing_pending(unsigned veid);
+
 #endif

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "migrate_int.h"
 #include "net.h"
+#include "orders.h"
 #include "paths.h"
 #include "util.h"
 
@@ -198,6 +199,10 @@ int mig_check_hello(struct mig_dst *d, uint64_t *free_bytes, char *criu_text, si
 
 	if (!mig_names_ok(h->migration_id, h->veid))
 		return vz_error_exit_msg(err, VZ_EXIT_INVAL, EINVAL, "Malformed migration request");
+	/* Draining (ORDER_MAINTENANCE): the VEs go, none comes. */
+	if (agent_maintenance())
+		return vz_error_exit_msg(err, VZ_EXIT_PERM, EBUSY, "%s is in maintenance: it takes no incoming VE",
+					 d->a->host_name);
 	if (vz_exists(vz_path(path, sizeof(path), VZ_CONF_DIR "/%u.conf", h->veid)))
 		return vz_error_exit_msg(err, VZ_EXIT_EXISTS, EEXIST, "VE %u already exists on %s", h->veid,
 					 d->a->host_name);

@@ -345,3 +345,26 @@ void mig_record_scan(enum mig_record_kind kind, void (*fn)(void *arg, const stru
 		fn(arg, &r, path);
 	}
 }
+
+struct pending_scan {
+	unsigned veid;
+	bool found;
+};
+
+static void pending_seen(void *arg, const struct mig_record *r, const char *path)
+{
+	struct pending_scan *s = arg;
+
+	(void)path;
+	if (r->veid == s->veid)
+		s->found = true;
+}
+
+bool mig_outgoing_pending(unsigned veid)
+{
+	struct pending_scan s = { veid, false };
+
+	mig_record_scan(MIG_REC_DECISION, pending_seen, &s);
+	mig_record_scan(MIG_REC_OUTGOING, pending_seen, &s);
+	return s.found;
+}
