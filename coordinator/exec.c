@@ -231,6 +231,7 @@ struct fanout {
 	Vz__Pool__ExecResult *res;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	bool listening; /* the admin reads the results */
 };
 
 struct job {
@@ -304,20 +305,24 @@ static void fill_unrun(struct fanout *f)
 static void finalize(struct fanout *f, size_t i)
 {
 	Vz__Pool__ExecResult *r = &f->res[i];
+	char why[96];
 
 	if (f->s.state[i] != EXEC_SKIPPED)
 		return;
 	r->has_skipped = r->skipped = true;
+	if (f->listening)
+		snprintf(why, sizeof(why), "the failure budget (--max-fail %u%%) was spent", f->run->max_fail_pct);
+	else
+		snprintf(why, sizeof(why), "the admin went away");
 	free(r->error);
-	r->error = strdup("not started: the failure budget was spent, or the run stopped");
+	r->error = strdup(why);
 }
 
 int exec_run(const struct exec_run *run, int *exit_code, struct vz_err *err)
 {
 	_cleanup_free_ bool *runnable = calloc(run->n ? run->n : 1, sizeof(bool));
-	struct fanout f = { .run = run };
+	struct fanout f = { .run = run, .listening = true };
 	struct exec_tally t = { 0 };
-	bool listening = true;
 	int ret;
 
 	if (!runnable)
@@ -340,21 +345,25 @@ int exec_run(const struct exec_run *run, int *exit_code, struct vz_err *err)
 	pthread_mutex_lock(&f.mu);
 	while (!exec_sched_over(&f.s)) {
 		ssize_t i;
+		bool gone;
 
-		start_jobs(&f);
+		/* Results first: an admin gone shows at a send, and then nothing
+		 * more starts. */
 		while ((i = exec_sched_emit(&f.s)) >= 0) {
 			finalize(&f, (size_t)i);
 			exec_tally_add(&t, &f.res[i]);
 			/* A result is left alone once final: send it unlocked. */
 			pthread_mutex_unlock(&f.mu);
-			if (listening && run->emit(run->arg, &f.res[i]) < 0)
-				listening = false;
+			gone = f.listening && run->emit(run->arg, &f.res[i]) < 0;
 			pthread_mutex_lock(&f.mu);
-			if (!listening && !f.s.stopped) {
+			if (gone)
+				f.listening = false;
+			if (!f.listening && !f.s.stopped) {
 				pr_warn("The admin went away: no new VE starts");
 				exec_sched_stop(&f.s);
 			}
 		}
+		start_jobs(&f);
 		if (!exec_sched_over(&f.s) && f.s.running > 0)
 			pthread_cond_wait(&f.cv, &f.mu);
 	}

@@ -30,7 +30,9 @@
 #define EXEC_PARALLEL_DEFAULT 5
 #define EXEC_PARALLEL_MAX     256
 #define EXEC_TIMEOUT_MAX      86400
-#define EXEC_LIST_MAX	      POOL_MAX_VES
+/* The status of a command its agent ended at --timeout (as timeout(1)). */
+#define EXEC_TIMED_OUT 124
+#define EXEC_LIST_MAX  POOL_MAX_VES
 /* The output kept of each VE's command (the rest is counted, dropped). */
 #define EXEC_OUTPUT_MAX (256u << 10)
 

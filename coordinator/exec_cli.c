@@ -23,7 +23,7 @@ static int usage(struct vz_err *err, const char *fmt, const char *arg)
 	char msg[512];
 
 	snprintf(msg, sizeof(msg), fmt, arg);
-	return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "exec: %s (vzcoord --help)", msg);
+	return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "%s (vzcoord --help)", msg);
 }
 
 static int cmp_uint(const void *a, const void *b)
@@ -36,9 +36,9 @@ static int cmp_uint(const void *a, const void *b)
 static int add_range(unsigned **v, size_t *n, size_t *cap, unsigned lo, unsigned hi, const char *s, struct vz_err *err)
 {
 	if (hi < lo)
-		return usage(err, "bad VE list '%s': a range goes up, as 102-105", s);
+		return usage(err, "Bad VE list '%s': a range goes up, as 102-105", s);
 	if (*n + (hi - lo) + 1 > EXEC_LIST_MAX)
-		return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "exec: a VE list of more than %u VEs", EXEC_LIST_MAX);
+		return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "A VE list of more than %u VEs", EXEC_LIST_MAX);
 	for (unsigned id = lo;; id++) {
 		if (vz_grow((void **)v, cap, *n, sizeof(**v), 64) < 0)
 			return vz_error_msg(err, ENOMEM, "Out of memory");
@@ -59,7 +59,7 @@ int exec_parse_ve_list(const char *s, unsigned **out, size_t *n_out, struct vz_e
 	if (!copy)
 		return vz_error_msg(err, ENOMEM, "Out of memory");
 	if (!*s || *s == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,"))
-		return usage(err, "bad VE list '%s': VEIDs and ranges, as 101,102-105", s);
+		return usage(err, "Bad VE list '%s': VEIDs and ranges, as 101,102-105", s);
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *dash = strchr(tok, '-');
 		unsigned lo, hi;
@@ -69,7 +69,7 @@ int exec_parse_ve_list(const char *s, unsigned **out, size_t *n_out, struct vz_e
 			*dash = '\0';
 		if (vz_parse_veid(tok, &lo) < 0 || (dash && vz_parse_veid(dash + 1, &hi) < 0)) {
 			free(v);
-			return usage(err, "bad VE list '%s': VEIDs and ranges, as 101,102-105", s);
+			return usage(err, "Bad VE list '%s': VEIDs and ranges, as 101,102-105", s);
 		}
 		ret = add_range(&v, &n, &cap, lo, dash ? hi : lo, s, err);
 		if (ret < 0) {
@@ -110,8 +110,8 @@ static int parse_uint(const char *opt, const char *s, unsigned long min, unsigne
 	unsigned long v;
 
 	if (vz_parse_ulong(s, min, max, &v) < 0)
-		return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "exec: %s takes %lu..%lu, not '%s' (vzcoord --help)",
-					 opt, min, max, s);
+		return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "%s takes %lu..%lu, not '%s' (vzcoord --help)", opt,
+					 min, max, s);
 	*out = (unsigned)v;
 	return 0;
 }
@@ -171,7 +171,7 @@ int exec_parse_args(int argc, char **argv, struct exec_opts *o, struct vz_err *e
 	while ((c = getopt_long(argc, argv, "+:aH:p:t:j", opts, NULL)) != -1) {
 		if (c == '?' || c == ':') {
 			exec_opts_free(o);
-			return usage(err, c == '?' ? "unknown option '%s'" : "%s needs a value", argv[optind - 1]);
+			return usage(err, c == '?' ? "Unknown option '%s'" : "%s needs a value", argv[optind - 1]);
 		}
 		ret = parse_opt(c, o, err);
 		if (ret < 0) {
@@ -180,13 +180,13 @@ int exec_parse_args(int argc, char **argv, struct exec_opts *o, struct vz_err *e
 		}
 	}
 	if ((o->all ? 1 : 0) + (o->host ? 1 : 0) + (o->veids ? 1 : 0) != 1)
-		ret = usage(err, "choose the VEs with one of --all, --host H and --ve LIST%s", "");
+		ret = usage(err, "Choose the VEs with one of --all, --host H and --ve LIST%s", "");
 	else if (optind >= argc)
-		ret = usage(err, "no command given: vzcoord exec --all -- COMMAND%s", "");
+		ret = usage(err, "No command given: vzcoord exec --all -- COMMAND%s", "");
 	else
 		ret = join_command(argc - optind, argv + optind, &o->command, err);
 	if (ret == 0 && !*o->command)
-		ret = usage(err, "the command is empty%s", "");
+		ret = usage(err, "The command is empty%s", "");
 	if (ret < 0)
 		exec_opts_free(o);
 	return ret;
@@ -245,6 +245,8 @@ void exec_print_text(FILE *f, const Vz__Pool__ExecResult *r)
 		fprintf(f, "  %.*s\n", (int)line, out + i);
 		i += line + 1;
 	}
+	if (r->output_dropped)
+		fprintf(f, "  [%llu more bytes of output not kept]\n", (unsigned long long)r->output_dropped);
 }
 
 void exec_print_summary(FILE *f, const struct exec_tally *t)
@@ -274,7 +276,7 @@ void exec_print_json_result(FILE *f, const Vz__Pool__ExecResult *r, bool first)
 		fputs("null, \"elapsed_ms\": null", f);
 	fputs(", \"output\": ", f);
 	vz_json_fstr(f, r->output.data ? (const char *)r->output.data : "", r->output.len);
-	fputs(", \"error\": ", f);
+	fprintf(f, ", \"output_dropped\": %llu, \"error\": ", (unsigned long long)r->output_dropped);
 	if (r->error)
 		vz_json_fstr(f, r->error, strlen(r->error));
 	else

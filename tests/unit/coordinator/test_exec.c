@@ -118,15 +118,15 @@ Test(exec, args_refused_in_one_line)
 		const char *want;
 		char *args[6];
 	} bad[] = {
-		{ "no command", { "--all", NULL } },
-		{ "no command", { "--all", "--", NULL } },
-		{ "choose the VEs", { "--", "true", NULL } },
-		{ "choose the VEs", { "--all", "--host", "h1", "--", "true", NULL } },
+		{ "No command", { "--all", NULL } },
+		{ "No command", { "--all", "--", NULL } },
+		{ "Choose the VEs", { "--", "true", NULL } },
+		{ "Choose the VEs", { "--all", "--host", "h1", "--", "true", NULL } },
 		{ "--parallel", { "--all", "--parallel", "0", "--", "true", NULL } },
 		{ "--max-fail", { "--all", "--max-fail", "150%", "--", "true", NULL } },
 		{ "--timeout", { "--all", "--timeout", "x", "--", "true", NULL } },
 		{ "VE list", { "--ve", "1x", "--", "true", NULL } },
-		{ "unknown option", { "--bogus", "--", "true", NULL } },
+		{ "Unknown option", { "--bogus", "--", "true", NULL } },
 		{ "needs a value", { "--all", "--parallel", NULL } },
 	};
 
@@ -522,9 +522,17 @@ Test(exec, text_and_json_forms)
 	s = render(exec_print_text, &r);
 	cr_assert_str_eq(s, "101 on h1: exit 0 in 0.12 s\n  ve101\n  second \"line\"\n");
 	free(s);
+	r.has_output_dropped = true;
+	r.output_dropped = 5000;
+	s = render(exec_print_text, &r);
+	cr_assert_str_eq(s, "101 on h1: exit 0 in 0.12 s\n  ve101\n  second \"line\"\n"
+			    "  [5000 more bytes of output not kept]\n");
+	free(s);
+	r.output_dropped = 0;
 	s = render(json_one, &r);
-	cr_assert_str_eq(s, "\n  {\"veid\": 101, \"host\": \"h1\", \"result\": \"ok\", \"status\": 0, \"elapsed_ms\": "
-			    "120, \"output\": \"ve101\\nsecond \\\"line\\\"\", \"error\": null}");
+	cr_assert_str_eq(s,
+			 "\n  {\"veid\": 101, \"host\": \"h1\", \"result\": \"ok\", \"status\": 0, \"elapsed_ms\": "
+			 "120, \"output\": \"ve101\\nsecond \\\"line\\\"\", \"output_dropped\": 0, \"error\": null}");
 	free(s);
 	exec_tally_add(&t, &r);
 	r.status = 1;
