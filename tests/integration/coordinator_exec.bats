@@ -34,6 +34,10 @@ teardown_file() {
 teardown() {
 	[ -f "$BATS_TEST_TMPDIR/out" ] && cat "$BATS_TEST_TMPDIR/out"
 	local h
+	# An agent a failed test killed and did not restart.
+	for h in $SB_HOSTS; do
+		kill -0 "$(cat "$VZ_SANDBOX_DIR/$h/agent.pid")" 2>/dev/null || restart_agents "$h"
+	done
 	# A VE a test stopped runs again for the next.
 	for h in $SB_HOSTS; do
 		for v in $(on "$h" vzlist -S -1 2>/dev/null); do
@@ -196,4 +200,24 @@ json() {
 		END { exit !f }' <<<"$output"
 	run on coord vzcoord list -j
 	json '.[] | select(.veid == 110) | .ip == "198.18.1.10" and .hostname == "ve110" and .nproc >= 1'
+}
+
+@test "the VEs of a host gone silent are reported not run, and each run's worker ends" {
+	kill_agent h3
+	wait_for 15 bash -c "$SB exec coord vzcoord status | awk '\$1 == \"h3\" { exit \$2 == \"online\" }'" ||
+		{ on coord vzcoord status; false; }
+	run on coord vzcoord exec --all -- true
+	echo "$output" >"$BATS_TEST_TMPDIR/out"
+	[ "$status" -eq 8 ]
+	local v
+	for v in 103 106 109 112 115 118; do
+		grep -Eqx "$v on h3: not run: its host h3 is (suspect|offline)" <<<"$output"
+	done
+	[ "$(grep -cE '^[0-9]+ on h[12]: exit 0 in ' <<<"$output")" -eq 14 ]
+	[ "${lines[-1]}" = "20 VEs: 14 ok, 0 failed, 0 skipped, 6 not run" ]
+	restart_agents h3
+	# Every run's worker has ended and been reaped: vzcoord has no child.
+	local pid
+	pid=$(cat "$VZ_SANDBOX_DIR/coord/coord.pid")
+	wait_for 5 bash -c "[ -z \"\$(ps -o pid= --ppid $pid)\" ]" || { ps -o pid,stat,args --ppid "$pid"; false; }
 }
