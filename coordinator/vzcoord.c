@@ -238,7 +238,7 @@ static const struct {
 	{ "list", cmd_list, "list [-j]        every VE of the pool with its host (-j: JSON)" },
 	{ "exec", cmd_exec,
 	  "exec --all|--host H|--ve LIST [--parallel N] [--max-fail P%] [--timeout S] [--json] -- COMMAND\n"
-	  "                   run COMMAND (sh -c) in every selected running VE, at most N at once (5)" },
+	  "                 run COMMAND (sh -c) in every selected running VE, N at once (5)" },
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
 };
 
