@@ -266,8 +266,10 @@ void order_exec(struct vz_agent *a, struct vz_conn *c, const Vz__Pool__Order *o)
 		vz_error_exit_msg(&err, VZ_EXIT_INVAL, EINVAL, "Malformed exec order: a VEID and a command");
 		return exec_refused(c, &err);
 	}
-	if (ve_open(o->veid, true, &ve, &err) < 0) {
-		vz_error_wrap(&err, "On %s", a->host_name);
+	if (ve_open(o->veid, false, &ve, &err) < 0)
+		return exec_refused(c, &err);
+	if (!vz_exists(ve.conf_path)) {
+		vz_error_exit_msg(&err, VZ_EXIT_NOCONF, ENOENT, "VE %u does not exist on %s", ve.veid, a->host_name);
 		return exec_refused(c, &err);
 	}
 	if (ve_state(&ve, &init) != VE_STATE_RUNNING) {

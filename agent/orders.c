@@ -223,6 +223,8 @@ void agent_order_serve(struct vz_agent *a, struct vz_conn *c, const Vz__Migrate_
 
 	if (strcmp(c->peer, POOL_COORD_CN)) {
 		vz_sock_peer_host(c->fd, addr, sizeof(addr));
+		if (!strncmp(addr, "::ffff:", 7))
+			memmove(addr, addr + 7, strlen(addr + 7) + 1);
 		pr_warn("Refused an order from %s (%s): orders come from %s only", c->peer, addr[0] ? addr : "-",
 			POOL_COORD_CN);
 		vz_error_exit_msg(&err, VZ_EXIT_PERM, EPERM, "%s takes orders from %s only, not from %s", a->host_name,

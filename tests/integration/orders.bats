@@ -198,7 +198,7 @@ running_ve() {
 	[ "$status" -ne 0 ]
 	[ "$status" -ne 255 ]
 	[ "${#lines[@]}" -eq 1 ]
-	[[ "$output" == *"error=On h1: VE 399 does not exist"* ]]
+	[[ "$output" == *"error=VE 399 does not exist on h1" ]]
 }
 
 @test "a query of a move id this agent never had says unknown" {
