@@ -132,7 +132,7 @@ deps:
 test:
 	deploy/install-deps --check >/dev/null 2>&1 || deploy/install-deps
 	$(MAKE) lint
-	$(MAKE) all $(UNIT_BINS) $(FUZZERS)
+	$(MAKE) -j$$(nproc) all $(UNIT_BINS) $(FUZZERS)
 	tests/run-all $(UNIT_BINS)
 
 lint:
