@@ -17,6 +17,19 @@ AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
 # The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3.
 COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
+# make SAN=1 (and make test SAN=1): everything built with AddressSanitizer
+# and UndefinedBehaviorSanitizer; tests/run-all then fails on any report
+# they write (ASAN_OPTIONS/UBSAN_OPTIONS log_path, set there).
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+# The flags of the objects in $(B): changing them (SAN=1 or not, CFLAGS)
+# rebuilds everything rather than mixing objects of both.
+FLAGS_STAMP := $(B)/.flags
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS)
+$(shell mkdir -p $(B); [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' >$(FLAGS_STAMP))
+
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)
 PROTO_H := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.h) $(B)/criu/rpc.pb-c.h
@@ -40,17 +53,17 @@ $(B)/criu/rpc.pb-c.c $(B)/criu/rpc.pb-c.h: $(CRIU_RPC_PROTO)
 	@mkdir -p $(B)/criu
 	protoc-c --c_out=$(B)/criu -I$(dir $(CRIU_RPC_PROTO)) $<
 
-$(B)/obj/%.o: %.c $(PROTO_H)
+$(B)/obj/%.o: %.c $(PROTO_H) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # Generated code is not held to our warnings.
-$(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c
+$(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
-$(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c
+	$(CC) $(CPPFLAGS) -O2 -g $(filter -fsanitize% -fno-%,$(CFLAGS)) -c -o $@ $<
+$(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
+	$(CC) $(CPPFLAGS) -O2 -g $(filter -fsanitize% -fno-%,$(CFLAGS)) -c -o $@ $<
 
 $(B)/libvz.a: $(call obj,$(LIB_SRC)) $(PROTO_C:%.c=$(B)/obj/%.o)
 	rm -f $@
@@ -89,7 +102,7 @@ $(B)/tests/workloads: $(WORKLOADS)
 	@mkdir -p $@
 $(B)/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -static -pthread -o $@ $<
+	$(CC) $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS)) -static -pthread -o $@ $<
 
 # Unit tests: one criterion binary per directory under tests/unit/.
 UNIT_DIRS := $(notdir $(wildcard tests/unit/*))
@@ -133,7 +146,7 @@ test:
 	deploy/install-deps --check >/dev/null 2>&1 || deploy/install-deps
 	$(MAKE) lint
 	$(MAKE) -j$$(nproc) all $(UNIT_BINS) $(FUZZERS)
-	tests/run-all $(UNIT_BINS)
+	VZ_SAN=$(SAN) tests/run-all $(UNIT_BINS)
 
 lint:
 	tests/lint
