@@ -39,11 +39,12 @@ AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard agen
 # The coordinator: a library and its front end (coordinator/vzcoord.c).
 COORDLIB_SRC := $(filter-out coordinator/vzcoord.c,$(wildcard coordinator/*.c))
 TOOLS := vzctl vzlist vzpkg vzmigrate
+TEST_TOOLS := $(B)/tests/vzorder $(B)/tests/vzhbdump
 BINS := $(B)/bin/vzagent $(B)/bin/vzcoord $(TOOLS:%=$(B)/bin/%)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-all: $(BINS) $(B)/tests/workloads $(B)/tests/vzorder
+all: $(BINS) $(B)/tests/workloads $(TEST_TOOLS)
 
 $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/proto
@@ -90,9 +91,10 @@ $(B)/bin/%: $$(call obj,$$(wildcard tools/%/*.c)) $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# A test client of the coordinator's orders (tests/integration/orders.bats),
-# not a user tool: it is not in build/bin.
-$(B)/tests/vzorder: $(call obj,tests/tools/vzorder.c) $(B)/libvzcoord.a $(B)/libvz.a
+# Test tools, not user tools (not in build/bin): vzorder sends one of the
+# coordinator's orders, vzhbdump stands in for the coordinator and prints
+# an agent's heartbeats (tests/integration/orders.bats).
+$(TEST_TOOLS): $(B)/tests/%: $(B)/obj/tests/tools/%.o $(B)/libvzcoord.a $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -118,7 +120,8 @@ $(B)/tests/unit/coordinator: $(call obj,$(wildcard tests/unit/coordinator/*.c)) 
 # libFuzzer targets for the parsers of untrusted bytes (clang only).
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
 FUZZ_LIBS := $(PKG_LIBS)
-FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record $(B)/fuzz/fuzz_memhash $(B)/fuzz/fuzz_pool
+FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record $(B)/fuzz/fuzz_memhash $(B)/fuzz/fuzz_pool \
+	$(B)/fuzz/fuzz_order_record
 $(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c lib/util.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
@@ -132,6 +135,9 @@ $(B)/fuzz/fuzz_memhash: tests/fuzz/fuzz_memhash.c agent/migrate/memhash.c lib/er
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 $(B)/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c coordinator/members.c coordinator/store.c lib/err.c lib/util.c lib/log.c $(B)/proto/pool.pb-c.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+$(B)/fuzz/fuzz_order_record: tests/fuzz/fuzz_order_record.c agent/order_record.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 fuzz: $(FUZZERS)

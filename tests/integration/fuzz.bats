@@ -42,3 +42,7 @@ run_fuzzer() {
 @test "the coordinator's reading of registrations and heartbeats survives fuzzing" {
 	run_fuzzer fuzz_pool
 }
+
+@test "the coordinator's order records and epoch file parsers survive fuzzing" {
+	run_fuzzer fuzz_order_record
+}
