@@ -140,7 +140,20 @@ $(B)/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c coordinator/members.c coordinator/st
 $(B)/fuzz/fuzz_order_record: tests/fuzz/fuzz_order_record.c agent/order_record.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+# make fuzz: each fuzz target for FUZZ_TIME seconds (60 by default), on its
+# corpus in build/fuzz/corpus/NAME, seeded from tests/fuzz/corpus/NAME when
+# that exists; a crash's input is kept as build/fuzz/NAME-crash-*, and the
+# first target that finds one fails the run.
+FUZZ_TIME ?= 60
 fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+		n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus/$$n; seeds=; \
+		[ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+		echo "== $$n for $(FUZZ_TIME) s"; \
+		$$f -max_total_time=$(FUZZ_TIME) -rss_limit_mb=1024 -artifact_prefix=$(B)/fuzz/$$n- \
+			$(B)/fuzz/corpus/$$n $$seeds >$(B)/fuzz/$$n.log 2>&1; rc=$$?; \
+		tail -n 1 $(B)/fuzz/$$n.log; [ $$rc -eq 0 ] || { echo "$$n failed: $(B)/fuzz/$$n.log"; exit 1; }; \
+	done
 
 demo:
 	deploy/demo
