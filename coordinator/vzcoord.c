@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "coord.h"
+#include "join.h"
 #include "log.h"
 #include "paths.h"
 #include "util.h"
@@ -216,6 +217,12 @@ static const struct {
 	{ "status", cmd_status, "status           hosts: state, VEs, memory, CPU; and alerts" },
 	{ "list", cmd_list, "list [-j]        every VE of the pool with its host (-j: JSON)" },
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
+	{ "join", coord_cmd_join,
+	  "join [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
+	  "                   enroll a host over SSH: its certificate, COORDINATOR, its agent restarted" },
+	{ "leave", coord_cmd_leave,
+	  "leave HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
+	  "                   let a host with no VE running go: COORDINATOR cleared, the host forgotten" },
 };
 
 static void usage(FILE *f)
