@@ -23,19 +23,6 @@ teardown() {
 	sb_test_teardown
 }
 
-host_state() {
-	on coord vzcoord status | awk -v h="$1" '$1 == h { print $2 }'
-}
-
-state_is() {
-	[ "$(host_state "$1")" = "$2" ]
-}
-
-# vzcoord list has VE $1 with status $2 on host $3.
-listed() {
-	on coord vzcoord list | awk -v v="$1" -v s="$2" -v h="$3" '$1 == v && $2 == s && $3 == h { f = 1 } END { exit !f }'
-}
-
 not_listed() {
 	! on coord vzcoord list | awk -v v="$1" '$1 == v { f = 1 } END { exit !f }'
 }
@@ -45,6 +32,20 @@ not_listed() {
 h3_files() {
 	local r="$VZ_SANDBOX_DIR/h3/etc/vz"
 	md5sum "$r/vz.conf" "$r/tls/host.crt" "$r/tls/host.key" "$r/tls/ca.crt"
+}
+
+# join with known_hosts $1 is refused in one line saying $2, and nothing
+# changed on h3, still out of the pool.
+join_refused() {
+	local before
+	before=$(h3_files)
+	run on coord vzcoord join root@h3 --known-hosts "$1"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $output == *"$2"* ]]
+	[ "$(h3_files)" = "$before" ]
+	[ -z "$(host_state h3)" ]
 }
 
 # h3 in the pool, as the tests after the join want it.
@@ -64,35 +65,21 @@ h3_joined() {
 }
 
 @test "join refuses a host whose key is not the one known_hosts holds, and does nothing there" {
-	local before kh="$BATS_TEST_TMPDIR/known_hosts"
+	local kh="$BATS_TEST_TMPDIR/known_hosts"
 	ssh-keygen -q -t ed25519 -N '' -f "$BATS_TEST_TMPDIR/other"
 	{
 		grep -v '^h3,' "$KNOWN"
 		echo "h3,198.18.0.3 $(cut -d' ' -f1,2 "$BATS_TEST_TMPDIR/other.pub")"
 	} >"$kh"
-	before=$(h3_files)
-	run on coord vzcoord join root@h3 --known-hosts "$kh"
-	echo "$output"
-	[ "$status" -ne 0 ]
-	[ "${#lines[@]}" -eq 1 ]
-	[[ $output == *"Host key of h3 (198.18.0.3) is not the one $kh holds: refused, nothing done"* ]]
+	join_refused "$kh" "Host key of h3 (198.18.0.3) is not the one $kh holds: refused, nothing done"
 	# The fingerprint it gives is the host's, as ssh-keygen prints it.
 	[[ $output == *"$(ssh-keygen -lf "$VZ_SANDBOX_DIR/h3/ssh/host_key.pub" | cut -d' ' -f2)"* ]]
-	[ "$(h3_files)" = "$before" ]
-	[ -z "$(host_state h3)" ]
 }
 
 @test "join refuses a host whose key is unknown, and does nothing there" {
-	local before kh="$BATS_TEST_TMPDIR/known_hosts"
+	local kh="$BATS_TEST_TMPDIR/known_hosts"
 	grep -v '^h3,' "$KNOWN" >"$kh"
-	before=$(h3_files)
-	run on coord vzcoord join root@h3 --known-hosts "$kh"
-	echo "$output"
-	[ "$status" -ne 0 ]
-	[ "${#lines[@]}" -eq 1 ]
-	[[ $output == *"Host key of h3 (198.18.0.3) is unknown: refused, nothing done"* ]]
-	[ "$(h3_files)" = "$before" ]
-	[ -z "$(host_state h3)" ]
+	join_refused "$kh" "Host key of h3 (198.18.0.3) is unknown: refused, nothing done"
 }
 
 @test "join of an unreachable host fails with one line" {

@@ -281,6 +281,21 @@ sb_test_teardown() {
 	return 0
 }
 
+# The pool as the sandbox's coordinator sees it (sb_setup ... --coordinator).
+# The state vzcoord status gives host $1.
+host_state() {
+	on coord vzcoord status | awk -v h="$1" '$1 == h { print $2 }'
+}
+
+state_is() {
+	[ "$(host_state "$1")" = "$2" ]
+}
+
+# vzcoord list has VE $1 with status $2 on host $3.
+listed() {
+	on coord vzcoord list | awk -v v="$1" -v s="$2" -v h="$3" '$1 == v && $2 == s && $3 == h { f = 1 } END { exit !f }'
+}
+
 # shellcheck disable=SC2120 # the hosts are optional
 # Agents read vz.conf at start: restart them (or those of the hosts named)
 # by pid; VEs keep running.
