@@ -24,7 +24,8 @@
 #include "ssh.h"
 #include "util.h"
 
-#define RUN_OUT_MAX (64u << 10)
+#define RUN_OUT_MAX	(64u << 10)
+#define KNOWN_HOSTS_MAX (16u << 20)
 
 struct coord_ssh {
 	int fd;
@@ -168,6 +169,35 @@ static void fingerprint(struct coord_ssh *s, char *buf, size_t len)
 	snprintf(buf, len, "SHA256:%.*s", n, b64);
 }
 
+/* known_hosts line by line: a line libssh2 cannot take (a key type it
+ * does not know, a @cert-authority marker) is passed over, as OpenSSH
+ * passes over what it does not know, rather than refusing every host. A
+ * missing file knows no host. */
+static int read_known_hosts(LIBSSH2_KNOWNHOSTS *kh, const char *file, struct vz_err *err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0, skipped = 0;
+	int ret = vz_read_file(file, &text, &len, KNOWN_HOSTS_MAX);
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return vz_error(err, -ret, "Read %s", file);
+	for (char *line = text, *nl; line < text + len; line = nl + 1) {
+		nl = memchr(line, '\n', (size_t)(text + len - line));
+		if (!nl)
+			nl = text + len;
+		/* libssh2 takes the key to the line's NUL, whatever its length. */
+		*nl = '\0';
+		if (nl > line && *line != '#' &&
+		    libssh2_knownhost_readline(kh, line, (size_t)(nl - line), LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0)
+			skipped++;
+	}
+	if (skipped)
+		pr_debug("%s: %zu lines passed over", file, skipped);
+	return 0;
+}
+
 /* The host key against known_hosts, under the name the admin gave and
  * then under its address: a match under either lets us in, a key that
  * differs under either refuses. */
@@ -186,8 +216,8 @@ static int check_host_key(struct coord_ssh *s, const struct coord_ssh_opts *o, c
 	mask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | knownhost_key_type(type);
 	if (!key)
 		ret = vz_error_msg(err, EPROTO, "%s sent no host key", o->host);
-	else if (libssh2_knownhost_readfile(kh, file, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0 && vz_exists(file))
-		ret = vz_error_msg(err, EINVAL, "Cannot read %s: %s", file, ssh_error(s));
+	else
+		ret = read_known_hosts(kh, file, err);
 	for (size_t i = 0; ret == 0 && i < 2 && r != LIBSSH2_KNOWNHOST_CHECK_MISMATCH; i++) {
 		int ri = libssh2_knownhost_checkp(kh, names[i], (int)port, key, len, mask, NULL);
 
