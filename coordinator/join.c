@@ -304,10 +304,12 @@ static const Vz__Pool__HostStatus *find_status(const Vz__Pool__AdminReply *st, c
 	return NULL;
 }
 
-/* Until host name is online in the coordinator's view: its VE count. */
+/* Until host name is online in the coordinator's view, heard of since
+ * its agent restarted (now: the agent it had before was a member too, if
+ * it joins again): its VE count. */
 static int wait_online(const char *name, unsigned timeout_s, unsigned *ves, struct vz_err *err)
 {
-	uint64_t end = vz_now_ns() + (uint64_t)timeout_s * 1000000000ull;
+	uint64_t start = vz_now_ns(), end = start + (uint64_t)timeout_s * 1000000000ull;
 
 	for (;;) {
 		Vz__Pool__AdminReply *st = NULL;
@@ -318,7 +320,7 @@ static int wait_online(const char *name, unsigned timeout_s, unsigned *ves, stru
 		if (ret < 0)
 			return ret;
 		h = find_status(st, name);
-		online = h && !strcmp(h->state, "online");
+		online = h && !strcmp(h->state, "online") && h->seen_ms_ago * 1000000ull < vz_now_ns() - start;
 		*ves = h ? h->ves : 0;
 		vz__pool__admin_reply__free_unpacked(st, NULL);
 		if (online)

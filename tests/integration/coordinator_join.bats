@@ -143,6 +143,19 @@ h3_joined() {
 	wait_for 10 listed 302 running h3 || { on coord vzcoord list; false; }
 }
 
+@test "join of a member again renews its certificate, and it stays in the pool" {
+	local old_serial r="$VZ_SANDBOX_DIR/h3/etc/vz"
+	h3_joined
+	old_serial=$(openssl x509 -noout -serial -in "$r/tls/host.crt")
+	run on coord vzcoord join h3
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == "h3 joined the pool: online with "* ]]
+	[ "$(openssl x509 -noout -serial -in "$r/tls/host.crt")" != "$old_serial" ]
+	[ "$(grep -c '^COORDINATOR=' "$r/vz.conf")" -eq 1 ]
+	state_is h3 online
+}
+
 @test "leave is refused while a VE runs on the host" {
 	h3_joined
 	on h3 vzctl create 303 --ostemplate busybox >/dev/null
