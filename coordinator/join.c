@@ -401,8 +401,8 @@ static size_t live_ves(const Vz__Pool__AdminReply *ls, const char *host, char *b
 	return n;
 }
 
-/* The host as the coordinator sees it: in the pool, and no VE of it
- * running, mounted or unknown (a drained host has none). */
+/* The host as the coordinator sees it: in the pool, heard of, and no VE
+ * of it running, mounted or unknown (a drained host has none). */
 static int may_leave(struct target *t, struct vz_err *err)
 {
 	Vz__Pool__AdminReply *st = NULL, *ls = NULL;
@@ -423,6 +423,13 @@ static int may_leave(struct target *t, struct vz_err *err)
 	/* Not in VZ_ROOT/etc/vz/hosts: where its agent said it is. */
 	if (!strcmp(t->address, t->host) && h->address && *h->address)
 		snprintf(t->address, sizeof(t->address), "%s", h->address);
+	/* A silent host's VEs are unknown, and after a restart of the
+	 * coordinator it has no inventory at all: none may be said to run. */
+	if (!strcmp(h->state, "suspect") || !strcmp(h->state, "offline")) {
+		ret = vz_error_msg(err, EAGAIN, "%s is %s: its VEs are unknown, refused (leave needs its agent back)",
+				   t->host, h->state);
+		goto out;
+	}
 	n = live_ves(ls, t->host, ves, sizeof(ves));
 	if (n)
 		ret =

@@ -170,6 +170,20 @@ h3_joined() {
 	grep -qx 'COORDINATOR="198.18.0.240:7800"' "$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"
 }
 
+@test "leave is refused while the host is silent: its VEs are unknown" {
+	h3_joined
+	kill_agent h3
+	wait_for 10 state_is h3 suspect
+	run on coord vzcoord leave h3
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$output" = "vzcoord: h3 is suspect: its VEs are unknown, refused (leave needs its agent back)" ]
+	grep -qx 'COORDINATOR="198.18.0.240:7800"' "$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"
+	restart_agents h3
+	wait_for 10 state_is h3 online
+}
+
 @test "leave of a host with no VE running removes it, and its agent heartbeats no more" {
 	local end pid
 	h3_joined
