@@ -107,6 +107,19 @@ h3_joined() {
 	[ -z "$(host_state h3)" ]
 }
 
+@test "join says in one line that the host's agent did not restart" {
+	local conf="$VZ_SANDBOX_DIR/coord/etc/vz/vzcoord.conf"
+	cp "$conf" "$BATS_TEST_TMPDIR/vzcoord.conf"
+	echo 'AGENT_RESTART="echo no agent here; exit 3"' >>"$conf"
+	run on coord vzcoord join root@h3
+	cp "$BATS_TEST_TMPDIR/vzcoord.conf" "$conf"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$output" = "vzcoord: The agent of h3 did not restart: 'echo no agent here; exit 3' exited with status 3: no agent here" ]
+	[ -z "$(host_state h3)" ]
+}
+
 @test "vzcoord join root@h3 enrolls h3: its certificate from the CA, COORDINATOR set, online with its VEs" {
 	local old_serial r="$VZ_SANDBOX_DIR/h3/etc/vz"
 	on h3 vzctl create 301 --ostemplate busybox >/dev/null
