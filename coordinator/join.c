@@ -165,8 +165,10 @@ static int parse_target(int argc, char **argv, struct target *t, struct vz_err *
 		else
 			return usage_error(err, argv[0], "unknown option", argv[optind - 1]);
 	}
+	if (optind == argc)
+		return vz_error_exit_msg(err, EXIT_USAGE, EINVAL, "%s needs a [USER@]HOST (vzcoord --help)", argv[0]);
 	if (optind != argc - 1)
-		return usage_error(err, argv[0], "takes one [USER@]HOST, not", optind < argc ? argv[argc - 1] : "");
+		return usage_error(err, argv[0], "takes one [USER@]HOST, not", argv[argc - 1]);
 	ret = coord_ssh_parse_target(argv[optind], t->user, sizeof(t->user), t->host, sizeof(t->host), &tport, err);
 	if (ret < 0) {
 		char msg[sizeof(err->msg)];

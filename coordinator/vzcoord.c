@@ -219,10 +219,10 @@ static const struct {
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
 	{ "join", coord_cmd_join,
 	  "join [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
-	  "                   enroll a host over SSH: its certificate, COORDINATOR, its agent restarted" },
+	  "                           enroll a host over SSH: its certificate, COORDINATOR, its agent restarted" },
 	{ "leave", coord_cmd_leave,
 	  "leave HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
-	  "                   let a host with no VE running go: COORDINATOR cleared, the host forgotten" },
+	  "                           let a host with no VE running go: COORDINATOR cleared, the host forgotten" },
 };
 
 static void usage(FILE *f)

@@ -229,3 +229,16 @@ h3_joined() {
 	[ -z "$(host_state h3)" ]
 	wait_for 10 state_is h1 online
 }
+
+@test "join and leave with bad usage say so in one line and exit 2" {
+	local args
+	for args in "join" "leave" "join h1 h2" "join --port 0 h3" "join --bogus h3" "join h3;reboot" "join root@" \
+		"leave h3:99999"; do
+		# shellcheck disable=SC2086 # the words of each case
+		run on coord vzcoord $args
+		echo "$args: $output"
+		[ "$status" -eq 2 ]
+		[ "${#lines[@]}" -eq 1 ]
+		[[ $output == "vzcoord: "*"(vzcoord --help)" ]]
+	done
+}
