@@ -221,7 +221,7 @@ static const struct {
 	  "join [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
 	  "                           enroll a host over SSH: its certificate, COORDINATOR, its agent restarted" },
 	{ "leave", coord_cmd_leave,
-	  "leave HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
+	  "leave [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
 	  "                           let a host with no VE running go: COORDINATOR cleared, the host forgotten" },
 };
 

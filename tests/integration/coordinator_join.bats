@@ -62,6 +62,9 @@ h3_joined() {
 	[ "$status" -eq 0 ]
 	[[ $output != *h3* ]]
 	run ! grep -q '^COORDINATOR=' "$VZ_SANDBOX_DIR/h3/etc/vz/vz.conf"
+	run on coord vzcoord leave h3
+	[ "$status" -ne 0 ]
+	[ "$output" = "vzcoord: No host h3 in the pool" ]
 }
 
 @test "join refuses a host whose key is not the one known_hosts holds, and does nothing there" {
