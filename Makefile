@@ -14,8 +14,10 @@ LDLIBS += $(PKG_LIBS) -lev
 # The agent's VE confinement (agent/ve_confine.c) builds its seccomp filter
 # with Debian's libseccomp rather than hand-written BPF.
 AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
-# The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3.
-COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+# The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3;
+# vzcoord join and leave (coordinator/ssh.c) speak SSH with Debian's libssh2.
+COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) \
+	$(shell pkg-config --libs libssh2 2>/dev/null || echo -lssh2)
 
 # make SAN=1 (and make test SAN=1): everything built with AddressSanitizer
 # and UndefinedBehaviorSanitizer; tests/run-all then fails on any report
