@@ -14,8 +14,23 @@ LDLIBS += $(PKG_LIBS) -lev
 # The agent's VE confinement (agent/ve_confine.c) builds its seccomp filter
 # with Debian's libseccomp rather than hand-written BPF.
 AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
-# The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3.
-COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+# The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3;
+# vzcoord join and leave (coordinator/ssh.c) speak SSH with Debian's libssh2.
+COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) \
+	$(shell pkg-config --libs libssh2 2>/dev/null || echo -lssh2)
+
+# make SAN=1 (and make test SAN=1): everything built with AddressSanitizer
+# and UndefinedBehaviorSanitizer; tests/run-all then fails on any report
+# they write (ASAN_OPTIONS/UBSAN_OPTIONS log_path, set there).
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+# The flags of the objects in $(B): changing them (SAN=1 or not, CFLAGS)
+# rebuilds everything rather than mixing objects of both.
+FLAGS_STAMP := $(B)/.flags
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS)
+$(shell mkdir -p $(B); [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' >$(FLAGS_STAMP))
 
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)
@@ -41,17 +56,17 @@ $(B)/criu/rpc.pb-c.c $(B)/criu/rpc.pb-c.h: $(CRIU_RPC_PROTO)
 	@mkdir -p $(B)/criu
 	protoc-c --c_out=$(B)/criu -I$(dir $(CRIU_RPC_PROTO)) $<
 
-$(B)/obj/%.o: %.c $(PROTO_H)
+$(B)/obj/%.o: %.c $(PROTO_H) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # Generated code is not held to our warnings.
-$(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c
+$(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
-$(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c
+	$(CC) $(CPPFLAGS) -O2 -g $(filter -fsanitize% -fno-%,$(CFLAGS)) -c -o $@ $<
+$(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
+	$(CC) $(CPPFLAGS) -O2 -g $(filter -fsanitize% -fno-%,$(CFLAGS)) -c -o $@ $<
 
 $(B)/libvz.a: $(call obj,$(LIB_SRC)) $(PROTO_C:%.c=$(B)/obj/%.o)
 	rm -f $@
@@ -91,7 +106,7 @@ $(B)/tests/workloads: $(WORKLOADS)
 	@mkdir -p $@
 $(B)/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -static -pthread -o $@ $<
+	$(CC) $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS)) -static -pthread -o $@ $<
 
 # Unit tests: one criterion binary per directory under tests/unit/.
 UNIT_DIRS := $(notdir $(wildcard tests/unit/*))
@@ -127,7 +142,20 @@ $(B)/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c coordinator/members.c coordinator/st
 $(B)/fuzz/fuzz_order_record: tests/fuzz/fuzz_order_record.c agent/order_record.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+# make fuzz: each fuzz target for FUZZ_TIME seconds (60 by default), on its
+# corpus in build/fuzz/corpus/NAME, seeded from tests/fuzz/corpus/NAME when
+# that exists; a crash's input is kept as build/fuzz/NAME-crash-*, and the
+# first target that finds one fails the run.
+FUZZ_TIME ?= 60
 fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+		n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus/$$n; seeds=; \
+		[ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+		echo "== $$n for $(FUZZ_TIME) s"; \
+		$$f -max_total_time=$(FUZZ_TIME) -rss_limit_mb=1024 -artifact_prefix=$(B)/fuzz/$$n- \
+			$(B)/fuzz/corpus/$$n $$seeds >$(B)/fuzz/$$n.log 2>&1; rc=$$?; \
+		tail -n 1 $(B)/fuzz/$$n.log; [ $$rc -eq 0 ] || { echo "$$n failed: $(B)/fuzz/$$n.log"; exit 1; }; \
+	done
 
 demo:
 	deploy/demo
@@ -138,8 +166,8 @@ deps:
 test:
 	deploy/install-deps --check >/dev/null 2>&1 || deploy/install-deps
 	$(MAKE) lint
-	$(MAKE) all $(UNIT_BINS) $(FUZZERS)
-	tests/run-all $(UNIT_BINS)
+	$(MAKE) -j$$(nproc) all $(UNIT_BINS) $(FUZZERS)
+	VZ_SAN=$(SAN) tests/run-all $(UNIT_BINS)
 
 lint:
 	tests/lint

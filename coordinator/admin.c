@@ -13,11 +13,14 @@
 #include "cleanup.h"
 #include "control.h"
 #include "coord.h"
+#include "join.h"
 #include "log.h"
 #include "paths.h"
 #include "util.h"
 
 #define ADMIN_TIMEOUT_MS 5000
+/* A request is small but for exec's command and VE list. */
+#define ADMIN_REQUEST_MAX (1u << 20)
 
 static void set_timeout(int fd, int ms)
 {
@@ -40,12 +43,18 @@ static bool answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminR
 	    (req->op == VZ__POOL__ADMIN_OP__ADMIN_MIGRATE || req->op == VZ__POOL__ADMIN_OP__ADMIN_DRAIN ||
 	     req->op == VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN))
 		return coord_admin_moves(c, conn, req);
-	if (req->magic != POOL_MAGIC || req->version != POOL_VERSION)
+	if (req->magic != POOL_MAGIC || req->version != POOL_VERSION) {
 		vz_error_msg(&err, EPROTO, "Not an admin request of version %u", POOL_VERSION);
-	else if (req->op != VZ__POOL__ADMIN_OP__ADMIN_STATUS && req->op != VZ__POOL__ADMIN_OP__ADMIN_LIST)
+	} else if (req->op == VZ__POOL__ADMIN_OP__ADMIN_EXEC) {
+		coord_exec_start(c, conn, req);
+		return false;
+	} else if (req->op == VZ__POOL__ADMIN_OP__ADMIN_LEAVE) {
+		pool_forget(&c->pool, req->host ? req->host : "", now, &err);
+	} else if (req->op != VZ__POOL__ADMIN_OP__ADMIN_STATUS && req->op != VZ__POOL__ADMIN_OP__ADMIN_LIST) {
 		vz_error_msg(&err, EOPNOTSUPP, "Unknown admin operation %d", (int)req->op);
-	else
+	} else {
 		pool_report(&c->pool, now, &r, &err);
+	}
 	if (err.msg[0])
 		r.error = err.msg;
 	if (vz_msg_send(conn, &r.base, &err) < 0)
@@ -77,7 +86,8 @@ void coord_admin_accept(struct coord *c)
 		return;
 	}
 	set_timeout(fd, ADMIN_TIMEOUT_MS);
-	if (vz_msg_recv(&conn, &vz__pool__admin_request__descriptor, 4096, (ProtobufCMessage **)&req, &err) < 0)
+	if (vz_msg_recv(&conn, &vz__pool__admin_request__descriptor, ADMIN_REQUEST_MAX, (ProtobufCMessage **)&req,
+			&err) < 0)
 		pr_warn("Bad admin request: %s", err.msg);
 	else if (answer(c, &conn, req))
 		kept = true;
@@ -113,12 +123,18 @@ static int said_error(const char *error, struct vz_err *err)
 int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct vz_err *err)
 {
 	Vz__Pool__AdminRequest req = VZ__POOL__ADMIN_REQUEST__INIT;
+
+	req.op = op;
+	return coord_admin_request(&req, reply, err);
+}
+
+int coord_admin_request(Vz__Pool__AdminRequest *req, Vz__Pool__AdminReply **reply, struct vz_err *err)
+{
 	_cleanup_close_ int fd = VZ_FD_INIT;
 	struct vz_conn conn;
 	int ret;
 
-	req.op = op;
-	ret = admin_send(&req, &fd, &conn, err);
+	ret = admin_send(req, &fd, &conn, err);
 	if (ret == 0)
 		ret = vz_msg_recv(&conn, &vz__pool__admin_reply__descriptor, POOL_MSG_MAX * 2,
 				  (ProtobufCMessage **)reply, err);

@@ -58,7 +58,7 @@ struct coord {
 	struct coord_conf conf;
 	struct pool pool;
 	struct pool_store *store;
-	uint64_t epoch; /* the store's, new at each start: in every order */
+	uint64_t epoch; /* of the orders this coordinator gives (Order.epoch, >= 1): the store's, new at each start */
 	struct vz_tls *tls;
 	struct vz_tls *tls_client; /* the orders to agents */
 	uint64_t started_ns;
@@ -80,9 +80,13 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err);
  * SIGTERM or SIGINT. */
 int coord_serve(struct coord *c, struct vz_err *err);
 
-/* In a worker process just forked: the daemon's sockets closed (not shut
- * down), so that its ports are free again the moment the daemon dies. */
-void coord_close_inherited(struct coord *c);
+/* In a worker process forked from the loop: close the loop's sockets
+ * (listeners, agents) without a word to their peers, which are the loop's. */
+void coord_forget_fds(struct coord *c);
+
+/* vzcoord exec (exec_serve.c): check req, pick its VEs, and fork the
+ * worker that runs it and answers on conn; a refusal is answered here. */
+void coord_exec_start(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req);
 
 /* The coordinator's store, opened (its directory made); one clear error
  * for a file it cannot use (a newer schema, not a store). */
@@ -136,5 +140,7 @@ size_t coord_plan_hosts(struct coord *c, struct plan_host *hosts, size_t max);
 bool coord_admin_moves(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req);
 /* Drains whose moves have all ended: drained or partial. */
 void coord_drains_step(struct coord *c);
+/* The same for a request with its fields (magic and version are set). */
+int coord_admin_request(Vz__Pool__AdminRequest *req, Vz__Pool__AdminReply **reply, struct vz_err *err);
 
 #endif

@@ -164,22 +164,37 @@ static void free_alerts(char **alerts, size_t n)
 	free(alerts);
 }
 
-struct held {
-	unsigned veid;
-	size_t host;
-};
-
 static int cmp_held(const void *a, const void *b)
 {
-	const struct held *x = a, *y = b;
+	const struct pool_held *x = a, *y = b;
 
 	if (x->veid != y->veid)
 		return x->veid < y->veid ? -1 : 1;
 	return x->host < y->host ? -1 : x->host > y->host;
 }
 
+int pool_held_list(const struct pool *p, struct pool_held **out, size_t *n_out, struct vz_err *err)
+{
+	struct pool_held *all;
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n_hosts; i++)
+		n += p->hosts[i]->n_ves;
+	all = calloc(n ? n : 1, sizeof(*all));
+	if (!all)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	n = 0;
+	for (size_t i = 0; i < p->n_hosts; i++)
+		for (size_t k = 0; k < p->hosts[i]->n_ves; k++)
+			all[n++] = (struct pool_held){ p->hosts[i]->ves[k].veid, i, &p->hosts[i]->ves[k] };
+	qsort(all, n, sizeof(*all), cmp_held);
+	*out = all;
+	*n_out = n;
+	return 0;
+}
+
 /* One alert's text: "VE N is reported by h1, h2 and h3". */
-static char *alert_text(const struct pool *p, const struct held *h, size_t n)
+static char *alert_text(const struct pool *p, const struct pool_held *h, size_t n)
 {
 	char text[512];
 	size_t len = (size_t)snprintf(text, sizeof(text), "VE %u is reported by", h[0].veid);
@@ -197,20 +212,13 @@ static char *alert_text(const struct pool *p, const struct held *h, size_t n)
  * text of one alert is the same at every computation. */
 static int compute_alerts(const struct pool *p, char ***out, size_t *n_out, struct vz_err *err)
 {
-	_cleanup_free_ struct held *all = NULL;
+	_cleanup_free_ struct pool_held *all = NULL;
 	char **alerts = NULL;
 	size_t n = 0, na = 0, acap = 0;
+	int ret = pool_held_list(p, &all, &n, err);
 
-	for (size_t i = 0; i < p->n_hosts; i++)
-		n += p->hosts[i]->n_ves;
-	all = calloc(n ? n : 1, sizeof(*all));
-	if (!all)
-		return vz_error_msg(err, ENOMEM, "Out of memory");
-	n = 0;
-	for (size_t i = 0; i < p->n_hosts; i++)
-		for (size_t k = 0; k < p->hosts[i]->n_ves; k++)
-			all[n++] = (struct held){ p->hosts[i]->ves[k].veid, i };
-	qsort(all, n, sizeof(*all), cmp_held);
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0, j; i < n; i = j) {
 		for (j = i + 1; j < n && all[j].veid == all[i].veid; j++)
 			;
@@ -260,6 +268,35 @@ static int update_alerts(struct pool *p, uint64_t now, struct vz_err *err)
 	return 0;
 }
 
+static void free_ves(struct pool_ve *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].ip);
+		free(v[i].hostname);
+	}
+	free(v);
+}
+
+/* What the agent says of one VE, its strings copied; -EINVAL for a bad
+ * VEID or state. */
+static int ve_of(const Vz__Pool__VeUsage *u, struct pool_ve *v, struct vz_err *err)
+{
+	if (u->veid == 0 || u->veid > INT32_MAX || u->state < VZ__POOL__VE_STATE__VE_STOPPED ||
+	    u->state > VZ__POOL__VE_STATE__VE_RUNNING)
+		return vz_error_msg(err, EINVAL, "Bad VE in an inventory: VEID %u, state %d", u->veid, (int)u->state);
+	*v = (struct pool_ve){ .veid = u->veid,
+			       .state = u->state,
+			       .mem_used = u->has_mem_used ? u->mem_used : 0,
+			       .cpu_permille = u->has_cpu_permille ? u->cpu_permille : 0,
+			       .disk_used = u->has_disk_used ? u->disk_used : 0,
+			       .nproc = u->has_nproc ? u->nproc : 0 };
+	v->ip = strndup(u->ip ? u->ip : "", POOL_VE_TEXT_MAX);
+	v->hostname = strndup(u->hostname ? u->hostname : "", POOL_VE_TEXT_MAX);
+	if (!v->ip || !v->hostname)
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	return 0;
+}
+
 /* The heartbeat's inventory as pool_ves in VEID order; one VEID twice in
  * it counts once (the agent lists its configs, each VEID once). */
 static int inventory(const Vz__Pool__Heartbeat *hb, struct pool_ve **out, size_t *n_out, struct vz_err *err)
@@ -273,24 +310,22 @@ static int inventory(const Vz__Pool__Heartbeat *hb, struct pool_ve **out, size_t
 	if (!v)
 		return vz_error_msg(err, ENOMEM, "Out of memory");
 	for (size_t i = 0; i < hb->n_ves; i++) {
-		const Vz__Pool__VeUsage *u = hb->ves[i];
+		int ret = ve_of(hb->ves[i], &v[n++], err);
 
-		if (u->veid == 0 || u->veid > INT32_MAX || u->state < VZ__POOL__VE_STATE__VE_STOPPED ||
-		    u->state > VZ__POOL__VE_STATE__VE_RUNNING) {
-			free(v);
-			return vz_error_msg(err, EINVAL, "Bad VE in an inventory: VEID %u, state %d", u->veid,
-					    (int)u->state);
+		if (ret < 0) {
+			free_ves(v, n);
+			return ret;
 		}
-		v[n++] = (struct pool_ve){ .veid = u->veid,
-					   .state = u->state,
-					   .mem_used = u->has_mem_used ? u->mem_used : 0,
-					   .cpu_permille = u->has_cpu_permille ? u->cpu_permille : 0,
-					   .disk_used = u->has_disk_used ? u->disk_used : 0 };
 	}
 	qsort(v, n, sizeof(*v), cmp_ve);
-	for (size_t i = 0; i < n; i++)
-		if (m == 0 || v[m - 1].veid != v[i].veid)
+	for (size_t i = 0; i < n; i++) {
+		if (m == 0 || v[m - 1].veid != v[i].veid) {
 			v[m++] = v[i];
+			continue;
+		}
+		free(v[i].ip);
+		free(v[i].hostname);
+	}
 	*out = v;
 	*n_out = m;
 	return 0;
@@ -308,7 +343,7 @@ int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *
 	ret = inventory(hb, &ves, &n, err);
 	if (ret < 0)
 		return vz_error_wrap(err, "Host %s", name);
-	free(h->ves);
+	free_ves(h->ves, h->n_ves);
 	h->ves = ves;
 	h->n_ves = n;
 	h->seq = hb->seq;
@@ -435,6 +470,10 @@ static int report_ves(const struct pool *p, uint64_t now, Vz__Pool__AdminReply *
 			e->mem_used = h->ves[k].mem_used;
 			e->cpu_permille = h->ves[k].cpu_permille;
 			e->disk_used = h->ves[k].disk_used;
+			e->has_nproc = 1;
+			e->nproc = h->ves[k].nproc;
+			e->ip = h->ves[k].ip;
+			e->hostname = h->ves[k].hostname;
 			r->ves[n++] = e;
 		}
 	}
@@ -524,7 +563,7 @@ int pool_load(struct pool *p, uint64_t now, struct vz_err *err)
 void pool_free(struct pool *p)
 {
 	for (size_t i = 0; i < p->n_hosts; i++) {
-		free(p->hosts[i]->ves);
+		free_ves(p->hosts[i]->ves, p->hosts[i]->n_ves);
 		free(p->hosts[i]);
 	}
 	free(p->hosts);

@@ -24,6 +24,8 @@
 /* A heartbeat of 100,000 VEs is some 3 MiB: more is refused unread. */
 #define POOL_MSG_MAX (4u << 20)
 #define POOL_MAX_VES 100000
+/* A VE's addresses and hostname are kept up to this many bytes. */
+#define POOL_VE_TEXT_MAX 1024
 
 struct pool_ve {
 	unsigned veid;
@@ -31,6 +33,8 @@ struct pool_ve {
 	uint64_t mem_used;
 	uint32_t cpu_permille;
 	uint64_t disk_used;
+	uint32_t nproc;
+	char *ip, *hostname; /* malloc'd, "" when the agent did not say */
 };
 
 /* A host as the coordinator sees it (its record in the store is a
@@ -71,6 +75,16 @@ struct pool {
 };
 
 #define POOL_SEEN_SAVE_MS 10000
+
+/* Every VE of every host's last inventory, in VEID order, then host
+ * (name order): the VEIDs two hosts report are side by side. *out is
+ * malloc'd and points into the pool. */
+struct pool_held {
+	unsigned veid;
+	size_t host; /* its index in p->hosts */
+	const struct pool_ve *ve;
+};
+int pool_held_list(const struct pool *p, struct pool_held **out, size_t *n_out, struct vz_err *err);
 
 /* The hosts the store holds, each with the age of its last heartbeat
  * (the store keeps the clock's time: wall_offset_ms converts) and no

@@ -460,7 +460,7 @@ static int worker_start(struct coord *c, const struct pool_move *m, bool query, 
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		coord_close_inherited(c);
+		coord_forget_fds(c);
 		worker_main(c, m, query, fds[1]);
 	}
 	close(fds[1]);

@@ -279,14 +279,16 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-void coord_close_inherited(struct coord *c)
+void coord_forget_fds(struct coord *c)
 {
-	close(c->listen_fd);
-	close(c->admin_fd);
 	for (struct agent_conn *a = c->conns; a; a = a->next)
-		close(a->conn.fd);
+		if (a->conn.fd >= 0)
+			close(a->conn.fd);
+	vz_closep(&c->listen_fd);
+	vz_closep(&c->admin_fd);
 	for (struct coord_waiter *w = c->waiters; w; w = w->next)
-		close(w->conn.fd);
+		if (w->conn.fd >= 0)
+			close(w->conn.fd);
 }
 
 static void coord_stop(struct coord *c)

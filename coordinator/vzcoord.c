@@ -15,6 +15,8 @@
 
 #include "cleanup.h"
 #include "coord.h"
+#include "exec.h"
+#include "join.h"
 #include "log.h"
 #include "paths.h"
 #include "util.h"
@@ -129,22 +131,30 @@ static void print_list_json(const Vz__Pool__AdminReply *r)
 		vz_json_str(ve_state_word(v->state));
 		printf(", \"host\": ");
 		vz_json_str(v->host);
-		printf(", \"mem_used\": %llu, \"cpu\": %.3f, \"disk_used_kib\": %llu, \"duplicate\": %s}",
+		printf(", \"mem_used\": %llu, \"cpu\": %.3f, \"disk_used_kib\": %llu, \"nproc\": %u, \"ip\": ",
 		       (unsigned long long)v->mem_used, v->cpu_permille / 1000.0, (unsigned long long)v->disk_used,
-		       v->duplicate ? "true" : "false");
+		       v->nproc);
+		vz_json_str(v->ip ? v->ip : "");
+		printf(", \"hostname\": ");
+		vz_json_str(v->hostname ? v->hostname : "");
+		printf(", \"duplicate\": %s}", v->duplicate ? "true" : "false");
 	}
 	printf("%s]\n", r->n_ves ? "\n" : "");
 }
 
 static void print_list(const Vz__Pool__AdminReply *r)
 {
-	printf("%10s %-9s %-16s %9s %6s\n", "VEID", "STATUS", "HOST", "MEM", "CPU");
+	printf("%10s %-9s %-16s %9s %6s %5s %-15s %s\n", "VEID", "STATUS", "HOST", "MEM", "CPU", "NPROC", "IP_ADDR",
+	       "HOSTNAME");
 	for (size_t i = 0; i < r->n_ves; i++) {
 		const Vz__Pool__VeEntry *v = r->ves[i];
-		char mem[32];
+		char mem[32], nproc[16];
 
-		printf("%10u %-9s %-16s %9s %6.2f%s\n", v->veid, ve_state_word(v->state), v->host,
-		       human(v->mem_used, mem, sizeof(mem)), v->cpu_permille / 1000.0,
+		/* As vzlist: "-" for what a VE that does not run has not. */
+		snprintf(nproc, sizeof(nproc), v->state == VZ__POOL__VE_STATE__VE_RUNNING ? "%u" : "-", v->nproc);
+		printf("%10u %-9s %-16s %9s %6.2f %5s %-15s %s%s\n", v->veid, ve_state_word(v->state), v->host,
+		       human(v->mem_used, mem, sizeof(mem)), v->cpu_permille / 1000.0, nproc,
+		       v->ip && *v->ip ? v->ip : "-", v->hostname && *v->hostname ? v->hostname : "-",
 		       v->duplicate ? "  ALERT: on two hosts" : "");
 	}
 }
@@ -351,6 +361,18 @@ static int cmd_events(int argc, char **argv, struct vz_err *err)
 	return ret < 0 ? ret : 0;
 }
 
+static int cmd_exec(int argc, char **argv, struct vz_err *err)
+{
+	struct exec_opts o;
+	int ret = exec_parse_args(argc, argv, &o, err);
+
+	if (ret < 0)
+		return ret;
+	ret = exec_call(&o, err);
+	exec_opts_free(&o);
+	return ret;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv, struct vz_err *err);
@@ -364,7 +386,16 @@ static const struct {
 	  "drain HOST [--dry-run] [--offline] [--no-wait]  move every VE off HOST, for maintenance" },
 	{ "undrain", cmd_undrain,
 	  "undrain HOST [--no-return] [--no-wait]  end HOST's maintenance, bring its VEs back" },
+	{ "exec", cmd_exec,
+	  "exec --all|--host H|--ve LIST [--parallel N] [--max-fail P%] [--timeout S] [--json] -- COMMAND\n"
+	  "                 run COMMAND (sh -c) in every selected running VE, N at once (5)" },
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
+	{ "join", coord_cmd_join,
+	  "join [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
+	  "                           enroll a host over SSH: its certificate, COORDINATOR, its agent restarted" },
+	{ "leave", coord_cmd_leave,
+	  "leave [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
+	  "                           let a host with no VE running go: COORDINATOR cleared, the host forgotten" },
 };
 
 static void usage(FILE *f)

@@ -460,14 +460,23 @@ const char *vz_last_line(const char *text, char *buf, size_t len)
 
 void vz_json_str(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
+	vz_json_fstr(stdout, s, strlen(s));
+}
+
+void vz_json_fstr(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", f);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
 		else
-			putchar(*s);
+			fputc(ch, f);
 	}
-	putchar('"');
+	fputc('"', f);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -67,6 +68,8 @@ uint64_t vz_now_ns(void);
 
 /* s as a JSON string, quotes and escapes included, on stdout. */
 void vz_json_str(const char *s);
+/* The len bytes at s (NULs too) as a JSON string, on f. */
+void vz_json_fstr(FILE *f, const char *s, size_t len);
 
 /* Last non-empty line of text, copied into buf. */
 const char *vz_last_line(const char *text, char *buf, size_t len);
