@@ -15,7 +15,7 @@ LDLIBS += $(PKG_LIBS) -lev
 # with Debian's libseccomp rather than hand-written BPF.
 AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
 # The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3.
-COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) -lm
 
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)

@@ -18,6 +18,7 @@
 #include "exec.h"
 #include "log.h"
 #include "paths.h"
+#include "simulate.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -240,6 +241,9 @@ static const struct {
 	  "exec --all|--host H|--ve LIST [--parallel N] [--max-fail P%] [--timeout S] [--json] -- COMMAND\n"
 	  "                 run COMMAND (sh -c) in every selected running VE, N at once (5)" },
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
+	{ "simulate", sim_cmd,
+	  "simulate TRACE [--hours H] [--step S] [--log] [--tsv FILE] [--plot FILE.png]\n"
+	  "                 the rebalancing planner over a load trace, in simulated time" },
 };
 
 static void usage(FILE *f)
