@@ -128,7 +128,8 @@ static int plot(const struct sim_opts *o, const struct sim_trace *t, struct vz_e
 		return vz_error_msg(err, EINVAL, "A plot's file name with a quote: not drawn");
 	if (asprintf(&script,
 		     "set terminal pngcairo size 960,640 font 'sans,10'; set output '%s';"
-		     "set datafile separator '\\t'; set key outside right; set multiplot layout 2,1;"
+		     "set datafile separator '\\t'; set key outside right; set lmargin 10; set rmargin 20;"
+		     "set xrange [0:%lld]; set multiplot layout 2,1;"
 		     "set title 'vzcoord simulate %s'; set ylabel 'host load'; set grid;"
 		     "plot for [i=5:%zu] '%s' using 1:i with steps title columnheader(i), %g with lines dt 2 lc "
 		     "'red' title 'hot';"
@@ -136,7 +137,7 @@ static int plot(const struct sim_opts *o, const struct sim_trace *t, struct vz_e
 		     "plot '%s' using 1:3 with steps lw 2 title 'imbalance', %g with lines dt 2 lc 'red' title "
 		     "'threshold', '%s' using 1:($4 > 0 ? $3 : 1/0) with points pt 7 ps 1.2 lc 'black' title 'move';"
 		     "unset multiplot",
-		     o->plot, o->trace, 4 + t->n_hosts, o->tsv, t->set.hot_threshold, o->tsv,
+		     o->plot, (long long)o->hours, o->trace, 4 + t->n_hosts, o->tsv, t->set.hot_threshold, o->tsv,
 		     t->set.imbalance_threshold, o->tsv) < 0)
 		return vz_error(err, ENOMEM, "Plot");
 	argv[2] = script;
