@@ -4,22 +4,27 @@
 # control frame (length header, then protobuf), the records of a
 # migration's two-phase commit (what a restarted agent reads), and the
 # memory digests a source sends for --verify-memory, and what an agent
-# sends the coordinator (registration, heartbeat and its inventory). A crash, a sanitizer
+# sends the coordinator (registration, heartbeat and its inventory), and
+# the load traces of vzcoord simulate with the planner behind them. A crash, a sanitizer
 # report or a leak fails the test and leaves the input in the log.
 
 VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 FUZZ_SECONDS=${VZ_FUZZ_SECONDS:-15}
 
+# run_fuzzer NAME [SEED...]: seeds start the corpus (a text grammar is
+# not found from nothing in seconds).
 run_fuzzer() {
 	local bin="$VZ_TOP/build/fuzz/$1"
 	[ -x "$bin" ] || skip "$1 not built (make fuzz needs clang)"
 	mkdir -p "$BATS_TEST_TMPDIR/corpus"
+	shift
+	[ $# -eq 0 ] || cp "$@" "$BATS_TEST_TMPDIR/corpus/"
 	run "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 \
 		-artifact_prefix="$BATS_TEST_TMPDIR/" "$BATS_TEST_TMPDIR/corpus"
 	echo "$output" | tail -n 5
 	[ "$status" -eq 0 ]
 	runs=$(grep -o 'Done [0-9]* runs' <<<"$output" | grep -o '[0-9]*')
-	echo "# $1: $runs inputs in ${FUZZ_SECONDS} s, no crash" >&3
+	echo "# ${bin##*/}: $runs inputs in ${FUZZ_SECONDS} s, no crash" >&3
 	[ "$runs" -gt 1000 ]
 }
 
@@ -41,4 +46,8 @@ run_fuzzer() {
 
 @test "the coordinator's reading of registrations and heartbeats survives fuzzing" {
 	run_fuzzer fuzz_pool
+}
+
+@test "the load trace parser and the rebalancing planner survive fuzzing" {
+	run_fuzzer fuzz_trace "$VZ_TOP"/tests/sim/*.trace
 }
