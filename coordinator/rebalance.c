@@ -267,22 +267,48 @@ struct candidate {
 	double after, gain, per_gib;
 };
 
-/* The imbalance once VE v is on host t instead of where it is. */
-static double imbalance_if(struct work *w, size_t v, size_t t)
+/* The imbalance once VE v is on host t instead of where it is; NAN, with
+ * *why, when that would make t hot or full. */
+static double imbalance_if(struct work *w, size_t v, size_t t, const char **why)
 {
 	const struct rb_ve *ve = &w->s->ves[v];
 	size_t f = w->at[v];
-	double cpu = ve->cpu_permille / 1000.0, mem = (double)ve->mem_used, after, load;
+	double cpu = ve->cpu_permille / 1000.0, mem = (double)ve->mem_used, after;
 
 	w->cpu[f] -= cpu, w->mem[f] -= mem;
 	w->cpu[t] += cpu, w->mem[t] += mem;
 	after = imbalance(w);
-	load = host_load(w, t);
-	if (load > w->s->set.hot_threshold || w->mem[t] > w->s->set.mem_limit * (double)w->s->hosts[t].mem_total)
-		after = NAN; /* it would make the target hot or full */
+	*why = NULL;
+	if (w->mem[t] > w->s->set.mem_limit * (double)w->s->hosts[t].mem_total)
+		*why = "would be full";
+	else if (host_load(w, t) > w->s->set.hot_threshold)
+		*why = "would be hot";
 	w->cpu[t] -= cpu, w->mem[t] -= mem;
 	w->cpu[f] += cpu, w->mem[f] += mem;
-	return after;
+	return *why ? NAN : after;
+}
+
+/* Why host t cannot take VE v whatever the loads, or NULL. */
+static const char *target_refused(const struct work *w, size_t v, size_t t)
+{
+	const struct rb_host *h = &w->s->hosts[t];
+
+	if (h->state != RB_HOST_ONLINE)
+		return h->state == RB_HOST_SUSPECT ? "suspect" : "offline";
+	if (h->maintenance)
+		return "in maintenance";
+	if (label_on(w, v, t))
+		return "holds its label";
+	return NULL;
+}
+
+/* Append "h2 holds its label" to a list of reasons. */
+static void add_reason(char *buf, size_t len, const char *host, const char *why)
+{
+	size_t n = strlen(buf);
+
+	if (n + 1 < len)
+		snprintf(buf + n, len - n, "%s%s %s", n ? ", " : "", host, why);
 }
 
 /* b better than a: a larger gain; then fewer bytes; else the first found
@@ -308,7 +334,7 @@ static void search(struct work *w, const bool *triggered, double before, bool fi
 		   struct candidate *any)
 {
 	const struct rb_snapshot *s = w->s;
-	char buf[128];
+	char buf[128], reasons[512];
 
 	best->ve = any->ve = NONE;
 	for (size_t j = 0; j < s->n_ves; j++) {
@@ -324,16 +350,21 @@ static void search(struct work *w, const bool *triggered, double before, bool fi
 				say(w, "%u on %s not moved: %s", s->ves[v].veid, s->hosts[f].name, why);
 			continue;
 		}
+		reasons[0] = '\0';
 		for (size_t k = 0; k < s->n_hosts; k++) {
 			size_t t = w->hosts[k];
 			struct candidate c = { .ve = v, .from = f, .to = t };
 			double bytes = s->ves[v].copy_bytes / GIB;
 
-			if (t == f || !w->eligible[t] || label_on(w, v, t))
+			if (t == f)
 				continue;
-			c.after = imbalance_if(w, v, t);
-			if (isnan(c.after))
+			why = target_refused(w, v, t);
+			if (!why)
+				c.after = imbalance_if(w, v, t, &why);
+			if (why) {
+				add_reason(reasons, sizeof(reasons), s->hosts[t].name, why);
 				continue;
+			}
 			fits++;
 			c.gain = before > 0 ? (before - c.after) / before : 0;
 			c.per_gib = bytes > 0 ? c.gain / bytes : INFINITY;
@@ -343,10 +374,8 @@ static void search(struct work *w, const bool *triggered, double before, bool fi
 				*best = c;
 		}
 		if (!fits && first)
-			say(w,
-			    "%u on %s not moved: no target (each is offline, in maintenance, would be hot or full, "
-			    "or holds its anti-affinity label)",
-			    s->ves[v].veid, s->hosts[f].name);
+			say(w, "%u on %s not moved: no target (%s)", s->ves[v].veid, s->hosts[f].name,
+			    reasons[0] ? reasons : "no other host");
 	}
 }
 

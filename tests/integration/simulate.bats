@@ -64,7 +64,7 @@ moves() {
 	[ "$status" -eq 0 ]
 	log=$output
 	grep -q '101 on h1 not moved: pinned' <<<"$log"
-	grep -q '102 on h1 not moved: no target' <<<"$log"
+	grep -q '102 on h1 not moved: no target (h2 holds its label, h3 holds its label, h4 in maintenance, h5 offline)' <<<"$log"
 	grep -qE ' move 10[456] h1->h[23]:' <<<"$log"
 	run ! grep -E ' move (101|102) |->h[45]:' <<<"$log"
 }
