@@ -132,7 +132,9 @@ static int work_init(struct work *w, const struct rb_snapshot *s, struct vz_err 
 		}
 		w->eligible[w->hosts[i]] = h->state == RB_HOST_ONLINE && !h->maintenance;
 	}
-	for (size_t i = 0; i < s->n_ves; i++) {
+	/* in VEID order: the sums come out the same whatever the input's order */
+	for (size_t j = 0; j < s->n_ves; j++) {
+		size_t i = w->ves[j];
 		const struct rb_ve *v = &s->ves[i];
 
 		w->at[i] = host_index(w, v->host);
@@ -162,21 +164,22 @@ static double imbalance(const struct work *w)
 	double sum = 0, sq = 0, mean;
 	size_t n = 0;
 
-	for (size_t i = 0; i < w->s->n_hosts; i++) {
-		if (!w->eligible[i])
+	/* in name order, as the sums: the same bits whatever the input's order */
+	for (size_t k = 0; k < w->s->n_hosts; k++) {
+		if (!w->eligible[w->hosts[k]])
 			continue;
-		sum += host_load(w, i);
+		sum += host_load(w, w->hosts[k]);
 		n++;
 	}
 	if (n < 2 || sum <= 0)
 		return 0;
 	mean = sum / n;
-	for (size_t i = 0; i < w->s->n_hosts; i++) {
+	for (size_t k = 0; k < w->s->n_hosts; k++) {
 		double d;
 
-		if (!w->eligible[i])
+		if (!w->eligible[w->hosts[k]])
 			continue;
-		d = host_load(w, i) - mean;
+		d = host_load(w, w->hosts[k]) - mean;
 		sq += d * d;
 	}
 	return sqrt(sq / n) / mean;
@@ -246,7 +249,7 @@ static bool label_on(const struct work *w, size_t v, size_t t)
 static const char *ve_held(const struct work *w, size_t v, char *buf, size_t len)
 {
 	const struct rb_ve *ve = &w->s->ves[v];
-	int64_t since = w->s->now - ve->last_moved;
+	int64_t since;
 
 	if (ve->pinned)
 		return "pinned";
@@ -254,7 +257,14 @@ static const char *ve_held(const struct work *w, size_t v, char *buf, size_t len
 		return "moving";
 	if (w->moved[v])
 		return "moved by this round";
-	if (ve->last_moved != RB_NEVER && since < w->s->set.cooldown_s) {
+	if (ve->last_moved == RB_NEVER)
+		return NULL;
+	/* a last move after now (a clock set back) counts as now */
+	if (__builtin_sub_overflow(w->s->now, ve->last_moved, &since))
+		since = INT64_MAX;
+	if (since < 0)
+		since = 0;
+	if (since < w->s->set.cooldown_s) {
 		snprintf(buf, len, "in cooldown, moved %.1f h ago (%.1f h)", since / 3600.0,
 			 w->s->set.cooldown_s / 3600.0);
 		return buf;
@@ -274,6 +284,8 @@ static double imbalance_if(struct work *w, size_t v, size_t t, const char **why)
 	const struct rb_ve *ve = &w->s->ves[v];
 	size_t f = w->at[v];
 	double cpu = ve->cpu_permille / 1000.0, mem = (double)ve->mem_used, after;
+	/* restored as they were, not by adding back: the same bits each time */
+	double saved[4] = { w->cpu[f], w->mem[f], w->cpu[t], w->mem[t] };
 
 	w->cpu[f] -= cpu, w->mem[f] -= mem;
 	w->cpu[t] += cpu, w->mem[t] += mem;
@@ -283,8 +295,8 @@ static double imbalance_if(struct work *w, size_t v, size_t t, const char **why)
 		*why = "would be full";
 	else if (host_load(w, t) > w->s->set.hot_threshold)
 		*why = "would be hot";
-	w->cpu[t] -= cpu, w->mem[t] -= mem;
-	w->cpu[f] += cpu, w->mem[f] += mem;
+	w->cpu[f] = saved[0], w->mem[f] = saved[1];
+	w->cpu[t] = saved[2], w->mem[t] = saved[3];
 	return *why ? NAN : after;
 }
 

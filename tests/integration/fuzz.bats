@@ -23,6 +23,11 @@ run_fuzzer() {
 		-artifact_prefix="$BATS_TEST_TMPDIR/" "$BATS_TEST_TMPDIR/corpus"
 	echo "$output" | tail -n 5
 	[ "$status" -eq 0 ]
+	# UBSan reports and goes on: a report is a failure all the same
+	if grep -q 'runtime error:' <<<"$output"; then
+		grep -m 1 -A 2 'runtime error:' <<<"$output"
+		return 1
+	fi
 	runs=$(grep -o 'Done [0-9]* runs' <<<"$output" | grep -o '[0-9]*')
 	echo "# ${bin##*/}: $runs inputs in ${FUZZ_SECONDS} s, no crash" >&3
 	[ "$runs" -gt 1000 ]

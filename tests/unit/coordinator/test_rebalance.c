@@ -300,6 +300,12 @@ Test(rebalance, a_ve_in_cooldown_stays)
 	no_move_because(&p, "101 on h1 not moved: in cooldown, moved 1.0 h ago (6.0 h)");
 	p.ves[2].last_moved = p.s.now - 6 * 3600;
 	moves_only(&p, 103);
+	/* a move stamped after now (a clock set back) is a move just made */
+	p.ves[2].last_moved = p.s.now + 3600;
+	no_move_because(&p, "103 on h1 not moved: in cooldown, moved 0.0 h ago (6.0 h)");
+	/* and a stamp that far back is no overflow */
+	p.ves[2].last_moved = INT64_MIN + 1;
+	moves_only(&p, 103);
 }
 
 Test(rebalance, the_budget_and_the_in_flight_limit)
@@ -352,7 +358,10 @@ Test(rebalance, the_same_pool_in_any_order_gives_the_same_plan)
 	for (size_t i = 0; i < a.n_moves; i++) {
 		cr_assert_eq(a.moves[i].veid, b.moves[i].veid);
 		cr_assert_str_eq(a.moves[i].to, b.moves[i].to);
+		/* to the bit: sums are made in VEID and name order */
+		cr_assert(a.moves[i].imbalance_after == b.moves[i].imbalance_after);
 	}
+	cr_assert(a.imbalance == b.imbalance);
 	for (size_t i = 0; i < a.n_log; i++)
 		cr_assert_str_eq(a.log[i], b.log[i]);
 	/* the hosts' counters come back in each snapshot's order */
