@@ -14,8 +14,23 @@ LDLIBS += $(PKG_LIBS) -lev
 # The agent's VE confinement (agent/ve_confine.c) builds its seccomp filter
 # with Debian's libseccomp rather than hand-written BPF.
 AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
-# The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3.
-COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) -lm
+# The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3;
+# vzcoord join and leave (coordinator/ssh.c) speak SSH with Debian's libssh2.
+COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) \
+	$(shell pkg-config --libs libssh2 2>/dev/null || echo -lssh2) -lm
+
+# make SAN=1 (and make test SAN=1): everything built with AddressSanitizer
+# and UndefinedBehaviorSanitizer; tests/run-all then fails on any report
+# they write (ASAN_OPTIONS/UBSAN_OPTIONS log_path, set there).
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+# The flags of the objects in $(B): changing them (SAN=1 or not, CFLAGS)
+# rebuilds everything rather than mixing objects of both.
+FLAGS_STAMP := $(B)/.flags
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS)
+$(shell mkdir -p $(B); [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' >$(FLAGS_STAMP))
 
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(PROTOS:proto/%.proto=$(B)/proto/%.pb-c.c)
@@ -26,11 +41,12 @@ AGENTLIB_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c)) $(wildcard agen
 # The coordinator: a library and its front end (coordinator/vzcoord.c).
 COORDLIB_SRC := $(filter-out coordinator/vzcoord.c,$(wildcard coordinator/*.c))
 TOOLS := vzctl vzlist vzpkg vzmigrate
+TEST_TOOLS := $(B)/tests/vzorder $(B)/tests/vzhbdump
 BINS := $(B)/bin/vzagent $(B)/bin/vzcoord $(TOOLS:%=$(B)/bin/%)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-all: $(BINS) $(B)/tests/workloads $(B)/tests/vzorder
+all: $(BINS) $(B)/tests/workloads $(TEST_TOOLS)
 
 $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/proto
@@ -40,17 +56,17 @@ $(B)/criu/rpc.pb-c.c $(B)/criu/rpc.pb-c.h: $(CRIU_RPC_PROTO)
 	@mkdir -p $(B)/criu
 	protoc-c --c_out=$(B)/criu -I$(dir $(CRIU_RPC_PROTO)) $<
 
-$(B)/obj/%.o: %.c $(PROTO_H)
+$(B)/obj/%.o: %.c $(PROTO_H) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # Generated code is not held to our warnings.
-$(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c
+$(B)/obj/$(B)/proto/%.o: $(B)/proto/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
-$(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c
+	$(CC) $(CPPFLAGS) -O2 -g $(filter -fsanitize% -fno-%,$(CFLAGS)) -c -o $@ $<
+$(B)/obj/$(B)/criu/%.o: $(B)/criu/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -O2 -g -c -o $@ $<
+	$(CC) $(CPPFLAGS) -O2 -g $(filter -fsanitize% -fno-%,$(CFLAGS)) -c -o $@ $<
 
 $(B)/libvz.a: $(call obj,$(LIB_SRC)) $(PROTO_C:%.c=$(B)/obj/%.o)
 	rm -f $@
@@ -77,9 +93,10 @@ $(B)/bin/%: $$(call obj,$$(wildcard tools/%/*.c)) $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# A test client of the coordinator's orders (tests/integration/orders.bats),
-# not a user tool: it is not in build/bin.
-$(B)/tests/vzorder: $(call obj,tests/tools/vzorder.c) $(B)/libvzcoord.a $(B)/libvz.a
+# Test tools, not user tools (not in build/bin): vzorder sends one of the
+# coordinator's orders, vzhbdump stands in for the coordinator and prints
+# an agent's heartbeats (tests/integration/orders.bats).
+$(TEST_TOOLS): $(B)/tests/%: $(B)/obj/tests/tools/%.o $(B)/libvzcoord.a $(B)/libvz.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -89,7 +106,7 @@ $(B)/tests/workloads: $(WORKLOADS)
 	@mkdir -p $@
 $(B)/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -static -pthread -o $@ $<
+	$(CC) $(filter-out -fsanitize% -fno-sanitize%,$(CFLAGS)) -static -pthread -o $@ $<
 
 # Unit tests: one criterion binary per directory under tests/unit/.
 UNIT_DIRS := $(notdir $(wildcard tests/unit/*))
@@ -105,7 +122,8 @@ $(B)/tests/unit/coordinator: $(call obj,$(wildcard tests/unit/coordinator/*.c)) 
 # libFuzzer targets for the parsers of untrusted bytes (clang only).
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
 FUZZ_LIBS := $(PKG_LIBS)
-FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record $(B)/fuzz/fuzz_memhash $(B)/fuzz/fuzz_pool $(B)/fuzz/fuzz_trace
+FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record $(B)/fuzz/fuzz_memhash $(B)/fuzz/fuzz_pool \
+	$(B)/fuzz/fuzz_order_record $(B)/fuzz/fuzz_trace
 $(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c lib/util.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
@@ -121,10 +139,26 @@ $(B)/fuzz/fuzz_memhash: tests/fuzz/fuzz_memhash.c agent/migrate/memhash.c lib/er
 $(B)/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c coordinator/members.c coordinator/store.c lib/err.c lib/util.c lib/log.c $(B)/proto/pool.pb-c.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+$(B)/fuzz/fuzz_order_record: tests/fuzz/fuzz_order_record.c agent/order_record.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 $(B)/fuzz/fuzz_trace: tests/fuzz/fuzz_trace.c coordinator/simulate.c coordinator/rebalance.c lib/err.c lib/util.c lib/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lm
+# make fuzz: each fuzz target for FUZZ_TIME seconds (60 by default), on its
+# corpus in build/fuzz/corpus/NAME, seeded from tests/fuzz/corpus/NAME when
+# that exists; a crash's input is kept as build/fuzz/NAME-crash-*, and the
+# first target that finds one fails the run.
+FUZZ_TIME ?= 60
 fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+		n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus/$$n; seeds=; \
+		[ -d tests/fuzz/corpus/$$n ] && seeds=tests/fuzz/corpus/$$n; \
+		echo "== $$n for $(FUZZ_TIME) s"; \
+		$$f -max_total_time=$(FUZZ_TIME) -rss_limit_mb=1024 -artifact_prefix=$(B)/fuzz/$$n- \
+			$(B)/fuzz/corpus/$$n $$seeds >$(B)/fuzz/$$n.log 2>&1; rc=$$?; \
+		tail -n 1 $(B)/fuzz/$$n.log; [ $$rc -eq 0 ] || { echo "$$n failed: $(B)/fuzz/$$n.log"; exit 1; }; \
+	done
 
 demo:
 	deploy/demo
@@ -136,7 +170,7 @@ test:
 	deploy/install-deps --check >/dev/null 2>&1 || deploy/install-deps
 	$(MAKE) lint
 	$(MAKE) -j$$(nproc) all $(UNIT_BINS) $(FUZZERS)
-	tests/run-all $(UNIT_BINS)
+	VZ_SAN=$(SAN) tests/run-all $(UNIT_BINS)
 
 lint:
 	tests/lint

@@ -72,22 +72,6 @@ static int exec_inside(void *arg)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* A process that has exited but is not reaped yet. */
-static bool zombie(pid_t pid)
-{
-	char path[64], buf[512], *rp;
-	_cleanup_close_ int fd = VZ_FD_INIT;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
-		return true; /* gone */
-	buf[n] = '\0';
-	rp = strrchr(buf, ')');
-	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
-}
-
 /* The living descendants of pid (host pids), appended to out[*n]. */
 static void descendants(pid_t pid, pid_t *out, size_t *n)
 {
@@ -106,7 +90,7 @@ static void descendants(pid_t pid, pid_t *out, size_t *n)
 		snprintf(path, sizeof(path), "%s/%s/children", dir, de->d_name);
 		f = fopen(path, "re");
 		while (f && *n < TREE_MAX && fscanf(f, "%d", &child) == 1) {
-			if (zombie(child))
+			if (order_proc_gone(child))
 				continue;
 			out[(*n)++] = child;
 			descendants(child, out, n);

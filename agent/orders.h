@@ -85,6 +85,8 @@ int order_record_start(uint64_t id, unsigned veid, struct vz_err *err);
 /* Write the outcome r of move id, remove its running record, and forget
  * outcomes older than ORDER_KEEP_MS or past ORDER_KEEP_MAX. */
 int order_record_finish(uint64_t id, const struct order_record *r, struct vz_err *err);
+/* Has process pid ended (gone, or a zombie not reaped yet)? */
+bool order_proc_gone(pid_t pid);
 /* Does the worker of running record r still run? */
 bool order_worker_alive(const struct order_record *r);
 /* The move id of the order moving VE veid from here now, 0 when none. */

@@ -148,9 +148,7 @@ static uint32_t cpu_average(struct member *m, unsigned veid, uint64_t used_ns, u
 	return (uint32_t)(s->avg * 1000 + 0.5);
 }
 
-/* IP_ADDRESS's addresses without their /N, space-separated (as vzlist
- * shows them); NULL when there are none. */
-static char *ve_addresses(const char *list)
+char *agent_pool_addresses(const char *list)
 {
 	char *out = list && *list ? calloc(1, strlen(list) + 1) : NULL, *p = out;
 	const char *s = list;
@@ -209,7 +207,7 @@ static void ve_usage(struct member *m, unsigned veid, Vz__Pool__VeUsage *u, uint
 		u->nproc = (uint32_t)n;
 	}
 	free(pids);
-	u->ip = ve_addresses(vz_conf_get(&ve.conf, "IP_ADDRESS"));
+	u->ip = agent_pool_addresses(vz_conf_get(&ve.conf, "IP_ADDRESS"));
 	hn = vz_conf_get(&ve.conf, "HOSTNAME");
 	u->hostname = hn && *hn ? strdup(hn) : NULL;
 	u->move_id = order_move_of(veid);

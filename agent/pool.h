@@ -33,6 +33,10 @@ struct vz_agent;
 int agent_pool_conf(struct vz_agent *a, const char *path, struct vz_err *err);
 /* Parse "host", "host:port", "[v6]" or "[v6]:port" (pure, unit-tested). */
 int agent_pool_parse_coordinator(const char *s, char *host, size_t len, unsigned *port);
+/* Pure: a VE's IP_ADDRESS as a heartbeat's ip, its addresses without
+ * their /N, one space between each (as vzlist shows them); malloc'd, NULL
+ * when there are none (or no memory). */
+char *agent_pool_addresses(const char *list);
 /* Fork the member process when a coordinator is set (and say why not
  * when this host has no certificate). */
 void agent_pool_start(struct vz_agent *a);

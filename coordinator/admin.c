@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "control.h"
 #include "coord.h"
+#include "join.h"
 #include "log.h"
 #include "paths.h"
 #include "util.h"
@@ -42,6 +43,8 @@ static void answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminR
 	} else if (req->op == VZ__POOL__ADMIN_OP__ADMIN_EXEC) {
 		coord_exec_start(c, conn, req);
 		return;
+	} else if (req->op == VZ__POOL__ADMIN_OP__ADMIN_LEAVE) {
+		pool_forget(&c->pool, req->host ? req->host : "", now, &err);
 	} else if (req->op != VZ__POOL__ADMIN_OP__ADMIN_STATUS && req->op != VZ__POOL__ADMIN_OP__ADMIN_LIST) {
 		vz_error_msg(&err, EOPNOTSUPP, "Unknown admin operation %d", (int)req->op);
 	} else {
@@ -89,6 +92,13 @@ void coord_admin_accept(struct coord *c)
 int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct vz_err *err)
 {
 	Vz__Pool__AdminRequest req = VZ__POOL__ADMIN_REQUEST__INIT;
+
+	req.op = op;
+	return coord_admin_request(&req, reply, err);
+}
+
+int coord_admin_request(Vz__Pool__AdminRequest *req, Vz__Pool__AdminReply **reply, struct vz_err *err)
+{
 	_cleanup_close_ int fd = VZ_FD_INIT;
 	char path[PATH_MAX];
 	struct vz_conn conn;
@@ -100,10 +110,9 @@ int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct 
 	set_timeout(fd, ADMIN_TIMEOUT_MS);
 	vz_conn_plain(&conn, fd);
 	snprintf(conn.peer, sizeof(conn.peer), "vzcoord");
-	req.magic = POOL_MAGIC;
-	req.version = POOL_VERSION;
-	req.op = op;
-	ret = vz_msg_send(&conn, &req.base, err);
+	req->magic = POOL_MAGIC;
+	req->version = POOL_VERSION;
+	ret = vz_msg_send(&conn, &req->base, err);
 	if (ret == 0)
 		ret = vz_msg_recv(&conn, &vz__pool__admin_reply__descriptor, POOL_MSG_MAX * 2,
 				  (ProtobufCMessage **)reply, err);

@@ -76,5 +76,7 @@ void coord_admin_accept(struct coord *c);
 /* The admin's side: send op to the coordinator under VZ_ROOT and hand
  * back its reply (free with vz__pool__admin_reply__free_unpacked). */
 int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct vz_err *err);
+/* The same for a request with its fields (magic and version are set). */
+int coord_admin_request(Vz__Pool__AdminRequest *req, Vz__Pool__AdminReply **reply, struct vz_err *err);
 
 #endif

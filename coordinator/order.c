@@ -97,6 +97,28 @@ static int read_events(struct vz_conn *c, struct order_sink *k, struct coord_ord
 	}
 }
 
+int coord_order_read(struct vz_conn *c, const struct vz_progress *progress, size_t max_output, char **output,
+		     size_t *output_len, struct coord_order_result *out, struct vz_err *err)
+{
+	struct order_sink k = { .progress = progress, .max = max_output };
+	int ret;
+
+	result_init(out);
+	ret = read_events(c, &k, out, err);
+	if (ret == 0 && output && !k.out)
+		k.out = calloc(1, 1);
+	if (ret == 0 && output && !k.out)
+		ret = vz_error_msg(err, ENOMEM, "Out of memory");
+	if (ret < 0 || !output) {
+		free(k.out);
+		return ret;
+	}
+	*output = k.out;
+	*output_len = k.len;
+	out->output_dropped = k.dropped;
+	return 0;
+}
+
 static void set_read_timeout(int fd, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -105,8 +127,9 @@ static void set_read_timeout(int fd, int ms)
 }
 
 /* Send order o to the agent at `at` and read its events (read_ms between
- * two of them, 0: no limit) into k and out. */
-static int order_run(const struct coord_agent_addr *at, Vz__Pool__Order *o, int read_ms, struct order_sink *k,
+ * two of them, 0: no limit), as coord_order_read. */
+static int order_run(const struct coord_agent_addr *at, Vz__Pool__Order *o, int read_ms,
+		     const struct vz_progress *progress, size_t max_output, char **output, size_t *output_len,
 		     struct coord_order_result *out, struct vz_err *err)
 {
 	const char *name = at->host && *at->host ? at->host : at->address;
@@ -146,7 +169,7 @@ static int order_run(const struct coord_agent_addr *at, Vz__Pool__Order *o, int 
 	free(packed);
 	if (ret == 0) {
 		set_read_timeout(c.fd, read_ms);
-		ret = read_events(&c, k, out, err);
+		ret = coord_order_read(&c, progress, max_output, output, output_len, out, err);
 	}
 	vz_conn_close(&c);
 	if (ret < 0 && strncmp(err->msg, "Order to ", 9))
@@ -158,9 +181,7 @@ static int order_run(const struct coord_agent_addr *at, Vz__Pool__Order *o, int 
 static int short_order(const struct coord_agent_addr *at, Vz__Pool__Order *o, struct coord_order_result *out,
 		       struct vz_err *err)
 {
-	struct order_sink k = { 0 };
-
-	return order_run(at, o, ORDER_SHORT_MS, &k, out, err);
+	return order_run(at, o, ORDER_SHORT_MS, NULL, 0, NULL, NULL, out, err);
 }
 
 int coord_order_migrate(const struct coord_agent_addr *at, unsigned veid, uint64_t move_id, const char *dest,
@@ -168,7 +189,6 @@ int coord_order_migrate(const struct coord_agent_addr *at, unsigned veid, uint64
 			struct coord_order_result *out, struct vz_err *err)
 {
 	Vz__Pool__Order o = VZ__POOL__ORDER__INIT;
-	struct order_sink k = { .progress = progress };
 
 	o.op = VZ__POOL__ORDER_OP__ORDER_MIGRATE;
 	o.has_veid = o.has_move_id = o.has_dest_port = o.has_mode = true;
@@ -177,7 +197,7 @@ int coord_order_migrate(const struct coord_agent_addr *at, unsigned veid, uint64
 	o.dest = (char *)dest;
 	o.dest_port = dest_port;
 	o.mode = mode;
-	return order_run(at, &o, ORDER_MIGRATE_MS, &k, out, err);
+	return order_run(at, &o, ORDER_MIGRATE_MS, progress, 0, NULL, NULL, out, err);
 }
 
 int coord_order_query(const struct coord_agent_addr *at, uint64_t move_id, struct coord_order_result *out,
@@ -207,28 +227,14 @@ int coord_order_exec(const struct coord_agent_addr *at, unsigned veid, const cha
 		     struct vz_err *err)
 {
 	Vz__Pool__Order o = VZ__POOL__ORDER__INIT;
-	struct order_sink k = { .max = max_output };
+	/* Without a limit, a command may be silent as long as it likes;
+	 * keepalive still ends the wait for a dead host. */
 	int read_ms = timeout_s && timeout_s <= 86400 ? (int)timeout_s * 1000 + ORDER_EXEC_SLACK_MS : 0;
-	int ret;
 
 	o.op = VZ__POOL__ORDER_OP__ORDER_EXEC;
 	o.has_veid = o.has_timeout_s = true;
 	o.veid = veid;
 	o.command = (char *)command;
 	o.timeout_s = timeout_s;
-	/* Without a limit, a command may be silent as long as it likes;
-	 * keepalive still ends the wait for a dead host. */
-	ret = order_run(at, &o, read_ms, &k, out, err);
-	if (ret == 0 && !k.out)
-		k.out = calloc(1, 1);
-	if (ret == 0 && !k.out)
-		ret = vz_error_msg(err, ENOMEM, "Out of memory");
-	if (ret < 0) {
-		free(k.out);
-		return ret;
-	}
-	*output = k.out;
-	*output_len = k.len;
-	out->output_dropped = k.dropped;
-	return 0;
+	return order_run(at, &o, read_ms, NULL, max_output, output, output_len, out, err);
 }

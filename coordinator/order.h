@@ -62,4 +62,13 @@ int coord_order_exec(const struct coord_agent_addr *at, unsigned veid, const cha
 		     size_t max_output, struct coord_order_result *out, char **output, size_t *output_len,
 		     struct vz_err *err);
 
+/* The events of one order on c until its last (the calls above, after
+ * sending it; a test, over a plain socket): lines to progress (NULL:
+ * nobody), output kept up to max_output bytes in *output (malloc'd,
+ * NUL-terminated, the caller's; output NULL: none kept), the outcome in
+ * *out. 0, or a negative errno when the events stop before the last. */
+struct vz_conn;
+int coord_order_read(struct vz_conn *c, const struct vz_progress *progress, size_t max_output, char **output,
+		     size_t *output_len, struct coord_order_result *out, struct vz_err *err);
+
 #endif

@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "coord.h"
 #include "exec.h"
+#include "join.h"
 #include "log.h"
 #include "paths.h"
 #include "simulate.h"
@@ -241,6 +242,12 @@ static const struct {
 	  "exec --all|--host H|--ve LIST [--parallel N] [--max-fail P%] [--timeout S] [--json] -- COMMAND\n"
 	  "                 run COMMAND (sh -c) in every selected running VE, N at once (5)" },
 	{ "events", cmd_events, "events [--since ID]  what was decided and seen: host states, alerts" },
+	{ "join", coord_cmd_join,
+	  "join [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
+	  "                           enroll a host over SSH: its certificate, COORDINATOR, its agent restarted" },
+	{ "leave", coord_cmd_leave,
+	  "leave [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
+	  "                           let a host with no VE running go: COORDINATOR cleared, the host forgotten" },
 	{ "simulate", sim_cmd,
 	  "simulate TRACE [--hours H] [--step S] [--log] [--tsv FILE] [--plot FILE.png]\n"
 	  "                 the rebalancing planner over a load trace, in simulated time" },

@@ -32,20 +32,6 @@ teardown() {
 	sb_test_teardown
 }
 
-# The state vzcoord status gives host $1.
-host_state() {
-	on coord vzcoord status | awk -v h="$1" '$1 == h { print $2 }'
-}
-
-state_is() {
-	[ "$(host_state "$1")" = "$2" ]
-}
-
-# vzcoord list has VE $1 with status $2 on host $3.
-listed() {
-	on coord vzcoord list | awk -v v="$1" -v s="$2" -v h="$3" '$1 == v && $2 == s && $3 == h { f = 1 } END { exit !f }'
-}
-
 # How many lines vzcoord list has for VE $1.
 times_listed() {
 	on coord vzcoord list | awk -v v="$1" '$1 == v { n++ } END { print n + 0 }'

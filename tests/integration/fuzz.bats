@@ -5,20 +5,21 @@
 # migration's two-phase commit (what a restarted agent reads), and the
 # memory digests a source sends for --verify-memory, and what an agent
 # sends the coordinator (registration, heartbeat and its inventory), and
-# the load traces of vzcoord simulate with the planner behind them. A crash, a sanitizer
+# the coordinator's order records, and the load traces of vzcoord simulate
+# with the planner behind them. A crash, a sanitizer
 # report or a leak fails the test and leaves the input in the log.
 
 VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 FUZZ_SECONDS=${VZ_FUZZ_SECONDS:-15}
 
-# run_fuzzer NAME [SEED...]: seeds start the corpus (a text grammar is
-# not found from nothing in seconds).
+# run_fuzzer NAME: tests/fuzz/corpus/NAME, where it exists, seeds the
+# corpus, as for make fuzz (a text grammar is not found from nothing in
+# seconds).
 run_fuzzer() {
-	local bin="$VZ_TOP/build/fuzz/$1"
+	local bin="$VZ_TOP/build/fuzz/$1" seeds="$VZ_TOP/tests/fuzz/corpus/$1"
 	[ -x "$bin" ] || skip "$1 not built (make fuzz needs clang)"
 	mkdir -p "$BATS_TEST_TMPDIR/corpus"
-	shift
-	[ $# -eq 0 ] || cp "$@" "$BATS_TEST_TMPDIR/corpus/"
+	[ ! -d "$seeds" ] || cp -L "$seeds"/* "$BATS_TEST_TMPDIR/corpus/"
 	run "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 \
 		-artifact_prefix="$BATS_TEST_TMPDIR/" "$BATS_TEST_TMPDIR/corpus"
 	echo "$output" | tail -n 5
@@ -53,6 +54,10 @@ run_fuzzer() {
 	run_fuzzer fuzz_pool
 }
 
+@test "the coordinator's order records and epoch file parsers survive fuzzing" {
+	run_fuzzer fuzz_order_record
+}
+
 @test "the load trace parser and the rebalancing planner survive fuzzing" {
-	run_fuzzer fuzz_trace "$VZ_TOP"/tests/sim/*.trace
+	run_fuzzer fuzz_trace
 }

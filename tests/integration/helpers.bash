@@ -220,19 +220,20 @@ wl_all_pass() {
 
 SB="$VZ_TOP/deploy/sandbox"
 
-# sb_setup NAME [N] [--coordinator]: sandbox NAME (a short prefix; the
-# bats pid is added, 11 characters at most in all) of N hosts (default 2),
-# agents started with MIGRATE_TIMEOUT=5 so that a silent peer ends a
-# migration in 5 s; with --coordinator, vzcoord too (the sandbox's coord)
-# and every agent its member. Lines in SB_AGENT_CONF are added to every
-# host's vz.conf, and those of SB_COORD_CONF to vzcoord.conf (the
-# coordinator restarted with them) before the agents restart.
+# sb_setup NAME [N] [--coordinator [--no-member hK]...]: sandbox NAME (a
+# short prefix; the bats pid is added, 11 characters at most in all) of N
+# hosts (default 2), agents started with MIGRATE_TIMEOUT=5 so that a silent
+# peer ends a migration in 5 s; with --coordinator, vzcoord too (the
+# sandbox's coord) and every agent its member but those of --no-member.
+# Lines in SB_AGENT_CONF are added to every host's vz.conf, and those of
+# SB_COORD_CONF to vzcoord.conf (the coordinator restarted with them)
+# before the agents restart.
 sb_setup() {
 	export VZ_SANDBOX="$1$$"
 	export VZ_SANDBOX_DIR="$BATS_FILE_TMPDIR/sandbox"
 	local n=${2:-2} coord=${3:-} k
 	VZ_SANDBOX=${VZ_SANDBOX:0:11}
-	"$SB" up "$n" ${coord:+"$coord"} >/dev/null
+	"$SB" up "$n" "${@:3}" >/dev/null
 	for ((k = 1; k <= n; k++)); do
 		echo 'MIGRATE_TIMEOUT="5"' >>"$VZ_SANDBOX_DIR/h$k/etc/vz/vz.conf"
 		[ -z "${SB_AGENT_CONF:-}" ] || echo "$SB_AGENT_CONF" >>"$VZ_SANDBOX_DIR/h$k/etc/vz/vz.conf"
@@ -278,6 +279,21 @@ sb_test_teardown() {
 		done
 	done
 	return 0
+}
+
+# The pool as the sandbox's coordinator sees it (sb_setup ... --coordinator).
+# The state vzcoord status gives host $1.
+host_state() {
+	on coord vzcoord status | awk -v h="$1" '$1 == h { print $2 }'
+}
+
+state_is() {
+	[ "$(host_state "$1")" = "$2" ]
+}
+
+# vzcoord list has VE $1 with status $2 on host $3.
+listed() {
+	on coord vzcoord list | awk -v v="$1" -v s="$2" -v h="$3" '$1 == v && $2 == s && $3 == h { f = 1 } END { exit !f }'
 }
 
 # shellcheck disable=SC2120 # the hosts are optional

@@ -21,7 +21,16 @@ teardown_file() {
 }
 
 teardown() {
-	local h
+	local h p conf="$VZ_SANDBOX_DIR/h1/etc/vz/vz.conf"
+	for p in order hbdump; do
+		[ ! -f "$BATS_TEST_TMPDIR/$p.pid" ] || kill "$(cat "$BATS_TEST_TMPDIR/$p.pid")" 2>/dev/null || true
+	done
+	# The heartbeat test points h1 at a stand-in coordinator; a failed one
+	# may not have put it back.
+	if grep -qx 'COORDINATOR="198.18.0.240:7801"' "$conf"; then
+		sed -i -e '/^COORDINATOR="198.18.0.240:7801"$/d' -e '/^HEARTBEAT_INTERVAL="1"$/d' "$conf"
+		restart_agents h1
+	fi
 	for h in $SB_HOSTS; do
 		rm -f "$VZ_SANDBOX_DIR/$h/vz/maintenance"
 	done
@@ -38,6 +47,22 @@ order() {
 running_ve() {
 	on "$1" vzctl create "$2" --ostemplate busybox >/dev/null
 	on "$1" vzctl start "$2" >/dev/null
+}
+
+# The order $@ in the background, its output in $BATS_TEST_TMPDIR/order,
+# its pid (vzorder's own: nsenter execs it) in order.pid.
+order_bg() {
+	VZ_ROOT="$VZ_SANDBOX_DIR/coord" nsenter --net="/run/netns/$VZ_SANDBOX-coord" "$VZORDER" \
+		--epoch "$(cat "$BATS_FILE_TMPDIR/epoch")" "$@" >"$BATS_TEST_TMPDIR/order" 2>&1 3>&- &
+	echo $! >"$BATS_TEST_TMPDIR/order.pid"
+}
+
+# A VE $2 on host $1 whose private area holds 32 MiB that do not
+# compress, and h1's link slowed, so that its move takes seconds.
+slow_ve() {
+	running_ve "$1" "$2"
+	head -c 32M /dev/urandom >"$VZ_SANDBOX_DIR/$1/vz/private/$2/big"
+	"$SB" link "$1" rate 40mbit
 }
 
 @test "a migrate order moves a running VE from h1 to h2 with its progress, and a query says done" {
@@ -78,6 +103,38 @@ running_ve() {
 	echo "$output"
 	[ "$status" -eq "$rc" ]
 	[[ "$output" == "done exit=$rc "*"VE 302 already exists on h2" ]]
+}
+
+@test "a move goes on when the coordinator's connection drops, and a query gives its outcome" {
+	slow_ve h1 311
+	order_bg 198.18.0.1 migrate 311 7011 198.18.0.2
+	wait_for 20 grep -qs "First file pass" "$BATS_TEST_TMPDIR/order" || { cat "$BATS_TEST_TMPDIR/order"; false; }
+	[ "$(order 198.18.0.1 query 7011 2>&1)" = running ]
+	kill "$(cat "$BATS_TEST_TMPDIR/order.pid")"
+	wait_for 10 pid_dead "$(cat "$BATS_TEST_TMPDIR/order.pid")"
+	"$SB" link h1 rate off
+	wait_for 60 running_on h2 311
+	wait_for 10 bash -c "$SB exec coord $VZORDER --epoch \$(cat $BATS_FILE_TMPDIR/epoch) 198.18.0.1 query 7011 2>&1 | grep -q '^done exit=0 '"
+	[ ! -e "$VZ_SANDBOX_DIR/h1/etc/vz/conf/311.conf" ]
+}
+
+@test "a move whose agent was killed mid-move is resolved by a query after the restart" {
+	slow_ve h1 312
+	order_bg 198.18.0.1 migrate 312 7012 198.18.0.2
+	wait_for 20 grep -qs "First file pass" "$BATS_TEST_TMPDIR/order" || { cat "$BATS_TEST_TMPDIR/order"; false; }
+	kill_agent h1
+	"$SB" link h1 rate off
+	restart_agents h1
+	# Its migration port listens a moment after its control socket.
+	wait_for 10 bash -c "! $SB exec coord $VZORDER 198.18.0.1 query 1 2>&1 | grep -q refused"
+	run order 198.18.0.1 query 7012
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"error=The agent restarted during the move; VE 312 runs here" ]]
+	running_on h1 312
+	wait_for 30 nothing_of h2 312
+	# The outcome stays.
+	[[ "$(order 198.18.0.1 query 7012 2>&1)" == "done exit=3 "* ]]
 }
 
 @test "an order sent with an agent's certificate is refused with one audit line, the VE untouched" {
@@ -199,6 +256,36 @@ running_ve() {
 	[ "$status" -ne 255 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "$output" == *"error=VE 399 does not exist on h1" ]]
+}
+
+@test "heartbeats carry each VE's processes, addresses, hostname and move, and the host's maintenance and epoch" {
+	local conf="$VZ_SANDBOX_DIR/h1/etc/vz/vz.conf" hb="$BATS_TEST_TMPDIR/hb" epoch
+	epoch=$(cat "$BATS_FILE_TMPDIR/epoch")
+	on h1 vzctl create 313 --ostemplate busybox --ipadd 198.18.1.13/16 --ipadd 198.18.1.113 --hostname ve313 >/dev/null
+	on h1 vzctl start 313 >/dev/null
+	on h1 vzctl create 315 --ostemplate busybox >/dev/null
+	slow_ve h1 314
+	run order 198.18.0.1 maintenance on
+	[ "$status" -eq 0 ]
+	# A stand-in coordinator on another port prints what h1 sends.
+	VZ_ROOT="$VZ_SANDBOX_DIR/coord" nsenter --net="/run/netns/$VZ_SANDBOX-coord" "$VZ_TOP/build/tests/vzhbdump" \
+		7801 100 >"$hb" 2>&1 3>&- &
+	echo $! >"$BATS_TEST_TMPDIR/hbdump.pid"
+	wait_for 5 grep -q listening "$hb"
+	printf 'COORDINATOR="198.18.0.240:7801"\nHEARTBEAT_INTERVAL="1"\n' >>"$conf"
+	restart_agents h1
+	order_bg 198.18.0.1 migrate 314 7014 198.18.0.2
+	wait_for 20 grep -q '^ve 314 state=3 nproc=[1-9][0-9]* ip= hostname= move_id=7014$' "$hb" || { cat "$hb"; false; }
+	grep -Eq '^ve 313 state=3 nproc=[1-9][0-9]* ip=198.18.1.13 198.18.1.113 hostname=ve313 move_id=0$' "$hb"
+	grep -q '^ve 315 state=1 nproc=0 ip= hostname= move_id=0$' "$hb"
+	grep -q "^hb [0-9]* draining=1 epoch=$epoch\$" "$hb"
+	"$SB" link h1 rate off
+	wait_for 60 running_on h2 314
+	# Moved: no move of it in the next heartbeats, and maintenance over.
+	run order 198.18.0.1 maintenance off
+	[ "$status" -eq 0 ]
+	wait_for 10 bash -c "tail -n 4 '$hb' | grep -q '^hb [0-9]* draining=0 epoch=$epoch\$'" || { tail "$hb"; false; }
+	run ! grep -q '^ve 314 .*move_id=7014$' <(tail -n 4 "$hb")
 }
 
 @test "a query of a move id this agent never had says unknown" {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "orders.h"
 #include "util.h"
@@ -136,5 +137,66 @@ Test(orders, epoch_taken_when_not_older)
 	cr_expect_eq(order_epoch_seen(), 5);
 	cr_expect_lt(order_epoch_take(0, &err), 0, "no epoch");
 	cr_expect_eq(order_epoch_seen(), 5);
+	cr_expect_eq(vz_rm_rf(root), 0);
+}
+
+static void put(const char *root, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/vz/orders/%s", root, name);
+	cr_assert_eq(vz_write_file(path, text, strlen(text), 0), 0, "%s", path);
+}
+
+static bool there(const char *root, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/vz/orders/%s", root, name);
+	return vz_exists(path);
+}
+
+/* An outcome replaces its running record; outcomes older than a day go,
+ * and of the rest the newest ORDER_KEEP_MAX stay. */
+Test(orders, outcomes_kept_a_day_and_a_thousand_at_most)
+{
+	char root[] = "/tmp/vz-test-orders-XXXXXX", path[PATH_MAX], text[128];
+	struct order_record r = { .done = true, .veid = 5, .exit_code = 3 }, back;
+	struct vz_err err = { 0 };
+	struct timespec now;
+	uint64_t ms;
+	bool running;
+
+	cr_assert_not_null(mkdtemp(root));
+	setenv("VZ_ROOT", root, 1);
+	snprintf(path, sizeof(path), "%s/vz/orders", root);
+	cr_assert_eq(vz_mkdir_p(path, 0700), 0);
+	clock_gettime(CLOCK_REALTIME, &now);
+	ms = (uint64_t)now.tv_sec * 1000;
+	/* 1000 outcomes of the last hour, oldest first, one of two days ago. */
+	for (int i = 1; i <= ORDER_KEEP_MAX; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "%d.done", i);
+		snprintf(text, sizeof(text), "done 5 0 1 0 %llu\n\n", (unsigned long long)(ms - 3600000 + (uint64_t)i));
+		put(root, name, text);
+	}
+	snprintf(text, sizeof(text), "done 5 0 1 0 %llu\n\n", (unsigned long long)(ms - 2 * ORDER_KEEP_MS));
+	put(root, "5000.done", text);
+	put(root, "6000.run", "running 5 4242 1 1\n");
+
+	snprintf(r.error, sizeof(r.error), "Migration of VE 5 to h2 failed");
+	cr_assert_eq(order_record_finish(6000, &r, &err), 0, "%s", err.msg);
+	cr_expect_not(there(root, "6000.run"), "the running record stays");
+	cr_assert_eq(order_record_load(6000, &back, &running), 0);
+	cr_expect_not(running);
+	cr_expect_eq(back.exit_code, 3);
+	cr_expect_str_eq(back.error, r.error);
+	cr_expect_not(there(root, "5000.done"), "an outcome of two days ago stays");
+	/* 1001 of the last day: the oldest goes. */
+	cr_expect_not(there(root, "1.done"), "more than %d outcomes kept", ORDER_KEEP_MAX);
+	cr_expect(there(root, "2.done"));
+	cr_expect(there(root, "1000.done"));
+	cr_expect_eq(order_record_load(4242, &back, &running), -ENOENT);
 	cr_expect_eq(vz_rm_rf(root), 0);
 }

@@ -2,6 +2,7 @@
  * IPv6 address, is read strictly (a bad one is refused, never half used). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pool.h"
@@ -46,4 +47,25 @@ Test(pool, bad_coordinator_refused)
 	refused("[2001:db8::1]x");
 	refused("[]:7800");
 	refused("a-name-longer-than-the-sixty-four-bytes-of-the-buffer-it-is-read-into.example");
+}
+
+static void addresses(const char *conf, const char *want)
+{
+	char *got = agent_pool_addresses(conf);
+
+	if (!want)
+		cr_expect_null(got, "'%s' gave '%s'", conf, got);
+	else
+		cr_expect_str_eq(got ? got : "(null)", want, "'%s'", conf);
+	free(got);
+}
+
+Test(pool, heartbeat_addresses_as_vzlist_shows_them)
+{
+	addresses("198.18.1.1", "198.18.1.1");
+	addresses("198.18.1.1/24 fd00::5/64", "198.18.1.1 fd00::5");
+	addresses("  198.18.1.1/16\t 198.18.1.2  ", "198.18.1.1 198.18.1.2");
+	addresses("", NULL);
+	addresses("   ", NULL);
+	addresses(NULL, NULL);
 }

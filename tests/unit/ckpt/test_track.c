@@ -21,6 +21,7 @@
 
 #include "memverify.h"
 #include "track.h"
+#include "sanitized.h"
 
 #define PG     4096
 #define NPAGES 64
@@ -183,6 +184,7 @@ static unsigned long base;
  * capability over the host's). */
 static void spawn_child_in(bool userns)
 {
+	SKIP_IF_SANITIZED();
 	cr_assert_eq(pipe(cmd), 0);
 	cr_assert_eq(pipe(rep), 0);
 	child = fork();

@@ -20,6 +20,7 @@
 #include "inject.h"
 #include "memverify.h"
 #include "track.h"
+#include "sanitized.h"
 
 #define PG	 4096
 #define NPAGES	 16
@@ -107,6 +108,7 @@ static void parent_main(void)
 
 static void spawn_vfork(void)
 {
+	SKIP_IF_SANITIZED();
 	cr_assert_eq(pipe(cmd), 0);
 	cr_assert_eq(pipe(rep), 0);
 	cr_assert_eq(pipe(gcmd), 0);
