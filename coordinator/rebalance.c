@@ -140,9 +140,11 @@ static int work_init(struct work *w, const struct rb_snapshot *s, struct vz_err 
 		w->at[i] = host_index(w, v->host);
 		w->to[i] = v->moving_to[0] ? host_index(w, v->moving_to) : NONE;
 		if (w->at[i] == NONE || (v->moving_to[0] && w->to[i] == NONE)) {
+			const char *name = w->at[i] == NONE ? v->host : v->moving_to;
+
 			work_free(w);
-			return vz_error_msg(err, EINVAL, "VE %u is on host %s, which the snapshot does not have",
-					    v->veid, w->at[i] == NONE ? v->host : v->moving_to);
+			return vz_error_msg(err, EINVAL, "VE %u names host %s, which the snapshot does not have",
+					    v->veid, name);
 		}
 		w->cpu[w->at[i]] += v->cpu_permille / 1000.0;
 		w->mem[w->at[i]] += (double)v->mem_used;

@@ -131,6 +131,11 @@ Test(rebalance, refuses_a_snapshot_that_does_not_hold_together)
 	cr_assert_eq(rb_plan_round(&p.s, &pl, &err), -EINVAL);
 	cr_assert_not_null(strstr(err.msg, "VE 300"), "%s", err.msg);
 	cr_assert_eq(pl.n_moves, 0);
+	/* a VE in flight to a host the snapshot does not have */
+	hot_pool(&p);
+	snprintf(p.ves[1].moving_to, RB_NAME_MAX, "h7");
+	cr_assert_eq(rb_plan_round(&p.s, &pl, &err), -EINVAL);
+	cr_assert_not_null(strstr(err.msg, "VE 102 names host h7"), "%s", err.msg);
 	hot_pool(&p);
 	host(&p, "h2", 4);
 	cr_assert_eq(rb_plan_round(&p.s, &pl, &err), -EINVAL);
@@ -370,18 +375,22 @@ Test(rebalance, the_same_pool_in_any_order_gives_the_same_plan)
 	rb_plan_free(&b);
 }
 
-/* tests/sim/NAME's text, found from this binary (build/tests/unit/). */
+/* tests/sim/NAME's text: under $VZ_TOP, else the tree this binary was
+ * built in (build/tests/unit/coordinator), else the working directory. */
 static char *trace_text(const char *name)
 {
 	char exe[PATH_MAX], path[PATH_MAX + 64], *text = NULL, *slash;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const char *top = getenv("VZ_TOP");
 	size_t len;
 
 	cr_assert_gt(n, 0);
 	exe[n] = '\0';
 	for (int i = 0; i < 4 && (slash = strrchr(exe, '/')); i++)
 		*slash = '\0';
-	snprintf(path, sizeof(path), "%s/tests/sim/%s", exe, name);
+	snprintf(path, sizeof(path), "%s/tests/sim/%s", top ? top : exe, name);
+	if (access(path, R_OK) != 0)
+		snprintf(path, sizeof(path), "tests/sim/%s", name);
 	cr_assert_eq(vz_read_file(path, &text, &len, 1 << 20), 0, "%s", path);
 	return text;
 }
