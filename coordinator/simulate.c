@@ -223,12 +223,60 @@ static int parse_setting(struct parser *p, const char *w)
 	return ret < 0 ? bad(p, "Bad value in '%s'", w) : 0;
 }
 
+static int parse_state(struct parser *p, const char *v, int *state)
+{
+	if (!strcmp(v, "online"))
+		*state = RB_HOST_ONLINE;
+	else if (!strcmp(v, "suspect"))
+		*state = RB_HOST_SUSPECT;
+	else if (!strcmp(v, "offline"))
+		*state = RB_HOST_OFFLINE;
+	else
+		return bad(p, "A host's state is online, suspect or offline, not '%s'", v);
+	return 0;
+}
+
+/* at TIME host NAME [state=S] [maintenance|active] */
+static int parse_event(struct parser *p, char **w, size_t n)
+{
+	struct sim_trace *t = p->t;
+	struct sim_event e = { .host = SIZE_MAX, .state = -1, .maintenance = -1 };
+	const char *v;
+
+	if (n < 4 || parse_duration(w[1], &e.at) < 0 || strcmp(w[2], "host"))
+		return bad(p, "%s", "An event is: at TIME host NAME [state=S] [maintenance|active]");
+	for (size_t i = 0; i < t->n_hosts; i++)
+		if (!strcmp(t->hosts[i].name, w[3]))
+			e.host = i;
+	if (e.host == SIZE_MAX)
+		return bad(p, "No host %s (a host is declared before its events)", w[3]);
+	if (t->n_events && e.at < t->events[t->n_events - 1].at)
+		return bad(p, "Events come in time order: %s is before the one above", w[1]);
+	for (size_t i = 4; i < n; i++) {
+		if ((v = value_of(w[i], "state"))) {
+			if (parse_state(p, v, &e.state) < 0)
+				return -EINVAL;
+		} else if (!strcmp(w[i], "maintenance") || !strcmp(w[i], "active")) {
+			e.maintenance = w[i][0] == 'm';
+		} else {
+			return bad(p, "Unknown event attribute '%s'", w[i]);
+		}
+	}
+	if (e.state < 0 && e.maintenance < 0)
+		return bad(p, "The event for %s changes nothing", w[3]);
+	if (vz_grow((void **)&t->events, &(size_t){ t->n_events }, t->n_events, sizeof(e), 1) < 0)
+		return vz_error(p->err, ENOMEM, "Parse %s", p->name);
+	t->events[t->n_events++] = e;
+	return 0;
+}
+
 static int parse_host(struct parser *p, char **w, size_t n)
 {
 	struct sim_trace *t = p->t;
 	struct rb_host h = { .state = RB_HOST_ONLINE };
 	unsigned long cores = 0;
 	const char *v;
+	int state;
 
 	if (n < 2 || strlen(w[1]) >= sizeof(h.name) || strchr(w[1], '='))
 		return bad(p, "%s", "A host is: host NAME cores=N mem=SIZE [state=S] [maintenance]");
@@ -245,11 +293,9 @@ static int parse_host(struct parser *p, char **w, size_t n)
 			if (vz_parse_size(v, 1, &h.mem_total) < 0 || !h.mem_total || h.mem_total == UINT64_MAX)
 				return bad(p, "Bad memory size in '%s'", w[i]);
 		} else if ((v = value_of(w[i], "state"))) {
-			if (!strcmp(v, "online") || !strcmp(v, "suspect") || !strcmp(v, "offline"))
-				h.state =
-				    v[0] == 'o' ? (v[1] == 'n' ? RB_HOST_ONLINE : RB_HOST_OFFLINE) : RB_HOST_SUSPECT;
-			else
-				return bad(p, "A host's state is online, suspect or offline, not '%s'", v);
+			if (parse_state(p, v, &state) < 0)
+				return -EINVAL;
+			h.state = state;
 		} else if (!strcmp(w[i], "maintenance")) {
 			h.maintenance = true;
 		} else {
@@ -360,6 +406,8 @@ static int parse_line(struct parser *p, char *line)
 		return parse_host(p, w, n);
 	if (!strcmp(w[0], "ve"))
 		return parse_ve(p, w, n);
+	if (!strcmp(w[0], "at"))
+		return parse_event(p, w, n);
 	if (!strcmp(w[0], "settings")) {
 		for (size_t i = 1; i < n; i++) {
 			int ret = parse_setting(p, w[i]);
@@ -369,7 +417,7 @@ static int parse_line(struct parser *p, char *line)
 		}
 		return 0;
 	}
-	return bad(p, "Unknown statement '%s' (settings, host, ve)", w[0]);
+	return bad(p, "Unknown statement '%s' (settings, host, ve, at)", w[0]);
 }
 
 void sim_trace_free(struct sim_trace *t)
@@ -381,6 +429,7 @@ void sim_trace_free(struct sim_trace *t)
 	free(t->hosts);
 	free(t->ves);
 	free(t->loads);
+	free(t->events);
 	*t = (struct sim_trace){ 0 };
 }
 
@@ -431,7 +480,30 @@ struct sim {
 	size_t n_flights;
 	unsigned *over_rounds;
 	double *loads;
+	size_t next_event;
 };
+
+static const char *const state_words[] = { "online", "suspect", "offline" };
+
+/* The trace's events up to now, each logged as "event ...". */
+static int happen(struct sim *s, int64_t now, sim_log_fn log, void *arg)
+{
+	for (; s->next_event < s->t->n_events && s->t->events[s->next_event].at <= now; s->next_event++) {
+		const struct sim_event *e = &s->t->events[s->next_event];
+		struct rb_host *h = &s->t->hosts[e->host];
+		char line[128];
+
+		if (e->state >= 0)
+			h->state = (enum rb_host_state)e->state;
+		if (e->maintenance >= 0)
+			h->maintenance = e->maintenance;
+		snprintf(line, sizeof(line), "event host %s %s%s", h->name, state_words[h->state],
+			 h->maintenance ? ", in maintenance" : "");
+		if (log && log(arg, now, line))
+			return -ECANCELED;
+	}
+	return 0;
+}
 
 /* Each VE's CPU: its load averaged over the window before now. */
 static void measure(struct sim *s, int64_t now)
@@ -546,6 +618,8 @@ static int round_at(struct sim *s, int64_t now, sim_log_fn log, void *arg, struc
 
 	land(s, now);
 	measure(s, now);
+	if (happen(s, now, log, arg) < 0)
+		return vz_error_msg(err, ECANCELED, "Simulation stopped");
 	snap = snapshot(s, now);
 	ret = rb_loads(&snap, s->loads, &imb, err);
 	if (ret == 0)

@@ -13,6 +13,9 @@
  *                             bandwidth=125000000 (bytes/s, K M G suffixes)
  *   host NAME cores=N mem=SIZE [state=online|suspect|offline] [maintenance]
  *   ve VEID on=HOST mem=SIZE [disk=SIZE] cpu=LOAD [pin] [anti=LABEL]
+ *   at TIME host NAME [state=online|suspect|offline] [maintenance|active]
+ *                             from TIME on, the host is so (a drain, an
+ *                             undrain, an agent lost); in time order
  *
  * SIZE is vzctl's (512M, 2G); a fraction is 0.25 or 25%; a duration is
  * seconds or 30s, 5m, 2h, 1d. LOAD, in permille of one CPU, over time t:
@@ -22,7 +25,9 @@
  *   sine:MEAN:AMP:period=D[:phase=D]    MEAN + AMP sin(2 pi (t + phase) / period), at least 0
  *   steps:T=P,T=P...                P from each T on (the first T is 0, the Ts grow)
  *
- * A VE's memory in use is its mem=; what a move copies is mem + disk. */
+ * A VE's memory in use is its mem=; what a move copies is mem + disk. A
+ * host's VEs stay on it through its maintenance or absence: moving them
+ * off is the drain's (the queue's) business, not the planner's. */
 #ifndef VZ_SIMULATE_H
 #define VZ_SIMULATE_H
 
@@ -42,6 +47,14 @@ struct sim_load {
 	double *step_val;
 };
 
+/* A change of a host at a time: -1 for what it leaves as it is. */
+struct sim_event {
+	int64_t at;
+	size_t host;
+	int state;	 /* enum rb_host_state */
+	int maintenance; /* 1 in maintenance (a drain), 0 back */
+};
+
 struct sim_trace {
 	struct rb_settings set;
 	struct rb_host *hosts;
@@ -49,6 +62,8 @@ struct sim_trace {
 	struct rb_ve *ves;
 	struct sim_load *loads; /* loads[i] is ves[i]'s CPU */
 	size_t n_ves;
+	struct sim_event *events; /* in time order */
+	size_t n_events;
 };
 
 /* A move the simulation started, at t (seconds from the start). */

@@ -88,7 +88,7 @@ static int print_line(void *arg, int64_t t, const char *line)
 	const struct sim_opts *o = arg;
 	char when[32];
 
-	if (o->log || !strncmp(line, "move ", 5))
+	if (o->log || !strncmp(line, "move ", 5) || !strncmp(line, "event ", 6))
 		printf("%s  %s\n", hms(t, when, sizeof(when)), line);
 	return 0;
 }

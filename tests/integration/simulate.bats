@@ -69,6 +69,19 @@ moves() {
 	run ! grep -E ' move (101|102) |->h[45]:' <<<"$log"
 }
 
+@test "a drained or lost host is no target while it is so; events are printed" {
+	run vzcoord simulate "$SIM/drain.trace" --hours 12
+	[ "$status" -eq 0 ]
+	grep -qx '00:05:00  event host h2 online, in maintenance' <<<"$output"
+	grep -qx '02:05:00  event host h3 offline' <<<"$output"
+	grep -qx '06:00:00  event host h2 online' <<<"$output"
+	# no move to h2 before 06:00, none to h3 from 02:00 to 03:00
+	moves | awk '{ t = $1; split($4, ft, "->"); to = ft[2]; sub(":", "", to)
+		if ((to == "h2" && t < "06:00:00") || (to == "h3" && t >= "02:00:00" && t < "03:00:00")) {
+			print "move at " t " to " to; bad = 1 }
+		n++ } END { exit bad || n < 2 }'
+}
+
 @test "the TSV and the plot of a run" {
 	out="$BATS_TEST_TMPDIR/run"
 	run vzcoord simulate "$SIM/hot-host.trace" --hours 2 --tsv "$out.tsv"

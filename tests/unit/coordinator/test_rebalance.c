@@ -573,6 +573,49 @@ Test(simulate, pinned_anti_affinity_and_unfit_hosts_hold_for_a_day)
 	sim_trace_free(&start);
 }
 
+Test(simulate, no_move_targets_a_host_while_it_is_drained_or_lost)
+{
+	struct sim_trace t, events;
+	struct sim_result r;
+	_cleanup_free_ char *text = trace_text("drain.trace");
+	struct vz_err err = { 0 };
+	char *drain;
+
+	cr_assert_eq(sim_trace_parse(text, "drain.trace", &events, &err), 0, "%s", err.msg);
+	cr_assert_eq(events.n_events, 5);
+	simulate("drain.trace", NULL, &t, &r, NULL);
+	cr_assert_geq(r.n_moves, 2);
+	for (size_t i = 0; i < r.n_moves; i++) {
+		const struct rb_move *m = &r.moves[i].move;
+		int state = RB_HOST_ONLINE, maintenance = 0;
+
+		/* the target's state at the move, from the trace's events */
+		for (size_t k = 0; k < events.n_events && events.events[k].at <= r.moves[i].t; k++) {
+			if (strcmp(events.hosts[events.events[k].host].name, m->to))
+				continue;
+			if (events.events[k].state >= 0)
+				state = events.events[k].state;
+			if (events.events[k].maintenance >= 0)
+				maintenance = events.events[k].maintenance;
+		}
+		cr_assert(state == RB_HOST_ONLINE && !maintenance, "VE %u moved at %lld to %s, not eligible", m->veid,
+			  (long long)r.moves[i].t, m->to);
+	}
+	sim_result_free(&r);
+	sim_trace_free(&t);
+	sim_trace_free(&events);
+	/* without the drain, the first move is to h2: the drain is what kept it off */
+	drain = strstr(text, "at 5m host h2 maintenance");
+	cr_assert_not_null(drain);
+	memset(drain, ' ', strlen("at 5m host h2 maintenance"));
+	cr_assert_eq(sim_trace_parse(text, "drain.trace", &t, &err), 0, "%s", err.msg);
+	cr_assert_eq(sim_run(&t, 3600, 300, NULL, NULL, &r, &err), 0, "%s", err.msg);
+	cr_assert_geq(r.n_moves, 1);
+	cr_assert_str_eq(r.moves[0].move.to, "h2");
+	sim_result_free(&r);
+	sim_trace_free(&t);
+}
+
 Test(simulate, a_bad_trace_is_refused_with_its_line)
 {
 	const struct {
@@ -587,6 +630,11 @@ Test(simulate, a_bad_trace_is_refused_with_its_line)
 		{ "settings cooldown=soon", "t:1: Bad value in 'cooldown=soon'" },
 		{ "vm 1", "t:1: Unknown statement 'vm'" },
 		{ "# nothing\n", "t: No host in the trace" },
+		{ "host h1 cores=4 mem=1G\nat 1h host h2 active", "t:2: No host h2" },
+		{ "host h1 cores=4 mem=1G\nat 1h host h1", "t:2: The event for h1 changes nothing" },
+		{ "host h1 cores=4 mem=1G\nat 2h host h1 active\nat 1h host h1 maintenance",
+		  "t:3: Events come in time order" },
+		{ "host h1 cores=4 mem=1G\nat 1h host h1 state=gone", "t:2: A host's state is online, suspect" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
