@@ -2,6 +2,7 @@
  * computed from the snapshot alone, in name and VEID order, so that a
  * decision can be replayed from what was logged of its input. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -399,7 +400,7 @@ static int add_move(struct work *w, const struct candidate *c, double before)
 	const struct rb_ve *ve = &s->ves[c->ve];
 	struct rb_plan *p = w->plan;
 	struct rb_move *m = realloc(p->moves, (p->n_moves + 1) * sizeof(*p->moves));
-	uint64_t bw = s->set.bandwidth ? s->set.bandwidth : 1;
+	uint64_t bw = s->set.bandwidth ? s->set.bandwidth : 1, secs;
 	char size[32];
 
 	if (!m)
@@ -410,9 +411,9 @@ static int add_move(struct work *w, const struct candidate *c, double before)
 	snprintf(m->from, sizeof(m->from), "%s", s->hosts[c->from].name);
 	snprintf(m->to, sizeof(m->to), "%s", s->hosts[c->to].name);
 	m->bytes = ve->copy_bytes;
-	m->seconds = (unsigned)((ve->copy_bytes + bw - 1) / bw);
-	if (m->seconds == 0)
-		m->seconds = 1;
+	/* rounded up, at least 1, and no wrap for a size near 2^64 */
+	secs = ve->copy_bytes / bw + (ve->copy_bytes % bw != 0);
+	m->seconds = secs == 0 ? 1 : secs > UINT_MAX ? UINT_MAX : (unsigned)secs;
 	say(w, "move %u %s->%s: imbalance %.2f->%.2f, %s, about %u s", m->veid, m->from, m->to, before, c->after,
 	    gib(m->bytes, size, sizeof(size)), m->seconds);
 	w->cpu[c->from] -= ve->cpu_permille / 1000.0, w->mem[c->from] -= (double)ve->mem_used;
