@@ -17,7 +17,7 @@ AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
 # The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3;
 # vzcoord join and leave (coordinator/ssh.c) speak SSH with Debian's libssh2.
 COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) \
-	$(shell pkg-config --libs libssh2 2>/dev/null || echo -lssh2)
+	$(shell pkg-config --libs libssh2 2>/dev/null || echo -lssh2) -lm
 
 # make SAN=1 (and make test SAN=1): everything built with AddressSanitizer
 # and UndefinedBehaviorSanitizer; tests/run-all then fails on any report
@@ -123,7 +123,7 @@ $(B)/tests/unit/coordinator: $(call obj,$(wildcard tests/unit/coordinator/*.c)) 
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE $(CPPFLAGS)
 FUZZ_LIBS := $(PKG_LIBS)
 FUZZERS := $(B)/fuzz/fuzz_imgstream $(B)/fuzz/fuzz_frame $(B)/fuzz/fuzz_mig_record $(B)/fuzz/fuzz_memhash $(B)/fuzz/fuzz_pool \
-	$(B)/fuzz/fuzz_order_record
+	$(B)/fuzz/fuzz_order_record $(B)/fuzz/fuzz_trace
 $(B)/fuzz/fuzz_imgstream: tests/fuzz/fuzz_imgstream.c ckpt/imgstream.c ckpt/dumpfile.c lib/err.c lib/util.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
@@ -142,6 +142,9 @@ $(B)/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c coordinator/members.c coordinator/st
 $(B)/fuzz/fuzz_order_record: tests/fuzz/fuzz_order_record.c agent/order_record.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+$(B)/fuzz/fuzz_trace: tests/fuzz/fuzz_trace.c coordinator/simulate.c coordinator/rebalance.c lib/err.c lib/util.c lib/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lm
 # make fuzz: each fuzz target for FUZZ_TIME seconds (60 by default), on its
 # corpus in build/fuzz/corpus/NAME, seeded from tests/fuzz/corpus/NAME when
 # that exists; a crash's input is kept as build/fuzz/NAME-crash-*, and the

@@ -19,6 +19,7 @@
 #include "join.h"
 #include "log.h"
 #include "paths.h"
+#include "simulate.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -396,6 +397,9 @@ static const struct {
 	{ "leave", coord_cmd_leave,
 	  "leave [USER@]HOST [--port N] [--identity KEY] [--known-hosts FILE]\n"
 	  "                           let a host with no VE running go: COORDINATOR cleared, the host forgotten" },
+	{ "simulate", sim_cmd,
+	  "simulate TRACE [--hours H] [--step S] [--log] [--tsv FILE] [--plot FILE.png]\n"
+	  "                 the rebalancing planner over a load trace, in simulated time" },
 };
 
 static void usage(FILE *f)

@@ -4,22 +4,33 @@
 # control frame (length header, then protobuf), the records of a
 # migration's two-phase commit (what a restarted agent reads), and the
 # memory digests a source sends for --verify-memory, and what an agent
-# sends the coordinator (registration, heartbeat and its inventory). A crash, a sanitizer
+# sends the coordinator (registration, heartbeat and its inventory), and
+# the coordinator's order records, and the load traces of vzcoord simulate
+# with the planner behind them. A crash, a sanitizer
 # report or a leak fails the test and leaves the input in the log.
 
 VZ_TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 FUZZ_SECONDS=${VZ_FUZZ_SECONDS:-15}
 
+# run_fuzzer NAME: tests/fuzz/corpus/NAME, where it exists, seeds the
+# corpus, as for make fuzz (a text grammar is not found from nothing in
+# seconds).
 run_fuzzer() {
-	local bin="$VZ_TOP/build/fuzz/$1"
+	local bin="$VZ_TOP/build/fuzz/$1" seeds="$VZ_TOP/tests/fuzz/corpus/$1"
 	[ -x "$bin" ] || skip "$1 not built (make fuzz needs clang)"
 	mkdir -p "$BATS_TEST_TMPDIR/corpus"
+	[ ! -d "$seeds" ] || cp -L "$seeds"/* "$BATS_TEST_TMPDIR/corpus/"
 	run "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 \
 		-artifact_prefix="$BATS_TEST_TMPDIR/" "$BATS_TEST_TMPDIR/corpus"
 	echo "$output" | tail -n 5
 	[ "$status" -eq 0 ]
+	# UBSan reports and goes on: a report is a failure all the same
+	if grep -q 'runtime error:' <<<"$output"; then
+		grep -m 1 -A 2 'runtime error:' <<<"$output"
+		return 1
+	fi
 	runs=$(grep -o 'Done [0-9]* runs' <<<"$output" | grep -o '[0-9]*')
-	echo "# $1: $runs inputs in ${FUZZ_SECONDS} s, no crash" >&3
+	echo "# ${bin##*/}: $runs inputs in ${FUZZ_SECONDS} s, no crash" >&3
 	[ "$runs" -gt 1000 ]
 }
 
@@ -45,4 +56,8 @@ run_fuzzer() {
 
 @test "the coordinator's order records and epoch file parsers survive fuzzing" {
 	run_fuzzer fuzz_order_record
+}
+
+@test "the load trace parser and the rebalancing planner survive fuzzing" {
+	run_fuzzer fuzz_trace
 }
