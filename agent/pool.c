@@ -17,7 +17,9 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "conn.h"
+#include "disk.h"
 #include "log.h"
+#include "migrate/migrate.h"
 #include "orders.h"
 #include "paths.h"
 #include "pool.h"
@@ -29,12 +31,17 @@
 #define MEMBER_MAGIC   0x565a5031u /* "VZP1", as coordinator/members.h */
 #define MEMBER_VERSION 1
 #define CPU_TAU_NS     10000000000ull /* the CPU average's time constant: 10 s */
+/* A plain-directory VE's disk use is its tree's, walked at most this often. */
+#define DISK_EVERY_NS 60000000000ull
 
-/* A VE's CPU time at the last heartbeat, for its moving average. */
+/* A VE's CPU time at the last heartbeat, for its moving average, and its
+ * disk use when last measured. */
 struct cpu_seen {
 	unsigned veid;
 	uint64_t used_ns, at_ns;
 	double avg; /* CPUs */
+	uint64_t disk_kib, disk_at_ns;
+	bool disk_known;
 };
 
 struct member {
@@ -123,18 +130,29 @@ static uint32_t host_load_milli(void)
 
 /* The VE's CPU use, a moving average over about CPU_TAU_NS, in
  * thousandths of a CPU. */
+static struct cpu_seen *seen_of(struct member *m, unsigned veid, bool *fresh)
+{
+	*fresh = false;
+	for (size_t i = 0; i < m->n_cpu; i++)
+		if (m->cpu[i].veid == veid)
+			return &m->cpu[i];
+	if (vz_grow((void **)&m->cpu, &m->cap_cpu, m->n_cpu, sizeof(*m->cpu), 16) < 0)
+		return NULL;
+	*fresh = true;
+	m->cpu[m->n_cpu] = (struct cpu_seen){ .veid = veid };
+	return &m->cpu[m->n_cpu++];
+}
+
 static uint32_t cpu_average(struct member *m, unsigned veid, uint64_t used_ns, uint64_t now)
 {
-	struct cpu_seen *s = NULL;
+	bool fresh;
+	struct cpu_seen *s = seen_of(m, veid, &fresh);
 
-	for (size_t i = 0; i < m->n_cpu && !s; i++)
-		if (m->cpu[i].veid == veid)
-			s = &m->cpu[i];
-	if (!s) {
-		if (vz_grow((void **)&m->cpu, &m->cap_cpu, m->n_cpu, sizeof(*m->cpu), 16) < 0)
-			return 0;
-		s = &m->cpu[m->n_cpu++];
-		*s = (struct cpu_seen){ .veid = veid, .used_ns = used_ns, .at_ns = now };
+	if (!s)
+		return 0;
+	if (fresh || !s->at_ns) {
+		s->used_ns = used_ns;
+		s->at_ns = now;
 		return 0;
 	}
 	if (now > s->at_ns && used_ns >= s->used_ns) {
@@ -198,9 +216,21 @@ static void ve_usage(struct member *m, unsigned veid, Vz__Pool__VeUsage *u, uint
 		u->has_cpu_permille = 1;
 		u->cpu_permille = cpu_average(m, veid, v, now);
 	}
-	if (st != VE_STATE_STOPPED && ve_disk_usage(&ve, &v, &total, &inodes) == 0) {
-		u->has_disk_used = 1;
-		u->disk_used = v;
+	/* A stopped VE's image is not mounted, but a directory can be walked. */
+	if (st != VE_STATE_STOPPED || !disk_is_image(&ve)) {
+		bool fresh;
+		struct cpu_seen *s = seen_of(m, veid, &fresh);
+
+		if (s && (!s->disk_known || now - s->disk_at_ns >= DISK_EVERY_NS) &&
+		    ve_disk_usage(&ve, &v, &total, &inodes) == 0) {
+			s->disk_kib = v;
+			s->disk_at_ns = now;
+			s->disk_known = true;
+		}
+		if (s && s->disk_known) {
+			u->has_disk_used = 1;
+			u->disk_used = s->disk_kib;
+		}
 	}
 	if (st == VE_STATE_RUNNING && vz_cg_pids(&a->cg, veid, &pids, &n, NULL) == 0) {
 		u->has_nproc = 1;
@@ -243,11 +273,16 @@ static int send_heartbeat(struct member *m, struct vz_err *err)
 	if (!us || !ups)
 		return vz_error_msg(err, ENOMEM, "Out of memory");
 	for (size_t i = 0; i < n; i++) {
-		ve_usage(m, veids[i], &us[i], now);
-		ups[i] = &us[i];
+		/* A VE moving here is the source's until the move ends (its
+		 * incoming record): the source reports it, and a VE still
+		 * being restored here is not a mounted VE of this host. */
+		if (mig_incoming_pending(veids[i]))
+			continue;
+		ve_usage(m, veids[i], &us[hb.n_ves], now);
+		ups[hb.n_ves] = &us[hb.n_ves];
+		hb.n_ves++;
 	}
 	hb.seq = ++m->seq;
-	hb.n_ves = n;
 	hb.ves = ups;
 	hb.has_mem_free = hb.has_load_milli = 1;
 	host_memory(&total, &hb.mem_free);
@@ -263,7 +298,7 @@ static int send_heartbeat(struct member *m, struct vz_err *err)
 	msg.version = MEMBER_VERSION;
 	msg.hb = &hb;
 	ret = vz_msg_send(&m->conn, &msg.base, err);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < hb.n_ves; i++)
 		ve_usage_free(&us[i]);
 	return ret;
 }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,14 +286,79 @@ int ve_netif(struct ve *ve, struct vz_agent *a, struct vz_netif *nif, struct vz_
 	return vz_conf_set(&ve->conf, "NETIF", buf, err);
 }
 
+/* The blocks and inodes under the private area of a plain-directory VE
+ * (layout simfs), on its filesystem only; a file of several links counts
+ * once (each such file is noted, and the repeats taken off at the end). */
+struct du_link {
+	ino_t ino;
+	uint64_t kib;
+};
+
+static struct {
+	uint64_t kib, inodes;
+	dev_t dev;
+	struct du_link *links;
+	size_t n, cap;
+} du;
+
+static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	uint64_t kib = (uint64_t)st->st_blocks / 2;
+
+	(void)path;
+	(void)ftw;
+	if (flag == FTW_NS || st->st_dev != du.dev)
+		return 0;
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+		if (vz_grow((void **)&du.links, &du.cap, du.n, sizeof(*du.links), 64) < 0)
+			return -1;
+		du.links[du.n++] = (struct du_link){ st->st_ino, kib };
+	}
+	du.kib += kib;
+	du.inodes++;
+	return 0;
+}
+
+static int du_link_cmp(const void *a, const void *b)
+{
+	ino_t x = ((const struct du_link *)a)->ino, y = ((const struct du_link *)b)->ino;
+
+	return x < y ? -1 : x > y;
+}
+
 int ve_disk_usage(const struct ve *ve, uint64_t *used_kib, uint64_t *total_kib, uint64_t *inodes)
 {
 	struct statvfs sv;
+	struct stat st;
+	int ret;
 
 	if (statvfs(ve->root, &sv) != 0)
 		return -errno;
-	*used_kib = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize / 1024;
 	*total_kib = (uint64_t)sv.f_blocks * sv.f_frsize / 1024;
-	*inodes = (uint64_t)(sv.f_files - sv.f_ffree);
+	if (disk_is_image(ve)) {
+		/* Its own filesystem: what it holds is what it uses. */
+		*used_kib = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize / 1024;
+		*inodes = (uint64_t)(sv.f_files - sv.f_ffree);
+		return 0;
+	}
+	/* A directory on the host's filesystem, whose figures are the
+	 * host's: the VE's are its tree's. */
+	if (stat(ve->private, &st) != 0)
+		return -errno;
+	du.kib = du.inodes = du.n = 0;
+	du.dev = st.st_dev;
+	ret = nftw(ve->private, du_one, 64, FTW_PHYS | FTW_MOUNT) != 0 ? -(errno ? errno : ENOMEM) : 0;
+	qsort(du.links, du.n, sizeof(*du.links), du_link_cmp);
+	for (size_t i = 1; i < du.n; i++)
+		if (du.links[i].ino == du.links[i - 1].ino) {
+			du.kib -= du.links[i].kib;
+			du.inodes--;
+		}
+	vz_freep(&du.links);
+	du.cap = 0;
+	if (ret < 0)
+		return ret;
+	*used_kib = du.kib;
+	*inodes = du.inodes;
 	return 0;
 }

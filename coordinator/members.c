@@ -364,6 +364,41 @@ int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *
 	return update_alerts(p, now, err);
 }
 
+int pool_ve_moved(struct pool *p, unsigned veid, const char *src, const char *dst, struct vz_err *err)
+{
+	struct pool_node *from = pool_find_host(p, src), *to = pool_find_host(p, dst);
+	struct pool_ve v, *grown;
+	size_t i, j;
+
+	if (!from || !to)
+		return vz_error_msg(err, ENOENT, "VE %u moved from %s to %s: no such host", veid, src, dst);
+	for (i = 0; i < from->n_ves && from->ves[i].veid != veid; i++)
+		;
+	if (i == from->n_ves)
+		return 0; /* a heartbeat of src already said it is gone */
+	v = from->ves[i];
+	memmove(&from->ves[i], &from->ves[i + 1], (from->n_ves - i - 1) * sizeof(v));
+	from->n_ves--;
+	for (j = 0; j < to->n_ves && to->ves[j].veid < veid; j++)
+		;
+	if (j < to->n_ves && to->ves[j].veid == veid) {
+		free(v.ip);
+		free(v.hostname);
+		return 0; /* a heartbeat of dst already has it */
+	}
+	grown = realloc(to->ves, (to->n_ves + 1) * sizeof(v));
+	if (!grown) {
+		free(v.ip);
+		free(v.hostname);
+		return vz_error(err, ENOMEM, "VE %u moved to %s", veid, dst);
+	}
+	to->ves = grown;
+	memmove(&to->ves[j + 1], &to->ves[j], (to->n_ves - j) * sizeof(v));
+	to->ves[j] = v;
+	to->n_ves++;
+	return 0;
+}
+
 enum pool_host_state pool_host_state_at(const struct pool *p, const struct pool_node *h, uint64_t now)
 {
 	uint64_t age = silence(h, now);

@@ -105,6 +105,10 @@ int pool_set_maint(struct pool *p, const char *name, enum pool_host_maint m, uin
 /* The host called name, or NULL. */
 struct pool_node *pool_find_host(const struct pool *p, const char *name);
 
+/* A move of veid from src to dst ended: until their next heartbeats say
+ * it themselves, the pool shows the VE where it now runs (a drain or an
+ * exec that follows the move at once would else act on where it was). */
+int pool_ve_moved(struct pool *p, unsigned veid, const char *src, const char *dst, struct vz_err *err);
 /* Host states from the time since each one's last heartbeat: suspect
  * after suspect_after missed, offline after offline_after_ns. Changes are
  * logged. */

@@ -494,9 +494,13 @@ static void member_update(struct coord *c, const struct pool_move *m, enum pool_
 
 static void move_done(struct coord *c, struct pool_move *m, uint64_t elapsed_ms, uint64_t downtime_ms)
 {
+	struct vz_err err = { 0 };
+
 	m->state = POOL_MOVE_DONE;
 	m->error[0] = '\0';
 	coord_move_save(c, m);
+	if (pool_ve_moved(&c->pool, m->veid, m->src, m->dst, &err) < 0)
+		pr_warn("%s", err.msg);
 	member_update(c, m, POOL_MEMBER_MOVED, NULL);
 	coord_event(c, "moved", m->veid, m->src, "move %u %s->%s done: %.1f s, pause %" PRIu64 " ms", m->veid, m->src,
 		    m->dst, elapsed_ms / 1000.0, downtime_ms);

@@ -552,3 +552,27 @@ Test(exec, text_and_json_forms)
 	cr_assert_str_eq(buf, "4 VEs: 1 ok, 1 failed, 1 skipped, 1 not run\n");
 	free(buf);
 }
+
+/* A move that ended shows the VE where it runs before either host's next
+ * heartbeat: an exec (or a drain's plan) that follows at once acts there. */
+Test(exec, a_finished_move_is_seen_at_once)
+{
+	Vz__Pool__AdminRequest req = VZ__POOL__ADMIN_REQUEST__INIT;
+	struct vz_err err = { 0 };
+	struct pool p;
+	char got[1024];
+
+	pool_of_three(&p);
+	cr_assert_eq(pool_ve_moved(&p, 101, "h1", "h3", &err), 0, "%s", err.msg);
+	req.has_all = req.all = true;
+	selection(&p, &req, got, sizeof(got));
+	cr_assert_str_eq(got, "101@h3:run;103@h2:its host h2 is offline;104@h3:run;"
+			      "105@h1:reported by 2 hosts (h1 and h3): neither is acted on;");
+	/* Told again (the heartbeats already said so): nothing changes. */
+	cr_assert_eq(pool_ve_moved(&p, 101, "h1", "h3", &err), 0, "%s", err.msg);
+	selection(&p, &req, got, sizeof(got));
+	cr_assert_str_eq(got, "101@h3:run;103@h2:its host h2 is offline;104@h3:run;"
+			      "105@h1:reported by 2 hosts (h1 and h3): neither is acted on;");
+	cr_assert_eq(pool_ve_moved(&p, 101, "h1", "h9", &err), -ENOENT);
+	pool_free(&p);
+}
