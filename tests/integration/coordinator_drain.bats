@@ -32,16 +32,6 @@ teardown() {
 	sb_test_teardown
 }
 
-# The hosts vzcoord list gives VE $1 (one line each).
-hosts_of() {
-	on coord vzcoord list -j | jq -r ".[] | select(.veid == $1) | .host"
-}
-
-# VE $1 is on host $2, and on no other.
-is_on() {
-	[ "$(hosts_of "$1")" = "$2" ]
-}
-
 # VE $1 is on h2 or h3, and on one host only (waits for the targets'
 # next heartbeats, which the drain's end does not).
 on_target() {
