@@ -133,17 +133,6 @@ static int queue_move(struct coord *c, unsigned veid, const char *src, const cha
 	return ret;
 }
 
-/* Every online host has sent its inventory since this coordinator began:
- * where each VE is, is known. */
-static bool inventory_whole(struct coord *c)
-{
-	for (size_t i = 0; i < c->pool.n_hosts; i++)
-		if (coord_host_online(c, c->pool.hosts[i]->name) &&
-		    !coord_inventory_since(c, c->pool.hosts[i]->name, 0))
-			return false;
-	return true;
-}
-
 static bool do_migrate(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req)
 {
 	struct plan_host hosts[MAX_HOSTS];
@@ -153,7 +142,7 @@ static bool do_migrate(struct coord *c, struct vz_conn *conn, const Vz__Pool__Ad
 	enum pool_move_mode mode;
 	uint64_t id, busy;
 
-	if (!inventory_whole(c))
+	if (!coord_inventory_whole(c))
 		return finish(conn, "The coordinator has not heard every host since it started: try again in a moment");
 	if (n == 0)
 		return finish(conn, "No VE %u in the pool", req->veid);
@@ -196,36 +185,18 @@ static bool do_migrate(struct coord *c, struct vz_conn *conn, const Vz__Pool__Ad
 /* Queued moves toward host go elsewhere: it takes no incoming move. */
 static void retarget(struct coord *c, const char *host, struct vz_conn *conn)
 {
-	struct plan_host hosts[MAX_HOSTS];
 	struct coord_moves l;
 	struct vz_err err = { 0 };
 
 	if (coord_moves_load(c, POOL_MOVE_QUEUED, &l, &err) < 0)
 		return;
 	for (size_t i = 0; i < l.n; i++) {
-		struct pool_move *m = &l.v[i];
-		struct pool_node *where;
-		const struct pool_ve *v;
-		size_t nh;
-		int t;
+		const char *to;
 
-		if (strcmp(m->dst, host))
+		if (strcmp(l.v[i].dst, host))
 			continue;
-		coord_where(c, m->veid, &where);
-		v = coord_find_ve(where, m->veid);
-		nh = coord_plan_hosts(c, hosts, MAX_HOSTS);
-		t = plan_pick(hosts, nh, m->src, host, v ? v->mem_used : 0);
-		if (t < 0) {
-			m->state = POOL_MOVE_FAILED;
-			snprintf(m->error, sizeof(m->error), "its target %s is in maintenance and no host has room",
-				 host);
-		} else {
-			snprintf(m->dst, sizeof(m->dst), "%s", hosts[t].name);
-		}
-		coord_move_save(c, m);
-		coord_event(c, "retarget", m->veid, m->src, "move %u %s->%s: %s is draining, %s", m->veid, m->src, host,
-			    host, t < 0 ? "dropped" : m->dst);
-		say(conn, "VE %u: its queued move toward %s goes to %s", m->veid, host, t < 0 ? "no host" : m->dst);
+		to = coord_move_retarget(c, &l.v[i]);
+		say(conn, "VE %u: its queued move toward %s goes to %s", l.v[i].veid, host, to ? to : "no host");
 	}
 	free(l.v);
 }
@@ -393,7 +364,7 @@ static bool do_undrain(struct coord *c, struct vz_conn *conn, const Vz__Pool__Ad
 
 	if (!h)
 		return finish(conn, "No host %s in the pool", req->host ? req->host : "");
-	if (!inventory_whole(c))
+	if (!coord_inventory_whole(c))
 		return finish(conn, "The coordinator has not heard every host since it started: try again in a moment");
 	had_drain = pool_store_drain_get(c->store, h->name, &d, &err) == 0;
 	if (h->maint == POOL_MAINT_NONE && !had_drain && !h->agent_draining)
