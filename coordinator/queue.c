@@ -179,7 +179,7 @@ size_t coord_plan_hosts(struct coord *c, struct plan_host *hosts, size_t max)
 		memset(p, 0, sizeof(*p));
 		snprintf(p->name, sizeof(p->name), "%s", h->name);
 		p->eligible = pool_host_state_at(&c->pool, h, now) == POOL_HOST_ONLINE && h->maint == POOL_MAINT_NONE &&
-			      !h->agent_draining;
+			      !h->agent_draining && !h->maint_ordering;
 		p->mem_total = h->mem_total;
 		p->mem_used = h->mem_total > h->mem_free ? h->mem_total - h->mem_free : 0;
 	}
@@ -632,7 +632,7 @@ static bool ready(void *arg, const struct pool_move *m)
 	struct pool_node *where, *dst = pool_find_host(&c->pool, m->dst);
 
 	return coord_host_online(c, m->src) && coord_host_online(c, m->dst) && dst && dst->maint == POOL_MAINT_NONE &&
-	       coord_inventory_since(c, m->src, 0) && coord_inventory_since(c, m->dst, 0) &&
+	       !dst->maint_ordering && coord_inventory_since(c, m->src, 0) && coord_inventory_since(c, m->dst, 0) &&
 	       coord_where(c, m->veid, &where) == 1 && !strcmp(where->name, m->src);
 }
 

@@ -22,6 +22,7 @@ teardown_file() {
 teardown() {
 	local h
 	[ -f "$BATS_TEST_TMPDIR/sampler.pid" ] && kill "$(cat "$BATS_TEST_TMPDIR/sampler.pid")" 2>/dev/null
+	[ -f "$BATS_TEST_TMPDIR/stopped.pid" ] && kill -CONT "$(cat "$BATS_TEST_TMPDIR/stopped.pid")" 2>/dev/null
 	stop_probe probe1
 	stop_probe probe2
 	rm -f "$VZ_SANDBOX_DIR"/h*/vz/migrate/105.incoming
@@ -301,6 +302,36 @@ drain_h3_recorded() {
 	on coord vzcoord events | grep -q "move 101 h1->h3: h3 is in maintenance, h2"
 	[ -z "$(on h3 vzlist -a -1)" ]
 	wait_for 10 drain_is h3 drained
+}
+
+@test "a drain whose agent does not answer holds up nothing, and fails in one line leaving its host as it was" {
+	local coord
+	make_ves h1 101
+	coord=$(cat "$VZ_SANDBOX_DIR/coord/coord.pid")
+	cp "$VZ_SANDBOX_DIR/h1/agent.pid" "$BATS_TEST_TMPDIR/stopped.pid"
+	kill -STOP "$(cat "$BATS_TEST_TMPDIR/stopped.pid")"
+	(
+		rc=0
+		on coord vzcoord drain h1 >"$BATS_TEST_TMPDIR/drain" 2>&1 || rc=$?
+		echo "rc=$rc" >>"$BATS_TEST_TMPDIR/drain"
+	) 3>&- &
+	# The order waits for the agent in a worker of its own, and the
+	# coordinator answers meanwhile.
+	wait_for 5 pgrep -P "$coord"
+	timeout 3 "$SB" exec coord vzcoord status
+	pgrep -P "$coord"
+	run ! grep -q '^rc=' "$BATS_TEST_TMPDIR/drain"
+	wait_for 20 grep -q '^rc=' "$BATS_TEST_TMPDIR/drain"
+	cat "$BATS_TEST_TMPDIR/drain"
+	run ! grep -qx 'rc=0' "$BATS_TEST_TMPDIR/drain"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/drain")" -eq 2 ]
+	grep -q '^vzcoord: .*Host h1 not drained: its agent was not put in maintenance: ' "$BATS_TEST_TMPDIR/drain"
+	drain_is h1 none
+	kill -CONT "$(cat "$BATS_TEST_TMPDIR/stopped.pid")"
+	wait_for 10 state_is h1 online
+	# Not in maintenance: it takes new VEs, and 101 stayed.
+	on h1 vzctl create 102 --ostemplate busybox >/dev/null
+	is_on 101 h1
 }
 
 # Every VE of the sandbox destroyed.
