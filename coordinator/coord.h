@@ -112,6 +112,13 @@ int coord_moves_load(struct coord *c, int state, struct coord_moves *l, struct v
  * step, at each tick. */
 void coord_queue_step(struct coord *c);
 void coord_queue_stop(struct coord *c);
+/* Every online host has sent its inventory since this coordinator began:
+ * where each VE is, is known. */
+bool coord_inventory_whole(const struct coord *c);
+/* Queued move m, whose target is in maintenance, goes to another host, or
+ * fails when none has room; saved, and its drain's member and waiters
+ * told. The new target (m->dst), NULL if none. */
+const char *coord_move_retarget(struct coord *c, struct pool_move *m);
 /* m into the store, its updated_ms now; logged if it fails. */
 int coord_move_save(struct coord *c, struct pool_move *m);
 /* An event: logged and into the store. */

@@ -4,11 +4,15 @@
  * and the end of a drain, judged from its host's own inventory. */
 #define LOG_PREFIX "drain: "
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "coord.h"
@@ -82,7 +86,7 @@ static struct coord_agent_addr addr_of(struct coord *c, const struct pool_node *
 
 static bool host_eligible(struct coord *c, const struct pool_node *h)
 {
-	return coord_host_online(c, h->name) && h->maint == POOL_MAINT_NONE && !h->agent_draining;
+	return coord_host_online(c, h->name) && h->maint == POOL_MAINT_NONE && !h->agent_draining && !h->maint_ordering;
 }
 
 struct active_of {
@@ -133,17 +137,6 @@ static int queue_move(struct coord *c, unsigned veid, const char *src, const cha
 	return ret;
 }
 
-/* Every online host has sent its inventory since this coordinator began:
- * where each VE is, is known. */
-static bool inventory_whole(struct coord *c)
-{
-	for (size_t i = 0; i < c->pool.n_hosts; i++)
-		if (coord_host_online(c, c->pool.hosts[i]->name) &&
-		    !coord_inventory_since(c, c->pool.hosts[i]->name, 0))
-			return false;
-	return true;
-}
-
 static bool do_migrate(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req)
 {
 	struct plan_host hosts[MAX_HOSTS];
@@ -153,7 +146,7 @@ static bool do_migrate(struct coord *c, struct vz_conn *conn, const Vz__Pool__Ad
 	enum pool_move_mode mode;
 	uint64_t id, busy;
 
-	if (!inventory_whole(c))
+	if (!coord_inventory_whole(c))
 		return finish(conn, "The coordinator has not heard every host since it started: try again in a moment");
 	if (n == 0)
 		return finish(conn, "No VE %u in the pool", req->veid);
@@ -173,8 +166,9 @@ static bool do_migrate(struct coord *c, struct vz_conn *conn, const Vz__Pool__Ad
 	if (!host_eligible(c, dst)) {
 		size_t nh = coord_plan_hosts(c, hosts, MAX_HOSTS);
 		int t = plan_pick(hosts, nh, src->name, dst->name, v->mem_used);
-		const char *why =
-		    dst->maint != POOL_MAINT_NONE || dst->agent_draining ? "in maintenance" : "not online";
+		const char *why = dst->maint != POOL_MAINT_NONE || dst->agent_draining || dst->maint_ordering
+				      ? "in maintenance"
+				      : "not online";
 
 		if (t < 0)
 			return finish(conn, "Host %s is %s, and no other host has room for VE %u", dst->name, why,
@@ -196,36 +190,18 @@ static bool do_migrate(struct coord *c, struct vz_conn *conn, const Vz__Pool__Ad
 /* Queued moves toward host go elsewhere: it takes no incoming move. */
 static void retarget(struct coord *c, const char *host, struct vz_conn *conn)
 {
-	struct plan_host hosts[MAX_HOSTS];
 	struct coord_moves l;
 	struct vz_err err = { 0 };
 
 	if (coord_moves_load(c, POOL_MOVE_QUEUED, &l, &err) < 0)
 		return;
 	for (size_t i = 0; i < l.n; i++) {
-		struct pool_move *m = &l.v[i];
-		struct pool_node *where;
-		const struct pool_ve *v;
-		size_t nh;
-		int t;
+		const char *to;
 
-		if (strcmp(m->dst, host))
+		if (strcmp(l.v[i].dst, host))
 			continue;
-		coord_where(c, m->veid, &where);
-		v = coord_find_ve(where, m->veid);
-		nh = coord_plan_hosts(c, hosts, MAX_HOSTS);
-		t = plan_pick(hosts, nh, m->src, host, v ? v->mem_used : 0);
-		if (t < 0) {
-			m->state = POOL_MOVE_FAILED;
-			snprintf(m->error, sizeof(m->error), "its target %s is in maintenance and no host has room",
-				 host);
-		} else {
-			snprintf(m->dst, sizeof(m->dst), "%s", hosts[t].name);
-		}
-		coord_move_save(c, m);
-		coord_event(c, "retarget", m->veid, m->src, "move %u %s->%s: %s is draining, %s", m->veid, m->src, host,
-			    host, t < 0 ? "dropped" : m->dst);
-		say(conn, "VE %u: its queued move toward %s goes to %s", m->veid, host, t < 0 ? "no host" : m->dst);
+		to = coord_move_retarget(c, &l.v[i]);
+		say(conn, "VE %u: its queued move toward %s goes to %s", l.v[i].veid, host, to ? to : "no host");
 	}
 	free(l.v);
 }
@@ -239,30 +215,120 @@ static void plan_line(struct vz_conn *conn, const struct plan_item *it)
 		say(conn, "VE %u cannot move: %s", it->veid, it->reason);
 }
 
-/* The drain's plan; records it unless dry. */
-static bool do_drain(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req)
+/* An ORDER_MAINTENANCE runs in a worker process, as the moves do: a slow
+ * agent would hold up the loop for the order's 10 s. The admin's
+ * connection waits for it here; the drain begins, or the undrain ends,
+ * once the agent has said yes. */
+struct maint_order {
+	ev_child child;
+	struct coord *c;
+	struct vz_conn conn;
+	int fd; /* the worker's one line: why the agent said no */
+	char host[POOL_NAME_MAX];
+	bool draining, offline, wait, no_return;
+};
+
+static bool drain_begin(struct coord *c, struct vz_conn *conn, struct pool_node *h, const struct maint_order *o);
+static bool undrain_end(struct coord *c, struct vz_conn *conn, struct pool_node *h, const struct maint_order *o);
+
+static void __attribute__((noreturn)) maint_main(struct coord *c, const struct pool_node *h, bool draining, int fd)
 {
-	struct pool_node *h = req->host ? pool_find_host(&c->pool, req->host) : NULL;
-	struct plan_host hosts[MAX_HOSTS];
-	_cleanup_free_ struct plan_ve *ves = NULL;
-	_cleanup_free_ struct plan_item *items = NULL;
+	struct coord_agent_addr at = addr_of(c, h);
 	struct coord_order_result res = { 0 };
 	struct vz_err err = { 0 };
-	struct pool_drain d = { .state = POOL_DRAIN_RUNNING, .offline = req->offline };
-	char targets[POOL_TEXT_MAX] = "";
-	size_t nh, placed, len = 0;
-	uint64_t id;
+	const char *why = NULL;
 
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	coord_forget_fds(c);
+	if (coord_order_maintenance(&at, draining, &res, &err) < 0)
+		why = err.msg;
+	else if (res.exit_code != 0)
+		why = res.error[0] ? res.error : "it refused";
+	if (why && write(fd, why, strlen(why)) < 0)
+		_exit(2);
+	_exit(why ? 1 : 0);
+}
+
+static void maint_done(struct ev_loop *loop, ev_child *ch, int revents)
+{
+	struct maint_order *o = container_of(ch, struct maint_order, child);
+	struct pool_node *h = pool_find_host(&o->c->pool, o->host);
+	char why[POOL_TEXT_MAX] = "";
+	bool ok = WIFEXITED(ch->rstatus) && WEXITSTATUS(ch->rstatus) == 0, kept;
+	ssize_t n;
+
+	(void)revents;
+	ev_child_stop(loop, ch);
+	n = read(o->fd, why, sizeof(why) - 1);
+	why[n > 0 ? n : 0] = '\0';
+	close(o->fd);
+	if (!ok && !why[0])
+		snprintf(why, sizeof(why), "its worker ended with status %#x", ch->rstatus);
+	if (h)
+		h->maint_ordering = false;
 	if (!h)
-		return finish(conn, "No host %s in the pool", req->host ? req->host : "");
-	if (h->maint == POOL_MAINT_DRAINING)
-		return finish(conn, "Host %s is draining already", h->name);
-	if (!coord_host_online(c, h->name) || !coord_inventory_since(c, h->name, 0))
-		return finish(conn, "Host %s is not online: its VEs are not known", h->name);
-	ves = calloc(h->n_ves ? h->n_ves : 1, sizeof(*ves));
-	items = calloc(h->n_ves ? h->n_ves : 1, sizeof(*items));
-	if (!ves || !items)
+		kept = finish(&o->conn, "Host %s left the pool meanwhile", o->host);
+	else if (!ok && o->draining)
+		kept = finish(&o->conn, "Host %s not drained: its agent was not put in maintenance: %s", o->host, why);
+	else if (!ok)
+		kept = finish(&o->conn, "The agent of %s did not leave maintenance: %s", o->host, why);
+	else
+		kept = o->draining ? drain_begin(o->c, &o->conn, h, o) : undrain_end(o->c, &o->conn, h, o);
+	if (!kept)
+		vz_conn_close(&o->conn);
+	free(o);
+}
+
+/* Order h's agent in or out of maintenance, in a worker; conn waits. */
+static bool maint_order(struct coord *c, struct vz_conn *conn, struct pool_node *h, const Vz__Pool__AdminRequest *req,
+			bool draining)
+{
+	struct maint_order *o = calloc(1, sizeof(*o));
+	struct vz_err err = { 0 };
+	int fds[2];
+	pid_t pid;
+
+	if (!o)
 		return finish(conn, "Out of memory");
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		free(o);
+		vz_error(&err, errno, "Pipe for the maintenance of %s", h->name);
+		return finish(conn, "%s", err.msg);
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		maint_main(c, h, draining, fds[1]);
+	}
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		free(o);
+		vz_error(&err, errno, "Fork the order of maintenance to %s", h->name);
+		return finish(conn, "%s", err.msg);
+	}
+	*o = (struct maint_order){ .c = c, .conn = *conn, .fd = fds[0], .draining = draining };
+	snprintf(o->host, sizeof(o->host), "%s", h->name);
+	o->offline = req->offline;
+	o->wait = req->has_wait && req->wait;
+	o->no_return = req->no_return;
+	h->maint_ordering = true;
+	ev_child_init(&o->child, maint_done, pid, 0);
+	ev_child_start(c->loop, &o->child);
+	return true;
+}
+
+/* The drain's plan for h: said, and how many VEs can move. */
+static size_t drain_plan(struct coord *c, struct vz_conn *conn, const struct pool_node *h, bool offline,
+			 struct plan_item *items)
+{
+	struct plan_host hosts[MAX_HOSTS];
+	_cleanup_free_ struct plan_ve *ves = calloc(h->n_ves ? h->n_ves : 1, sizeof(*ves));
+	size_t nh, placed;
+
+	if (!ves)
+		return 0;
 	for (size_t i = 0; i < h->n_ves; i++) {
 		struct pool_node *where;
 
@@ -273,25 +339,55 @@ static bool do_drain(struct coord *c, struct vz_conn *conn, const Vz__Pool__Admi
 					   .disk_kib = h->ves[i].disk_used };
 	}
 	nh = coord_plan_hosts(c, hosts, MAX_HOSTS);
-	placed = plan_drain(hosts, nh, h->name, ves, h->n_ves, req->offline, c->conf.bandwidth_mbit, items);
+	placed = plan_drain(hosts, nh, h->name, ves, h->n_ves, offline, c->conf.bandwidth_mbit, items);
 	say(conn, "Drain %s: %zu VEs, %zu can move", h->name, h->n_ves, placed);
 	for (size_t i = 0; i < h->n_ves; i++)
 		plan_line(conn, &items[i]);
-	if (req->dry_run)
-		return finish(conn, NULL);
+	return placed;
+}
+
+/* Checked, then its agent put in maintenance (maint_order); a dry run
+ * only says the plan. */
+static bool do_drain(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req)
+{
+	struct pool_node *h = req->host ? pool_find_host(&c->pool, req->host) : NULL;
+	_cleanup_free_ struct plan_item *items = NULL;
+
+	if (!h)
+		return finish(conn, "No host %s in the pool", req->host ? req->host : "");
+	if (h->maint_ordering)
+		return finish(conn, "Host %s is being ordered in or out of maintenance already", h->name);
+	if (h->maint == POOL_MAINT_DRAINING)
+		return finish(conn, "Host %s is draining already", h->name);
+	if (!coord_host_online(c, h->name) || !coord_inventory_since(c, h->name, 0))
+		return finish(conn, "Host %s is not online: its VEs are not known", h->name);
+	if (!req->dry_run)
+		return maint_order(c, conn, h, req, true);
+	if (!(items = calloc(h->n_ves ? h->n_ves : 1, sizeof(*items))))
+		return finish(conn, "Out of memory");
+	drain_plan(c, conn, h, req->offline, items);
+	return finish(conn, NULL);
+}
+
+/* Its agent in maintenance: the plan, recorded, and its moves queued. */
+static bool drain_begin(struct coord *c, struct vz_conn *conn, struct pool_node *h, const struct maint_order *o)
+{
+	_cleanup_free_ struct plan_item *items = calloc(h->n_ves ? h->n_ves : 1, sizeof(*items));
+	struct vz_err err = { 0 };
+	struct pool_drain d = { .state = POOL_DRAIN_RUNNING, .offline = o->offline };
+	char targets[POOL_TEXT_MAX] = "";
+	size_t placed, len = 0;
+	uint64_t id;
+
+	if (!items)
+		return finish(conn, "Out of memory");
+	placed = drain_plan(c, conn, h, o->offline, items);
 	pool_set_maint(&c->pool, h->name, POOL_MAINT_DRAINING, vz_now_ns(), &err);
 	h->drain_quiet_ns = 0;
 	snprintf(d.host, sizeof(d.host), "%s", h->name);
 	d.started_ms = coord_now_ms(c);
 	if (pool_store_drain_put(c->store, &d, &err) < 0)
 		pr_err("Store: the drain of %s not recorded: %s", h->name, err.msg);
-	{
-		struct coord_agent_addr at = addr_of(c, h);
-
-		if (coord_order_maintenance(&at, true, &res, &err) < 0 || res.exit_code != 0)
-			say(conn, "Warning: the agent of %s was not put in maintenance: %s", h->name,
-			    err.msg[0] ? err.msg : res.error);
-	}
 	retarget(c, h->name, conn);
 	for (size_t i = 0; i < h->n_ves; i++) {
 		struct plan_item *it = &items[i];
@@ -312,7 +408,7 @@ static bool do_drain(struct coord *c, struct vz_conn *conn, const Vz__Pool__Admi
 	}
 	coord_event(c, "drain", 0, h->name, "drain %s: %zu VEs, %zu to move, targets%s", h->name, h->n_ves, placed,
 		    targets[0] ? targets : " none");
-	if (!req->has_wait || !req->wait)
+	if (!o->wait)
 		return finish(conn, NULL);
 	return keep(c, conn, NULL, 0, h->name);
 }
@@ -381,39 +477,45 @@ static void drop_queued(struct coord *c, const char *host, struct vz_conn *conn)
 	free(l.v);
 }
 
+/* Checked, the drain's moves not started dropped, then its agent out of
+ * maintenance (maint_order). */
 static bool do_undrain(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req)
 {
 	struct pool_node *h = req->host ? pool_find_host(&c->pool, req->host) : NULL;
-	struct undrain u = { .c = c, .conn = conn };
-	struct coord_order_result res = { 0 };
 	struct vz_err err = { 0 };
 	struct pool_drain d;
-	struct coord_agent_addr at;
-	bool had_drain;
 
 	if (!h)
 		return finish(conn, "No host %s in the pool", req->host ? req->host : "");
-	if (!inventory_whole(c))
+	if (!coord_inventory_whole(c))
 		return finish(conn, "The coordinator has not heard every host since it started: try again in a moment");
-	had_drain = pool_store_drain_get(c->store, h->name, &d, &err) == 0;
-	if (h->maint == POOL_MAINT_NONE && !had_drain && !h->agent_draining)
+	if (h->maint_ordering)
+		return finish(conn, "Host %s is being ordered in or out of maintenance already", h->name);
+	if (h->maint == POOL_MAINT_NONE && pool_store_drain_get(c->store, h->name, &d, &err) < 0 && !h->agent_draining)
 		return finish(conn, "Host %s is not in maintenance", h->name);
 	drop_queued(c, h->name, conn);
-	at = addr_of(c, h);
-	if (coord_order_maintenance(&at, false, &res, &err) < 0 || res.exit_code != 0)
-		return finish(conn, "The agent of %s did not leave maintenance: %s", h->name,
-			      err.msg[0] ? err.msg : res.error);
+	return maint_order(c, conn, h, req, false);
+}
+
+/* Its agent out of maintenance: the VEs of its drain return. */
+static bool undrain_end(struct coord *c, struct vz_conn *conn, struct pool_node *h, const struct maint_order *o)
+{
+	struct undrain u = { .c = c, .conn = conn };
+	struct vz_err err = { 0 };
+	struct pool_drain d;
+	bool had_drain = pool_store_drain_get(c->store, h->name, &d, &err) == 0;
+
 	pool_set_maint(&c->pool, h->name, POOL_MAINT_NONE, vz_now_ns(), &err);
 	say(conn, "Host %s: maintenance ended", h->name);
 	u.host = h->name;
-	if (had_drain && !req->no_return)
+	if (had_drain && !o->no_return)
 		pool_store_member_list(c->store, h->name, undrain_member, &u, &err);
 	else if (had_drain)
 		say(conn, "Its VEs stay where they are (--no-return)");
 	if (had_drain)
 		pool_store_drain_del(c->store, h->name, &err);
 	coord_event(c, "undrain", 0, h->name, "undrain %s: %zu VEs return", h->name, u.n);
-	if (!u.n || !req->has_wait || !req->wait)
+	if (!u.n || !o->wait)
 		return finish(conn, NULL);
 	return keep(c, conn, u.ids, u.n, NULL);
 }

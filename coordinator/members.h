@@ -50,6 +50,7 @@ struct pool_node {
 	enum pool_host_state state;
 	enum pool_host_maint maint;
 	bool agent_draining;	 /* its last heartbeat said it is in maintenance */
+	bool maint_ordering;	 /* the coordinator's order in or out of maintenance is on its way */
 	uint64_t drain_quiet_ns; /* when its drain's moves were all seen ended (0: not yet) */
 	uint64_t hb_ns;		 /* its last heartbeat (0: no inventory since this coordinator began) */
 	int64_t last_seen_ns;	 /* monotonic; below 0: heard of before this clock began (pool_load) */

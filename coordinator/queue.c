@@ -179,7 +179,7 @@ size_t coord_plan_hosts(struct coord *c, struct plan_host *hosts, size_t max)
 		memset(p, 0, sizeof(*p));
 		snprintf(p->name, sizeof(p->name), "%s", h->name);
 		p->eligible = pool_host_state_at(&c->pool, h, now) == POOL_HOST_ONLINE && h->maint == POOL_MAINT_NONE &&
-			      !h->agent_draining;
+			      !h->agent_draining && !h->maint_ordering;
 		p->mem_total = h->mem_total;
 		p->mem_used = h->mem_total > h->mem_free ? h->mem_total - h->mem_free : 0;
 	}
@@ -632,7 +632,7 @@ static bool ready(void *arg, const struct pool_move *m)
 	struct pool_node *where, *dst = pool_find_host(&c->pool, m->dst);
 
 	return coord_host_online(c, m->src) && coord_host_online(c, m->dst) && dst && dst->maint == POOL_MAINT_NONE &&
-	       coord_inventory_since(c, m->src, 0) && coord_inventory_since(c, m->dst, 0) &&
+	       !dst->maint_ordering && coord_inventory_since(c, m->src, 0) && coord_inventory_since(c, m->dst, 0) &&
 	       coord_where(c, m->veid, &where) == 1 && !strcmp(where->name, m->src);
 }
 
@@ -688,6 +688,48 @@ static bool still_wanted(struct coord *c, struct pool_move *m)
 	return false;
 }
 
+bool coord_inventory_whole(const struct coord *c)
+{
+	for (size_t i = 0; i < c->pool.n_hosts; i++)
+		if (coord_host_online(c, c->pool.hosts[i]->name) &&
+		    !coord_inventory_since(c, c->pool.hosts[i]->name, 0))
+			return false;
+	return true;
+}
+
+const char *coord_move_retarget(struct coord *c, struct pool_move *m)
+{
+	struct plan_host hosts[256];
+	size_t n = coord_plan_hosts(c, hosts, ARRAY_SIZE(hosts));
+	int t = plan_pick(hosts, n, m->src, m->dst, ve_mem(c, m->veid));
+	char old[sizeof(m->dst)];
+
+	snprintf(old, sizeof(old), "%s", m->dst);
+	if (t < 0) {
+		m->state = POOL_MOVE_FAILED;
+		snprintf(m->error, sizeof(m->error), "its target %s is in maintenance and no host has room", old);
+	} else {
+		snprintf(m->dst, sizeof(m->dst), "%s", hosts[t].name);
+	}
+	coord_move_save(c, m);
+	member_update(c, m, t < 0 ? POOL_MEMBER_NOT_MOVED : POOL_MEMBER_PLANNED, t < 0 ? m->error : NULL);
+	coord_event(c, "retarget", m->veid, m->src, "move %u %s->%s: %s is in maintenance, %s", m->veid, m->src, old,
+		    old, t < 0 ? "dropped" : m->dst);
+	coord_tell(c, m->id, m->drain_host, "VE %u: its queued move toward %s goes to %s", m->veid, old,
+		   t < 0 ? "no host" : m->dst);
+	return t < 0 ? NULL : m->dst;
+}
+
+/* A host in maintenance takes no incoming move (ready() starts none), even
+ * one queued before: a drain whose coordinator died before it re-targeted
+ * them. Not the agent's own word, which an undrain's returns outrun. */
+static bool in_maintenance(struct coord *c, const char *name)
+{
+	const struct pool_node *h = pool_find_host(&c->pool, name);
+
+	return h && h->maint != POOL_MAINT_NONE;
+}
+
 void coord_queue_step(struct coord *c)
 {
 	struct plan_limits lim = { c->conf.max_out_per_host, c->conf.max_in_per_host, c->conf.max_moves };
@@ -707,6 +749,10 @@ void coord_queue_step(struct coord *c)
 
 		if (m->state == POOL_MOVE_QUEUED && !still_wanted(c, m))
 			m->state = POOL_MOVE_FAILED;
+		/* Once every host is heard: a coordinator just started knows no
+		 * target yet. */
+		if (m->state == POOL_MOVE_QUEUED && in_maintenance(c, m->dst) && coord_inventory_whole(c))
+			coord_move_retarget(c, m);
 		/* A running move with no worker: its outcome is asked. */
 		if (m->state == POOL_MOVE_RUNNING && !find_worker(c, m->id) && query_now &&
 		    coord_host_online(c, m->src) && worker_start(c, m, true, &err) < 0)

@@ -22,6 +22,7 @@ teardown_file() {
 teardown() {
 	local h
 	[ -f "$BATS_TEST_TMPDIR/sampler.pid" ] && kill "$(cat "$BATS_TEST_TMPDIR/sampler.pid")" 2>/dev/null
+	[ -f "$BATS_TEST_TMPDIR/stopped.pid" ] && kill -CONT "$(cat "$BATS_TEST_TMPDIR/stopped.pid")" 2>/dev/null
 	stop_probe probe1
 	stop_probe probe2
 	rm -f "$VZ_SANDBOX_DIR"/h*/vz/migrate/105.incoming
@@ -30,16 +31,6 @@ teardown() {
 		[ "$(drain_of "$h")" = none ] || on coord vzcoord undrain "$h" --no-return || true
 	done
 	sb_test_teardown
-}
-
-# The hosts vzcoord list gives VE $1 (one line each).
-hosts_of() {
-	on coord vzcoord list -j | jq -r ".[] | select(.veid == $1) | .host"
-}
-
-# VE $1 is on host $2, and on no other.
-is_on() {
-	[ "$(hosts_of "$1")" = "$2" ]
 }
 
 # VE $1 is on h2 or h3, and on one host only (waits for the targets'
@@ -258,6 +249,91 @@ samples_within_limits() {
 		WHERE veid = 105 AND id > $first AND state = 'failed'")" = "2 2 2" ]
 }
 
+# The state and target of the newest move of VE $1 after move id $2.
+move_of() {
+	sqlite3 "$DB" "SELECT state || ' ' || dst FROM moves WHERE veid = $1 AND id > $2 ORDER BY id DESC LIMIT 1"
+}
+
+@test "a queued move toward a host that starts draining goes elsewhere, and no VE lands there" {
+	local first
+	make_ves h1 101 102 103
+	first=$(last_move)
+	# h1's link is slow, so that its two moves out (the limit) last while
+	# the third waits in the queue.
+	"$SB" link h1 rate 4mbit
+	on coord vzcoord migrate 101 h2 --no-wait
+	on coord vzcoord migrate 102 h2 --no-wait
+	on coord vzcoord migrate 103 h3 --no-wait
+	wait_for 10 bash -c "[ \"\$(sqlite3 '$DB' \"SELECT count(*) FROM moves WHERE id > $first AND state = 'running'\")\" -eq 2 ]"
+	[ "$(move_of 103 "$first")" = "queued h3" ]
+	run on coord vzcoord drain h3
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"VE 103: its queued move toward h3 goes to h2"* ]]
+	[[ "$output" == *"Host h3 is drained"* ]]
+	[[ "$(move_of 103 "$first")" == "queued h2" || "$(move_of 103 "$first")" == "running h2" ]]
+	on coord vzcoord events | grep -q "move 103 h1->h3: h3 is in maintenance, h2"
+	"$SB" link h1 rate off
+	for v in 101 102 103; do
+		wait_for 60 is_on $v h2 || { echo "VE $v on: $(hosts_of $v)"; false; }
+	done
+	[ "$(move_of 103 "$first")" = "done h2" ]
+	[ -z "$(on h3 vzlist -a -1)" ]
+	drain_is h3 drained
+}
+
+# What the store holds when a coordinator dies in the middle of drain h3,
+# between its record and the re-targeting of the moves toward h3: h3 in
+# maintenance, and a move of VE 101 toward it still queued.
+drain_h3_recorded() {
+	sqlite3 "$DB" "UPDATE hosts SET maint = 'draining' WHERE name = 'h3';
+		INSERT INTO drains (host, state, started_ms, offline) VALUES ('h3', 'running', 0, 0);
+		INSERT INTO moves (veid, src, dst, mode, state, attempts, created_ms, updated_ms, error, drain_host)
+		VALUES (101, 'h1', 'h3', 'precopy', 'queued', 0, 0, 0, '', '')"
+}
+
+@test "a coordinator SIGKILLed before it re-targeted the moves toward a host it began to drain re-targets them when started again" {
+	local first
+	make_ves h1 101
+	first=$(last_move)
+	kill_coordinator drain_h3_recorded
+	wait_for 30 is_on 101 h2 || { on coord vzcoord events | tail -n 20; false; }
+	[ "$(move_of 101 "$first")" = "done h2" ]
+	on coord vzcoord events | grep -q "move 101 h1->h3: h3 is in maintenance, h2"
+	[ -z "$(on h3 vzlist -a -1)" ]
+	wait_for 10 drain_is h3 drained
+}
+
+@test "a drain whose agent does not answer holds up nothing, and fails in one line leaving its host as it was" {
+	local coord
+	make_ves h1 101
+	coord=$(cat "$VZ_SANDBOX_DIR/coord/coord.pid")
+	cp "$VZ_SANDBOX_DIR/h1/agent.pid" "$BATS_TEST_TMPDIR/stopped.pid"
+	kill -STOP "$(cat "$BATS_TEST_TMPDIR/stopped.pid")"
+	(
+		rc=0
+		on coord vzcoord drain h1 >"$BATS_TEST_TMPDIR/drain" 2>&1 || rc=$?
+		echo "rc=$rc" >>"$BATS_TEST_TMPDIR/drain"
+	) 3>&- &
+	# The order waits for the agent in a worker of its own, and the
+	# coordinator answers meanwhile.
+	wait_for 5 pgrep -P "$coord"
+	timeout 3 "$SB" exec coord vzcoord status
+	pgrep -P "$coord"
+	run ! grep -q '^rc=' "$BATS_TEST_TMPDIR/drain"
+	wait_for 20 grep -q '^rc=' "$BATS_TEST_TMPDIR/drain"
+	cat "$BATS_TEST_TMPDIR/drain"
+	run ! grep -qx 'rc=0' "$BATS_TEST_TMPDIR/drain"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/drain")" -eq 2 ]
+	grep -q '^vzcoord: .*Host h1 not drained: its agent was not put in maintenance: ' "$BATS_TEST_TMPDIR/drain"
+	drain_is h1 none
+	kill -CONT "$(cat "$BATS_TEST_TMPDIR/stopped.pid")"
+	wait_for 10 state_is h1 online
+	# Not in maintenance: it takes new VEs, and 101 stayed.
+	on h1 vzctl create 102 --ostemplate busybox >/dev/null
+	is_on 101 h1
+}
+
 # Every VE of the sandbox destroyed.
 destroy_ves() {
 	local h v
@@ -272,12 +348,14 @@ destroy_ves() {
 	done
 }
 
-# The coordinator SIGKILLed, then started again (the sandbox's restart).
+# The coordinator SIGKILLed, then started again (the sandbox's restart);
+# the command $@, if any, run while it is dead.
 kill_coordinator() {
 	local pid
 	pid=$(cat "$VZ_SANDBOX_DIR/coord/coord.pid")
 	kill -KILL "$pid"
 	wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
+	[ $# -eq 0 ] || "$@"
 	"$SB" restart coord
 	wait_for 10 on coord vzcoord status >/dev/null
 }

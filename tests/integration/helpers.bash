@@ -296,6 +296,16 @@ listed() {
 	on coord vzcoord list | awk -v v="$1" -v s="$2" -v h="$3" '$1 == v && $2 == s && $3 == h { f = 1 } END { exit !f }'
 }
 
+# The hosts vzcoord list gives VE $1 (one line each).
+hosts_of() {
+	on coord vzcoord list -j | jq -r ".[] | select(.veid == $1) | .host"
+}
+
+# VE $1 is on host $2, and on no other.
+is_on() {
+	[ "$(hosts_of "$1")" = "$2" ]
+}
+
 # shellcheck disable=SC2120 # the hosts are optional
 # Agents read vz.conf at start: restart them (or those of the hosts named)
 # by pid; VEs keep running.
