@@ -74,6 +74,13 @@ static void host_of(const struct pool_node *h, uint64_t state_now, const struct 
 	r->cores = h->cores;
 	r->mem_total = h->mem_total;
 	r->over_rounds = h->rb_over_rounds;
+	/* A host known from the store but never registered since: not a
+	 * target, and not a reason for the planner to refuse the round. */
+	if (!r->cores || !r->mem_total) {
+		r->state = RB_HOST_OFFLINE;
+		r->cores = r->cores ? r->cores : 1;
+		r->mem_total = r->mem_total ? r->mem_total : 1;
+	}
 	if (by_hand && set->trigger_rounds && r->over_rounds < set->trigger_rounds - 1)
 		r->over_rounds = set->trigger_rounds - 1;
 }

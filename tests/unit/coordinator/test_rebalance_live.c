@@ -100,6 +100,14 @@ Test(rebalance_live, hosts_and_ves_as_the_planner_sees_them)
 	cr_assert_str_eq(snap.ves[3].host, "h2");
 	cr_assert_eq(snap.s.in_flight, 0);
 	coord_rb_free(&snap);
+
+	/* A host of unknown size is no target, and the round still plans. */
+	f.h[1].cores = 0;
+	f.h[1].maint = POOL_MAINT_NONE;
+	cr_assert_eq(coord_rb_snapshot(&f.p, NOW, WALL, NULL, 0, &set, false, &snap, &err), 0, "%s", err.msg);
+	cr_assert_eq(snap.hosts[1].state, RB_HOST_OFFLINE);
+	cr_assert_eq(snap.hosts[1].cores, 1);
+	coord_rb_free(&snap);
 }
 
 Test(rebalance_live, cooldowns_moves_in_flight_and_the_last_hour_from_the_store)
