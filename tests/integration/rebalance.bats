@@ -112,3 +112,24 @@ moves_of() {
 	[[ "$output" != *"queued as move"* ]]
 	[ "$(moves_of)" -eq 2 ]
 }
+
+@test "with REBALANCE_INTERVAL the coordinator moves a VE off a host hot 3 rounds in a row by itself" {
+	local v
+	echo 'REBALANCE_INTERVAL="1"' >>"$VZ_SANDBOX_DIR/coord/etc/vz/vzcoord.conf"
+	"$SB" restart coord >/dev/null
+	for v in 104 105; do
+		on h1 vzctl create "$v" --ostemplate busybox >/dev/null
+		on h1 vzctl start "$v" >/dev/null
+		on h1 vzctl exec "$v" 'while :; do :; done </dev/null >/dev/null 2>&1 &'
+	done
+	wait_for 60 bash -c "[ \"\$(sqlite3 $VZ_SANDBOX_DIR/coord/var/lib/vz/vzcoord.db \
+		\"SELECT count(*) FROM moves WHERE veid IN (104, 105) AND state = 'done'\")\" -ge 1 ]" ||
+		{ on coord vzcoord events | grep rebalance | tail -20; return 1; }
+	run on coord vzcoord events
+	# The rounds counted up before the move, and the move said why.
+	[[ "$output" == *"h1 load "*" over threshold 0.40 1 of 3 rounds"* ]]
+	[[ "$output" =~ move\ 10[45]\ h1-\>h[23]:\ imbalance ]]
+	[ "$(moves_of 101)" -eq 0 ]
+	[ "$(moves_of 102)" -eq 1 ]
+	[ "$(moves_of 103)" -eq 1 ]
+}
