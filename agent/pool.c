@@ -240,6 +240,11 @@ static void ve_usage(struct member *m, unsigned veid, Vz__Pool__VeUsage *u, uint
 	u->ip = agent_pool_addresses(vz_conf_get(&ve.conf, "IP_ADDRESS"));
 	hn = vz_conf_get(&ve.conf, "HOSTNAME");
 	u->hostname = hn && *hn ? strdup(hn) : NULL;
+	hn = vz_conf_get(&ve.conf, "PIN");
+	u->has_pinned = 1;
+	u->pinned = hn && !strcmp(hn, "yes");
+	hn = vz_conf_get(&ve.conf, "ANTI_AFFINITY");
+	u->anti_affinity = hn && *hn ? strdup(hn) : NULL;
 	u->move_id = order_move_of(veid);
 	u->has_move_id = u->move_id != 0;
 }
@@ -248,7 +253,8 @@ static void ve_usage_free(Vz__Pool__VeUsage *u)
 {
 	free(u->ip);
 	free(u->hostname);
-	u->ip = u->hostname = NULL;
+	free(u->anti_affinity);
+	u->ip = u->hostname = u->anti_affinity = NULL;
 }
 
 /* One heartbeat: the host's figures and every VE with its usage. */

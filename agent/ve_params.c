@@ -84,6 +84,19 @@ static int check_yesno(const char *name, const char *v, struct vz_err *err)
 	return 0;
 }
 
+/* An anti-affinity label: 1 to 63 letters, digits, '.', '_' or '-', or
+ * "" to clear it (the planner keeps VEs of one label on different hosts). */
+static int check_label(const char *name, const char *v, struct vz_err *err)
+{
+	size_t n = strlen(v);
+
+	if (n >= 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+		return vz_error_exit_msg(err, VZ_EXIT_BADVAL, EINVAL,
+					 "Invalid value '%s' for --%s: up to 63 letters, digits, '.', '_' or '-'", v,
+					 name);
+	return 0;
+}
+
 /* The address part of "addr[/N]". */
 static void ip_addr_part(const char *ip, char *buf, size_t len)
 {
@@ -261,6 +274,9 @@ static const struct {
 	{ "antispoof", "ANTISPOOF", check_yesno },
 	/* Read at the VE's next start (or restore from a dump made then). */
 	{ "userns", "USERNS", check_yesno },
+	/* Read by the pool's rebalancing planner through the heartbeat. */
+	{ "pin", "PIN", check_yesno },
+	{ "anti-affinity", "ANTI_AFFINITY", check_label },
 };
 
 static int check_nameserver(const char *v, struct vz_err *err)

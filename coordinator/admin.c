@@ -43,6 +43,8 @@ static bool answer(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminR
 	    (req->op == VZ__POOL__ADMIN_OP__ADMIN_MIGRATE || req->op == VZ__POOL__ADMIN_OP__ADMIN_DRAIN ||
 	     req->op == VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN))
 		return coord_admin_moves(c, conn, req);
+	if (req->magic == POOL_MAGIC && req->version == POOL_VERSION && req->op == VZ__POOL__ADMIN_OP__ADMIN_REBALANCE)
+		return coord_rebalance_admin(c, conn, req);
 	if (req->magic != POOL_MAGIC || req->version != POOL_VERSION) {
 		vz_error_msg(&err, EPROTO, "Not an admin request of version %u", POOL_VERSION);
 	} else if (req->op == VZ__POOL__ADMIN_OP__ADMIN_EXEC) {

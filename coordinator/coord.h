@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "err.h"
 #include "members.h"
+#include "rebalance.h"
 
 #define COORD_PORT_DEFAULT  7800
 #define COORD_IO_TIMEOUT_MS 3000
@@ -37,6 +38,10 @@ struct coord_conf {
 	 * the pool at once; and the links' speed for estimates (Mbit/s). */
 	unsigned max_out_per_host, max_in_per_host, max_moves;
 	unsigned bandwidth_mbit;
+	/* The rebalancing planner's rule (REBALANCE_* keys), and the
+	 * seconds between automatic rounds (0: none). */
+	struct rb_settings rebalance;
+	unsigned rebalance_interval_s;
 };
 
 struct agent_conn;
@@ -63,6 +68,8 @@ struct coord {
 	struct vz_tls *tls_client; /* the orders to agents */
 	uint64_t started_ns;
 	uint64_t next_query_ns;
+	uint64_t next_rebalance_ns;  /* the next automatic round */
+	uint64_t rebalance_log_hash; /* of the last automatic round's decisions */
 	struct coord_worker *workers;
 	struct coord_waiter *waiters;
 	int listen_fd, admin_fd;
@@ -145,6 +152,21 @@ size_t coord_plan_hosts(struct coord *c, struct plan_host *hosts, size_t max);
 /* The admin's moves (drain.c): migrate, drain and undrain. Each answers
  * on conn; true when conn was kept by a waiter (the caller leaves it). */
 bool coord_admin_moves(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req);
+/* For the other admin moves (rebalance_live.c), as migrate's: a line to
+ * the admin; the last reply (msg NULL: success, false); the admin kept
+ * waiting for the moves ids (true); a move queued (0 or -errno, logged);
+ * every online host heard since this coordinator began. */
+void coord_say_line(struct vz_conn *conn, const char *line);
+bool coord_finish_line(struct vz_conn *conn, const char *msg);
+bool coord_keep_waiter(struct coord *c, struct vz_conn *conn, const uint64_t *ids, size_t n);
+int coord_queue_move(struct coord *c, unsigned veid, const char *src, const char *dst, enum pool_move_mode mode,
+		     uint64_t *id);
+bool coord_inventory_whole(struct coord *c);
+/* vzcoord rebalance [--dry-run] (rebalance_live.c): one round by hand,
+ * answered on conn; true when conn was kept by a waiter. */
+bool coord_rebalance_admin(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req);
+/* An automatic round when REBALANCE_INTERVAL is set and one is due. */
+void coord_rebalance_tick(struct coord *c);
 /* Drains whose moves have all ended: drained or partial. */
 void coord_drains_step(struct coord *c);
 /* The same for a request with its fields (magic and version are set). */

@@ -603,3 +603,29 @@ void coord_drains_step(struct coord *c)
 			drain_end(c, h);
 	}
 }
+
+void coord_say_line(struct vz_conn *conn, const char *line)
+{
+	say(conn, "%s", line);
+}
+
+bool coord_finish_line(struct vz_conn *conn, const char *msg)
+{
+	return msg ? finish(conn, "%s", msg) : finish(conn, NULL);
+}
+
+bool coord_keep_waiter(struct coord *c, struct vz_conn *conn, const uint64_t *ids, size_t n)
+{
+	return keep(c, conn, ids, n, NULL);
+}
+
+int coord_queue_move(struct coord *c, unsigned veid, const char *src, const char *dst, enum pool_move_mode mode,
+		     uint64_t *id)
+{
+	return queue_move(c, veid, src, dst, mode, NULL, id);
+}
+
+bool coord_inventory_whole(struct coord *c)
+{
+	return inventory_whole(c);
+}

@@ -289,7 +289,11 @@ static int ve_of(const Vz__Pool__VeUsage *u, struct pool_ve *v, struct vz_err *e
 			       .mem_used = u->has_mem_used ? u->mem_used : 0,
 			       .cpu_permille = u->has_cpu_permille ? u->cpu_permille : 0,
 			       .disk_used = u->has_disk_used ? u->disk_used : 0,
-			       .nproc = u->has_nproc ? u->nproc : 0 };
+			       .nproc = u->has_nproc ? u->nproc : 0,
+			       .pinned = u->has_pinned && u->pinned };
+	/* A label too long for the planner is cut: it still tells VEs apart
+	 * as far as vzctl lets one be set (63 bytes). */
+	snprintf(v->anti_affinity, sizeof(v->anti_affinity), "%s", u->anti_affinity ? u->anti_affinity : "");
 	v->ip = strndup(u->ip ? u->ip : "", POOL_VE_TEXT_MAX);
 	v->hostname = strndup(u->hostname ? u->hostname : "", POOL_VE_TEXT_MAX);
 	if (!v->ip || !v->hostname)

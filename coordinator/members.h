@@ -34,7 +34,9 @@ struct pool_ve {
 	uint32_t cpu_permille;
 	uint64_t disk_used;
 	uint32_t nproc;
-	char *ip, *hostname; /* malloc'd, "" when the agent did not say */
+	char *ip, *hostname;	/* malloc'd, "" when the agent did not say */
+	bool pinned;		/* PIN=yes: the rebalancer leaves it where it is */
+	char anti_affinity[64]; /* ANTI_AFFINITY, "" for none */
 };
 
 /* A host as the coordinator sees it (its record in the store is a
@@ -56,7 +58,8 @@ struct pool_node {
 	int64_t last_seen_ns;	 /* monotonic; below 0: heard of before this clock began (pool_load) */
 	uint64_t saved_ns;	 /* when the store last had its record */
 	uint64_t seq;
-	struct pool_ve *ves; /* VEID order */
+	unsigned rb_over_rounds; /* the automatic rebalancing rounds in a row it was hot */
+	struct pool_ve *ves;	 /* VEID order */
 	size_t n_ves;
 };
 

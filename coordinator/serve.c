@@ -54,6 +54,31 @@ static void conf_path(const struct vz_conf *f, const char *key, const char *def,
 		vz_path(buf, len, "%s", def);
 }
 
+/* The planner's rule: thresholds and gains in percent, times in seconds. */
+static int rebalance_conf(const struct vz_conf *f, const char *path, struct coord_conf *conf, struct vz_err *err)
+{
+	struct rb_settings *s = &conf->rebalance;
+	unsigned hot = 70, imb = 20, gain = 10, cooldown = 6 * 3600;
+	int ret;
+
+	rb_settings_default(s);
+	s->bandwidth = (uint64_t)conf->bandwidth_mbit * 125000;
+	if ((ret = conf_uint(f, path, "REBALANCE_INTERVAL", 0, 86400, &conf->rebalance_interval_s, err)) < 0 ||
+	    (ret = conf_uint(f, path, "REBALANCE_HOT", 1, 1000, &hot, err)) < 0 ||
+	    (ret = conf_uint(f, path, "REBALANCE_IMBALANCE", 0, 1000, &imb, err)) < 0 ||
+	    (ret = conf_uint(f, path, "REBALANCE_MIN_GAIN", 0, 100, &gain, err)) < 0 ||
+	    (ret = conf_uint(f, path, "REBALANCE_ROUNDS", 1, 1000, &s->trigger_rounds, err)) < 0 ||
+	    (ret = conf_uint(f, path, "REBALANCE_COOLDOWN", 0, 30 * 86400, &cooldown, err)) < 0 ||
+	    (ret = conf_uint(f, path, "REBALANCE_BUDGET", 0, 1000, &s->moves_per_hour, err)) < 0 ||
+	    (ret = conf_uint(f, path, "REBALANCE_IN_FLIGHT", 1, 64, &s->max_in_flight, err)) < 0)
+		return ret;
+	s->hot_threshold = hot / 100.0;
+	s->imbalance_threshold = imb / 100.0;
+	s->min_gain = gain / 100.0;
+	s->cooldown_s = cooldown;
+	return 0;
+}
+
 int coord_conf_load(struct coord_conf *conf, struct vz_err *err)
 {
 	_cleanup_conf_ struct vz_conf f = { 0 };
@@ -82,6 +107,8 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err)
 	    (ret = conf_uint(&f, path, "MAX_IN_PER_HOST", 1, 64, &conf->max_in_per_host, err)) < 0 ||
 	    (ret = conf_uint(&f, path, "MAX_MOVES", 1, 1024, &conf->max_moves, err)) < 0 ||
 	    (ret = conf_uint(&f, path, "MIGRATE_BANDWIDTH", 1, 1000000, &conf->bandwidth_mbit, err)) < 0)
+		return ret;
+	if ((ret = rebalance_conf(&f, path, conf, err)) < 0)
 		return ret;
 	v = vz_conf_get(&f, "LOG_LEVEL");
 	if (v && *v)
@@ -270,6 +297,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	pool_tick(&c->pool, vz_now_ns());
 	coord_queue_step(c);
+	coord_rebalance_tick(c);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)

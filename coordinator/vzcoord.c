@@ -263,6 +263,7 @@ static int moves_cmd(int argc, char **argv, Vz__Pool__AdminOp op, const char *wh
 					      { NULL, 0, NULL, 0 } };
 	Vz__Pool__AdminRequest req = VZ__POOL__ADMIN_REQUEST__INIT;
 	bool migrate = op == VZ__POOL__ADMIN_OP__ADMIN_MIGRATE;
+	bool rebalance = op == VZ__POOL__ADMIN_OP__ADMIN_REBALANCE;
 	char bad[64];
 	int c, ret;
 
@@ -275,22 +276,23 @@ static int moves_cmd(int argc, char **argv, Vz__Pool__AdminOp op, const char *wh
 		snprintf(bad, sizeof(bad), "%s: unknown option '%%s'", what);
 		if (c == 'w')
 			req.wait = 0;
-		else if (c == 'o' && op != VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN)
+		else if (c == 'o' && op != VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN && !rebalance)
 			req.has_offline = req.offline = 1;
-		else if (c == 'n' && op == VZ__POOL__ADMIN_OP__ADMIN_DRAIN)
+		else if (c == 'n' &&
+			 (op == VZ__POOL__ADMIN_OP__ADMIN_DRAIN || op == VZ__POOL__ADMIN_OP__ADMIN_REBALANCE))
 			req.has_dry_run = req.dry_run = 1;
 		else if (c == 'r' && op == VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN)
 			req.has_no_return = req.no_return = 1;
 		else
 			return usage_error(err, bad, argv[optind - 1]);
 	}
-	snprintf(bad, sizeof(bad), "%s takes %s%%s", what, migrate ? "VEID HOST" : "HOST");
-	if (argc - optind != (migrate ? 2 : 1))
+	snprintf(bad, sizeof(bad), "%s takes %s%%s", what, migrate ? "VEID HOST" : rebalance ? "no argument" : "HOST");
+	if (argc - optind != (migrate ? 2 : rebalance ? 0 : 1))
 		return usage_error(err, bad, "");
 	if (migrate && (ret = parse_veid(argv[optind++], &req.veid, err)) < 0)
 		return ret;
 	req.has_veid = migrate;
-	req.host = argv[optind];
+	req.host = rebalance ? NULL : argv[optind];
 	ret = coord_admin_stream(&req, print_line, err);
 	if (progress_pending)
 		printf("\r\033[K");
@@ -310,6 +312,11 @@ static int cmd_drain(int argc, char **argv, struct vz_err *err)
 static int cmd_undrain(int argc, char **argv, struct vz_err *err)
 {
 	return moves_cmd(argc, argv, VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN, "undrain", err);
+}
+
+static int cmd_rebalance(int argc, char **argv, struct vz_err *err)
+{
+	return moves_cmd(argc, argv, VZ__POOL__ADMIN_OP__ADMIN_REBALANCE, "rebalance", err);
 }
 
 static int print_event(void *arg, const struct pool_event *ev, struct vz_err *err)
@@ -387,6 +394,8 @@ static const struct {
 	  "drain HOST [--dry-run] [--offline] [--no-wait]  move every VE off HOST, for maintenance" },
 	{ "undrain", cmd_undrain,
 	  "undrain HOST [--no-return] [--no-wait]  end HOST's maintenance, bring its VEs back" },
+	{ "rebalance", cmd_rebalance,
+	  "rebalance [--dry-run] [--no-wait]  one round of the rebalancing planner now, its moves queued" },
 	{ "exec", cmd_exec,
 	  "exec --all|--host H|--ve LIST [--parallel N] [--max-fail P%] [--timeout S] [--json] -- COMMAND\n"
 	  "                 run COMMAND (sh -c) in every selected running VE, N at once (5)" },

@@ -24,6 +24,7 @@ static const struct vzctl_cmd cmds[] = {
 	{ "set", cmd_set,
 	  "set VEID [--hostname H] [--ipadd IP] [--ipdel IP|all] [--nameserver IP] "
 	  "[--onboot yes|no] [--disabled yes|no] [--userns yes|no] [--antispoof yes|no] "
+	  "[--pin yes|no] [--anti-affinity LABEL] "
 	  "[--cpuunits N] [--cpulimit PCT] [--cpus N] [--cpumask CPUS] [--ram SIZE] [--swap SIZE] "
 	  "[--physpages [B:]L] [--swappages [B:]L] "
 	  "[--numproc [B:]L] [--kmemsize [B:]L] [--tcpsndbuf [B:]L] [--tcprcvbuf [B:]L] "
@@ -79,10 +80,10 @@ int vzctl_request(vz_request *req, Vz__Control__Op op, int argc, char **argv, st
 
 /* Options of create and set that take a value. The agent checks values. */
 static const char *const value_opts[] = {
-	"ostemplate",	  "hostname", "ipadd",	   "ipdel",	"nameserver", "onboot",	   "disabled",
-	"cpuunits",	  "cpulimit", "cpus",	   "cpumask",	"ram",	      "swap",	   "physpages",
-	"swappages",	  "numproc",  "kmemsize",  "tcpsndbuf", "tcprcvbuf",  "diskspace", "diskinodes",
-	"quotaugidlimit", "userns",   "antispoof", NULL,
+	"ostemplate",	  "hostname", "ipadd",	   "ipdel",	"nameserver",	 "onboot",    "disabled",
+	"cpuunits",	  "cpulimit", "cpus",	   "cpumask",	"ram",		 "swap",      "physpages",
+	"swappages",	  "numproc",  "kmemsize",  "tcpsndbuf", "tcprcvbuf",	 "diskspace", "diskinodes",
+	"quotaugidlimit", "userns",   "antispoof", "pin",	"anti-affinity", NULL,
 };
 
 int vzctl_parse_params(vz_request *req, int argc, char **argv, int from, const char *const *flags, unsigned *flag_seen,
