@@ -161,7 +161,6 @@ bool coord_finish_line(struct vz_conn *conn, const char *msg);
 bool coord_keep_waiter(struct coord *c, struct vz_conn *conn, const uint64_t *ids, size_t n);
 int coord_queue_move(struct coord *c, unsigned veid, const char *src, const char *dst, enum pool_move_mode mode,
 		     uint64_t *id);
-bool coord_inventory_whole(struct coord *c);
 /* vzcoord rebalance [--dry-run] (rebalance_live.c): one round by hand,
  * answered on conn; true when conn was kept by a waiter. */
 bool coord_rebalance_admin(struct coord *c, struct vz_conn *conn, const Vz__Pool__AdminRequest *req);

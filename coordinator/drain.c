@@ -624,8 +624,3 @@ int coord_queue_move(struct coord *c, unsigned veid, const char *src, const char
 {
 	return queue_move(c, veid, src, dst, mode, NULL, id);
 }
-
-bool coord_inventory_whole(struct coord *c)
-{
-	return inventory_whole(c);
-}
