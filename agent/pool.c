@@ -39,7 +39,8 @@
 struct cpu_seen {
 	unsigned veid;
 	uint64_t used_ns, at_ns;
-	double avg; /* CPUs */
+	double avg;  /* CPUs */
+	bool primed; /* avg holds a rate */
 	uint64_t disk_kib, disk_at_ns;
 	bool disk_known;
 };
@@ -128,8 +129,6 @@ static uint32_t host_load_milli(void)
 	return (uint32_t)(l * 1000 + 0.5);
 }
 
-/* The VE's CPU use, a moving average over about CPU_TAU_NS, in
- * thousandths of a CPU. */
 static struct cpu_seen *seen_of(struct member *m, unsigned veid, bool *fresh)
 {
 	*fresh = false;
@@ -143,27 +142,32 @@ static struct cpu_seen *seen_of(struct member *m, unsigned veid, bool *fresh)
 	return &m->cpu[m->n_cpu++];
 }
 
-static uint32_t cpu_average(struct member *m, unsigned veid, uint64_t used_ns, uint64_t now)
+/* The VE's CPU use, a moving average over about CPU_TAU_NS, in
+ * thousandths of a CPU; -1 until two samples give a rate. The first rate
+ * is taken whole, so that a VE that just arrived (a move) or started is
+ * not reported idle while an average from 0 climbs. */
+static int64_t cpu_average(struct member *m, unsigned veid, uint64_t used_ns, uint64_t now)
 {
 	bool fresh;
 	struct cpu_seen *s = seen_of(m, veid, &fresh);
 
 	if (!s)
-		return 0;
+		return -1;
 	if (fresh || !s->at_ns) {
 		s->used_ns = used_ns;
 		s->at_ns = now;
-		return 0;
+		return -1;
 	}
 	if (now > s->at_ns && used_ns >= s->used_ns) {
 		double dt = (double)(now - s->at_ns), rate = (double)(used_ns - s->used_ns) / dt;
 		double alpha = dt / (dt + (double)CPU_TAU_NS);
 
-		s->avg += alpha * (rate - s->avg);
+		s->avg = s->primed ? s->avg + alpha * (rate - s->avg) : rate;
+		s->primed = true;
 	}
 	s->used_ns = used_ns;
 	s->at_ns = now;
-	return (uint32_t)(s->avg * 1000 + 0.5);
+	return s->primed ? (int64_t)(s->avg * 1000 + 0.5) : -1;
 }
 
 char *agent_pool_addresses(const char *list)
@@ -213,8 +217,10 @@ static void ve_usage(struct member *m, unsigned veid, Vz__Pool__VeUsage *u, uint
 		u->mem_used = v;
 	}
 	if (st == VE_STATE_RUNNING && res_cpu_usage(&a->cg, veid, &v, NULL) == 0) {
-		u->has_cpu_permille = 1;
-		u->cpu_permille = cpu_average(m, veid, v, now);
+		int64_t cpu = cpu_average(m, veid, v, now);
+
+		u->has_cpu_permille = cpu >= 0;
+		u->cpu_permille = cpu >= 0 ? (uint32_t)cpu : 0;
 	}
 	/* A stopped VE's image is not mounted, but a directory can be walked. */
 	if (st != VE_STATE_STOPPED || !disk_is_image(&ve)) {

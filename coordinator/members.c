@@ -288,6 +288,7 @@ static int ve_of(const Vz__Pool__VeUsage *u, struct pool_ve *v, struct vz_err *e
 			       .state = u->state,
 			       .mem_used = u->has_mem_used ? u->mem_used : 0,
 			       .cpu_permille = u->has_cpu_permille ? u->cpu_permille : 0,
+			       .cpu_known = u->has_cpu_permille,
 			       .disk_used = u->has_disk_used ? u->disk_used : 0,
 			       .nproc = u->has_nproc ? u->nproc : 0,
 			       .pinned = u->has_pinned && u->pinned };
@@ -335,6 +336,21 @@ static int inventory(const Vz__Pool__Heartbeat *hb, struct pool_ve **out, size_t
 	return 0;
 }
 
+/* A VE its host has no rate for yet (it just arrived, or started) keeps
+ * the CPU the pool last knew for it there (pool_ve_moved brings it along):
+ * a VE that moved is not idle for the first heartbeats of its new host. */
+static void keep_cpu(struct pool_ve *ves, size_t n, const struct pool_ve *old, size_t n_old)
+{
+	for (size_t i = 0, j = 0; i < n; i++) {
+		while (j < n_old && old[j].veid < ves[i].veid)
+			j++;
+		if (!ves[i].cpu_known && j < n_old && old[j].veid == ves[i].veid && old[j].cpu_known) {
+			ves[i].cpu_permille = old[j].cpu_permille;
+			ves[i].cpu_known = true;
+		}
+	}
+}
+
 int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *hb, uint64_t now, struct vz_err *err)
 {
 	struct pool_node *h = pool_find_host(p, name);
@@ -347,6 +363,7 @@ int pool_heartbeat(struct pool *p, const char *name, const Vz__Pool__Heartbeat *
 	ret = inventory(hb, &ves, &n, err);
 	if (ret < 0)
 		return vz_error_wrap(err, "Host %s", name);
+	keep_cpu(ves, n, h->ves, h->n_ves);
 	free_ves(h->ves, h->n_ves);
 	h->ves = ves;
 	h->n_ves = n;

@@ -32,6 +32,7 @@ struct pool_ve {
 	Vz__Pool__VeState state;
 	uint64_t mem_used;
 	uint32_t cpu_permille;
+	bool cpu_known; /* its host measured it (a VE that just arrived has no rate yet) */
 	uint64_t disk_used;
 	uint32_t nproc;
 	char *ip, *hostname;	/* malloc'd, "" when the agent did not say */

@@ -108,13 +108,20 @@ moves_of() {
 	run on coord vzcoord rebalance
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"no move: imbalance "*" under threshold 0.20"* ]]
+	# Every host of a sandbox shares this machine's cores, so the spread
+	# left may be just under or just over the threshold: either way no
+	# host is hot, and the round says why it moves nothing.
+	[[ "$output" =~ no\ move:\ imbalance\ [0-9.]+\ (under\ threshold\ 0.20|but\ no\ host\ over\ 0.40) ]]
 	[[ "$output" != *"queued as move"* ]]
 	[ "$(moves_of)" -eq 2 ]
 }
 
 @test "with REBALANCE_INTERVAL the coordinator moves a VE off a host hot 3 rounds in a row by itself" {
 	local v
+	# Two loops on h1 are each a whole CPU of the machine's two, h1's load
+	# 1.0: a host is hot over 0.60 here, so that one of them moved (0.5 on
+	# its target) makes no target hot.
+	sed -i 's/^REBALANCE_HOT=.*/REBALANCE_HOT="60"/' "$VZ_SANDBOX_DIR/coord/etc/vz/vzcoord.conf"
 	echo 'REBALANCE_INTERVAL="1"' >>"$VZ_SANDBOX_DIR/coord/etc/vz/vzcoord.conf"
 	"$SB" restart coord >/dev/null
 	for v in 104 105; do
@@ -127,7 +134,7 @@ moves_of() {
 		{ on coord vzcoord events | grep rebalance | tail -20; return 1; }
 	run on coord vzcoord events
 	# The rounds counted up before the move, and the move said why.
-	[[ "$output" == *"h1 load "*" over threshold 0.40 1 of 3 rounds"* ]]
+	[[ "$output" == *"h1 load "*" over threshold 0.60 1 of 3 rounds"* ]]
 	[[ "$output" =~ move\ 10[45]\ h1-\>h[23]:\ imbalance ]]
 	[ "$(moves_of 101)" -eq 0 ]
 	[ "$(moves_of 102)" -eq 1 ]
