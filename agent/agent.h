@@ -17,8 +17,10 @@
 #include "config.h"
 #include "control.h"
 #include "err.h"
+#include "metrics_http.h"
 
 struct ve_watch;
+struct agent_metrics;
 
 struct vz_agent {
 	struct ev_loop *loop;
@@ -51,6 +53,10 @@ struct vz_agent {
 	ev_signal sigterm_w, sigint_w;
 	ev_child child_w;
 	struct ve_watch *watches;
+	/* /metrics (metrics.h): METRICS_LISTEN, "" when off. */
+	char metrics_listen[128];
+	struct vz_metrics_srv metrics_srv;
+	struct agent_metrics *metrics;
 };
 
 /* One request being served in a worker. fds are those that came with it. */
