@@ -175,6 +175,15 @@ buckets_sane() {
 	echo "$output"
 	[ "$status" -ne 0 ]
 	jq -e '.ok == false and (.error | length > 0)' <<<"$output"
+	# A dry run's plan: its lines, as the human output has them, no move.
+	run --separate-stderr on coord vzcoord drain h2 --dry-run --json
+	echo "$output"
+	[ "$status" -eq 0 ]
+	jq -e '.command == "drain" and .ok == true and (.moves | length) == 0' <<<"$output"
+	json=$output
+	run on coord vzcoord drain h2 --dry-run
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.lines[]' <<<"$json")" = "$output" ]
 }
 
 @test "/metrics answers 404, 405, 400 and 431 to what it does not serve, and the agent serves on" {
