@@ -1,7 +1,8 @@
 /* vzagent's context and the handlers of control requests.
  *
  * The daemon's main process only accepts connections on the control socket
- * (root peers only), reaps, and watches running VEs' inits. Each request is
+ * (root peers only), reaps, watches running VEs' inits, and serves
+ * /metrics (metrics.h). Each request is
  * served in a forked worker that takes the VE's lock, does blocking work
  * and answers; the state of VEs lives on disk (configs, pid files) and in
  * the kernel (namespaces, cgroups, mounts), so a restarted agent finds and
