@@ -1,7 +1,8 @@
 /* vzagent's context and the handlers of control requests.
  *
  * The daemon's main process only accepts connections on the control socket
- * (root peers only), reaps, and watches running VEs' inits. Each request is
+ * (root peers only), reaps, watches running VEs' inits, and serves
+ * /metrics (metrics.h). Each request is
  * served in a forked worker that takes the VE's lock, does blocking work
  * and answers; the state of VEs lives on disk (configs, pid files) and in
  * the kernel (namespaces, cgroups, mounts), so a restarted agent finds and
@@ -17,8 +18,10 @@
 #include "config.h"
 #include "control.h"
 #include "err.h"
+#include "metrics_http.h"
 
 struct ve_watch;
+struct agent_metrics;
 
 struct vz_agent {
 	struct ev_loop *loop;
@@ -51,6 +54,10 @@ struct vz_agent {
 	ev_signal sigterm_w, sigint_w;
 	ev_child child_w;
 	struct ve_watch *watches;
+	/* /metrics (metrics.h): METRICS_LISTEN, "" when off. */
+	char metrics_listen[128];
+	struct vz_metrics_srv metrics_srv;
+	struct agent_metrics *metrics;
 };
 
 /* One request being served in a worker. fds are those that came with it. */

@@ -17,6 +17,9 @@
 #include "pool.h"
 #include "userns.h"
 
+/* Loopback: the figures stay on this host unless an admin opens them up. */
+#define AGENT_METRICS_DEFAULT "127.0.0.1:9720"
+
 static const char default_conf[] = "# vzcluster host-wide settings (OpenVZ vz.conf names where they exist)\n"
 				   "VE_BRIDGE=\"vzbr0\"\n"
 				   "# Prefix length for --ipadd addresses given without one\n"
@@ -48,7 +51,10 @@ static const char default_conf[] = "# vzcluster host-wide settings (OpenVZ vz.co
 				   "# The pool's coordinator, host[:port] (port 7800 by default); empty: in no pool\n"
 				   "COORDINATOR=\"\"\n"
 				   "# Seconds between two heartbeats to the coordinator\n"
-				   "HEARTBEAT_INTERVAL=\"2\"\n";
+				   "HEARTBEAT_INTERVAL=\"2\"\n"
+				   "# Prometheus metrics over plain HTTP (GET /metrics) on ADDRESS:PORT; empty: none.\n"
+				   "# A loopback address keeps them on this host (the default when the key is absent)\n"
+				   "METRICS_LISTEN=\"" AGENT_METRICS_DEFAULT "\"\n";
 
 static int read_criu_path(char *buf, size_t len)
 {
@@ -152,7 +158,10 @@ int agent_load_global(struct vz_agent *a, struct vz_err *err)
 		 v && *v ? v : vz_path(dir, sizeof(dir), "/etc/vz/tls/host.crt"));
 	v = vz_conf_get(&a->global, "TLS_KEY");
 	snprintf(a->tls_key, sizeof(a->tls_key), "%s", v && *v ? v : vz_path(dir, sizeof(dir), "/etc/vz/tls/host.key"));
-	ret = agent_pool_conf(a, path, err);
+	ret =
+	    vz_metrics_conf(&a->global, path, AGENT_METRICS_DEFAULT, a->metrics_listen, sizeof(a->metrics_listen), err);
+	if (ret == 0)
+		ret = agent_pool_conf(a, path, err);
 	if (ret < 0)
 		return ret;
 	v = vz_conf_get(&a->global, "LOG_LEVEL");

@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "ckpt.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "paths.h"
 #include "sysctl.h"
@@ -36,7 +37,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vz_agent a = { .listen_fd = VZ_FD_INIT, .mig_fd = VZ_FD_INIT };
+	struct vz_agent a = { .listen_fd = VZ_FD_INIT, .mig_fd = VZ_FD_INIT, .metrics_srv.fd = VZ_FD_INIT };
 	struct vz_err err = { 0 };
 	char logpath[PATH_MAX] = "";
 	const char *cgbase;
@@ -95,6 +96,11 @@ int main(int argc, char **argv)
 		goto fail;
 	if (agent_listen_migrate(&a, &err) < 0)
 		goto fail;
+	/* Metrics are an aid: a port taken is said, and the agent serves on. */
+	if (agent_metrics_start(&a, &err) < 0) {
+		pr_err("%s: no metrics", err.msg);
+		vz_err_clear(&err);
+	}
 	pr_info("vzagent started (VZ_ROOT %s, cgroup v%d, criu %s)", vz_root()[0] ? vz_root() : "/",
 		a.cg.mode == VZ_CG_V2 ? 2 : 1, a.criu);
 	agent_run(&a);

@@ -40,5 +40,8 @@ int op_migrate(struct vz_call *c, struct vz_err *err)
 	r.auto_converge = req->auto_converge;
 	r.dry_run = req->dry_run;
 	r.times = req->times;
-	return mig_source_run(c->agent, &r, &progress, err);
+	/* --json: the one line the client prints is the summary's object. */
+	if (req->json)
+		r.json = &progress;
+	return mig_source_run(c->agent, &r, req->json ? NULL : &progress, err);
 }

@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate/migrate.h"
 #include "paths.h"
 #include "pool.h"
@@ -68,6 +69,7 @@ void agent_worker_detach(struct vz_agent *a)
 	signal(SIGCHLD, SIG_DFL);
 	vz_closep(&a->listen_fd);
 	vz_closep(&a->mig_fd);
+	vz_metrics_forget(&a->metrics_srv);
 }
 
 static void mig_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -323,6 +325,7 @@ int agent_run(struct vz_agent *a)
 	agent_pool_start(a);
 	ev_run(a->loop, 0);
 	agent_pool_stop(a);
+	agent_metrics_stop(a);
 	close(a->listen_fd);
 	unlink(vz_path_agent_sock(path, sizeof(path)));
 	while (a->watches)

@@ -150,7 +150,8 @@ int coord_admin_request(Vz__Pool__AdminRequest *req, Vz__Pool__AdminReply **repl
 	return ret;
 }
 
-int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line, bool progress), struct vz_err *err)
+int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*on_reply)(void *arg, const Vz__Pool__AdminReply *r),
+		       void *arg, struct vz_err *err)
 {
 	_cleanup_close_ int fd = VZ_FD_INIT;
 	struct vz_conn conn;
@@ -167,8 +168,7 @@ int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *lin
 		    vz_msg_recv(&conn, &vz__pool__admin_reply__descriptor, POOL_MSG_MAX, (ProtobufCMessage **)&r, err);
 		if (ret < 0)
 			return ret;
-		if (r->line)
-			line(r->line, r->has_progress && r->progress);
+		on_reply(arg, r);
 		if (r->done || (r->error && !r->has_done)) {
 			ret = r->error ? said_error(r->error, err) : 0;
 			if (ret < 0 && r->has_exit_code && r->exit_code > 0)

@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "err.h"
 #include "members.h"
+#include "metrics_http.h"
 #include "rebalance.h"
 
 #define COORD_PORT_DEFAULT  7800
@@ -27,6 +28,9 @@
 /* The CN of the coordinator's certificate (deploy/vz-certs coordinator):
  * the agents talk to no other, and no host may register under it. */
 #define COORD_CN "vzcoord"
+/* Loopback: the pool's figures stay on the coordinator's host unless an
+ * admin opens them up; next to the agent's 9720, so both fit one host. */
+#define COORD_METRICS_DEFAULT "127.0.0.1:9721"
 
 struct coord_conf {
 	unsigned port;
@@ -42,6 +46,8 @@ struct coord_conf {
 	 * seconds between automatic rounds (0: none). */
 	struct rb_settings rebalance;
 	unsigned rebalance_interval_s;
+	/* /metrics on ADDRESS:PORT (METRICS_LISTEN), "" when off. */
+	char metrics_listen[128];
 };
 
 struct agent_conn;
@@ -77,6 +83,7 @@ struct coord {
 	ev_timer tick_w;
 	ev_signal sigterm_w, sigint_w;
 	struct agent_conn *conns;
+	struct vz_metrics_srv metrics;
 };
 
 /* Settings from VZ_ROOT/etc/vz/vzcoord.conf, defaults for what it does
@@ -86,6 +93,9 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err);
 /* Listen for agents (TLS) and admins (unix socket), then serve until
  * SIGTERM or SIGINT. */
 int coord_serve(struct coord *c, struct vz_err *err);
+
+/* Serve /metrics on conf.metrics_listen (metrics.c); nothing when "". */
+int coord_metrics_start(struct coord *c, struct vz_err *err);
 
 /* In a worker process forked from the loop: close the loop's sockets
  * (listeners, agents) without a word to their peers, which are the loop's. */
@@ -104,10 +114,11 @@ void coord_admin_accept(struct coord *c);
 /* The admin's side: send op to the coordinator under VZ_ROOT and hand
  * back its reply (free with vz__pool__admin_reply__free_unpacked). */
 int coord_admin_call(Vz__Pool__AdminOp op, Vz__Pool__AdminReply **reply, struct vz_err *err);
-/* The same for a long operation: req sent, each line of the replies
- * handed to line (progress: a move's passing progress), until the one with
- * done; its error is the outcome. */
-int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*line)(const char *line, bool progress), struct vz_err *err);
+/* The same for a long operation: req sent, each reply handed to
+ * on_reply (its line, progress: a move's passing progress; a move's
+ * outcome), until the one with done; its error is the outcome. */
+int coord_admin_stream(Vz__Pool__AdminRequest *req, void (*on_reply)(void *arg, const Vz__Pool__AdminReply *r),
+		       void *arg, struct vz_err *err);
 
 /* The queue (queue.c). Moves from the store, an array the caller frees. */
 struct coord_moves {

@@ -230,18 +230,42 @@ static bool send_reply(struct coord *c, struct coord_waiter *w, Vz__Pool__AdminR
 	return false;
 }
 
-static void tell(struct coord *c, uint64_t id, const char *drain, bool progress, const char *line)
+static void tell_outcome(struct coord *c, uint64_t id, const char *drain, bool progress, const char *line,
+			 Vz__Pool__MoveOutcome *outcome)
 {
 	Vz__Pool__AdminReply r = VZ__POOL__ADMIN_REPLY__INIT;
 	struct coord_waiter *w, *next;
 
 	r.line = (char *)line;
 	r.has_progress = r.progress = progress;
+	r.outcome = outcome;
 	for (w = c->waiters; w; w = next) {
 		next = w->next;
 		if (waits_for(w, id, drain))
 			send_reply(c, w, &r);
 	}
+}
+
+static void tell(struct coord *c, uint64_t id, const char *drain, bool progress, const char *line)
+{
+	tell_outcome(c, id, drain, progress, line, NULL);
+}
+
+/* How move m ended, to its waiters: the line, and its figures. */
+static void tell_end(struct coord *c, const struct pool_move *m, bool moved, uint64_t elapsed_ms, uint64_t downtime_ms,
+		     const char *error, const char *line)
+{
+	Vz__Pool__MoveOutcome o = VZ__POOL__MOVE_OUTCOME__INIT;
+
+	o.veid = m->veid;
+	o.src = (char *)m->src;
+	o.dst = (char *)m->dst;
+	o.moved = moved;
+	o.has_elapsed_ms = o.has_downtime_ms = moved;
+	o.elapsed_ms = elapsed_ms;
+	o.downtime_ms = downtime_ms;
+	o.error = moved ? NULL : (char *)error;
+	tell_outcome(c, m->id, m->drain_host, false, line, &o);
 }
 
 void coord_tell(struct coord *c, uint64_t id, const char *drain, const char *fmt, ...)
@@ -504,8 +528,13 @@ static void move_done(struct coord *c, struct pool_move *m, uint64_t elapsed_ms,
 	member_update(c, m, POOL_MEMBER_MOVED, NULL);
 	coord_event(c, "moved", m->veid, m->src, "move %u %s->%s done: %.1f s, pause %" PRIu64 " ms", m->veid, m->src,
 		    m->dst, elapsed_ms / 1000.0, downtime_ms);
-	coord_tell(c, m->id, m->drain_host, "VE %u: moved %s -> %s in %.1f s, pause %" PRIu64 " ms", m->veid, m->src,
-		   m->dst, elapsed_ms / 1000.0, downtime_ms);
+	{
+		char line[POOL_TEXT_MAX];
+
+		snprintf(line, sizeof(line), "VE %u: moved %s -> %s in %.1f s, pause %" PRIu64 " ms", m->veid, m->src,
+			 m->dst, elapsed_ms / 1000.0, downtime_ms);
+		tell_end(c, m, true, elapsed_ms, downtime_ms, NULL, line);
+	}
 }
 
 /* The waiters for move old wait for move new instead. */
@@ -550,7 +579,12 @@ static void move_failed(struct coord *c, struct pool_move *m, const char *error)
 	member_update(c, m, POOL_MEMBER_NOT_MOVED, error);
 	coord_event(c, "not-moved", m->veid, m->src, "move %u %s->%s failed after %u attempts (%s): it stays on %s",
 		    m->veid, m->src, m->dst, m->attempts, error, m->src);
-	coord_tell(c, m->id, m->drain_host, "VE %u: not moved, it stays on %s: %s", m->veid, m->src, error);
+	{
+		char line[POOL_TEXT_MAX];
+
+		snprintf(line, sizeof(line), "VE %u: not moved, it stays on %s: %s", m->veid, m->src, error);
+		tell_end(c, m, false, 0, 0, error, line);
+	}
 }
 
 bool coord_inventory_since(const struct coord *c, const char *name, uint64_t t)

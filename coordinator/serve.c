@@ -110,6 +110,9 @@ int coord_conf_load(struct coord_conf *conf, struct vz_err *err)
 		return ret;
 	if ((ret = rebalance_conf(&f, path, conf, err)) < 0)
 		return ret;
+	ret = vz_metrics_conf(&f, path, COORD_METRICS_DEFAULT, conf->metrics_listen, sizeof(conf->metrics_listen), err);
+	if (ret < 0)
+		return ret;
 	v = vz_conf_get(&f, "LOG_LEVEL");
 	if (v && *v)
 		vz_log_set_level(vz_log_level_from_string(v));
@@ -314,6 +317,7 @@ void coord_forget_fds(struct coord *c)
 			close(a->conn.fd);
 	vz_closep(&c->listen_fd);
 	vz_closep(&c->admin_fd);
+	vz_metrics_forget(&c->metrics);
 	for (struct coord_waiter *w = c->waiters; w; w = w->next)
 		if (w->conn.fd >= 0)
 			close(w->conn.fd);
@@ -324,6 +328,7 @@ static void coord_stop(struct coord *c)
 	char path[PATH_MAX];
 
 	coord_queue_stop(c);
+	vz_metrics_stop(&c->metrics);
 	while (c->conns)
 		conn_drop(c->conns, "the coordinator stops");
 	vz_closep(&c->listen_fd);
@@ -378,6 +383,7 @@ int coord_serve(struct coord *c, struct vz_err *err)
 	int ret;
 
 	c->listen_fd = c->admin_fd = VZ_FD_INIT;
+	c->metrics.fd = VZ_FD_INIT;
 	c->started_ns = vz_now_ns();
 	c->pool.suspect_after = c->conf.suspect_after;
 	c->pool.offline_after_ns = (uint64_t)c->conf.offline_after_ms * 1000000ull;
@@ -404,6 +410,11 @@ int coord_serve(struct coord *c, struct vz_err *err)
 	ev_signal_start(c->loop, &c->sigterm_w);
 	ev_signal_init(&c->sigint_w, signal_cb, SIGINT);
 	ev_signal_start(c->loop, &c->sigint_w);
+	/* Metrics are an aid: a port taken is said, and the coordinator serves on. */
+	if (coord_metrics_start(c, err) < 0) {
+		pr_err("%s: no metrics", err->msg);
+		vz_err_clear(err);
+	}
 	pr_info("The coordinator serves agents on port %u (TLS, certificate %s), admins on %s; suspect after %u "
 		"missed heartbeats, offline after %u ms (VZ_ROOT %s)",
 		c->conf.port, c->conf.tls_cert, path, c->conf.suspect_after, c->conf.offline_after_ms,

@@ -238,6 +238,82 @@ static void print_line(const char *line, bool progress)
 	fflush(stdout);
 }
 
+static void print_reply(void *arg, const Vz__Pool__AdminReply *r)
+{
+	(void)arg;
+	if (r->line)
+		print_line(r->line, r->has_progress && r->progress);
+}
+
+/* --json: the replies gathered as the members of one object's arrays. */
+struct json_out {
+	char *lines, *moves;
+	size_t lines_len, moves_len;
+	FILE *l, *m;
+	unsigned n_lines, n_moves;
+};
+
+static void json_reply(void *arg, const Vz__Pool__AdminReply *r)
+{
+	struct json_out *j = arg;
+	const Vz__Pool__MoveOutcome *o = r->outcome;
+
+	if (r->line && !(r->has_progress && r->progress)) {
+		fputs(j->n_lines++ ? ", " : "", j->l);
+		vz_json_fstr(j->l, r->line, strlen(r->line));
+	}
+	if (!o)
+		return;
+	fprintf(j->m, "%s{\"veid\": %u, \"src\": ", j->n_moves++ ? ", " : "", o->veid);
+	vz_json_fstr(j->m, o->src, strlen(o->src));
+	fputs(", \"dst\": ", j->m);
+	vz_json_fstr(j->m, o->dst, strlen(o->dst));
+	fprintf(j->m, ", \"moved\": %s", o->moved ? "true" : "false");
+	if (o->moved)
+		fprintf(j->m, ", \"elapsed_ms\": %llu, \"downtime_ms\": %llu", (unsigned long long)o->elapsed_ms,
+			(unsigned long long)o->downtime_ms);
+	if (o->error) {
+		fputs(", \"error\": ", j->m);
+		vz_json_fstr(j->m, o->error, strlen(o->error));
+	}
+	fputc('}', j->m);
+}
+
+/* One streamed request with its replies as one JSON object on stdout:
+ * {"command", "ok", "error" (when not ok), "moves": [outcomes], "lines":
+ * [what the human output says, progress left out]}. */
+static int stream_json(Vz__Pool__AdminRequest *req, const char *what, struct vz_err *err)
+{
+	struct json_out j = { 0 };
+	int ret;
+
+	j.l = open_memstream(&j.lines, &j.lines_len);
+	j.m = open_memstream(&j.moves, &j.moves_len);
+	if (!j.l || !j.m) {
+		if (j.l)
+			fclose(j.l);
+		if (j.m)
+			fclose(j.m);
+		free(j.lines);
+		free(j.moves);
+		return vz_error_msg(err, ENOMEM, "Out of memory");
+	}
+	ret = coord_admin_stream(req, json_reply, &j, err);
+	fclose(j.l);
+	fclose(j.m);
+	printf("{\"command\": \"%s\", \"ok\": %s, ", what, ret < 0 ? "false" : "true");
+	if (ret < 0) {
+		printf("\"error\": ");
+		vz_json_str(err->msg);
+		printf(", ");
+	}
+	printf("\"moves\": [%s], \"lines\": [%s]}\n", j.moves ? j.moves : "", j.lines ? j.lines : "");
+	fflush(stdout);
+	free(j.lines);
+	free(j.moves);
+	return ret;
+}
+
 /* A VEID as vzctl takes them. */
 static int parse_veid(const char *arg, unsigned *veid, struct vz_err *err)
 {
@@ -256,14 +332,15 @@ static int parse_veid(const char *arg, unsigned *veid, struct vz_err *err)
  * what: "migrate" (VEID HOST), "drain" or "undrain" (HOST). */
 static int moves_cmd(int argc, char **argv, Vz__Pool__AdminOp op, const char *what, struct vz_err *err)
 {
-	static const struct option opts[] = { { "offline", no_argument, NULL, 'o' },
-					      { "dry-run", no_argument, NULL, 'n' },
-					      { "no-return", no_argument, NULL, 'r' },
-					      { "no-wait", no_argument, NULL, 'w' },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {
+		{ "offline", no_argument, NULL, 'o' },	 { "dry-run", no_argument, NULL, 'n' },
+		{ "no-return", no_argument, NULL, 'r' }, { "no-wait", no_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },	 { NULL, 0, NULL, 0 }
+	};
 	Vz__Pool__AdminRequest req = VZ__POOL__ADMIN_REQUEST__INIT;
 	bool migrate = op == VZ__POOL__ADMIN_OP__ADMIN_MIGRATE;
 	bool rebalance = op == VZ__POOL__ADMIN_OP__ADMIN_REBALANCE;
+	bool json = false;
 	char bad[64];
 	int c, ret;
 
@@ -276,6 +353,8 @@ static int moves_cmd(int argc, char **argv, Vz__Pool__AdminOp op, const char *wh
 		snprintf(bad, sizeof(bad), "%s: unknown option '%%s'", what);
 		if (c == 'w')
 			req.wait = 0;
+		else if (c == 'j')
+			json = true;
 		else if (c == 'o' && op != VZ__POOL__ADMIN_OP__ADMIN_UNDRAIN && !rebalance)
 			req.has_offline = req.offline = 1;
 		else if (c == 'n' &&
@@ -293,7 +372,11 @@ static int moves_cmd(int argc, char **argv, Vz__Pool__AdminOp op, const char *wh
 		return ret;
 	req.has_veid = migrate;
 	req.host = rebalance ? NULL : argv[optind];
-	ret = coord_admin_stream(&req, print_line, err);
+	if (json) {
+		ret = stream_json(&req, what, err);
+		return ret < 0 ? ret : 0;
+	}
+	ret = coord_admin_stream(&req, print_reply, NULL, err);
 	if (progress_pending)
 		printf("\r\033[K");
 	return ret < 0 ? ret : 0;
@@ -387,15 +470,15 @@ static const struct {
 	const char *usage;
 } cmds[] = {
 	{ "serve", cmd_serve, "serve            run the coordinator (VZ_ROOT/etc/vz/vzcoord.conf)" },
-	{ "status", cmd_status, "status [-j]      hosts: state, drain, VEs, memory, CPU; and alerts (-j: JSON)" },
-	{ "list", cmd_list, "list [-j]        every VE of the pool with its host (-j: JSON)" },
-	{ "migrate", cmd_migrate, "migrate VEID HOST [--offline] [--no-wait]  move a VE through the queue" },
+	{ "status", cmd_status, "status [-j|--json]  hosts: state, drain, VEs, memory, CPU; and alerts (JSON)" },
+	{ "list", cmd_list, "list [-j|--json]  every VE of the pool with its host (JSON)" },
+	{ "migrate", cmd_migrate, "migrate VEID HOST [--offline] [--no-wait] [--json]  move a VE through the queue" },
 	{ "drain", cmd_drain,
-	  "drain HOST [--dry-run] [--offline] [--no-wait]  move every VE off HOST, for maintenance" },
+	  "drain HOST [--dry-run] [--offline] [--no-wait] [--json]  move every VE off HOST, for maintenance" },
 	{ "undrain", cmd_undrain,
-	  "undrain HOST [--no-return] [--no-wait]  end HOST's maintenance, bring its VEs back" },
+	  "undrain HOST [--no-return] [--no-wait] [--json]  end HOST's maintenance, bring its VEs back" },
 	{ "rebalance", cmd_rebalance,
-	  "rebalance [--dry-run] [--no-wait]  one round of the rebalancing planner now, its moves queued" },
+	  "rebalance [--dry-run] [--no-wait] [--json]  one round of the rebalancing planner now, its moves queued" },
 	{ "exec", cmd_exec,
 	  "exec --all|--host H|--ve LIST [--parallel N] [--max-fail P%] [--timeout S] [--json] -- COMMAND\n"
 	  "                 run COMMAND (sh -c) in every selected running VE, N at once (5)" },

@@ -477,6 +477,7 @@ static int prepare_incoming(struct mig_dst *d)
 static void run_incoming(struct mig_dst *d, const mig_msg *ok)
 {
 	struct vz_err err = { 0 };
+	uint64_t t0 = vz_now_ns();
 	bool done = false;
 	int ret;
 
@@ -487,8 +488,10 @@ static void run_incoming(struct mig_dst *d, const mig_msg *ok)
 		ret = prepare_restore(d, &err);
 	if (ret == 0)
 		ret = dst_loop(d, &done, &err);
-	if (done)
+	if (done) {
+		mig_dst_record_stats(d, true, mig_ms_since(t0));
 		return;
+	}
 	if (d->restored && d->h->online && err.errnum != ECANCELED && !d->failed_here) {
 		/* Lost the source after restoring: the VE stays frozen until the
 		 * source's decision is known. */
@@ -497,6 +500,7 @@ static void run_incoming(struct mig_dst *d, const mig_msg *ok)
 		return;
 	}
 	pr_info("VE %u: incoming migration failed: %s", d->veid, err.msg);
+	mig_dst_record_stats(d, false, mig_ms_since(t0));
 	mig_send_error(&d->conn, err.exit_code, err.msg);
 	mig_dst_cleanup(d);
 }

@@ -59,6 +59,9 @@ struct mig_request {
 	bool auto_converge;   /* cap the VE's CPU while pre-copy does not converge (pre-copy only) */
 	bool dry_run;	      /* negotiate only */
 	bool times;	      /* add OpenVZ vzmigrate -t's lines to the summary */
+	/* When set, the summary's figures also go there, as one line: a JSON
+	 * object (vzmigrate --json). */
+	const struct vz_progress *json;
 };
 
 /* A request with the defaults above. */

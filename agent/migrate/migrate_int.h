@@ -291,6 +291,12 @@ int mig_send_digests(struct mig_src *s, struct vz_err *err);
 void mig_phase_start(struct mig_src *s, const char *name, uint64_t total);
 void mig_phase_show(struct mig_src *s, uint64_t done);
 void mig_summary(struct mig_src *s, double total);
+/* summary.c: the summary as one JSON line to req->json (if set); a
+ * finished move's figures for the agent's metrics (when they are on). */
+void mig_summary_json(struct mig_src *s, double total);
+void mig_src_record_stats(struct mig_src *s, bool ok, double total);
+struct mig_dst;
+void mig_dst_record_stats(struct mig_dst *d, bool ok, double total);
 
 /* The convergence rule of pre-copy (precopy.c), a pure function. */
 struct mig_conv_in {

@@ -175,6 +175,8 @@ static int copy_online(struct mig_src *s, struct vz_err *err)
  * remove a copy by it). */
 static void finish_source(struct mig_src *s, struct vz_err *err)
 {
+	double total;
+
 	if (!s->req->keep_src) {
 		if (ve_destroy_files(s->ve, err) < 0)
 			pr_warn("VE %u: remove the source copy: %s", s->ve->veid, err->msg);
@@ -187,7 +189,11 @@ static void finish_source(struct mig_src *s, struct vz_err *err)
 
 		mig_record_remove(&dec);
 	}
-	mig_summary(s, mig_ms_since(s->t0));
+	/* One figure for the summary, its JSON and the metrics. */
+	total = mig_ms_since(s->t0);
+	mig_summary(s, total);
+	mig_summary_json(s, total);
+	mig_src_record_stats(s, true, total);
 	vz_say(s->progress, "VE %u migrated to %s", s->ve->veid, s->req->dest);
 	pr_info("VE %u: migrated to %s", s->ve->veid, s->req->dest);
 }
@@ -212,6 +218,7 @@ static int source_failed(struct mig_src *s, struct vz_err *err)
 	char why[sizeof(err->msg)];
 
 	snprintf(why, sizeof(why), "%s", err->msg);
+	mig_src_record_stats(s, false, mig_ms_since(s->t0));
 	mig_send_type(&s->conn, VZ__MIGRATE__TYPE__T_ABORT, &e2);
 	mig_uncap(s);
 	release(s);

@@ -17,7 +17,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "Usage: vzmigrate [--online|--live] [--keep-dst] [-r yes|no] [-t|--times] [--dry-run]\n"
 	       "                 [--downtime-ms N] [--max-rounds N] [--auto-converge] [--stop-copy] [--verify-memory]\n"
-	       "                 [--postcopy] DEST VEID\n"
+	       "                 [--postcopy] [--json] DEST VEID\n"
 	       "  --online      move the VE while it runs (checkpoint, copy, restore)\n"
 	       "  --keep-dst    keep the synced private area on DEST if the move fails\n"
 	       "  -r yes|no     remove the VE here after the move (default yes)\n"
@@ -30,7 +30,22 @@ static void usage(FILE *f)
 	       "  --stop-copy      no pre-copy: all memory is copied while the VE is frozen\n"
 	       "  --verify-memory  compare digests of the VE's memory on both hosts before it resumes\n"
 	       "  --postcopy       no pre-copy: the VE resumes on DEST at once and fetches its memory\n"
-	       "                   from here afterwards (it depends on this host until then)\n");
+	       "                   from here afterwards (it depends on this host until then)\n"
+	       "  --json        no progress; the summary as one JSON object on stdout (on failure too)\n");
+}
+
+/* --json when the agent sent no summary: a dry run, or a failure. */
+static void print_json_outcome(const vz_request *req, const char *error)
+{
+	printf("{\"veid\": %u, \"ok\": %s, \"dest\": ", req->veid, error ? "false" : "true");
+	vz_json_str(req->dest);
+	if (req->dry_run)
+		printf(", \"dry_run\": true");
+	if (error) {
+		printf(", \"error\": ");
+		vz_json_str(error);
+	}
+	printf("}\n");
 }
 
 int main(int argc, char **argv)
@@ -49,6 +64,7 @@ int main(int argc, char **argv)
 		{ "verify-memory", no_argument, NULL, 'V' },
 		{ "postcopy", no_argument, NULL, 'P' },
 		{ "auto-converge", no_argument, NULL, 'A' },
+		{ "json", no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vz_err err = { 0 };
@@ -99,6 +115,7 @@ int main(int argc, char **argv)
 		case 'V': req.has_verify_memory = req.verify_memory = 1; break;
 		case 'P': req.has_postcopy = req.postcopy = 1; break;
 		case 'A': req.has_auto_converge = req.auto_converge = 1; break;
+		case 'J': req.has_json = req.json = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return VZ_EXIT_INVAL;
 		}
@@ -132,14 +149,19 @@ int main(int argc, char **argv)
 	req.dest = argv[optind];
 	req.has_veid = 1;
 	req.veid = veid;
+	/* --json: the agent's one progress line is the summary's object. */
 	ret = vz_ctl_call(&req, NULL, 0, NULL, NULL, &r, &err);
 	if (ret < 0) {
 		fprintf(stderr, "vzmigrate: %s\n", err.msg);
+		if (req.json)
+			print_json_outcome(&req, err.msg);
 		return err.exit_code ? err.exit_code : VZ_EXIT_SYSTEM;
 	}
 	ret = r->code;
 	if (ret)
 		fprintf(stderr, "vzmigrate: %s\n", r->error ? r->error : "Failed");
+	if (req.json && (ret || req.dry_run))
+		print_json_outcome(&req, ret ? (r->error ? r->error : "Failed") : NULL);
 	vz__control__reply__free_unpacked(r, NULL);
 	return ret;
 }
