@@ -16,8 +16,12 @@ LDLIBS += $(PKG_LIBS) -lev
 AGENT_LIBS = $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
 # The coordinator's store (coordinator/store_sqlite.c) is Debian's libsqlite3;
 # vzcoord join and leave (coordinator/ssh.c) speak SSH with Debian's libssh2.
+# Both daemons tell systemd when they are ready (sd_notify, Type=notify
+# units) with Debian's libsystemd; a no-op where systemd did not start them.
+SYSTEMD_LIBS = $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+AGENT_LIBS += $(SYSTEMD_LIBS)
 COORD_LIBS = $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3) \
-	$(shell pkg-config --libs libssh2 2>/dev/null || echo -lssh2) -lm
+	$(shell pkg-config --libs libssh2 2>/dev/null || echo -lssh2) -lm $(SYSTEMD_LIBS)
 
 # make SAN=1 (and make test SAN=1): everything built with AddressSanitizer
 # and UndefinedBehaviorSanitizer; tests/run-all then fails on any report
@@ -178,6 +182,52 @@ lint:
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps test lint clean demo fuzz
+# make install [PREFIX=/usr/local] [DESTDIR=]: the tools and daemons into
+# PREFIX/sbin, vz-certs beside them, the templates' metadata into
+# PREFIX/share/vz/templates (vzpkg looks there, beside its own sbin), the
+# systemd units (ExecStart in PREFIX), /etc/vz/vz.conf and vzcoord.conf
+# when absent (every setting, commented, with its default: a make install
+# never replaces an administrator's), and what the docs' targets built:
+# man pages ($(B)/man/NAME.N, made first when doc/man has sources) and
+# bash completions (deploy/bash-completion/*). The configuration stays
+# in /etc/vz whatever PREFIX is: the tools read it there (under VZ_ROOT).
+PREFIX ?= /usr/local
+SBINDIR := $(PREFIX)/sbin
+DATADIR := $(PREFIX)/share
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+progs: $(BINS)
+install: progs $(if $(wildcard doc/man/*.scd),man)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/vz/templates $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/vz
+	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 deploy/vz-certs $(DESTDIR)$(SBINDIR)/vz-certs
+	cp -R deploy/templates/. $(DESTDIR)$(DATADIR)/vz/templates/
+	for u in deploy/systemd/*.service; do \
+		sed 's|^ExecStart=/usr/sbin/|ExecStart=$(SBINDIR)/|' $$u >$(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	for f in deploy/etc/*.conf; do \
+		t=$(DESTDIR)/etc/vz/$$(basename $$f); [ -e $$t ] || install -m 0644 $$f $$t || exit 1; done
+	for m in $(B)/man/*.[1-8]; do \
+		[ -f $$m ] || continue; s=$${m##*.}; \
+		install -d $(DESTDIR)$(DATADIR)/man/man$$s && install -m 0644 $$m $(DESTDIR)$(DATADIR)/man/man$$s/ || exit 1; done
+	for c in deploy/bash-completion/*; do \
+		[ -f $$c ] || continue; \
+		install -d $(DESTDIR)$(DATADIR)/bash-completion/completions && \
+		install -m 0644 $$c $(DESTDIR)$(DATADIR)/bash-completion/completions/ || exit 1; done
+
+# make deb: $(B)/deb/vzcluster_VERSION_amd64.deb, VERSION from
+# debian/changelog, built by dpkg-buildpackage (debian/rules: dh) from a
+# copy of the tracked and new files in $(B)/deb/src, so the package's
+# `make clean` never touches this tree's $(B).
+DEB_VERSION = $(shell dpkg-parsechangelog -S Version)
+DEB_BUILD_OPTIONS ?= parallel=$(shell nproc)
+deb:
+	rm -rf $(B)/deb
+	mkdir -p $(B)/deb/src
+	git ls-files -z -co --exclude-standard | perl -0 -ne 'chomp; print "$$_\0" if -e' >$(B)/deb/files
+	tar --null -T $(B)/deb/files -cf - | tar -xf - -C $(B)/deb/src
+	cd $(B)/deb/src && DEB_BUILD_OPTIONS='$(DEB_BUILD_OPTIONS)' dpkg-buildpackage -us -uc -b
+	@echo "Built $(B)/deb/vzcluster_$(DEB_VERSION)_amd64.deb"
+
+.PHONY: all deps test lint clean demo fuzz progs install deb
 .SECONDARY:
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -300,6 +301,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)revents;
 	pr_info("Signal %d: leaving; running VEs keep running", w->signum);
+	sd_notify(0, "STOPPING=1");
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -323,6 +325,8 @@ int agent_run(struct vz_agent *a)
 	mig_recover(a);
 	spawn_onboot(a);
 	agent_pool_start(a);
+	/* Under systemd (Type=notify): the sockets listen, VEs are adopted. */
+	sd_notify(0, "READY=1");
 	ev_run(a->loop, 0);
 	agent_pool_stop(a);
 	agent_metrics_stop(a);

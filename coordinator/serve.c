@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -307,6 +308,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)revents;
 	pr_info("Signal %d: leaving", w->signum);
+	sd_notify(0, "STOPPING=1");
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -419,6 +421,8 @@ int coord_serve(struct coord *c, struct vz_err *err)
 		"missed heartbeats, offline after %u ms (VZ_ROOT %s)",
 		c->conf.port, c->conf.tls_cert, path, c->conf.suspect_after, c->conf.offline_after_ms,
 		vz_root()[0] ? vz_root() : "/");
+	/* Under systemd (Type=notify): both sockets listen. */
+	sd_notify(0, "READY=1");
 	ev_run(c->loop, 0);
 	coord_stop(c);
 	return 0;

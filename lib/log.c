@@ -1,9 +1,13 @@
-/* Logging: one sink to stderr, an optional log file, levels. */
+/* Logging: one sink to stderr, an optional log file, levels. When stderr
+ * is systemd's journal, each line there starts with its syslog priority. */
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,16 +18,33 @@ static struct {
 	char ident[32];
 	enum vz_log_level level;
 	int to_stderr;
+	bool journal; /* stderr is the journal: lines start with "<N>" */
 	int fd;
-} logger = { "vz", VZ_LOG_INFO, 1, -1 };
+} logger = { "vz", VZ_LOG_INFO, 1, false, -1 };
 
 static const char *level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+/* sd-daemon(3)'s prefixes: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const char *const journal_prio[] = { "<3>", "<4>", "<6>", "<7>" };
+
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connects to
+ * a service's stderr; stderr redirected elsewhere since no longer matches. */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!env || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void vz_log_init(const char *ident, enum vz_log_level level, int to_stderr)
 {
 	snprintf(logger.ident, sizeof(logger.ident), "%s", ident);
 	logger.level = level;
 	logger.to_stderr = to_stderr;
+	logger.journal = to_stderr && stderr_is_journal();
 }
 
 int vz_log_open(const char *path)
@@ -74,6 +95,7 @@ void vz_log(enum vz_log_level level, const char *prefix, const char *file, int l
 		dprintf(logger.fd, "%s.%03ld %s[%d] %-5s %s%s%s\n", stamp, (long)tv.tv_usec / 1000, logger.ident,
 			(int)getpid(), level_names[level], prefix, msg, where);
 	if (logger.to_stderr)
-		fprintf(stderr, "%s: %s%s%s\n", logger.ident, prefix, msg, logger.level >= VZ_LOG_DEBUG ? where : "");
+		fprintf(stderr, "%s%s: %s%s%s\n", logger.journal ? journal_prio[level] : "", logger.ident, prefix, msg,
+			logger.level >= VZ_LOG_DEBUG ? where : "");
 	errno = saved;
 }

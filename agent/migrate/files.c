@@ -765,9 +765,13 @@ static void set_meta(int dirfd, const char *base, const Vz__Migrate__FileMeta *f
 {
 	struct timespec ts[2] = { { 0, UTIME_OMIT }, { f->mtime_ns / 1000000000, f->mtime_ns % 1000000000 } };
 
-	fchownat(dirfd, base, f->uid, f->gid, AT_SYMLINK_NOFOLLOW);
-	if (f->type != VZ__MIGRATE__FILE_TYPE__F_SYMLINK)
-		fchmodat(dirfd, base, f->mode & 07777, 0);
+	/* Best effort: a file whose owner or mode cannot be set keeps what it
+	 * was made with (said in the debug log; glibc's fortified headers
+	 * refuse a silently ignored result). */
+	if (fchownat(dirfd, base, f->uid, f->gid, AT_SYMLINK_NOFOLLOW) != 0)
+		pr_debug("Chown %s: %s", f->path, strerror(errno));
+	if (f->type != VZ__MIGRATE__FILE_TYPE__F_SYMLINK && fchmodat(dirfd, base, f->mode & 07777, 0) != 0)
+		pr_debug("Chmod %s: %s", f->path, strerror(errno));
 	utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW);
 }
 

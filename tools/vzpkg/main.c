@@ -35,7 +35,9 @@ int vzpkg_check_name(const char *name, struct vz_err *err)
 	return 0;
 }
 
-/* Where the project's own template metadata lives. */
+/* Where the project's own template metadata lives: $VZ_DATADIR, the source
+ * tree beside build/bin, or PREFIX/share/vz/templates beside PREFIX/sbin
+ * (make install, the Debian package), whatever PREFIX is. */
 static int shipped_dir(const char *name, char *buf, size_t len)
 {
 	const char *env = getenv("VZ_DATADIR");
@@ -54,9 +56,11 @@ static int shipped_dir(const char *name, char *buf, size_t len)
 		snprintf(buf, len, "%s/../../deploy/templates/%s", exe, name);
 		if (vz_exists(buf))
 			return 0;
+		snprintf(buf, len, "%s/../share/vz/templates/%s", exe, name);
+		if (vz_exists(buf))
+			return 0;
 	}
-	snprintf(buf, len, "/usr/share/vz/templates/%s", name);
-	return vz_exists(buf) ? 0 : -ENOENT;
+	return -ENOENT;
 }
 
 int vzpkg_meta_dir(const char *name, char *buf, size_t len, struct vz_err *err)
