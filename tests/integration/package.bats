@@ -20,8 +20,10 @@ pkg_installed() {
 # Start the installed agent with JOURNAL_STREAM naming its stderr file, as
 # systemd does for a unit's stderr connected to the journal.
 pkg_start_agent() {
+	local stream
 	: >>"$VZ_ROOT/agent.stderr"
-	JOURNAL_STREAM=$(stat -c %d:%i "$VZ_ROOT/agent.stderr") \
+	stream=$(stat -c %d:%i "$VZ_ROOT/agent.stderr")
+	JOURNAL_STREAM=$stream \
 		nsenter --net="/run/netns/$VZ_NETNS" /usr/sbin/vzagent --log "$VZ_ROOT/var/log/vzagent.log" \
 		>>"$VZ_ROOT/agent.stderr" 2>&1 &
 	echo $! >"$VZ_ROOT/agent.pid"
@@ -162,7 +164,8 @@ deploy/etc/vzcoord.conf:0" ]
 	mkdir -p "$root/etc/vz"
 	echo 'VE_IP_PREFIX="99"' >"$root/etc/vz/vz.conf"
 	: >"$root/err"
-	VZ_ROOT=$root JOURNAL_STREAM=$(stat -c %d:%i "$root/err") vzagent 2>>"$root/err" || true
+	stream=$(stat -c %d:%i "$root/err")
+	VZ_ROOT=$root JOURNAL_STREAM=$stream vzagent 2>>"$root/err" || true
 	[ "$(cat "$root/err")" = "<3>vzagent: $root/etc/vz/vz.conf: VE_IP_PREFIX must be 1..32" ]
 	run env VZ_ROOT="$root" JOURNAL_STREAM="$(stat -c %d:%i "$root/err")" vzagent
 	[ "$status" -ne 0 ]
