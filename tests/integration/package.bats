@@ -83,6 +83,11 @@ teardown_file() {
 		grep -oE '"[A-Z_]+"' | tr -d '"' | sort -u)
 	coord=$(grep -ohE '(conf_uint|conf_path|conf_str|vz_conf_get)\(&?f, (path, )?"[A-Z_]+"' coordinator/serve.c \
 		coordinator/join.c | grep -oE '"[A-Z_]+"' | tr -d '"' | sort -u)
+	# Both read METRICS_LISTEN through vz_metrics_conf (lib/metrics_http.c).
+	grep -q 'vz_metrics_conf(&a->global' agent/global.c
+	grep -q 'vz_metrics_conf(&f' coordinator/serve.c
+	agent=$(printf '%s\nMETRICS_LISTEN\n' "$agent" | sort -u)
+	coord=$(printf '%s\nMETRICS_LISTEN\n' "$coord" | sort -u)
 	[ "$(wc -l <<<"$agent")" -ge 20 ] && [ "$(wc -l <<<"$coord")" -ge 20 ]
 	conf() { sed -n 's/^#\([A-Z_]*\)=.*/\1/p' "$1" | sort -u; }
 	run diff <(echo "$agent") <(conf deploy/etc/vz.conf)
