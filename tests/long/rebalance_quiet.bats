@@ -39,12 +39,15 @@ moves_done() {
 	sqlite3 "$VZ_SANDBOX_DIR/coord/var/lib/vz/vzcoord.db" "SELECT count(*) FROM moves WHERE state = 'done'"
 }
 
-# The imbalance a dry run reads now, or the first line it printed when it
-# gives none.
+# A dry run now: its lines in DRY.
+dry() {
+	DRY=$(on coord vzcoord rebalance --dry-run 2>&1)
+}
+
+# The imbalance the last dry run read, or the first line it printed when
+# it gives none.
 imbalance() {
-	local out
-	out=$(on coord vzcoord rebalance --dry-run 2>&1)
-	sed -n 's/.*imbalance \([0-9.]*\).*/\1/p' <<<"$out" | head -n 1 | grep . || echo "${out%%$'\n'*}"
+	sed -n 's/.*imbalance \([0-9.]*\).*/\1/p' <<<"$DRY" | head -n 1 | grep . || echo "${DRY%%$'\n'*}"
 }
 
 # Each host's VEs as vzcoord lists them, "h1:101,102 h2:103 h3:-".
@@ -56,7 +59,7 @@ layout() {
 }
 
 balanced() {
-	on coord vzcoord rebalance --dry-run 2>/dev/null | grep -q 'no move: imbalance'
+	grep -q 'no move: imbalance' <<<"$DRY"
 }
 
 row() {
@@ -79,10 +82,12 @@ row() {
 	start=$SECONDS
 	# Balanced within 5 minutes: REBALANCE_ROUNDS (3) hot rounds of 5 s,
 	# then one move at a time.
+	dry
 	until balanced && [ "$(moves_done)" -ge 1 ]; do
 		[ $((SECONDS - start)) -lt 300 ] || { on coord vzcoord events | tail -30; return 1; }
 		row $((SECONDS - start)) "$(imbalance)" "$(layout)" "$(moves)"
 		sleep 10
+		dry
 	done
 	n0=$(moves)
 	row $((SECONDS - start)) "$(imbalance)" "$(layout)" "$n0"
@@ -91,6 +96,7 @@ row() {
 	t=$SECONDS
 	while [ $((SECONDS - t)) -lt "$QUIET_S" ]; do
 		sleep 30
+		dry
 		n=$(moves)
 		row $((SECONDS - start)) "$(imbalance)" "$(layout)" "$n"
 		[ "$n" -eq "$n0" ] || { on coord vzcoord events | tail -30; return 1; }
